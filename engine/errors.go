@@ -44,6 +44,17 @@ const (
 	LimitMaxSessionsPerUser    = "maxJsonApiSessionsPerUsername"
 )
 
+// CredentialsError is ErrInvalidCredentials for a given username: the same answer whether the
+// user is unknown, the password wrong or the account locked.
+type CredentialsError struct{ Username string }
+
+func (e *CredentialsError) Error() string {
+	return ErrInvalidCredentials.Error() + " for user " + e.Username
+}
+
+// Is makes errors.Is(err, ErrInvalidCredentials) true.
+func (e *CredentialsError) Is(target error) bool { return target == ErrInvalidCredentials }
+
 // LimitError says a session cap was reached.
 type LimitError struct {
 	// Limit is one of LimitMaxSessions, LimitMaxSessionsPerAddress, LimitMaxSessionsPerUser.

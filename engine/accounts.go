@@ -1,0 +1,366 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// CreateAccountRequest is createAccount.
+type CreateAccountRequest struct {
+	Username    string
+	Password    string
+	Description string
+	Roles       []string
+	// LockoutAfter and LockoutWaitMinutes default to the engine's defaults when nil.
+	LockoutAfter       *int
+	LockoutWaitMinutes *int
+}
+
+// AlterAccountRequest is alterAccount: nil fields are left as they are.
+type AlterAccountRequest struct {
+	Username           string
+	Password           *string
+	CurrentPassword    *string
+	Description        *string
+	Roles              []string
+	LockoutAfter       *int
+	LockoutWaitMinutes *int
+}
+
+func validateRoles(roles []string) error {
+	for _, r := range roles {
+		if r != RoleAdmin {
+			return invalid("roles", "the only role is %q; got %q", RoleAdmin, r)
+		}
+	}
+	return nil
+}
+
+func validateLockout(after, wait *int) error {
+	if after != nil && (*after < 0 || *after > 1000) {
+		return invalid("lockoutAfterNFailedAttempts", "must be 0 (no lockout) to 1000")
+	}
+	if wait != nil && (*wait < 0 || *wait > 525600) {
+		return invalid("lockoutWaitMinutes", "must be 0 to 525600 (one year)")
+	}
+	return nil
+}
+
+func normaliseRoles(roles []string) []string {
+	if len(roles) > 0 {
+		return []string{RoleAdmin}
+	}
+	return nil
+}
+
+// requireAdmin authorizes token and returns the caller's account if it is an admin.
+func (e *Engine) requireAdmin(ctx context.Context, token string) (*Account, error) {
+	c, err := e.authorize(ctx, token, true)
+	if err != nil {
+		return nil, err
+	}
+	me, err := e.account(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !me.IsAdmin() {
+		return nil, ErrPermissionDenied
+	}
+	return me, nil
+}
+
+// CreateAccount creates an account; only admins may.
+func (e *Engine) CreateAccount(ctx context.Context, token string, req CreateAccountRequest) (*Account, error) {
+	if err := validateNewAccount(&req); err != nil {
+		return nil, err
+	}
+	if _, err := e.requireAdmin(ctx, token); err != nil {
+		return nil, err
+	}
+	return e.createAccount(ctx, req)
+}
+
+func validateNewAccount(req *CreateAccountRequest) error {
+	for _, err := range []error{
+		validateUsername("username", req.Username),
+		validatePassword("password", req.Password),
+		validateLength("accountDescription", req.Description, 0, MaxDescriptionBytes),
+		validateRoles(req.Roles),
+		validateLockout(req.LockoutAfter, req.LockoutWaitMinutes),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bootstrap creates the first admin account if the store has no accounts at all, and
+// reports whether it did. It needs no token: it is how a new server gets its first admin.
+func (e *Engine) Bootstrap(ctx context.Context, username, password string) (bool, error) {
+	existing, err := e.store.ListAccounts(ctx, nil)
+	if err != nil || len(existing) > 0 {
+		return false, err
+	}
+	req := CreateAccountRequest{Username: username, Password: password, Roles: []string{RoleAdmin}}
+	if err := validateNewAccount(&req); err != nil {
+		return false, err
+	}
+	if _, err := e.createAccount(ctx, req); err != nil {
+		if errors.Is(err, ErrAccountExists) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func (e *Engine) createAccount(ctx context.Context, req CreateAccountRequest) (*Account, error) {
+	hash, err := e.hasher.hash(ctx, req.Password)
+	if err != nil {
+		return nil, err
+	}
+	now := e.clock.Now()
+	a := &Account{
+		Username:           req.Username,
+		Description:        req.Description,
+		Roles:              normaliseRoles(req.Roles),
+		PasswordHash:       hash,
+		LockoutAfter:       e.cfg.DefaultLockoutAfter,
+		LockoutWaitMinutes: e.cfg.DefaultLockoutWaitMinutes,
+		CreatedAt:          now,
+		PasswordChangedAt:  now,
+	}
+	if req.LockoutAfter != nil {
+		a.LockoutAfter = *req.LockoutAfter
+	}
+	if req.LockoutWaitMinutes != nil {
+		a.LockoutWaitMinutes = *req.LockoutWaitMinutes
+	}
+	if err := e.store.CreateAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	e.log.Info("account created", "user", a.Username, "admin", a.IsAdmin())
+	return a.Clone(), nil
+}
+
+// AlterAccount changes an account. Admins may change any account; an account may change its
+// own description and password (giving currentPassword). A password change ends the account's
+// other temporary sessions and clears a lockout.
+func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccountRequest) (*Account, error) {
+	for _, err := range []error{
+		validateUsername("username", req.Username),
+		validateRoles(req.Roles),
+		validateLockout(req.LockoutAfter, req.LockoutWaitMinutes),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if req.Password != nil {
+		if err := validatePassword("password", *req.Password); err != nil {
+			return nil, err
+		}
+	}
+	if req.Description != nil {
+		if err := validateLength("accountDescription", *req.Description, 0, MaxDescriptionBytes); err != nil {
+			return nil, err
+		}
+	}
+	c, err := e.authorize(ctx, token, true)
+	if err != nil {
+		return nil, err
+	}
+	me, err := e.account(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	key := UserKey(req.Username)
+	self := key == me.Key()
+	if !me.IsAdmin() {
+		if !self {
+			return nil, ErrPermissionDenied
+		}
+		if req.Roles != nil || req.LockoutAfter != nil || req.LockoutWaitMinutes != nil {
+			return nil, ErrPermissionDenied
+		}
+	}
+	target, err := e.store.GetAccount(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var newHash string
+	if req.Password != nil {
+		if self {
+			current := ""
+			if req.CurrentPassword != nil {
+				current = *req.CurrentPassword
+			}
+			ok, err := e.hasher.verify(ctx, current, target.PasswordHash)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, ErrCurrentPasswordWrong
+			}
+		}
+		if newHash, err = e.hasher.hash(ctx, *req.Password); err != nil {
+			return nil, err
+		}
+	}
+	demote := req.Roles != nil && len(req.Roles) == 0 && target.IsAdmin()
+	if demote {
+		// Serialise demotions so two admins cannot demote each other at once.
+		e.accountsMu.Lock()
+		defer e.accountsMu.Unlock()
+		if err := e.ensureAnotherAdmin(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	now := e.clock.Now()
+	updated, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
+		if req.Description != nil {
+			a.Description = *req.Description
+		}
+		if req.Roles != nil {
+			a.Roles = normaliseRoles(req.Roles)
+		}
+		if req.LockoutAfter != nil {
+			a.LockoutAfter = *req.LockoutAfter
+		}
+		if req.LockoutWaitMinutes != nil {
+			a.LockoutWaitMinutes = *req.LockoutWaitMinutes
+		}
+		if newHash != "" {
+			a.PasswordHash = newHash
+			a.PasswordChangedAt = now
+			a.FailedAttempts = 0
+			a.LockedUntil = time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if newHash != "" {
+		if err := e.endTemporarySessions(ctx, key, c.session.ID, now); err != nil {
+			return nil, err
+		}
+		e.log.Info("password changed", "user", updated.Username, "by", me.Username)
+	}
+	return updated, nil
+}
+
+// ensureAnotherAdmin returns ErrLastAdmin unless an admin other than key exists.
+func (e *Engine) ensureAnotherAdmin(ctx context.Context, key string) error {
+	all, err := e.store.ListAccounts(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, a := range all {
+		if a.IsAdmin() && a.Key() != key {
+			return nil
+		}
+	}
+	return ErrLastAdmin
+}
+
+// endTemporarySessions deletes the temporary sessions of an account except keepID.
+func (e *Engine) endTemporarySessions(ctx context.Context, key, keepID string, now time.Time) error {
+	sessions, err := e.store.ListSessions(ctx, []string{key}, now)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, s := range sessions {
+		if !s.Permanent && s.ID != keepID {
+			ids = append(ids, s.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = e.store.DeleteSessions(ctx, ids, now)
+	return err
+}
+
+// DropAccounts deletes accounts (admins only) with all their sessions, permanent ones too, and
+// preferences. It returns the usernames dropped; unknown names are skipped. Dropping the last
+// admin is ErrLastAdmin and drops nothing.
+func (e *Engine) DropAccounts(ctx context.Context, token string, usernames []string) ([]string, error) {
+	for _, u := range usernames {
+		if err := validateUsername("usernames", u); err != nil {
+			return nil, err
+		}
+	}
+	me, err := e.requireAdmin(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(usernames))
+	for _, u := range usernames {
+		keys = append(keys, UserKey(u))
+	}
+	e.accountsMu.Lock()
+	dropped, err := e.store.DeleteAccounts(ctx, keys)
+	e.accountsMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if dropped == nil {
+		dropped = []string{}
+	}
+	e.log.Info("accounts dropped", "by", me.Username, "accounts", dropped)
+	return dropped, nil
+}
+
+// ListAccounts lists accounts whose username starts with any of partialNames (all when
+// empty), case-insensitively; admins only.
+func (e *Engine) ListAccounts(ctx context.Context, token string, partialNames []string) ([]*Account, error) {
+	if _, err := e.requireAdmin(ctx, token); err != nil {
+		return nil, err
+	}
+	prefixes := make([]string, 0, len(partialNames))
+	for _, p := range partialNames {
+		prefixes = append(prefixes, UserKey(p))
+	}
+	return e.store.ListAccounts(ctx, prefixes)
+}
+
+// DescribeAccounts returns the named accounts: admins may name any (unknown ones are left
+// out); other accounts only themselves. No usernames means the caller's own account.
+func (e *Engine) DescribeAccounts(ctx context.Context, token string, usernames []string) ([]*Account, error) {
+	c, err := e.authorize(ctx, token, true)
+	if err != nil {
+		return nil, err
+	}
+	me, err := e.account(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(usernames) == 0 {
+		return []*Account{me}, nil
+	}
+	out := []*Account{}
+	seen := map[string]bool{}
+	for _, u := range usernames {
+		key := UserKey(u)
+		if !me.IsAdmin() && key != me.Key() {
+			return nil, ErrPermissionDenied
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		a, err := e.store.GetAccount(ctx, key)
+		if errors.Is(err, ErrAccountNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,524 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
+)
+
+// fakeClock is a settable clock for expiry tests without sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testHash makes argon2 cheap in tests; production parameters are measured in benchmarks.
+var testHash = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+
+const adminPassword = "admin-secret"
+
+type fixture struct {
+	t      *testing.T
+	e      *engine.Engine
+	clock  *fakeClock
+	admin  string // an admin token
+	client engine.Client
+}
+
+func testConfig(clock *fakeClock) engine.Config {
+	return engine.Config{
+		Defaults: engine.Defaults{
+			Settings: engine.SessionSettings{
+				DefaultAPI: "admin", DefaultDebug: "none", IdleConnectionTimeoutSeconds: 3600,
+				IdleCursorTimeoutSeconds: 600,
+			},
+			EnablePermanentSessions: true,
+		},
+		NetX:                 engine.NetXProperties{SessionDurationMinutes: 30, InactivityTimeoutMinutes: 60},
+		Hash:                 testHash,
+		HousekeepingInterval: -1,
+		Clock:                clock,
+	}
+}
+
+func newFixture(t *testing.T, configure func(*engine.Config)) *fixture {
+	t.Helper()
+	return newFixtureOn(t, memstore.New(memstore.Options{}), configure)
+}
+
+func newFixtureOn(t *testing.T, store engine.Store, configure func(*engine.Config)) *fixture {
+	t.Helper()
+	clock := newFakeClock()
+	cfg := testConfig(clock)
+	if configure != nil {
+		configure(&cfg)
+	}
+	e, err := engine.New(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	f := &fixture{t: t, e: e, clock: clock, client: engine.Client{Address: "127.0.0.1"}}
+	if _, err := e.Bootstrap(context.Background(), "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	f.admin = f.login("admin", adminPassword).AuthToken
+	return f
+}
+
+func (f *fixture) login(user, password string) engine.SessionInfo {
+	f.t.Helper()
+	s, err := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: user, Password: password, Client: f.client})
+	if err != nil {
+		f.t.Fatalf("login %s: %v", user, err)
+	}
+	return s
+}
+
+func (f *fixture) createUser(name string) {
+	f.t.Helper()
+	if _, err := f.e.CreateAccount(context.Background(), f.admin, engine.CreateAccountRequest{Username: name, Password: name + "-pw"}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) valid(token string) bool {
+	f.t.Helper()
+	_, err := f.e.Validate(context.Background(), token)
+	if err != nil && !errors.Is(err, engine.ErrInvalidToken) {
+		f.t.Fatal(err)
+	}
+	return err == nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestSessionClocks checks each clock expiring, tickles against inactivity, sessionNoTickle and
+// permanent sessions never expiring.
+func TestSessionClocks(t *testing.T) {
+	ctx := context.Background()
+	type step struct {
+		advance time.Duration
+		action  string // "use", "tickle" or ""
+		valid   bool
+	}
+	tests := []struct {
+		name      string
+		configure func(*engine.Config)
+		start     func(f *fixture) string
+		steps     []step
+	}{
+		{
+			name: "idle clock ends a createSession session after idleConnectionTimeoutSeconds",
+			start: func(f *fixture) string {
+				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
+					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](60)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.AuthToken
+			},
+			steps: []step{{59 * time.Second, "", true}, {59 * time.Second, "use", true}, {60 * time.Second, "", false}},
+		},
+		{
+			name: "idleConnectionTimeoutSeconds 0 never idles out",
+			start: func(f *fixture) string {
+				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
+					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](0)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.AuthToken
+			},
+			steps: []step{{1000 * time.Hour, "", true}},
+		},
+		{
+			name: "authenticate key lasts user.sessionDuration without use",
+			start: func(f *fixture) string {
+				k, err := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return k
+			},
+			steps: []step{{29 * time.Minute, "", true}, {time.Minute, "", false}},
+		},
+		{
+			name: "tickles keep a key past sessionDuration but not past inactivity plus one minute",
+			start: func(f *fixture) string {
+				k, _ := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				return k
+			},
+			steps: []step{
+				{20 * time.Minute, "tickle", true}, {20 * time.Minute, "tickle", true}, {20 * time.Minute, "tickle", true},
+				{time.Minute - time.Second, "", true}, {time.Second, "", false},
+			},
+		},
+		{
+			name: "real calls reset the inactivity clock",
+			start: func(f *fixture) string {
+				k, _ := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				return k
+			},
+			steps: []step{{25 * time.Minute, "use", true}, {25 * time.Minute, "use", true}, {25 * time.Minute, "use", true}, {25 * time.Minute, "", true}},
+		},
+		{
+			name:      "sessionNoTickle: tickles extend nothing",
+			configure: func(c *engine.Config) { c.NetX.NoTickle = true },
+			start: func(f *fixture) string {
+				k, _ := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				return k
+			},
+			steps: []step{{20 * time.Minute, "tickle", true}, {10 * time.Minute, "", false}},
+		},
+		{
+			name:      "maxSessionLifetime ends a session however busy",
+			configure: func(c *engine.Config) { c.Defaults.MaxSessionLifetime = time.Hour },
+			start: func(f *fixture) string {
+				return f.login("admin", adminPassword).AuthToken
+			},
+			steps: []step{{30 * time.Minute, "use", true}, {29 * time.Minute, "use", true}, {time.Minute, "", false}},
+		},
+		{
+			name:      "permanent sessions never expire, whatever the clocks",
+			configure: func(c *engine.Config) { c.Defaults.MaxSessionLifetime = time.Hour },
+			start: func(f *fixture) string {
+				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Permanent: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.AuthToken
+			},
+			steps: []step{{10 * 365 * 24 * time.Hour, "", true}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.configure)
+			token := tt.start(f)
+			for i, st := range tt.steps {
+				f.clock.Advance(st.advance)
+				switch st.action {
+				case "tickle":
+					ok, err := f.e.SetUserPreference(ctx, token, engine.TickleLabel, time.Now().String())
+					if err != nil || !ok {
+						t.Fatalf("step %d: tickle = %v, %v", i, ok, err)
+					}
+					continue
+				case "use":
+				}
+				if got := f.valid(token); got != st.valid {
+					t.Fatalf("step %d (+%v): valid = %v, want %v", i, st.advance, got, st.valid)
+				}
+			}
+		})
+	}
+}
+
+// TestCapsExactUnderConcurrency checks that parallel logins never exceed any session cap.
+func TestCapsExactUnderConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		limit string
+		caps  engine.Caps
+	}{
+		{engine.LimitMaxSessions, engine.Caps{MaxSessions: 10}},
+		{engine.LimitMaxSessionsPerAddress, engine.Caps{MaxSessionsPerAddress: 10}},
+		{engine.LimitMaxSessionsPerUser, engine.Caps{MaxSessionsPerUser: 10}},
+	} {
+		t.Run(tc.limit, func(t *testing.T) {
+			f := newFixture(t, func(c *engine.Config) { c.Defaults.Caps = tc.caps })
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			ok, limited := 1, 0 // the fixture's admin session counts
+			for i := 0; i < 64; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Client: f.client})
+					mu.Lock()
+					defer mu.Unlock()
+					var le *engine.LimitError
+					switch {
+					case err == nil:
+						ok++
+					case errors.As(err, &le) && le.Limit == tc.limit:
+						limited++
+					default:
+						t.Errorf("unexpected error %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			if ok != 10 || limited != 55 {
+				t.Fatalf("ok=%d limited=%d, want 10 and 55", ok, limited)
+			}
+		})
+	}
+}
+
+// TestExpiredSessionsFreeCaps checks that expired sessions stop counting at once.
+func TestExpiredSessionsFreeCaps(t *testing.T) {
+	f := newFixture(t, func(c *engine.Config) { c.Defaults.Caps = engine.Caps{MaxSessionsPerUser: 2} })
+	f.login("admin", adminPassword)
+	if _, err := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "admin", Password: adminPassword}); err == nil {
+		t.Fatal("third session allowed over a cap of 2")
+	}
+	f.clock.Advance(time.Hour)
+	f.login("admin", adminPassword)
+	f.login("admin", adminPassword)
+}
+
+// TestLockout checks per-account lockout and that a locked account answers like a wrong password.
+func TestLockout(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.createUser("bob")
+	try := func(pw string) error {
+		_, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "BOB", Password: pw, Client: engine.Client{Address: "10.0.0.9"}})
+		return err
+	}
+	for i := 0; i < 5; i++ {
+		if err := try("wrong"); !errors.Is(err, engine.ErrInvalidCredentials) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if err := try("bob-pw"); !errors.Is(err, engine.ErrInvalidCredentials) {
+		t.Fatalf("locked account let the right password in: %v", err)
+	}
+	accts, err := f.e.DescribeAccounts(ctx, f.admin, []string{"bob"})
+	if err != nil || len(accts) != 1 || accts[0].LockedUntil.IsZero() {
+		t.Fatalf("describe locked account: %+v %v", accts, err)
+	}
+	f.clock.Advance(15 * time.Minute)
+	if err := try("bob-pw"); err != nil {
+		t.Fatalf("after the wait: %v", err)
+	}
+}
+
+// TestLoginThrottlePerAddress checks that one address's failures throttle only that address.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(c *engine.Config) { c.LoginFailuresPerAddress = 3; c.DefaultLockoutAfter = -1 })
+	attacker := engine.Client{Address: "192.0.2.1"}
+	for i := 0; i < 3; i++ {
+		f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "nobody", Password: "x", Client: attacker})
+	}
+	if _, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Client: attacker}); !errors.Is(err, engine.ErrLoginThrottled) {
+		t.Fatalf("throttled address got %v", err)
+	}
+	if key, _ := f.e.Authenticate(ctx, "admin", adminPassword, attacker); key != "" {
+		t.Fatal("authenticate from a throttled address succeeded")
+	}
+	f.login("admin", adminPassword) // another address is unaffected
+	f.clock.Advance(time.Minute)
+	if _, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Client: attacker}); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// TestVisibility checks that admins see every session and others only their own.
+func TestVisibility(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.createUser("alice")
+	f.createUser("bob")
+	alice := f.login("alice", "alice-pw")
+	bob := f.login("bob", "bob-pw")
+
+	all, err := f.e.ListSessions(ctx, f.admin, nil)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("admin list: %d sessions, %v", len(all), err)
+	}
+	for _, s := range all {
+		if s.AuthToken != "" {
+			t.Fatal("listSessions returned a token")
+		}
+	}
+	mine, _ := f.e.ListSessions(ctx, alice.AuthToken, []string{"bob"})
+	if len(mine) != 0 {
+		t.Fatalf("alice listed bob's sessions: %+v", mine)
+	}
+	mine, _ = f.e.DescribeSessions(ctx, alice.AuthToken, nil, nil)
+	if len(mine) != 1 || mine[0].Username != "alice" || mine[0].AuthToken != alice.AuthToken {
+		t.Fatalf("alice describe: %+v", mine)
+	}
+	got, _ := f.e.DescribeSessions(ctx, alice.AuthToken, []string{bob.AuthToken}, []string{bob.ID})
+	if len(got) != 0 {
+		t.Fatalf("alice described bob's session: %+v", got)
+	}
+	got, _ = f.e.DescribeSessions(ctx, f.admin, nil, []string{bob.ID})
+	if len(got) != 1 || got[0].AuthToken != "" {
+		t.Fatalf("admin describe by id: %+v", got)
+	}
+	n, err := f.e.RevokeSessions(ctx, alice.AuthToken, engine.RevokeRequest{SessionIDs: []string{bob.ID}})
+	if err != nil || n != 0 || !f.valid(bob.AuthToken) {
+		t.Fatalf("alice revoked bob's session: n=%d err=%v", n, err)
+	}
+	if _, err := f.e.RevokeSessions(ctx, alice.AuthToken, engine.RevokeRequest{Usernames: []string{"bob"}}); !errors.Is(err, engine.ErrPermissionDenied) {
+		t.Fatalf("alice revoking by bob's username: %v", err)
+	}
+	if _, err := f.e.ListAccounts(ctx, alice.AuthToken, nil); !errors.Is(err, engine.ErrPermissionDenied) {
+		t.Fatalf("non-admin listAccounts: %v", err)
+	}
+}
+
+// TestRevocations checks every way of ending sessions.
+func TestRevocations(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.createUser("carol")
+	a, b, c := f.login("carol", "carol-pw"), f.login("carol", "carol-pw"), f.login("carol", "carol-pw")
+	key, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "carol", Password: "carol-pw", Permanent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if n, err := f.e.RevokeSessions(ctx, a.AuthToken, engine.RevokeRequest{SessionIDs: []string{b.ID}}); err != nil || n != 1 || f.valid(b.AuthToken) {
+		t.Fatalf("revoke by id: n=%d err=%v", n, err)
+	}
+	if n, err := f.e.RevokeSessions(ctx, a.AuthToken, engine.RevokeRequest{AllOthers: true}); err != nil || n != 2 || f.valid(c.AuthToken) || f.valid(key.AuthToken) || !f.valid(a.AuthToken) {
+		t.Fatalf("revoke all others: n=%d err=%v", n, err)
+	}
+	if err := f.e.DeleteSession(ctx, a.AuthToken); err != nil || f.valid(a.AuthToken) {
+		t.Fatalf("deleteSession: %v", err)
+	}
+	if err := f.e.DeleteSession(ctx, a.AuthToken); err != nil {
+		t.Fatalf("deleting an already-gone session: %v", err)
+	}
+	if err := f.e.DeleteSession(ctx, "garbage"); !errors.Is(err, engine.ErrInvalidToken) {
+		t.Fatalf("deleting a malformed token: %v", err)
+	}
+
+	d := f.login("carol", "carol-pw")
+	key2, _ := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "carol", Password: "carol-pw", Permanent: true})
+	if n, err := f.e.RevokeSessions(ctx, f.admin, engine.RevokeRequest{Usernames: []string{"CAROL"}}); err != nil || n != 2 || f.valid(d.AuthToken) || f.valid(key2.AuthToken) {
+		t.Fatalf("admin revoke by username: n=%d err=%v", n, err)
+	}
+
+	// A password change ends the other temporary sessions but keeps API keys and the caller.
+	e1, e2 := f.login("carol", "carol-pw"), f.login("carol", "carol-pw")
+	key3, _ := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "carol", Password: "carol-pw", Permanent: true})
+	if _, err := f.e.AlterAccount(ctx, e1.AuthToken, engine.AlterAccountRequest{Username: "carol", Password: ptr("new"), CurrentPassword: ptr("wrong")}); !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+		t.Fatalf("password change with a wrong current password: %v", err)
+	}
+	if _, err := f.e.AlterAccount(ctx, e1.AuthToken, engine.AlterAccountRequest{Username: "carol", Password: ptr("new"), CurrentPassword: ptr("carol-pw")}); err != nil {
+		t.Fatal(err)
+	}
+	if !f.valid(e1.AuthToken) || f.valid(e2.AuthToken) || !f.valid(key3.AuthToken) {
+		t.Fatal("password change did not end exactly the other temporary sessions")
+	}
+
+	// Dropping the account ends everything, API keys too.
+	if dropped, err := f.e.DropAccounts(ctx, f.admin, []string{"Carol"}); err != nil || len(dropped) != 1 {
+		t.Fatalf("drop: %v %v", dropped, err)
+	}
+	if f.valid(e1.AuthToken) || f.valid(key3.AuthToken) {
+		t.Fatal("sessions survived their account")
+	}
+	if _, err := f.e.DropAccounts(ctx, f.admin, []string{"admin"}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Fatalf("dropping the last admin: %v", err)
+	}
+	if _, err := f.e.AlterAccount(ctx, f.admin, engine.AlterAccountRequest{Username: "admin", Roles: []string{}}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Fatalf("demoting the last admin: %v", err)
+	}
+}
+
+// TestPermanentSessionRules checks the enable switch and that temporary never becomes permanent.
+func TestPermanentSessionRules(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(c *engine.Config) { c.Defaults.EnablePermanentSessions = false })
+	if _, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Permanent: true}); !errors.Is(err, engine.ErrPermanentDisabled) {
+		t.Fatalf("permanent while disabled: %v", err)
+	}
+	if _, err := f.e.AlterSession(ctx, f.admin, engine.SessionOptions{}, ptr(true)); !errors.Is(err, engine.ErrPermanentNotAllowed) {
+		t.Fatalf("temporary → permanent: %v", err)
+	}
+	s, err := f.e.AlterSession(ctx, f.admin, engine.SessionOptions{Description: ptr("changed"), DefaultDebug: ptr("max"),
+		DefaultResponseOptions: &engine.ResponseOptions{NumberFormat: "string"}}, ptr(false))
+	if err != nil || s.Settings.Description != "changed" || s.Settings.DefaultDebug != "max" || s.Settings.DefaultResponseOptions.NumberFormat != "string" {
+		t.Fatalf("alterSession: %+v %v", s, err)
+	}
+	var ve *engine.ValidationError
+	if _, err := f.e.AlterSession(ctx, f.admin, engine.SessionOptions{DefaultDebug: ptr("loud")}, nil); !errors.As(err, &ve) || ve.Field != "defaultDebug" {
+		t.Fatalf("invalid defaultDebug: %v", err)
+	}
+}
+
+// TestPreferences checks the per-user store and NetX's answers for bad keys.
+func TestPreferences(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	key, err := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+	if err != nil || key == "" {
+		t.Fatal(err)
+	}
+	if ok, err := f.e.SetUserPreference(ctx, key, "theme", "dark"); !ok || err != nil {
+		t.Fatalf("set: %v %v", ok, err)
+	}
+	if v, ok, err := f.e.GetUserPreference(ctx, f.admin, "theme"); v != "dark" || !ok || err != nil {
+		t.Fatalf("get from another session of the same user: %q %v %v", v, ok, err)
+	}
+	if _, ok, _ := f.e.GetUserPreference(ctx, key, engine.TickleLabel); ok {
+		t.Fatal("TickleTime was stored")
+	}
+	if ok, err := f.e.SetUserPreference(ctx, "sdt_nope", "theme", "x"); ok || err != nil {
+		t.Fatalf("bad key: %v %v", ok, err)
+	}
+	if ok, _ := f.e.SetUserPreference(ctx, "sdt_nope", engine.TickleLabel, "x"); ok {
+		t.Fatal("tickle with a bad key returned true")
+	}
+	if err := f.e.Logout(ctx, key); err != nil || f.valid(key) {
+		t.Fatalf("logout: %v", err)
+	}
+}
+
+// TestTokens checks token shape, prefixes and that corrupted tokens are refused.
+func TestTokens(t *testing.T) {
+	f := newFixture(t, nil)
+	key, _ := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Permanent: true})
+	for _, tc := range []struct {
+		token     string
+		permanent bool
+		ok        bool
+	}{
+		{f.admin, false, true},
+		{key.AuthToken, true, true},
+		{f.admin[:len(f.admin)-1] + flip(f.admin[len(f.admin)-1]), false, false},
+		{"sdp_" + f.admin[4:], false, false},
+		{"", false, false},
+		{f.admin + "x", false, false},
+	} {
+		p, err := engine.ParseToken(tc.token)
+		if (err == nil) != tc.ok || (tc.ok && p.Permanent != tc.permanent) {
+			t.Errorf("ParseToken(%q) = %+v, %v", tc.token, p, err)
+		}
+	}
+}
+
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}

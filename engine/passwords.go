@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+const (
+	saltBytes = 16
+	keyBytes  = 32
+)
+
+// hasher computes argon2id hashes, at most cap(slots) at once: each hash allocates its
+// memory parameter, so an unbounded login flood would otherwise exhaust memory.
+type hasher struct {
+	params HashParams
+	slots  chan struct{}
+	rand   io.Reader
+	// dummy is verified against for unknown usernames so they cost the same as wrong
+	// passwords.
+	dummy string
+}
+
+func newHasher(params HashParams, concurrency int, r io.Reader) (*hasher, error) {
+	h := &hasher{params: params, slots: make(chan struct{}, concurrency), rand: r}
+	dummy, err := h.hash(context.Background(), "sessiond: no such user")
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = dummy
+	return h, nil
+}
+
+func (h *hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *hasher) release() { <-h.slots }
+
+// hash returns the PHC-style encoding of password's argon2id hash with a fresh salt.
+func (h *hasher) hash(ctx context.Context, password string) (string, error) {
+	salt := make([]byte, saltBytes)
+	if _, err := io.ReadFull(h.rand, salt); err != nil {
+		return "", fmt.Errorf("reading randomness: %w", err)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(password), salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, keyBytes)
+	h.release()
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		h.params.MemoryKiB, h.params.Iterations, h.params.Parallelism,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// verify reports whether password matches encoded. An empty or corrupt encoding is checked
+// against the dummy hash instead, so every call costs one hash.
+func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, error) {
+	p, salt, want, ok := decodeHash(encoded)
+	if !ok {
+		p, salt, want, _ = decodeHash(h.dummy)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
+	h.release()
+	return ok && subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+func decodeHash(encoded string) (p HashParams, salt, key []byte, ok bool) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return p, nil, nil, false
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return p, nil, nil, false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &p.Parallelism); err != nil {
+		return p, nil, nil, false
+	}
+	if p.MemoryKiB == 0 || p.Iterations == 0 || p.Parallelism == 0 {
+		return p, nil, nil, false
+	}
+	var err error
+	if salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil {
+		return p, nil, nil, false
+	}
+	if key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(key) == 0 {
+		return p, nil, nil, false
+	}
+	return p, salt, key, true
+}

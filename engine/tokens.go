@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// Token prefixes tell a temporary session token from a permanent one (an API key) at a glance,
+// and make leaked tokens easy to find with secret scanners.
+const (
+	TemporaryTokenPrefix = "sdt_"
+	PermanentTokenPrefix = "sdp_"
+)
+
+const (
+	tokenRandomBytes = 32 // 256 bits from crypto/rand
+	tokenCheckBytes  = 4  // CRC-32C of prefix and random bytes
+	tokenBodyLen     = (tokenRandomBytes + tokenCheckBytes) * 4 / 3
+	// TokenLength is the length in characters of every token sessiond issues.
+	TokenLength = len(TemporaryTokenPrefix) + tokenBodyLen
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// newToken returns a fresh token: prefix, then base64url of 32 random bytes and a checksum.
+func newToken(r io.Reader, permanent bool) (string, error) {
+	var raw [tokenRandomBytes + tokenCheckBytes]byte
+	if _, err := io.ReadFull(r, raw[:tokenRandomBytes]); err != nil {
+		return "", fmt.Errorf("reading randomness: %w", err)
+	}
+	prefix := TemporaryTokenPrefix
+	if permanent {
+		prefix = PermanentTokenPrefix
+	}
+	binary.BigEndian.PutUint32(raw[tokenRandomBytes:], tokenChecksum(prefix, raw[:tokenRandomBytes]))
+	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
+func tokenChecksum(prefix string, random []byte) uint32 {
+	c := crc32.Update(0, crcTable, []byte(prefix))
+	return crc32.Update(c, crcTable, random)
+}
+
+// ParsedToken is what can be learned from a token without a store read.
+type ParsedToken struct {
+	Permanent bool
+	Hash      TokenHash
+}
+
+// ParseToken checks a token's shape, prefix and checksum and returns its hash. Malformed
+// tokens return ErrInvalidToken without touching the store.
+func ParseToken(token string) (ParsedToken, error) {
+	if len(token) != TokenLength {
+		return ParsedToken{}, ErrInvalidToken
+	}
+	prefix := token[:len(TemporaryTokenPrefix)]
+	var p ParsedToken
+	switch prefix {
+	case TemporaryTokenPrefix:
+	case PermanentTokenPrefix:
+		p.Permanent = true
+	default:
+		return ParsedToken{}, ErrInvalidToken
+	}
+	var raw [tokenRandomBytes + tokenCheckBytes]byte
+	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token[len(prefix):]))
+	if err != nil || n != len(raw) {
+		return ParsedToken{}, ErrInvalidToken
+	}
+	if binary.BigEndian.Uint32(raw[tokenRandomBytes:]) != tokenChecksum(prefix, raw[:tokenRandomBytes]) {
+		return ParsedToken{}, ErrInvalidToken
+	}
+	p.Hash = sha256.Sum256([]byte(token))
+	return p, nil
+}
+
+// Fingerprint is a short, non-reversible tag for a token, safe to log: the first 12 hex
+// digits of its SHA-256.
+func Fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
+}
+
+// newID returns a random public identifier with the given prefix.
+func newID(r io.Reader, prefix string) (string, error) {
+	var raw [15]byte
+	if _, err := io.ReadFull(r, raw[:]); err != nil {
+		return "", fmt.Errorf("reading randomness: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"math"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the contract (API.md §2).
+const (
+	MaxUsernameBytes    = 64
+	MaxPasswordBytes    = 256
+	MaxDescriptionBytes = 65500
+	MaxNameBytes        = 64
+	MaxLabelBytes       = 256
+	MaxPreferenceBytes  = 65500
+	MaxTimeoutSeconds   = math.MaxInt32
+)
+
+// Allowed values of the enumerated session settings.
+var (
+	DebugValues        = []string{"none", "max"}
+	BinaryFormatValues = []string{"hex", "base64", "byteArray"}
+	DataFormatValues   = []string{"arrays", "objects"}
+	NumberFormatValues = []string{"number", "string"}
+)
+
+func oneOf(v string, allowed []string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+func validateUsername(field, name string) error {
+	if len(name) < 1 || len(name) > MaxUsernameBytes {
+		return invalid(field, "must be 1 to %d bytes", MaxUsernameBytes)
+	}
+	if !utf8.ValidString(name) {
+		return invalid(field, "must be valid UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return invalid(field, "must not contain control characters")
+		}
+	}
+	return nil
+}
+
+func validatePassword(field, password string) error {
+	if len(password) > MaxPasswordBytes {
+		return invalid(field, "must be at most %d bytes", MaxPasswordBytes)
+	}
+	return nil
+}
+
+func validateLength(field, v string, minBytes, maxBytes int) error {
+	if len(v) < minBytes || len(v) > maxBytes {
+		if minBytes == 0 {
+			return invalid(field, "must be at most %d bytes", maxBytes)
+		}
+		return invalid(field, "must be %d to %d bytes", minBytes, maxBytes)
+	}
+	return nil
+}
+
+func validateEnum(field, v string, allowed []string) error {
+	if v != "" && !oneOf(v, allowed) {
+		return invalid(field, "must be one of %q", allowed)
+	}
+	return nil
+}
+
+// validateSettings checks complete settings (defaults or the result of applying options).
+func validateSettings(s *SessionSettings) error {
+	checks := []error{
+		validateLength("description", s.Description, 0, MaxDescriptionBytes),
+		validateLength("defaultApi", s.DefaultAPI, 0, MaxNameBytes),
+		validateEnum("defaultDebug", s.DefaultDebug, DebugValues),
+		validateLength("defaultDatabaseName", s.DefaultDatabaseName, 0, MaxNameBytes),
+		validateLength("defaultOwnerName", s.DefaultOwnerName, 0, MaxNameBytes),
+		validateEnum("defaultBinaryFormat", s.DefaultBinaryFormat, BinaryFormatValues),
+		validateEnum("defaultResponseOptions.binaryFormat", s.DefaultResponseOptions.BinaryFormat, BinaryFormatValues),
+		validateEnum("defaultResponseOptions.dataFormat", s.DefaultResponseOptions.DataFormat, DataFormatValues),
+		validateEnum("defaultResponseOptions.numberFormat", s.DefaultResponseOptions.NumberFormat, NumberFormatValues),
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	if s.IdleConnectionTimeoutSeconds < 0 || s.IdleConnectionTimeoutSeconds > MaxTimeoutSeconds {
+		return invalid("idleConnectionTimeoutSeconds", "must be 0 (never) to %d", MaxTimeoutSeconds)
+	}
+	if s.IdleCursorTimeoutSeconds < -1 || s.IdleCursorTimeoutSeconds > MaxTimeoutSeconds {
+		return invalid("idleCursorTimeoutSeconds", "must be -1 (never) to %d", MaxTimeoutSeconds)
+	}
+	if s.DefaultRetentionPeriod < 0 {
+		return invalid("defaultRetentionPeriod", "must not be negative")
+	}
+	return nil
+}
+
+// SessionOptions are the optional session settings of createSession and alterSession; nil
+// fields are left as they are (alterSession) or take the configured default (createSession).
+type SessionOptions struct {
+	Description            *string          `json:"description,omitempty"`
+	DefaultAPI             *string          `json:"defaultApi,omitempty"`
+	DefaultDebug           *string          `json:"defaultDebug,omitempty"`
+	DefaultDatabaseName    *string          `json:"defaultDatabaseName,omitempty"`
+	DefaultOwnerName       *string          `json:"defaultOwnerName,omitempty"`
+	DefaultBinaryFormat    *string          `json:"defaultBinaryFormat,omitempty"`
+	DefaultResponseOptions *ResponseOptions `json:"defaultResponseOptions,omitempty"`
+	// IdleConnectionTimeoutSeconds: seconds without a call before the session ends; 0 = never.
+	IdleConnectionTimeoutSeconds *int64 `json:"idleConnectionTimeoutSeconds,omitempty"`
+	// IdleCursorTimeoutSeconds: seconds a cursor stays open; -1 = never.
+	IdleCursorTimeoutSeconds *int64 `json:"idleCursorTimeoutSeconds,omitempty"`
+}
+
+// apply validates the options given and applies them to s.
+func (o *SessionOptions) apply(s *SessionSettings) error {
+	setString := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	// Names given explicitly must not be empty, unlike defaults which may be unset.
+	for _, n := range []struct {
+		field string
+		v     *string
+	}{{"defaultApi", o.DefaultAPI}, {"defaultDatabaseName", o.DefaultDatabaseName}, {"defaultOwnerName", o.DefaultOwnerName}} {
+		if n.v != nil {
+			if err := validateLength(n.field, *n.v, 1, MaxNameBytes); err != nil {
+				return err
+			}
+		}
+	}
+	setString(&s.Description, o.Description)
+	setString(&s.DefaultAPI, o.DefaultAPI)
+	setString(&s.DefaultDebug, o.DefaultDebug)
+	setString(&s.DefaultDatabaseName, o.DefaultDatabaseName)
+	setString(&s.DefaultOwnerName, o.DefaultOwnerName)
+	setString(&s.DefaultBinaryFormat, o.DefaultBinaryFormat)
+	if r := o.DefaultResponseOptions; r != nil {
+		if r.BinaryFormat != "" {
+			s.DefaultResponseOptions.BinaryFormat = r.BinaryFormat
+		}
+		if r.DataFormat != "" {
+			s.DefaultResponseOptions.DataFormat = r.DataFormat
+		}
+		if r.NumberFormat != "" {
+			s.DefaultResponseOptions.NumberFormat = r.NumberFormat
+		}
+	}
+	if o.IdleConnectionTimeoutSeconds != nil {
+		s.IdleConnectionTimeoutSeconds = *o.IdleConnectionTimeoutSeconds
+	}
+	if o.IdleCursorTimeoutSeconds != nil {
+		s.IdleCursorTimeoutSeconds = *o.IdleCursorTimeoutSeconds
+	}
+	return validateSettings(s)
+}
