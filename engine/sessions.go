@@ -103,7 +103,7 @@ func (e *Engine) Authenticate(ctx context.Context, login, password string, clien
 
 // insert gives s an id, a token and its clocks, and stores it under the caps.
 func (e *Engine) insert(ctx context.Context, s *Session, now time.Time) (string, error) {
-	token, err := newToken(e.cfg.Rand, s.Permanent)
+	token, err := NewToken(e.cfg.Rand, s.Permanent)
 	if err != nil {
 		return "", err
 	}

@@ -27,8 +27,9 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// newToken returns a fresh token: prefix, then base64url of 32 random bytes and a checksum.
-func newToken(r io.Reader, permanent bool) (string, error) {
+// NewToken returns a fresh token: a prefix telling temporary from permanent, then base64url
+// of 32 random bytes from r and a CRC-32C checksum.
+func NewToken(r io.Reader, permanent bool) (string, error) {
 	var raw [tokenRandomBytes + tokenCheckBytes]byte
 	if _, err := io.ReadFull(r, raw[:tokenRandomBytes]); err != nil {
 		return "", fmt.Errorf("reading randomness: %w", err)
