@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// chdirRoot moves the test to the repository root, where the generator runs.
+func chdirRoot(t *testing.T) {
+	t.Helper()
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := findRoot(cwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+}
+
+// TestGeneratedFilesUpToDate regenerates in memory and fails if schemas/ differs: run
+// `go generate ./...` after changing the method table, its types or their doc comments.
+func TestGeneratedFilesUpToDate(t *testing.T) {
+	chdirRoot(t)
+	files, err := generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := compare(files, outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Errorf("generated files are out of date; run `go generate ./...`:\n\t%s", strings.Join(problems, "\n\t"))
+	}
+}
+
+// TestGenerateIsDeterministic checks that two runs produce the same bytes.
+func TestGenerateIsDeterministic(t *testing.T) {
+	chdirRoot(t)
+	first, err := generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != len(second) {
+		t.Fatalf("%d files, then %d", len(first), len(second))
+	}
+	for name, b := range first {
+		if !bytes.Equal(b, second[name]) {
+			t.Errorf("%s differs between two runs", name)
+		}
+	}
+}
+
+// TestContractKeywords checks that the limits of API.md land in the schemas: enums and ranges
+// from the engine, nullable timestamps, FlexBool, the positional tuple and the OpenRPC form.
+func TestContractKeywords(t *testing.T) {
+	chdirRoot(t)
+	files, err := generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(name string) map[string]any {
+		var v map[string]any
+		if err := json.Unmarshal(files[name], &v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return v
+	}
+	at := func(v any, path ...string) any {
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil
+			}
+			v = m[p]
+		}
+		return v
+	}
+	create := doc("createSession.params.json")
+	session := doc("createSession.result.json")
+	auth := doc("authenticate.params.json")
+	openrpc := doc("openrpc.json")
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"defaultDebug enum", at(create, "properties", "defaultDebug", "enum"), []any{"none", "max"}},
+		{"defaultBinaryFormat enum", at(create, "properties", "defaultBinaryFormat", "enum"), []any{"hex", "base64", "byteArray"}},
+		{"responseOptions dataFormat enum", at(create, "$defs", "ResponseOptions", "properties", "dataFormat", "enum"), []any{"arrays", "objects"}},
+		{"idleConnectionTimeoutSeconds minimum", at(create, "properties", "idleConnectionTimeoutSeconds", "minimum"), 0.0},
+		{"idleConnectionTimeoutSeconds maximum", at(create, "properties", "idleConnectionTimeoutSeconds", "maximum"), 2147483647.0},
+		{"idleCursorTimeoutSeconds minimum", at(create, "properties", "idleCursorTimeoutSeconds", "minimum"), -1.0},
+		{"username maxLength", at(create, "properties", "username", "maxLength"), 64.0},
+		{"permanentSession FlexBool", at(create, "properties", "permanentSession", "oneOf"), []any{
+			map[string]any{"type": "boolean"}, map[string]any{"type": "string", "enum": []any{"true", "false"}}}},
+		{"required", at(create, "required"), []any{"username", "password"}},
+		{"sessionStartTimestamp", at(session, "properties", "sessionStartTimestamp", "format"), "date-time"},
+		{"expiresAt nullable", at(session, "properties", "expiresAt", "type"), []any{"string", "null"}},
+		{"getUserPreference nullable", at(doc("getUserPreference.result.json"), "type"), []any{"string", "null"}},
+		{"authenticate result", at(doc("authenticate.result.json"), "type"), "string"},
+		{"authenticate positional", at(auth, "oneOf").([]any)[1].(map[string]any)["minItems"], 2.0},
+		{"$comment", at(create, "$comment"), generatedMarker},
+		{"$id", at(create, "$id"), schemaBase + "createSession.params.json"},
+		{"openrpc marker", at(openrpc, "x-generated"), generatedMarker},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if bytes.Contains(files["openrpc.json"], []byte("#/$defs/")) {
+		t.Error("openrpc.json still refers to #/$defs/")
+	}
+	for _, m := range at(openrpc, "methods").([]any) {
+		m := m.(map[string]any)
+		want := "by-name"
+		if m["name"] == "authenticate" || m["name"] == "setUserPreference" || m["name"] == "getUserPreference" || m["name"] == "logout" {
+			want = "either"
+		}
+		if m["paramStructure"] != want {
+			t.Errorf("%s: paramStructure %v, want %s", m["name"], m["paramStructure"], want)
+		}
+	}
+}
+
+// TestFindRoot checks that the root is found from a subdirectory and not outside the module.
+func TestFindRoot(t *testing.T) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := findRoot(cwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "rpc", "methods.go")); err != nil {
+		t.Errorf("root %s has no rpc/methods.go: %v", root, err)
+	}
+	if _, err := findRoot(t.TempDir()); err == nil {
+		t.Error("findRoot found a root above a temporary directory")
+	}
+}

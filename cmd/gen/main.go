@@ -1,0 +1,219 @@
+// Command gen generates sessiond's contract from the method table of package rpc
+// (rpc.Methods and rpc.ErrorCodes): a JSON Schema (draft 2020-12) for the params and the
+// result of every method, schemas/<method>.params.json and schemas/<method>.result.json,
+// and the OpenRPC 1.3.2 document schemas/openrpc.json, which rpc.discover returns.
+//
+// Usage:
+//
+//	go generate ./...        # runs gen from schemas/doc.go
+//	go run ./cmd/gen         # the same, from anywhere in the repository
+//	go run ./cmd/gen -check  # write nothing; exit 1 if a generated file is stale, missing or extra
+//
+// Descriptions come from the Go doc comments of the types in rpc and engine, so gen reads
+// their sources: it finds the repository root itself by walking up from the current
+// directory to the go.mod of module github.com/sessiond/sessiond. Limits that the Go types
+// cannot carry in jsonschema tags are in memberLimits. The output is deterministic.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/sessiond/sessiond/rpc"
+)
+
+// outDir is the directory of the generated files, relative to the repository root.
+const outDir = "schemas"
+
+func main() {
+	check := flag.Bool("check", false, "write nothing; exit 1 listing every generated file that is stale, missing or extra")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./cmd/gen [-check]\n\nGenerates schemas/*.json from the method table of package rpc.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := run(*check); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(check bool) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := findRoot(cwd)
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	files, err := generate()
+	if err != nil {
+		return err
+	}
+	if check {
+		problems, err := compare(files, outDir)
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("generated files are out of date; run `go generate ./...`:\n\t%s", strings.Join(problems, "\n\t"))
+		}
+		return nil
+	}
+	return write(files, outDir)
+}
+
+// findRoot returns the first directory from dir upwards whose go.mod declares modulePath.
+func findRoot(dir string) (string, error) {
+	for d := dir; ; {
+		if mod, err := moduleOf(filepath.Join(d, "go.mod")); err == nil && mod == modulePath {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod of module %s in %s or above", modulePath, dir)
+		}
+		d = parent
+	}
+}
+
+// moduleOf returns the module path declared by a go.mod file.
+func moduleOf(gomod string) (string, error) {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`), nil
+		}
+	}
+	return "", errors.Join(sc.Err(), fmt.Errorf("%s declares no module", gomod))
+}
+
+// generate returns every generated file by name (relative to outDir). The current directory
+// must be the repository root.
+func generate() (map[string][]byte, error) {
+	g, err := newGenerator(rpc.Methods)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	var all []*methodSchemas
+	for _, m := range rpc.Methods {
+		if _, dup := files[m.Name+".params.json"]; dup {
+			return nil, fmt.Errorf("method %s is in rpc.Methods twice", m.Name)
+		}
+		ms, err := g.methodSchemas(m)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ms)
+		if files[m.Name+".params.json"], err = encodeSchema(ms.params); err != nil {
+			return nil, fmt.Errorf("%s params: %w", m.Name, err)
+		}
+		if files[m.Name+".result.json"], err = encodeSchema(ms.result); err != nil {
+			return nil, fmt.Errorf("%s result: %w", m.Name, err)
+		}
+	}
+	if unused := g.unusedLimits(); len(unused) > 0 {
+		return nil, fmt.Errorf("memberLimits match no member of any method: %s", strings.Join(unused, ", "))
+	}
+	if files["openrpc.json"], err = openRPC(all); err != nil {
+		return nil, fmt.Errorf("openrpc.json: %w", err)
+	}
+	return files, nil
+}
+
+// generatedFiles lists the JSON files in dir, which are all generated.
+func generatedFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// compare lists, sorted, every file of files that is missing from dir or differs from it,
+// and every JSON file in dir that files lacks.
+func compare(files map[string][]byte, dir string) ([]string, error) {
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		have, err := os.ReadFile(filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problems = append(problems, filepath.Join(dir, name)+": missing")
+		case err != nil:
+			return nil, err
+		case !bytes.Equal(have, files[name]):
+			problems = append(problems, filepath.Join(dir, name)+": stale")
+		}
+	}
+	onDisk, err := generatedFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range onDisk {
+		if _, ok := files[name]; !ok {
+			problems = append(problems, filepath.Join(dir, name)+": extra (no method generates it)")
+		}
+	}
+	slices.Sort(problems)
+	return problems, nil
+}
+
+// write writes the files that changed and removes the generated files of methods that are
+// gone. A JSON file in dir that gen did not make is an error: dir holds only generated files.
+func write(files map[string][]byte, dir string) error {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(dir, name)
+		if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, files[name]) {
+			continue
+		}
+		if err := os.WriteFile(path, files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	onDisk, err := generatedFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range onDisk {
+		if _, ok := files[name]; ok {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(data, []byte(generatedMarker)) {
+			return fmt.Errorf("%s was not generated by gen; only generated files belong in %s/", path, dir)
+		}
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+	}
+	return nil
+}

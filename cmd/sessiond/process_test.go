@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the sessiond binary built once for the end-to-end tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sessiond-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "sessiond")
+	build := exec.Command("go", "build", "-race", "-o", binPath, ".")
+	if os.Getenv("SESSIOND_E2E_NORACE") != "" {
+		build = exec.Command("go", "build", "-o", binPath, ".")
+	}
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sessiond:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testAdminPassword = "e2e-admin-password"
+
+// testConfigPath is a services.json with cheap password hashing and permanent sessions on.
+const testConfigPath = "../../testdata/config/e2e.json"
+
+// proc is a running sessiond process.
+type proc struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	stdout   io.ReadCloser
+	tcpAddr  string
+	httpAddr string
+	logs     *syncBuffer
+	exited   chan struct{}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer runs `sessiond serve` with args (plus JSON logs and the test config) and waits
+// until it is ready, learning its listen addresses from its logs.
+func startServer(t *testing.T, args ...string) *proc {
+	t.Helper()
+	full := append([]string{"serve", "--log-format", "json", "--config", testConfigPath}, args...)
+	cmd := exec.Command(binPath, full...)
+	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if p.stdout, err = cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.Write([]byte(line + "\n"))
+			var rec struct {
+				Msg       string `json:"msg"`
+				Transport string `json:"transport"`
+				Addr      string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			switch {
+			case rec.Msg == "listening" && rec.Transport == "tcp":
+				p.tcpAddr = rec.Addr
+			case rec.Msg == "listening" && rec.Transport == "http":
+				p.httpAddr = rec.Addr
+			case rec.Msg == "sessiond ready" && !signalled:
+				signalled = true
+				ready <- nil
+			}
+		}
+		if !signalled {
+			ready <- fmt.Errorf("sessiond exited before it was ready")
+		}
+	}()
+	go func() { cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.kill() })
+	select {
+	case err := <-ready:
+		if err != nil {
+			<-p.exited
+			t.Fatalf("%v; logs:\n%s", err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sessiond not ready after 30 s; logs:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// kill stops the process with SIGKILL, as a crash would.
+func (p *proc) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// terminate sends SIGTERM and returns the exit code.
+func (p *proc) terminate() int {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("sessiond did not stop on SIGTERM; logs:\n%s", p.logs.String())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}

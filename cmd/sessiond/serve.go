@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/badgerstore"
+	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/schemas"
+)
+
+const serveUsage = `Usage: sessiond serve [flags]
+
+Runs the server. With no flags: a Badger store in ./sessiond-data, JSON-RPC over TCP on
+127.0.0.1:7400 (one JSON value per line) and over HTTP on 127.0.0.1:7401 (POST /).
+With --stdio it serves stdin/stdout and opens no network listener unless --tcp or --http
+is given too. SIGINT or SIGTERM drains in-flight calls, flushes and exits 0.
+
+On a new store it creates the account "admin" with the password in SESSIOND_ADMIN_PASSWORD,
+or prints a generated one once on stderr.
+
+Flags:
+`
+
+// serveOptions are the flags of `sessiond serve`.
+type serveOptions struct {
+	dataDir      string
+	inMemory     bool
+	storeURL     string
+	configPath   string
+	tcpAddr      string
+	httpAddr     string
+	stdio        bool
+	framing      string
+	logLevel     string
+	logFormat    string
+	drainTimeout time.Duration
+}
+
+func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var o serveOptions
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	fs.StringVar(&o.dataDir, "data", "./sessiond-data", "directory of the embedded Badger store")
+	fs.BoolVar(&o.inMemory, "in-memory", false, "keep everything in memory (lost at exit; for tests and trials)")
+	fs.StringVar(&o.storeURL, "store", "", "shared store URL, e.g. redis://127.0.0.1:6379/0 (instead of --data)")
+	fs.StringVar(&o.configPath, "config", "", "services.json to read at start")
+	fs.StringVar(&o.tcpAddr, "tcp", "", "TCP listen address (default from config, 127.0.0.1:7400; \"off\" disables)")
+	fs.StringVar(&o.httpAddr, "http", "", "HTTP listen address (default from config, 127.0.0.1:7401; \"off\" disables)")
+	fs.BoolVar(&o.stdio, "stdio", false, "serve JSON-RPC on stdin/stdout (logs stay on stderr)")
+	fs.StringVar(&o.framing, "stdio-framing", "newline", "stdio framing: newline or content-length")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "sessiond serve:", err)
+		return 2
+	}
+	if err := serve(o, fs, stdin, stdout, stderr, log); err != nil {
+		fmt.Fprintln(stderr, "sessiond serve:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
+	cfg := DefaultConfig()
+	if o.configPath != "" {
+		var err error
+		if cfg, err = LoadConfig(o.configPath); err != nil {
+			return err
+		}
+	}
+	if fs.Changed("tcp") {
+		cfg.Server.TCPAddr = o.tcpAddr
+	} else if o.stdio {
+		cfg.Server.TCPAddr = ""
+	}
+	if fs.Changed("http") {
+		cfg.Server.HTTPAddr = o.httpAddr
+	} else if o.stdio {
+		cfg.Server.HTTPAddr = ""
+	}
+	for _, a := range []*string{&cfg.Server.TCPAddr, &cfg.Server.HTTPAddr} {
+		if *a == "off" {
+			*a = ""
+		}
+	}
+	var framing rpc.Framing
+	switch o.framing {
+	case "newline":
+		framing = rpc.FramingNewline
+	case "content-length":
+		framing = rpc.FramingContentLength
+	default:
+		return fmt.Errorf("--stdio-framing: %q is not newline or content-length", o.framing)
+	}
+	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
+		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
+	}
+
+	store, where, err := openStore(o, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	cfg.Engine.Logger = log
+	cfg.Engine.Host = hostInfo(where)
+	eng, err := engine.New(store, cfg.Engine)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	defer eng.Close()
+	if err := bootstrapAdmin(eng, stderr, log); err != nil {
+		return err
+	}
+
+	srv := rpc.NewServer(rpc.NewService(eng, schemas.OpenRPC, log), rpc.Options{
+		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
+		MaxBatch:           cfg.Server.MaxBatch,
+		MaxConnections:     cfg.Server.MaxConnections,
+		MaxInFlightPerConn: cfg.Server.MaxInFlightPerConnection,
+		ReadIdleTimeout:    cfg.Server.ReadIdleTimeout,
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		Logger:             log,
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	if cfg.Server.TCPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.Server.TCPAddr)
+		if err != nil {
+			return fmt.Errorf("tcp listener: %w", err)
+		}
+		log.Info("listening", "transport", "tcp", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- srv.ServeTCP(ln) }()
+	}
+	var httpSrv *http.Server
+	if cfg.Server.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.Server.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		log.Info("listening", "transport", "http", "addr", ln.Addr().String())
+		httpSrv = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- httpSrv.Serve(ln) }()
+	}
+	stdioDone := make(chan struct{})
+	if o.stdio {
+		log.Info("serving stdio", "framing", o.framing)
+		go func() {
+			defer close(stdioDone)
+			if err := srv.ServeStdio(ctx, stdin, stdout, framing); err != nil {
+				errs <- fmt.Errorf("stdio: %w", err)
+			}
+		}()
+	} else if cfg.Server.TCPAddr == "" && cfg.Server.HTTPAddr == "" {
+		return errors.New("nothing to serve: give --stdio, --tcp or --http")
+	}
+	log.Info("sessiond ready", "version", versionString(), "store", where)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", "signal")
+	case <-stdioDone:
+		log.Info("shutting down", "reason", "end of stdin")
+	case err := <-errs:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			runErr = err
+		}
+	}
+	drain, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	if httpSrv != nil {
+		if err := httpSrv.Shutdown(drain); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
+	}
+	if err := srv.Shutdown(drain); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	wg.Wait()
+	if err := store.Flush(drain); err != nil {
+		log.Error("flushing last-use times", "err", err)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// openStore opens the store the flags choose and says what it is, for logs.
+func openStore(o serveOptions, cfg *Config, log *slog.Logger) (engine.Store, string, error) {
+	switch {
+	case o.storeURL != "":
+		return nil, "", fmt.Errorf("--store %q: shared stores are not available in this build; use --data or --in-memory", redactURL(o.storeURL))
+	case o.inMemory:
+		return memstore.New(memstore.Options{}), "memory", nil
+	}
+	key, err := encryptionKey(cfg.Storage.EncryptionKeyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := badgerstore.Open(badgerstore.Options{Dir: dir, EncryptionKey: key, Logger: log, FlushInterval: cfg.Storage.FlushInterval})
+	if err != nil {
+		return nil, "", fmt.Errorf("opening the store in %s: %w", dir, err)
+	}
+	return st, dir, nil
+}
+
+// encryptionKey reads the key for encryption at rest from SESSIOND_ENCRYPTION_KEY (base64) or
+// from the configured file (raw 16, 24 or 32 bytes, or base64 of them).
+func encryptionKey(file string) ([]byte, error) {
+	text, source := os.Getenv("SESSIOND_ENCRYPTION_KEY"), "SESSIOND_ENCRYPTION_KEY"
+	if text == "" && file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("storage.encryptionKeyFile: %w", err)
+		}
+		if n := len(b); n == 16 || n == 24 || n == 32 {
+			return b, nil
+		}
+		text, source = strings.TrimSpace(string(b)), file
+	}
+	if text == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
+		return nil, fmt.Errorf("%s: the encryption key must be 16, 24 or 32 bytes (raw, or base64-encoded)", source)
+	}
+	return key, nil
+}
+
+func redactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "…" + s[i:]
+		}
+	}
+	return s
+}
+
+// hostInfo describes this server in session objects. The UUID is stable for a host and store.
+func hostInfo(store string) engine.HostInfo {
+	name, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(name + "\x00" + store))
+	sum[6] = (sum[6] & 0x0f) | 0x50 // a name-based UUID (version 5 layout)
+	sum[8] = (sum[8] & 0x3f) | 0x80
+	uuid := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	var ips []string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() {
+				ips = append(ips, ipn.IP.String())
+			}
+		}
+	}
+	return engine.HostInfo{Hostname: name, UUID: uuid, IPAddresses: ips}
+}
+
+// bootstrapAdmin creates the admin account on a new store.
+func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) error {
+	password := os.Getenv("SESSIOND_ADMIN_PASSWORD")
+	generated := password == ""
+	if generated {
+		var raw [18]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return err
+		}
+		password = base64.RawURLEncoding.EncodeToString(raw[:])
+	}
+	created, err := eng.Bootstrap(context.Background(), "admin", password)
+	if err != nil {
+		return fmt.Errorf("creating the admin account: %w", err)
+	}
+	if created {
+		log.Info("created the admin account", "username", "admin")
+		if generated {
+			fmt.Fprintf(stderr, "\nsessiond: created account \"admin\" with password: %s\n(shown once; set SESSIOND_ADMIN_PASSWORD to choose it)\n\n", password)
+		}
+	}
+	return nil
+}

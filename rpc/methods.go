@@ -1,0 +1,289 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Auth says how a method authenticates its caller.
+type Auth string
+
+const (
+	// AuthNone: no credentials.
+	AuthNone Auth = "none"
+	// AuthCredentials: a username and password in the params.
+	AuthCredentials Auth = "credentials"
+	// AuthToken: an authToken or sessionKey in the params (or an HTTP Bearer token).
+	AuthToken Auth = "token"
+	// AuthOptionalToken: a token may be given.
+	AuthOptionalToken Auth = "optionalToken"
+)
+
+// Method is one entry of the method table: everything dispatch, the JSON Schemas, the OpenRPC
+// document and the SDKs need to know about an RPC method.
+type Method struct {
+	Name string
+	// Summary is one line; Description may say more. Both are written for users.
+	Summary     string
+	Description string
+	// Family groups methods for documentation and SDK files: "session", "account", "netx",
+	// "discovery".
+	Family string
+	Auth   Auth
+	// TokenField is the params member holding the caller's token ("authToken" or
+	// "sessionKey"); an HTTP Bearer token fills it when the params omit it.
+	TokenField string
+	// Positional lists the params members by position for methods that take positional
+	// params (NetX); nil means named params only.
+	Positional []string
+	// Params and Result are the Go types of the params object and of the result.
+	Params reflect.Type
+	Result reflect.Type
+	// NullableResult means the result may be null.
+	NullableResult bool
+	// Errors are the application error codes the method can return.
+	Errors []int
+
+	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
+}
+
+// method builds a table entry from a typed handler.
+func method[P, R any](m Method, h func(ctx context.Context, s *Service, p *P, client engine.Client) (R, error)) Method {
+	m.Params = reflect.TypeFor[P]()
+	m.Result = reflect.TypeFor[R]()
+	m.call = func(ctx context.Context, s *Service, params any, client engine.Client) (any, error) {
+		return h(ctx, s, params.(*P), client)
+	}
+	return m
+}
+
+// Methods is the method table: the single source of truth for dispatch, schemas, the OpenRPC
+// document and the SDKs. Its order is the order of the documentation.
+var Methods = concat(sessionMethods, accountMethods, netxMethods, discoveryMethods)
+
+func concat(lists ...[]Method) []Method {
+	var out []Method
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// Service dispatches calls of the method table to the engine.
+type Service struct {
+	eng     *engine.Engine
+	log     *slog.Logger
+	methods map[string]*compiledMethod
+	// discover is the OpenRPC document returned by rpc.discover.
+	discover json.RawMessage
+}
+
+type compiledMethod struct {
+	Method
+	fields   map[string]bool // params members
+	required []string        // members without omitempty
+}
+
+// NewService returns the dispatcher of the method table on eng. openRPC is the document
+// rpc.discover returns.
+func NewService(eng *engine.Engine, openRPC []byte, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{eng: eng, log: log, methods: make(map[string]*compiledMethod, len(Methods)), discover: json.RawMessage(openRPC)}
+	for _, m := range Methods {
+		s.methods[m.Name] = compile(m)
+	}
+	return s
+}
+
+func compile(m Method) *compiledMethod {
+	c := &compiledMethod{Method: m, fields: map[string]bool{}}
+	for _, f := range jsonFields(m.Params) {
+		c.fields[f.name] = true
+		if !f.optional {
+			c.required = append(c.required, f.name)
+		}
+	}
+	return c
+}
+
+type jsonField struct {
+	name     string
+	optional bool
+}
+
+// jsonFields lists the JSON members of a struct type, following embedded structs.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, jsonField{name: name, optional: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
+	}
+	return out
+}
+
+// Dispatch runs one call. It implements Dispatcher.
+func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
+	m, ok := s.methods[call.Method]
+	if !ok {
+		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "Method not found"}
+	}
+	params, werr := m.decode(call.Params, call.BearerToken)
+	if werr != nil {
+		return nil, werr
+	}
+	client := engine.Client{Address: call.Client.Addr}
+	result, err := m.call(ctx, s, params, client)
+	if err != nil {
+		return nil, toWireError(s.log, err)
+	}
+	return result, nil
+}
+
+var paramsBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decode turns raw params (object, array or absent) into a *P of the method, checking
+// unknown and missing members. Errors are -32602 naming the member.
+func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonrpc2.Error) {
+	raw = bytes.TrimSpace(raw)
+	var members map[string]json.RawMessage
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		members = map[string]json.RawMessage{}
+	case raw[0] == '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, invalidParams("params", "not a valid JSON array")
+		}
+		if m.Positional == nil {
+			if len(items) > 0 {
+				return nil, invalidParams("params", "this method takes named params (an object)")
+			}
+			members = map[string]json.RawMessage{}
+			break
+		}
+		if len(items) > len(m.Positional) {
+			return nil, invalidParams("params", fmt.Sprintf("at most %d positional params: %s", len(m.Positional), strings.Join(m.Positional, ", ")))
+		}
+		members = make(map[string]json.RawMessage, len(items))
+		for i, item := range items {
+			members[m.Positional[i]] = item
+		}
+	case raw[0] == '{':
+		if err := json.Unmarshal(raw, &members); err != nil {
+			return nil, invalidParams("params", "not a valid JSON object")
+		}
+	default:
+		return nil, invalidParams("params", "must be an object or an array")
+	}
+	for name := range members {
+		if !m.fields[name] {
+			return nil, invalidParams(name, "unknown member")
+		}
+	}
+	if m.TokenField != "" && bearer != "" {
+		if _, ok := members[m.TokenField]; !ok {
+			quoted, _ := json.Marshal(bearer)
+			members[m.TokenField] = quoted
+		}
+	}
+	for _, name := range m.required {
+		if v, ok := members[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
+			return nil, invalidParams(name, "required")
+		}
+	}
+	buf := paramsBufPool.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); paramsBufPool.Put(buf) }()
+	if err := json.NewEncoder(buf).Encode(members); err != nil {
+		return nil, invalidParams("params", "cannot be re-encoded")
+	}
+	p := reflect.New(m.Params)
+	dec := json.NewDecoder(buf)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p.Interface()); err != nil {
+		return nil, decodeError(err)
+	}
+	return p.Interface(), nil
+}
+
+// decodeError names the member a JSON decoding error is about.
+func decodeError(err error) *jsonrpc2.Error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := jsonPath(te.Field)
+		if field == "" {
+			field = "params"
+		}
+		return invalidParams(field, "must be "+jsonTypeName(te.Type))
+	}
+	var pe *paramError
+	if errors.As(err, &pe) {
+		return invalidParams(pe.field, pe.reason)
+	}
+	return invalidParams("params", err.Error())
+}
+
+// jsonPath drops the names of embedded Go structs from a decoder's field path, leaving the
+// JSON member names ("SessionOptions.idleConnectionTimeoutSeconds" → "idleConnectionTimeoutSeconds").
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// paramError is returned by custom decoders of param values.
+type paramError struct{ field, reason string }
+
+func (e *paramError) Error() string { return e.field + ": " + e.reason }
+
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonTypeName(t.Elem())
+	default:
+		return "an object"
+	}
+}

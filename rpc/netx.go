@@ -1,0 +1,103 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// AuthenticateParams are the params of authenticate: [login, password].
+type AuthenticateParams struct {
+	// Login is the account's username.
+	Login string `json:"login"`
+	// Password is the account's password.
+	Password string `json:"password"`
+}
+
+// LabelValue is NetX's LabelValueBean.
+type LabelValue struct {
+	// Label names the preference; TickleTime is reserved for keeping the session alive.
+	Label string `json:"label" jsonschema:"minLength=1,maxLength=256"`
+	// Value is the preference's value.
+	Value string `json:"value" jsonschema:"maxLength=65500"`
+}
+
+// SetUserPreferenceParams are the params of setUserPreference: [sessionKey, {label, value}].
+type SetUserPreferenceParams struct {
+	// SessionKey is the caller's session key (or authToken).
+	SessionKey string `json:"sessionKey"`
+	// Bean is the label and value to set.
+	Bean LabelValue `json:"bean"`
+}
+
+// GetUserPreferenceParams are the params of getUserPreference: [sessionKey, label].
+type GetUserPreferenceParams struct {
+	// SessionKey is the caller's session key (or authToken).
+	SessionKey string `json:"sessionKey"`
+	// Label names the preference.
+	Label string `json:"label" jsonschema:"minLength=1,maxLength=256"`
+}
+
+// LogoutParams are the params of logout: [sessionKey].
+type LogoutParams struct {
+	// SessionKey is the session key to end.
+	SessionKey string `json:"sessionKey"`
+}
+
+var netxMethods = []Method{
+	method(Method{
+		Name: "authenticate", Family: "netx", Auth: AuthCredentials, Positional: []string{"login", "password"},
+		Summary:     "Log in (NetX) and get a session key.",
+		Description: `Returns the session key, or "-1" when authentication fails for any reason (wrong credentials, locked account, throttled address, session cap). The key expires after user.sessionDuration minutes without use.`,
+	}, func(ctx context.Context, s *Service, p *AuthenticateParams, client engine.Client) (string, error) {
+		key, err := s.eng.Authenticate(ctx, p.Login, p.Password, client)
+		var le *engine.LimitError
+		if errors.Is(err, engine.ErrInvalidCredentials) || errors.Is(err, engine.ErrLoginThrottled) || errors.As(err, &le) {
+			return "-1", nil
+		}
+		return key, err
+	}),
+	method(Method{
+		Name: "setUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "bean"},
+		Summary:     "Set a user preference; the label TickleTime keeps the session alive instead.",
+		Description: "Returns true, or false when the session key is not valid. A TickleTime tickle resets the idle clock but not the inactivity clock, and is not stored.",
+		Errors:      []int{CodeTooManyPreferences},
+	}, func(ctx context.Context, s *Service, p *SetUserPreferenceParams, _ engine.Client) (bool, error) {
+		return s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
+	}),
+	method(Method{
+		Name: "getUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "label"},
+		Summary:        "Get a user preference's value, or null when it is not set.",
+		NullableResult: true,
+		Errors:         tokenErrors,
+	}, func(ctx context.Context, s *Service, p *GetUserPreferenceParams, _ engine.Client) (*string, error) {
+		v, ok, err := s.eng.GetUserPreference(ctx, p.SessionKey, p.Label)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &v, nil
+	}),
+	method(Method{
+		Name: "logout", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey"},
+		Summary: "End a session key (NetX). Always returns true.",
+	}, func(ctx context.Context, s *Service, p *LogoutParams, _ engine.Client) (bool, error) {
+		if err := s.eng.Logout(ctx, p.SessionKey); err != nil {
+			return false, err
+		}
+		return true, nil
+	}),
+}
+
+// DiscoverParams: rpc.discover takes no params.
+type DiscoverParams struct{}
+
+var discoveryMethods = []Method{
+	method(Method{
+		Name: "rpc.discover", Family: "discovery", Auth: AuthNone,
+		Summary: "Return the OpenRPC document describing every method.",
+	}, func(_ context.Context, s *Service, _ *DiscoverParams, _ engine.Client) (json.RawMessage, error) {
+		return s.discover, nil
+	}),
+}
