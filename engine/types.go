@@ -54,8 +54,11 @@ func (a *Account) Clone() *Account {
 
 // ResponseOptions are the default responseOptions of a session.
 type ResponseOptions struct {
+	// BinaryFormat is how binary values are returned: "hex", "base64" or "byteArray".
 	BinaryFormat string `json:"binaryFormat,omitempty"`
-	DataFormat   string `json:"dataFormat,omitempty"`
+	// DataFormat is how rows are returned: "arrays" or "objects".
+	DataFormat string `json:"dataFormat,omitempty"`
+	// NumberFormat is how numbers are returned: "number" or "string".
 	NumberFormat string `json:"numberFormat,omitempty"`
 }
 

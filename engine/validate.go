@@ -106,12 +106,20 @@ func validateSettings(s *SessionSettings) error {
 // SessionOptions are the optional session settings of createSession and alterSession; nil
 // fields are left as they are (alterSession) or take the configured default (createSession).
 type SessionOptions struct {
-	Description            *string          `json:"description,omitempty"`
-	DefaultAPI             *string          `json:"defaultApi,omitempty"`
-	DefaultDebug           *string          `json:"defaultDebug,omitempty"`
-	DefaultDatabaseName    *string          `json:"defaultDatabaseName,omitempty"`
-	DefaultOwnerName       *string          `json:"defaultOwnerName,omitempty"`
-	DefaultBinaryFormat    *string          `json:"defaultBinaryFormat,omitempty"`
+	// Description describes the session for troubleshooting (0–65,500 bytes).
+	Description *string `json:"description,omitempty"`
+	// DefaultAPI is the default "api" of the session's JSON actions (1–64 bytes).
+	DefaultAPI *string `json:"defaultApi,omitempty"`
+	// DefaultDebug is the default debug level of the session's actions: "none" or "max".
+	DefaultDebug *string `json:"defaultDebug,omitempty"`
+	// DefaultDatabaseName is the session's default database (1–64 bytes).
+	DefaultDatabaseName *string `json:"defaultDatabaseName,omitempty"`
+	// DefaultOwnerName is the session's default owner of tables (1–64 bytes).
+	DefaultOwnerName *string `json:"defaultOwnerName,omitempty"`
+	// DefaultBinaryFormat is how binary values are returned: "hex", "base64" or "byteArray".
+	DefaultBinaryFormat *string `json:"defaultBinaryFormat,omitempty"`
+	// DefaultResponseOptions are the default responseOptions of the session's actions; only
+	// the members given change.
 	DefaultResponseOptions *ResponseOptions `json:"defaultResponseOptions,omitempty"`
 	// IdleConnectionTimeoutSeconds: seconds without a call before the session ends; 0 = never.
 	IdleConnectionTimeoutSeconds *int64 `json:"idleConnectionTimeoutSeconds,omitempty"`

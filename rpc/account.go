@@ -72,21 +72,27 @@ type ListAccountsParams struct {
 
 // Account is an account object. It never carries a password or its hash.
 type Account struct {
-	Username           string   `json:"username"`
-	AccountDescription string   `json:"accountDescription"`
-	Roles              []string `json:"roles"`
+	// Username is the account name as created; it matches case-insensitively.
+	Username string `json:"username"`
+	// AccountDescription describes the account.
+	AccountDescription string `json:"accountDescription"`
+	// Roles is ["admin"] for administrators, [] otherwise.
+	Roles []string `json:"roles"`
 	// LockoutAfterNFailedAttempts: failed logins in a row that lock the account (0 = never).
 	LockoutAfterNFailedAttempts int `json:"lockoutAfterNFailedAttempts"`
-	LockoutWaitMinutes          int `json:"lockoutWaitMinutes"`
+	// LockoutWaitMinutes is how long a lockout lasts.
+	LockoutWaitMinutes int `json:"lockoutWaitMinutes"`
 	// LockedUntil is when a lockout ends; null when the account is not locked.
 	LockedUntil *Timestamp `json:"lockedUntil"`
 	// LastLoginTimestamp is the last successful login; null if never.
 	LastLoginTimestamp *Timestamp `json:"lastLoginTimestamp"`
-	CreatedTimestamp   Timestamp  `json:"createdTimestamp"`
+	// CreatedTimestamp is when the account was created.
+	CreatedTimestamp Timestamp `json:"createdTimestamp"`
 }
 
 // AccountsResult is the result of listAccounts and describeAccounts.
 type AccountsResult struct {
+	// Accounts are the account objects, sorted by username.
 	Accounts []Account `json:"accounts"`
 }
 

@@ -81,12 +81,18 @@ type Session struct {
 	// Username is the session's account.
 	Username string `json:"username"`
 	// Description describes the session for troubleshooting.
-	Description            string                 `json:"description"`
-	DefaultApi             string                 `json:"defaultApi"`
-	DefaultDebug           string                 `json:"defaultDebug"`
-	DefaultDatabaseName    string                 `json:"defaultDatabaseName"`
-	DefaultOwnerName       string                 `json:"defaultOwnerName"`
-	DefaultBinaryFormat    string                 `json:"defaultBinaryFormat"`
+	Description string `json:"description"`
+	// DefaultApi is the default "api" of the session's actions.
+	DefaultApi string `json:"defaultApi"`
+	// DefaultDebug is the default debug level: "none" or "max".
+	DefaultDebug string `json:"defaultDebug"`
+	// DefaultDatabaseName is the session's default database.
+	DefaultDatabaseName string `json:"defaultDatabaseName"`
+	// DefaultOwnerName is the session's default owner of tables.
+	DefaultOwnerName string `json:"defaultOwnerName"`
+	// DefaultBinaryFormat is how binary values are returned: "hex", "base64" or "byteArray".
+	DefaultBinaryFormat string `json:"defaultBinaryFormat"`
+	// DefaultResponseOptions are the default responseOptions of the session's actions.
 	DefaultResponseOptions engine.ResponseOptions `json:"defaultResponseOptions"`
 	// IdleConnectionTimeoutSeconds: seconds without a call before the session ends (0 = never;
 	// a permanent session reports -1).
@@ -104,17 +110,24 @@ type Session struct {
 	// ExpiresAt is when the session ends if nothing extends it; null if it never does.
 	ExpiresAt *Timestamp `json:"expiresAt"`
 	// ClientAddress is the address the session was created from.
-	ClientAddress          string   `json:"clientAddress"`
-	Hostname               string   `json:"hostname"`
-	HostUuid               string   `json:"hostUuid"`
-	HostIpAddresses        []string `json:"hostIpAddresses"`
-	DefaultRetentionPolicy string   `json:"defaultRetentionPolicy"`
-	DefaultRetentionUnit   string   `json:"defaultRetentionUnit"`
-	DefaultRetentionPeriod int      `json:"defaultRetentionPeriod"`
+	ClientAddress string `json:"clientAddress"`
+	// Hostname is the name of the server host that answered.
+	Hostname string `json:"hostname"`
+	// HostUuid identifies the server host and its store.
+	HostUuid string `json:"hostUuid"`
+	// HostIpAddresses are the server host's non-loopback addresses.
+	HostIpAddresses []string `json:"hostIpAddresses"`
+	// DefaultRetentionPolicy is the server's default retention policy (jsonActionApiDefaults).
+	DefaultRetentionPolicy string `json:"defaultRetentionPolicy"`
+	// DefaultRetentionUnit is the unit of defaultRetentionPeriod.
+	DefaultRetentionUnit string `json:"defaultRetentionUnit"`
+	// DefaultRetentionPeriod is how many retention units data is kept.
+	DefaultRetentionPeriod int `json:"defaultRetentionPeriod"`
 }
 
 // SessionsResult is the result of describeSessions and listSessions.
 type SessionsResult struct {
+	// Sessions are the session objects, oldest first.
 	Sessions []Session `json:"sessions"`
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/schemas"
 )
 
 // lineClient is a minimal newline-delimited JSON-RPC client for end-to-end tests.
@@ -54,6 +56,11 @@ func (c *lineClient) call(method string, params any) rpcReply {
 	var rep rpcReply
 	if err := json.Unmarshal(line, &rep); err != nil {
 		c.t.Fatalf("%s: bad reply %q: %v", method, line, err)
+	}
+	if rep.Error == nil {
+		if err := schemas.ValidateResult(method, rep.Result); err != nil {
+			c.t.Fatalf("%s: result does not match its schema: %v", method, err)
+		}
 	}
 	return rep
 }

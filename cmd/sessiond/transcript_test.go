@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/schemas"
 )
 
 // A transcript is a readable wire conversation (go-ethereum style) in testdata/rpc/*.txt:
@@ -157,7 +159,52 @@ func replay(t *testing.T, file string, steps []transcriptStep, tr transport) {
 		if err := matchJSON(st.reply, got, vars); err != nil {
 			t.Fatalf("%s:%d: %v\nrequest: %s\nwant:    %s\ngot:     %s", file, st.line, err, req, st.reply, got)
 		}
+		if err := validateReplies(req, got); err != nil {
+			t.Fatalf("%s:%d: reply does not match the method's result schema: %v\ngot: %s", file, st.line, err, got)
+		}
 	}
+}
+
+// validateReplies checks every successful result in a reply frame against the result schema
+// of the method its request called, so behaviour and schemas cannot drift apart.
+func validateReplies(request, reply string) error {
+	type message struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Result json.RawMessage `json:"result"`
+	}
+	var reqs, reps []message
+	if json.Unmarshal([]byte(request), &reqs) != nil {
+		var one message
+		if json.Unmarshal([]byte(request), &one) != nil {
+			return nil // not a valid request: no result to check
+		}
+		reqs = []message{one}
+	}
+	if json.Unmarshal([]byte(reply), &reps) != nil {
+		var one message
+		if err := json.Unmarshal([]byte(reply), &one); err != nil {
+			return err
+		}
+		reps = []message{one}
+	}
+	methods := map[string]string{}
+	for _, r := range reqs {
+		methods[string(r.ID)] = r.Method
+	}
+	for _, r := range reps {
+		if r.Result == nil {
+			continue
+		}
+		method, ok := methods[string(r.ID)]
+		if !ok {
+			return fmt.Errorf("a result for id %s that no request had", r.ID)
+		}
+		if err := schemas.ValidateResult(method, r.Result); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var varRef = regexp.MustCompile(`"\$\{([A-Za-z0-9_.]+)\}"`)
