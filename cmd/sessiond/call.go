@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+const callUsage = `Usage: sessiond call [flags] METHOD [PARAMS_JSON]
+
+Sends one JSON-RPC 2.0 request to a running sessiond and prints the result as indented JSON.
+PARAMS_JSON is a JSON object (named params) or a JSON array (positional params, as the NetX
+methods take them); leave it out for a method without params. The request goes over TCP
+(one JSON value per line) to --addr, or as an HTTP POST to --http when that is given.
+
+--token (or SESSIOND_TOKEN, which keeps the token out of the process list) fills
+params.authToken when PARAMS_JSON has neither authToken nor sessionKey; over HTTP it is also
+sent as "Authorization: Bearer TOKEN". Positional params are sent as they are.
+
+Exit status:
+  0  the result was printed on stdout
+  1  the server answered with an error, printed on stderr as "error CODE: MESSAGE"
+     followed by its data
+  2  bad flags or PARAMS_JSON, or no answer (cannot connect, timeout, malformed reply)
+
+Examples:
+  sessiond call createSession '{"username":"admin","password":"secret"}'
+  sessiond call --token "$TOKEN" describeSessions
+  SESSIOND_TOKEN=$TOKEN sessiond call listSessions '{"usernameFilter":["admin"]}'
+  sessiond call authenticate '["admin","secret"]'
+  sessiond call --http http://127.0.0.1:7401 pingSession
+  sessiond call --addr 10.0.0.5:7400 --timeout 30s rpc.discover > openrpc.json
+
+Flags:
+`
+
+// Exit statuses of sessiond call.
+const (
+	callOK          = 0
+	callRPCError    = 1
+	callUsageOrConn = 2
+)
+
+// maxReplyBytes bounds the reply sessiond call reads; rpc.discover is the largest, well under.
+const maxReplyBytes = 64 << 20
+
+// callRequestID is the id of the one request sessiond call sends.
+const callRequestID = 1
+
+// runCall is `sessiond call`: it sends one JSON-RPC request and prints the reply. It returns
+// the exit status: 0 for a result, 1 for a JSON-RPC error, 2 for bad usage or no reply.
+func runCall(args []string, stdout, stderr io.Writer) int {
+	var (
+		addr    string
+		httpURL string
+		token   string
+		timeout time.Duration
+	)
+	fs := pflag.NewFlagSet("call", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.StringVar(&addr, "addr", DefaultTCPAddr, "TCP address of the server")
+	fs.StringVar(&httpURL, "http", "", "send over HTTP to this URL instead, e.g. http://127.0.0.1:7401")
+	fs.StringVar(&token, "token", "", "authToken or session key to send (default $SESSIOND_TOKEN)")
+	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up when there is no reply after this long")
+	fs.Usage = func() { fmt.Fprint(stdout, callUsage, fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return callOK
+		}
+		return callUsageError(stderr, err.Error())
+	}
+	if !fs.Changed("token") {
+		token = os.Getenv("SESSIOND_TOKEN")
+	}
+	switch {
+	case fs.NArg() == 0:
+		return callUsageError(stderr, "missing METHOD")
+	case fs.NArg() > 2:
+		return callUsageError(stderr, fmt.Sprintf("too many arguments (%d); quote PARAMS_JSON as one argument", fs.NArg()))
+	case fs.Changed("addr") && fs.Changed("http"):
+		return callUsageError(stderr, "give --addr or --http, not both")
+	case timeout <= 0:
+		return callUsageError(stderr, "--timeout must be positive")
+	}
+	method := fs.Arg(0)
+	var params json.RawMessage
+	if fs.NArg() == 2 {
+		var err error
+		if params, err = parseCallParams(fs.Arg(1)); err != nil {
+			fmt.Fprintf(stderr, "sessiond call: PARAMS_JSON %v\n", err)
+			return callUsageOrConn
+		}
+	}
+	if token != "" {
+		params = withAuthToken(params, token)
+	}
+	var encoded bytes.Buffer
+	enc := json.NewEncoder(&encoded) // ends the request with the newline TCP framing needs
+	enc.SetEscapeHTML(false)         // send "<&>" in passwords as typed
+	if err := enc.Encode(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      int             `json:"id"`
+		Method  string          `json:"method"`
+		Params  json.RawMessage `json:"params,omitempty"`
+	}{"2.0", callRequestID, method, params}); err != nil { // params is valid JSON by now
+		fmt.Fprintln(stderr, "sessiond call:", err)
+		return callUsageOrConn
+	}
+	request := encoded.Bytes()
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var (
+		reply []byte
+		err   error
+	)
+	if fs.Changed("http") {
+		reply, err = callHTTP(ctx, httpURL, token, bytes.TrimSuffix(request, []byte("\n")))
+	} else {
+		reply, err = callTCP(ctx, addr, request)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sessiond call:", err)
+		return callUsageOrConn
+	}
+	return printReply(reply, stdout, stderr)
+}
+
+func callUsageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "sessiond call: %s\nUsage: sessiond call [flags] METHOD [PARAMS_JSON]; see sessiond call --help\n", msg)
+	return callUsageOrConn
+}
+
+// parseCallParams checks that text is one JSON object or array and returns it compacted.
+func parseCallParams(text string) (json.RawMessage, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("is empty; leave it out for no params")
+		}
+		return nil, fmt.Errorf("is not valid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("has more after the first JSON value; give one object or array")
+	}
+	switch raw[0] {
+	case '{', '[':
+	default:
+		return nil, fmt.Errorf("must be a JSON object {…} or array […], got %s", raw)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("is not valid JSON: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// withAuthToken adds "authToken": token to named params that carry no token (neither
+// authToken nor sessionKey), keeping the members given in their order. Positional params are
+// returned as they are; absent params become {"authToken": token}.
+func withAuthToken(params json.RawMessage, token string) json.RawMessage {
+	quoted, _ := json.Marshal(token)
+	if len(params) == 0 {
+		return json.RawMessage(`{"authToken":` + string(quoted) + `}`)
+	}
+	if params[0] != '{' {
+		return params
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(params, &members) != nil {
+		return params
+	}
+	if _, ok := members["authToken"]; ok {
+		return params
+	}
+	if _, ok := members["sessionKey"]; ok {
+		return params
+	}
+	rest := bytes.TrimSpace(params[1:])
+	if len(rest) == 0 {
+		return params
+	}
+	out := append([]byte(`{"authToken":`), quoted...)
+	if rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
+}
+
+// callTCP sends request, one line ending in a newline, and reads one JSON value back.
+func callTCP(ctx context.Context, addr string, request []byte) ([]byte, error) {
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("cannot connect to %s: no answer within the timeout", addr)
+		}
+		return nil, fmt.Errorf("cannot connect to %s: %v (is sessiond serve running there? choose the server with --addr or --http)", addr, unwrapOpError(err))
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	if _, err := conn.Write(request); err != nil {
+		return nil, tcpError(addr, "sending the request", err)
+	}
+	var reply json.RawMessage
+	dec := json.NewDecoder(bufio.NewReader(io.LimitReader(conn, maxReplyBytes)))
+	if err := dec.Decode(&reply); err != nil {
+		return nil, tcpError(addr, "reading the reply", err)
+	}
+	return reply, nil
+}
+
+func tcpError(addr, doing string, err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("no reply from %s within the timeout (--timeout)", addr)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%s closed the connection without replying", addr)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s closed the connection in the middle of its reply", addr)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("malformed reply from %s: %v", addr, err)
+	}
+	return fmt.Errorf("%s %s: %v", doing, addr, unwrapOpError(err))
+}
+
+// unwrapOpError drops the "dial tcp 127.0.0.1:7400:" prefix that repeats the address.
+func unwrapOpError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// callHTTP POSTs request to rawURL and returns the body of the reply.
+func callHTTP(ctx context.Context, rawURL, token string, request []byte) ([]byte, error) {
+	target, err := httpTarget(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(request))
+	if err != nil {
+		return nil, fmt.Errorf("--http %q: %v", rawURL, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			return nil, fmt.Errorf("no reply from %s within the timeout (--timeout)", target)
+		}
+		if errors.As(err, &ue) {
+			err = unwrapOpError(ue.Err)
+		}
+		return nil, fmt.Errorf("cannot reach %s: %v (is sessiond serve running there?)", target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("no reply from %s within the timeout (--timeout)", target)
+		}
+		return nil, fmt.Errorf("reading the reply from %s: %v", target, err)
+	}
+	// A JSON-RPC reply is taken whatever the status (a parse error may come with 400); any
+	// other body is a fault of the HTTP layer.
+	if json.Valid(body) && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		return body, nil
+	}
+	excerpt := strings.TrimSpace(string(body))
+	if len(excerpt) > 200 {
+		excerpt = excerpt[:200] + "…"
+	}
+	if excerpt == "" {
+		excerpt = "(empty body)"
+	}
+	return nil, fmt.Errorf("%s answered HTTP %s without a JSON-RPC reply: %s", target, resp.Status, excerpt)
+}
+
+// httpTarget accepts a full URL or a bare host:port, which means http://host:port/.
+func httpTarget(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("--http %q is not an http:// or https:// URL such as http://127.0.0.1:7401", raw)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	return u.String(), nil
+}
+
+// printReply prints the result of a JSON-RPC response on stdout, or its error on stderr, and
+// returns the exit status.
+func printReply(reply []byte, stdout, stderr io.Writer) int {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(reply, &members); err != nil {
+		fmt.Fprintf(stderr, "sessiond call: malformed reply (not a JSON-RPC response object): %s\n", excerptOf(reply))
+		return callUsageOrConn
+	}
+	id := string(members["id"])
+	if id == "" {
+		id = "(none)"
+	}
+	if rawErr, ok := members["error"]; ok && string(rawErr) != "null" {
+		var rpcErr struct {
+			Code    *int64          `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(rawErr, &rpcErr) != nil || rpcErr.Code == nil {
+			fmt.Fprintf(stderr, "sessiond call: malformed error in reply: %s\n", excerptOf(rawErr))
+			return callUsageOrConn
+		}
+		// A request the server could not read is answered with id null.
+		if id != fmt.Sprint(callRequestID) && id != "null" {
+			fmt.Fprintf(stderr, "sessiond call: reply is for id %s, not %d\n", id, callRequestID)
+			return callUsageOrConn
+		}
+		fmt.Fprintf(stderr, "error %d: %s\n", *rpcErr.Code, rpcErr.Message)
+		if len(rpcErr.Data) > 0 && string(rpcErr.Data) != "null" {
+			fmt.Fprintf(stderr, "%s\n", indentJSON(rpcErr.Data))
+		}
+		return callRPCError
+	}
+	result, ok := members["result"]
+	if !ok {
+		fmt.Fprintf(stderr, "sessiond call: malformed reply (neither result nor error): %s\n", excerptOf(reply))
+		return callUsageOrConn
+	}
+	if id != fmt.Sprint(callRequestID) {
+		fmt.Fprintf(stderr, "sessiond call: reply is for id %s, not %d\n", id, callRequestID)
+		return callUsageOrConn
+	}
+	fmt.Fprintf(stdout, "%s\n", indentJSON(result))
+	return callOK
+}
+
+func indentJSON(raw json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+func excerptOf(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
