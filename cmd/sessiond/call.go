@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/sessiond/sessiond/rpc"
 )
 
 const callUsage = `Usage: sessiond call [flags] METHOD [PARAMS_JSON]
@@ -26,7 +28,7 @@ methods take them); leave it out for a method without params. The request goes o
 (one JSON value per line) to --addr, or as an HTTP POST to --http when that is given.
 
 --token (or SESSIOND_TOKEN, which keeps the token out of the process list) fills
-params.authToken when PARAMS_JSON has neither authToken nor sessionKey; over HTTP it is also
+params.authToken (params.sessionKey for NetX methods) when PARAMS_JSON has neither; over HTTP it is also
 sent as "Authorization: Bearer TOKEN". Positional params are sent as they are.
 
 Exit status:
@@ -105,7 +107,7 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if token != "" {
-		params = withAuthToken(params, token)
+		params = withAuthToken(params, tokenField(method), token)
 	}
 	var encoded bytes.Buffer
 	enc := json.NewEncoder(&encoded) // ends the request with the newline TCP framing needs
@@ -169,13 +171,25 @@ func parseCallParams(text string) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
-// withAuthToken adds "authToken": token to named params that carry no token (neither
-// authToken nor sessionKey), keeping the members given in their order. Positional params are
-// returned as they are; absent params become {"authToken": token}.
-func withAuthToken(params json.RawMessage, token string) json.RawMessage {
+// tokenField is the params member that carries the caller's token for method, from the
+// method table: "sessionKey" for NetX methods, "authToken" otherwise.
+func tokenField(method string) string {
+	for _, m := range rpc.Methods {
+		if m.Name == method && m.TokenField != "" {
+			return m.TokenField
+		}
+	}
+	return "authToken"
+}
+
+// withAuthToken adds field: token to named params that carry no token (neither authToken nor
+// sessionKey), keeping the members given in their order. Positional params are returned as
+// they are; absent params become {field: token}.
+func withAuthToken(params json.RawMessage, field, token string) json.RawMessage {
 	quoted, _ := json.Marshal(token)
+	prefix := `{"` + field + `":`
 	if len(params) == 0 {
-		return json.RawMessage(`{"authToken":` + string(quoted) + `}`)
+		return json.RawMessage(prefix + string(quoted) + `}`)
 	}
 	if params[0] != '{' {
 		return params
@@ -194,7 +208,7 @@ func withAuthToken(params json.RawMessage, token string) json.RawMessage {
 	if len(rest) == 0 {
 		return params
 	}
-	out := append([]byte(`{"authToken":`), quoted...)
+	out := append([]byte(prefix), quoted...)
 	if rest[0] != '}' {
 		out = append(out, ',')
 	}
