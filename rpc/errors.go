@@ -13,24 +13,21 @@ import (
 // Application error codes. 450, 12031 and 84 are FairCom's; the others are sessiond's own.
 // Every application error carries data.reason, a stable machine-readable name.
 const (
-	CodeInvalidCredentials       = 450
-	CodeInvalidAuthToken         = 12031
-	CodeSessionLimit             = 84
-	CodePermanentSessionsOff     = 1001
-	CodePermanentNotAllowed      = 1002
-	CodePermissionDenied         = 1003
-	CodeAccountExists            = 1004
-	CodeAccountNotFound          = 1005
-	CodeLastAdmin                = 1006
-	CodeCurrentPasswordWrong     = 1007
-	CodeLoginThrottled           = 1008
-	CodeTooManyPreferences       = 1009
-	CodeStoreUnavailable         = 1010
-	CodeInvalidParams            = jsonrpc2.CodeInvalidParams
-	CodeInternalError            = jsonrpc2.CodeInternalError
-	invalidAuthTokenMessage      = "'authToken' does not match any existing session. Use a valid 'authToken' or use 'createSession' to create a valid 'authToken'."
-	sessionLimitMessage          = "Maximum number of sessions exceeded."
-	invalidCredentialsMessageFmt = "Not able to validate the credentials for user [%s]."
+	CodeInvalidCredentials   = 450
+	CodeInvalidAuthToken     = 12031
+	CodeSessionLimit         = 84
+	CodePermanentSessionsOff = 1001
+	CodePermanentNotAllowed  = 1002
+	CodePermissionDenied     = 1003
+	CodeAccountExists        = 1004
+	CodeAccountNotFound      = 1005
+	CodeLastAdmin            = 1006
+	CodeCurrentPasswordWrong = 1007
+	CodeLoginThrottled       = 1008
+	CodeTooManyPreferences   = 1009
+	CodeStoreUnavailable     = 1010
+	invalidAuthTokenMessage  = "'authToken' does not match any existing session. Use a valid 'authToken' or use 'createSession' to create a valid 'authToken'."
+	sessionLimitMessage      = "Maximum number of sessions exceeded."
 )
 
 // ErrorCode documents one application error: it is the single table behind the mapping
@@ -88,18 +85,6 @@ type errorData struct {
 	Max    int    `json:"max,omitempty"`
 }
 
-// invalidParams builds a -32602 naming the field and why.
-func invalidParams(field, reason string) *jsonrpc2.Error {
-	e := &jsonrpc2.Error{Code: jsonrpc2.CodeInvalidParams, Message: "Invalid params"}
-	e.SetError(errorData{Reason: reason, Field: field})
-	return e
-}
-
-// internalError is the only thing a client learns about a bug.
-func internalError() *jsonrpc2.Error {
-	return &jsonrpc2.Error{Code: jsonrpc2.CodeInternalError, Message: "Internal error"}
-}
-
 // toWireError maps any error of a method to the JSON-RPC error sent to the client. It is the
 // one place where engine errors become wire codes. Errors it does not know are logged and
 // sent as -32603 without detail.
@@ -110,7 +95,7 @@ func toWireError(log *slog.Logger, err error) *jsonrpc2.Error {
 	}
 	var ve *engine.ValidationError
 	if errors.As(err, &ve) {
-		return invalidParams(ve.Field, ve.Reason)
+		return InvalidParams(ve.Field, ve.Reason)
 	}
 	for _, c := range ErrorCodes {
 		if !c.match(err) {
@@ -134,7 +119,7 @@ func toWireError(log *slog.Logger, err error) *jsonrpc2.Error {
 	} else {
 		log.Error("internal error", "err", err)
 	}
-	return internalError()
+	return errInternal()
 }
 
 func credentialsMessage(username string) string {

@@ -153,7 +153,7 @@ func jsonFields(t reflect.Type) []jsonField {
 func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 	m, ok := s.methods[call.Method]
 	if !ok {
-		return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "Method not found"}
+		return nil, MethodNotFound(call.Method)
 	}
 	params, werr := m.decode(call.Params, call.BearerToken)
 	if werr != nil {
@@ -180,17 +180,17 @@ func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonr
 	case raw[0] == '[':
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, invalidParams("params", "not a valid JSON array")
+			return nil, InvalidParams("params", "not a valid JSON array")
 		}
 		if m.Positional == nil {
 			if len(items) > 0 {
-				return nil, invalidParams("params", "this method takes named params (an object)")
+				return nil, InvalidParams("params", "this method takes named params (an object)")
 			}
 			members = map[string]json.RawMessage{}
 			break
 		}
 		if len(items) > len(m.Positional) {
-			return nil, invalidParams("params", fmt.Sprintf("at most %d positional params: %s", len(m.Positional), strings.Join(m.Positional, ", ")))
+			return nil, InvalidParams("params", fmt.Sprintf("at most %d positional params: %s", len(m.Positional), strings.Join(m.Positional, ", ")))
 		}
 		members = make(map[string]json.RawMessage, len(items))
 		for i, item := range items {
@@ -198,14 +198,20 @@ func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonr
 		}
 	case raw[0] == '{':
 		if err := json.Unmarshal(raw, &members); err != nil {
-			return nil, invalidParams("params", "not a valid JSON object")
+			return nil, InvalidParams("params", "not a valid JSON object")
 		}
 	default:
-		return nil, invalidParams("params", "must be an object or an array")
+		return nil, InvalidParams("params", "must be an object or an array")
+	}
+	// Decoding keeps the last of two equal members silently; a proxy in front may keep the
+	// first, and the two would act on different params. Refuse them, as the protocol layer
+	// does for the members of the request object.
+	if name, ok := duplicateMember(raw); ok {
+		return nil, InvalidParams(name, "duplicate member")
 	}
 	for name := range members {
 		if !m.fields[name] {
-			return nil, invalidParams(name, "unknown member")
+			return nil, InvalidParams(name, "unknown member")
 		}
 	}
 	if m.TokenField != "" && bearer != "" {
@@ -216,13 +222,13 @@ func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonr
 	}
 	for _, name := range m.required {
 		if v, ok := members[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
-			return nil, invalidParams(name, "required")
+			return nil, InvalidParams(name, "required")
 		}
 	}
 	buf := paramsBufPool.Get().(*bytes.Buffer)
 	defer func() { buf.Reset(); paramsBufPool.Put(buf) }()
 	if err := json.NewEncoder(buf).Encode(members); err != nil {
-		return nil, invalidParams("params", "cannot be re-encoded")
+		return nil, InvalidParams("params", "cannot be re-encoded")
 	}
 	p := reflect.New(m.Params)
 	dec := json.NewDecoder(buf)
@@ -233,6 +239,47 @@ func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonr
 	return p.Interface(), nil
 }
 
+// duplicateMember returns the name of a member given twice in one object anywhere in raw.
+// Invalid JSON reports nothing: decoding it fails anyway.
+func duplicateMember(raw []byte) (string, bool) {
+	type container struct {
+		keys      map[string]bool // nil for an array
+		expectKey bool
+	}
+	var stack []container
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].expectKey {
+			if key, ok := tok.(string); ok {
+				if stack[n-1].keys[key] {
+					return key, true
+				}
+				stack[n-1].keys[key] = true
+				stack[n-1].expectKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, container{keys: map[string]bool{}, expectKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, container{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value is complete: the object holding it expects its next key.
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].expectKey = true
+		}
+	}
+}
+
 // decodeError names the member a JSON decoding error is about.
 func decodeError(err error) *jsonrpc2.Error {
 	var te *json.UnmarshalTypeError
@@ -241,13 +288,13 @@ func decodeError(err error) *jsonrpc2.Error {
 		if field == "" {
 			field = "params"
 		}
-		return invalidParams(field, "must be "+jsonTypeName(te.Type))
+		return InvalidParams(field, "must be "+jsonTypeName(te.Type))
 	}
 	var pe *paramError
 	if errors.As(err, &pe) {
-		return invalidParams(pe.field, pe.reason)
+		return InvalidParams(pe.field, pe.reason)
 	}
-	return invalidParams("params", err.Error())
+	return InvalidParams("params", err.Error())
 }
 
 // jsonPath drops the names of embedded Go structs from a decoder's field path, leaving the

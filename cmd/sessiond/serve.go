@@ -189,23 +189,21 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- srv.ServeTCP(ln) }()
 	}
-	var httpSrv *http.Server
 	if cfg.Server.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.Server.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("http listener: %w", err)
 		}
 		log.Info("listening", "transport", "http", "addr", ln.Addr().String())
-		httpSrv = &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- httpSrv.Serve(ln) }()
+		go func() { defer wg.Done(); errs <- srv.ServeHTTPListener(ln) }()
 	}
 	stdioDone := make(chan struct{})
 	if o.stdio {
 		log.Info("serving stdio", "framing", o.framing)
 		go func() {
 			defer close(stdioDone)
-			if err := srv.ServeStdio(ctx, stdin, stdout, framing); err != nil {
+			if err := srv.ServeStdio(ctx, stdin, stdout, framing); err != nil && ctx.Err() == nil && !errors.Is(err, rpc.ErrServerClosed) {
 				errs <- fmt.Errorf("stdio: %w", err)
 			}
 		}()
@@ -221,17 +219,12 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	case <-stdioDone:
 		log.Info("shutting down", "reason", "end of stdin")
 	case err := <-errs:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err != nil && !errors.Is(err, rpc.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			runErr = err
 		}
 	}
 	drain, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
-	if httpSrv != nil {
-		if err := httpSrv.Shutdown(drain); err != nil {
-			log.Warn("http shutdown", "err", err)
-		}
-	}
 	if err := srv.Shutdown(drain); err != nil {
 		log.Warn("shutdown", "err", err)
 	}

@@ -1,0 +1,14 @@
+package rpc_test
+
+// TestFuzzSeedTwins checks that the Go-format seed corpora of FuzzServeFrame and FuzzScanner
+// (rpc/testdata/fuzz/<Target>, which go test runs and go test -fuzz starts from) hold exactly
+// the readable seeds in testdata/fuzz/<Target> at the repository root.
+
+import (
+	"testing"
+)
+
+func TestFuzzSeedTwins(t *testing.T) {
+	checkSeedTwins(t, "FuzzServeFrame", "string")
+	checkSeedTwins(t, "FuzzScanner", "string")
+}

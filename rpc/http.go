@@ -1,0 +1,226 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// HTTPHandler returns the handler for JSON-RPC over HTTP: POST with a JSON body, one request
+// or a batch, answered with 200 and an application/json body, or 204 No Content when the body
+// held only notifications. JSON-RPC errors are 200 replies like any other; the status code
+// only reports transport faults, each still with a JSON-RPC error body:
+//
+//   - 405 for a method other than POST (with Allow: POST);
+//   - 415 for a Content-Type other than application/json (a missing one is accepted);
+//   - 413 for a body over Options.MaxRequestBytes;
+//   - 400 for a body that could not be read in full within Options.RequestReadTimeout;
+//   - 503 when Options.MaxConnections requests are running already, or during Shutdown.
+//
+// "Authorization: Bearer X" sets Call.BearerToken to X for every call of the body. The
+// handler does not look at the path; mount it where it belongs (ServeHTTPListener mounts it
+// on every path).
+func (s *Server) HTTPHandler() http.Handler { return httpHandler{s} }
+
+// ServeHTTPListener serves HTTPHandler on ln with the server's timeouts: headers must arrive
+// within RequestReadTimeout and idle keep-alive connections close after ReadIdleTimeout.
+// Shutdown stops it gracefully. It returns ErrServerClosed after Shutdown.
+func (s *Server) ServeHTTPListener(ln net.Listener) error {
+	hs := &http.Server{
+		Handler:        s.HTTPHandler(),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:    func(net.Listener) context.Context { return s.baseCtx },
+	}
+	if t := s.opts.RequestReadTimeout; t > 0 {
+		hs.ReadHeaderTimeout = t
+	}
+	if t := s.opts.ReadIdleTimeout; t > 0 {
+		hs.IdleTimeout = t
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.httpServers[hs] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.httpServers, hs)
+		s.mu.Unlock()
+	}()
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+type httpHandler struct{ s *Server }
+
+func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeHTTPError(w, http.StatusMethodNotAllowed, errInvalidRequest(reasonMethodNotAllowed))
+		return
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		writeHTTPError(w, http.StatusUnsupportedMediaType, errInvalidRequest(reasonUnsupportedMedia))
+		return
+	}
+	limit := s.opts.MaxRequestBytes
+	if r.ContentLength > int64(limit) {
+		w.Header().Set("Connection", "close")
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, errRequestTooLarge(limit))
+		return
+	}
+	leave, refusal := s.enterHTTP()
+	if refusal != nil {
+		w.Header().Set("Connection", "close")
+		writeHTTPError(w, http.StatusServiceUnavailable, refusal)
+		return
+	}
+	defer leave()
+
+	rc := http.NewResponseController(w)
+	if t := s.opts.RequestReadTimeout; t > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(t))
+	}
+	body, err := readBody(r.Body, r.ContentLength, limit)
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		if errors.Is(err, errBodyTooLarge) {
+			writeHTTPError(w, http.StatusRequestEntityTooLarge, errRequestTooLarge(limit))
+		} else {
+			writeHTTPError(w, http.StatusBadRequest, errParse(reasonIncompleteBody))
+		}
+		return
+	}
+
+	client := ClientInfo{Addr: remoteHost(r.RemoteAddr), Transport: TransportHTTP}
+	out := getOut()
+	defer putOut(out)
+	if !s.serveFrame(r.Context(), body, client, bearerToken(r.Header.Get("Authorization")), out) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	out.b = append(out.b, '\n')
+	if t := s.opts.WriteTimeout; t > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(t))
+	}
+	header := w.Header()
+	header.Set("Content-Type", "application/json")
+	header.Set("Content-Length", strconv.Itoa(len(out.b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out.b)
+}
+
+// enterHTTP counts a running HTTP request against MaxConnections.
+func (s *Server) enterHTTP() (leave func(), refusal *jsonrpc2.Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShuttingDown()
+	}
+	if limit := s.opts.MaxConnections; limit > 0 && s.httpActive >= limit {
+		return nil, errTooManyConnections(limit)
+	}
+	s.httpActive++
+	return s.leaveHTTP, nil
+}
+
+func (s *Server) leaveHTTP() {
+	s.mu.Lock()
+	s.httpActive--
+	if s.httpActive == 0 && s.httpIdle != nil {
+		close(s.httpIdle)
+		s.httpIdle = nil
+	}
+	s.mu.Unlock()
+}
+
+var errBodyTooLarge = errors.New("rpc: request body too large")
+
+// readBody reads a whole body of at most limit bytes into a new slice (calls keep slices of
+// it, so it is not pooled).
+func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
+	size := 512
+	if contentLength > 0 {
+		size = int(contentLength) + 1 // room to see the EOF without growing
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, e *jsonrpc2.Error) {
+	out := getOut()
+	defer putOut(out)
+	out.appendError(nil, e)
+	out.b = append(out.b, '\n')
+	header := w.Header()
+	header.Set("Content-Type", "application/json")
+	header.Set("Content-Length", strconv.Itoa(len(out.b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(out.b)
+}
+
+// jsonContentType accepts no Content-Type, application/json and the JSON-RPC media types
+// some clients send. Refusing text/plain and forms keeps browsers' simple cross-site POSTs
+// out.
+func jsonContentType(value string) bool {
+	if value == "" {
+		return true
+	}
+	mediaType, _, err := mime.ParseMediaType(value)
+	if err != nil {
+		return false
+	}
+	switch mediaType {
+	case "application/json", "application/json-rpc", "application/jsonrequest":
+		return true
+	}
+	return false
+}
+
+// bearerToken returns X from "Bearer X" (scheme case-insensitive), "" otherwise.
+func bearerToken(authorization string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+func remoteHost(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
+}

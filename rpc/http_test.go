@@ -1,0 +1,235 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTPStatuses checks the status code, headers and body of each kind of HTTP request.
+func TestHTTPStatuses(t *testing.T) {
+	ts := newTestServer(t, Options{MaxRequestBytes: 256})
+	url := ts.listenHTTP(t)
+	tooLarge := `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"requestTooLarge","limit":256}},"id":null}` + "\n"
+	tests := []struct {
+		name        string
+		method      string
+		contentType string
+		body        io.Reader
+		status      int
+		want        string // exact body
+	}{
+		{"single call", "POST", "application/json", strings.NewReader(subtractFrame), 200, subtractReply + "\n"},
+		{"charset parameter", "POST", "application/json; charset=utf-8", strings.NewReader(subtractFrame), 200, subtractReply + "\n"},
+		{"no content type", "POST", "", strings.NewReader(subtractFrame), 200, subtractReply + "\n"},
+		{"notification", "POST", "application/json", strings.NewReader(`{"jsonrpc":"2.0","method":"update","params":[1]}`), 204, ""},
+		{"all-notification batch", "POST", "application/json", strings.NewReader(`[{"jsonrpc":"2.0","method":"update"},{"jsonrpc":"2.0","method":"nope"}]`), 204, ""},
+		{"parse error is a 200", "POST", "application/json", strings.NewReader(`{`), 200,
+			`{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":{"reason":"invalidJson"}},"id":null}` + "\n"},
+		{"empty body", "POST", "application/json", strings.NewReader(``), 200,
+			`{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":{"reason":"invalidJson"}},"id":null}` + "\n"},
+		{"GET", "GET", "", nil, 405,
+			`{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"httpMethodNotAllowed"}},"id":null}` + "\n"},
+		{"text/plain", "POST", "text/plain", strings.NewReader(subtractFrame), 415,
+			`{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"unsupportedMediaType"}},"id":null}` + "\n"},
+		{"form", "POST", "application/x-www-form-urlencoded", strings.NewReader(subtractFrame), 415,
+			`{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"unsupportedMediaType"}},"id":null}` + "\n"},
+		{"too large with Content-Length", "POST", "application/json", strings.NewReader(strings.Repeat(" ", 300)), 413, tooLarge},
+		{"too large chunked", "POST", "application/json", io.MultiReader(strings.NewReader(strings.Repeat(" ", 300))), 413, tooLarge},
+		{"at the limit", "POST", "application/json", strings.NewReader(subtractFrame + strings.Repeat(" ", 256-len(subtractFrame))), 200, subtractReply + "\n"},
+	}
+	client := &http.Client{Timeout: clientTimeout}
+	for _, tc := range tests {
+		req, err := http.NewRequest(tc.method, url, tc.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || string(body) != tc.want {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, resp.StatusCode, body, tc.status, tc.want)
+		}
+		if tc.want != "" && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: Content-Type %q", tc.name, resp.Header.Get("Content-Type"))
+		}
+		if tc.status == 405 && resp.Header.Get("Allow") != "POST" {
+			t.Errorf("%s: Allow %q", tc.name, resp.Header.Get("Allow"))
+		}
+	}
+}
+
+// TestHTTPMaxConnections checks that requests over MaxConnections get 503 with tooManyConnections while the others run.
+func TestHTTPMaxConnections(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 1})
+	url := ts.listenHTTP(t)
+	first := make(chan error, 1)
+	slow := newHTTPClient(url)
+	go func() { first <- slow.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}`)) }()
+	ts.fake.waitEntered(t, 1)
+
+	resp, err := newHTTPClient(url).post([]byte(subtractFrame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"tooManyConnections","limit":1}},"id":null}` + "\n"
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != want {
+		t.Fatalf("second request: %d %s", resp.StatusCode, body)
+	}
+	ts.fake.releaseOne(t)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := slow.Recv(); string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+		t.Fatalf("first request: %s", got)
+	}
+}
+
+// TestHTTPShutdown checks that Shutdown answers HTTP calls in flight, refuses new ones with 503 shuttingDown, and stops ServeHTTPListener.
+func TestHTTPShutdown(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ln := newUnusedListener(t)
+	served := make(chan error, 1)
+	go func() { served <- ts.ServeHTTPListener(ln) }()
+	// The same handler mounted by the caller on a server of its own, which Shutdown does not close.
+	own := &http.Server{Handler: ts.HTTPHandler()}
+	ownLn := newUnusedListener(t)
+	go func() { _ = own.Serve(ownLn) }()
+	defer own.Close()
+
+	inFlight := newHTTPClient("http://" + ln.Addr().String() + "/")
+	first := make(chan error, 1)
+	go func() { first <- inFlight.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}`)) }()
+	ts.fake.waitEntered(t, 1)
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- ts.Shutdown(context.Background()) }()
+	<-ts.shutdownCh
+
+	resp, err := newHTTPClient("http://" + ownLn.Addr().String() + "/").post([]byte(subtractFrame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"shuttingDown"}},"id":null}` + "\n"
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != want {
+		t.Fatalf("during shutdown: %d %s", resp.StatusCode, body)
+	}
+
+	ts.fake.releaseOne(t)
+	if err := <-first; err != nil {
+		t.Fatalf("in-flight request: %v", err)
+	}
+	if got, _ := inFlight.Recv(); string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+		t.Fatalf("in-flight reply: %s", got)
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != ErrServerClosed {
+		t.Fatalf("ServeHTTPListener: %v", err)
+	}
+}
+
+// TestHTTPStalledClients checks that clients stalling in the headers or the body are dropped after RequestReadTimeout while another client is served.
+func TestHTTPStalledClients(t *testing.T) {
+	ts := newTestServer(t, Options{RequestReadTimeout: 200 * time.Millisecond})
+	url := ts.listenHTTP(t)
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+	for _, tc := range []struct {
+		name, sent, status string
+	}{
+		{"headers", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: appl", ""},
+		{"body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":", "HTTP/1.1 400"},
+	} {
+		stalled, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stalled.Close()
+		if _, err := stalled.Write([]byte(tc.sent)); err != nil {
+			t.Fatal(err)
+		}
+		other := newHTTPClient(url)
+		if err := other.Send([]byte(subtractFrame)); err != nil {
+			t.Fatalf("%s: other client: %v", tc.name, err)
+		}
+		_ = stalled.SetReadDeadline(time.Now().Add(clientTimeout))
+		got, err := io.ReadAll(stalled)
+		var ne net.Error
+		if asNetError(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: the stalled client was not dropped", tc.name)
+		}
+		if !strings.HasPrefix(string(got), tc.status) {
+			t.Errorf("%s: stalled client got %q", tc.name, got)
+		}
+		if tc.status != "" && !bytes.Contains(got, []byte(`"incompleteBody"`)) {
+			t.Errorf("%s: no incompleteBody error in %q", tc.name, got)
+		}
+	}
+}
+
+func asNetError(err error, target *net.Error) bool {
+	ne, ok := err.(net.Error)
+	if ok {
+		*target = ne
+	}
+	return ok
+}
+
+// TestHTTPKeepAlive checks that several requests share one keep-alive connection.
+func TestHTTPKeepAlive(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	addr := strings.TrimSuffix(strings.TrimPrefix(ts.listenHTTP(t), "http://"), "/")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rd := bufio.NewReader(nc)
+	for range 3 {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(subtractFrame))
+		if err := req.Write(nc); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(rd, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != subtractReply+"\n" {
+			t.Fatalf("got %q", body)
+		}
+	}
+}
+
+// BenchmarkHTTPRoundTrip measures one keep-alive client posting one request at a time.
+func BenchmarkHTTPRoundTrip(b *testing.B) {
+	ts := newTestServer(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	client := newHTTPClient(ts.listenHTTP(b))
+	frame := []byte(subtractFrame)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.Send(frame); err != nil {
+			b.Fatal(err)
+		}
+		client.replies = client.replies[:0]
+	}
+}

@@ -1,0 +1,640 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// Options are the server's limits and hooks. The zero value of each field means its default.
+type Options struct {
+	// MaxRequestBytes bounds one request (a line, a Content-Length body or an HTTP body),
+	// batches included. A longer one is skipped without being buffered whole and answered
+	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413). Default 1 MiB.
+	MaxRequestBytes int
+	// MaxBatch bounds the elements of a batch. A longer batch is refused as a whole with one
+	// -32600, data {"reason":"batchTooLarge","limit":N}. Default 100.
+	MaxBatch int
+	// MaxConnections bounds concurrent TCP connections and, separately, concurrent HTTP
+	// requests. An extra TCP connection gets one -32000 error line, data
+	// {"reason":"tooManyConnections","limit":N}, and is closed; an extra HTTP request gets
+	// HTTP 503 with the same error. Default 1024; negative means no limit.
+	MaxConnections int
+	// MaxInFlightPerConn bounds the requests (frames) of one TCP or stdio connection that are
+	// being answered at once, replies not yet written included. A connection that pipelines
+	// more stops being read until replies drain: backpressure, not an error. Default 64.
+	MaxInFlightPerConn int
+	// ReadIdleTimeout closes a TCP connection that has nothing in flight and sends nothing for
+	// this long; it is also the HTTP keep-alive idle timeout (ServeHTTPListener). Default 5
+	// minutes; negative means never.
+	ReadIdleTimeout time.Duration
+	// RequestReadTimeout is how long a client may take to send the rest of a request once it
+	// has started one (TCP frame, HTTP headers, HTTP body). A client that stalls half-way is
+	// dropped. Default 30 seconds; negative means no limit.
+	RequestReadTimeout time.Duration
+	// WriteTimeout drops a TCP or HTTP client that does not take its replies: a write blocked
+	// this long closes the connection. Other clients are never held up. Default 30 seconds;
+	// negative means no limit.
+	WriteTimeout time.Duration
+	// MapError turns a dispatcher error that is not a *jsonrpc2.Error into a wire error. It
+	// may return nil, which means -32603. Default: every such error is -32603 "Internal error"
+	// and its detail is logged.
+	MapError func(error) *jsonrpc2.Error
+	// Logger receives internal errors, recovered panics with their stacks, and connection
+	// events at debug level. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Default limits.
+const (
+	DefaultMaxRequestBytes    = 1 << 20
+	DefaultMaxBatch           = 100
+	DefaultMaxConnections     = 1024
+	DefaultMaxInFlightPerConn = 64
+	DefaultReadIdleTimeout    = 5 * time.Minute
+	DefaultRequestReadTimeout = 30 * time.Second
+	DefaultWriteTimeout       = 30 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxInFlightPerConn <= 0 {
+		o.MaxInFlightPerConn = DefaultMaxInFlightPerConn
+	}
+	if o.ReadIdleTimeout == 0 {
+		o.ReadIdleTimeout = DefaultReadIdleTimeout
+	}
+	if o.RequestReadTimeout == 0 {
+		o.RequestReadTimeout = DefaultRequestReadTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// ErrServerClosed is returned by the Serve methods after Shutdown.
+var ErrServerClosed = errors.New("rpc: server closed")
+
+// Server answers JSON-RPC 2.0 over any number of TCP listeners, stdio streams and HTTP
+// handlers at once, all through one Dispatcher. Its methods are safe for concurrent use.
+type Server struct {
+	d     Dispatcher
+	opts  Options
+	log   *slog.Logger
+	names internTable
+
+	baseCtx    context.Context // parent of every call's context; cancelled by a forced stop
+	cancelBase context.CancelFunc
+	shutdownCh chan struct{} // closed when Shutdown starts
+	jobs       chan job      // hands frames to idle handler goroutines
+
+	mu          sync.Mutex
+	closing     bool
+	listeners   map[net.Listener]struct{}
+	conns       map[*conn]struct{}
+	tcpConns    int
+	httpActive  int
+	httpIdle    chan struct{} // closed when httpActive drops to zero during Shutdown
+	httpServers map[*http.Server]struct{}
+
+	// Test hooks, set before serving.
+	hookReaderBlocked func()      // a connection's reader waits for an in-flight slot
+	hookConnDone      func(*conn) // a connection is finished
+}
+
+// NewServer returns a server that runs calls through d with opts (zero fields take their
+// defaults).
+func NewServer(d Dispatcher, opts Options) *Server {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		d:           d,
+		opts:        opts,
+		log:         opts.Logger,
+		baseCtx:     ctx,
+		cancelBase:  cancel,
+		shutdownCh:  make(chan struct{}),
+		jobs:        make(chan job),
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*conn]struct{}),
+		httpServers: make(map[*http.Server]struct{}),
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, stops reading new requests,
+// lets the calls in flight finish and their replies be written, then closes the connections.
+// New HTTP requests get 503 meanwhile. If ctx ends first, the calls still running see their
+// contexts cancelled, every connection is closed at once and Shutdown returns ctx.Err().
+// The Serve methods return ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.shutdownCh)
+	}
+	listeners := make([]net.Listener, 0, len(s.listeners))
+	for ln := range s.listeners {
+		listeners = append(listeners, ln)
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	servers := make([]*http.Server, 0, len(s.httpServers))
+	for hs := range s.httpServers {
+		servers = append(servers, hs)
+	}
+	var httpIdle chan struct{}
+	if s.httpActive > 0 {
+		if s.httpIdle == nil {
+			s.httpIdle = make(chan struct{})
+		}
+		httpIdle = s.httpIdle
+	}
+	s.mu.Unlock()
+
+	for _, ln := range listeners {
+		_ = ln.Close()
+	}
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		var wg sync.WaitGroup
+		for _, hs := range servers {
+			wg.Go(func() {
+				if hs.Shutdown(ctx) != nil {
+					_ = hs.Close()
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	for _, c := range conns {
+		c.stop()
+	}
+
+	err := func() error {
+		for _, c := range conns {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if httpIdle != nil {
+			select {
+			case <-httpIdle:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-httpDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}()
+	if err != nil {
+		for _, c := range conns {
+			c.kill()
+		}
+		s.cancelBase()
+		return err
+	}
+	s.cancelBase()
+	return nil
+}
+
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// A stream connection (TCP or stdio): one reader goroutine that cuts frames, a bounded
+// number of frames answered concurrently on reusable handler goroutines, and one buffered
+// writer that each handler writes its reply into under a lock.
+
+// errStopped ends a reader that was told to stop.
+var errStopped = errors.New("rpc: connection stopped")
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+type conn struct {
+	srv     *Server
+	client  ClientInfo
+	framing Framing
+	rd      *frameReader
+	bw      *bufio.Writer
+	nc      net.Conn // nil for stdio; gives deadlines and Close
+	ctx     context.Context
+	cancel  context.CancelFunc
+	poke    func() // wakes a reader blocked in Read, when the source allows it
+
+	// slots holds one token per frame being answered, from the moment the reader takes it
+	// until its reply is written (or found to be unneeded).
+	slots chan struct{}
+
+	mu       sync.Mutex // guards stopped and handlers.Add
+	stopped  bool
+	stopping atomic.Bool
+	stopCh   chan struct{}
+	handlers sync.WaitGroup
+
+	// Reader goroutine only.
+	readDeadline time.Time
+	partialSince time.Time
+	partialFrame uint64 // frames read when partialSince was set
+	frames       uint64
+	keepDeadline bool // the deadline was set by retryRead; arm leaves it alone once
+
+	// Replies are written by the goroutine that produced them, one at a time under wmu, into
+	// one buffer. queued counts replies waiting for wmu; whoever writes the last one flushes,
+	// so pipelined replies share system calls and a lone reply goes out at once.
+	wmu           sync.Mutex
+	queued        atomic.Int32
+	header        []byte    // guarded by wmu
+	writeDeadline time.Time // guarded by wmu
+	writeErr      error     // guarded by wmu; stable once the handlers are done
+
+	// inFlight counts the frames holding a slot; lastActive is when one last finished or a
+	// flush last completed (unix nanoseconds). A frame records lastActive before it leaves
+	// inFlight, so the idle check never sees a connection as idle and stale at once.
+	inFlight   atomic.Int32
+	lastActive atomic.Int64
+	finishOnce sync.Once
+	done       chan struct{} // closed when the connection is finished
+	killed     chan struct{} // closed by a forced stop
+	killOnce   sync.Once
+}
+
+func (s *Server) newConn(ctx context.Context, client ClientInfo, r io.Reader, w io.Writer, framing Framing, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(ctx)
+	n := s.opts.MaxInFlightPerConn
+	c := &conn{
+		srv:     s,
+		client:  client,
+		framing: framing,
+		rd:      newFrameReader(r, framing, s.opts.MaxRequestBytes),
+		bw:      bufio.NewWriterSize(w, 16<<10),
+		nc:      nc,
+		ctx:     ctx,
+		cancel:  cancel,
+		slots:   make(chan struct{}, n),
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+		killed:  make(chan struct{}),
+	}
+	c.lastActive.Store(time.Now().UnixNano())
+	if nc != nil {
+		c.rd.arm = c.armRead
+	}
+	return c
+}
+
+// track registers a connection; it fails when the server is closing, or, for TCP, when
+// MaxConnections are open already.
+func (s *Server) track(c *conn) *jsonrpc2.Error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errShuttingDown()
+	}
+	if c.client.Transport == TransportTCP {
+		if limit := s.opts.MaxConnections; limit > 0 && s.tcpConns >= limit {
+			return errTooManyConnections(limit)
+		}
+		s.tcpConns++
+	}
+	s.conns[c] = struct{}{}
+	return nil
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if c.client.Transport == TransportTCP {
+		s.tcpConns--
+	}
+	s.mu.Unlock()
+	if s.hookConnDone != nil {
+		s.hookConnDone(c)
+	}
+}
+
+// readLoop reads frames and starts one handler per frame until the stream ends, fails or the
+// connection is stopped.
+func (c *conn) readLoop() error {
+	for {
+		frame, err := c.rd.next()
+		if err != nil {
+			if fe, ok := err.(*frameError); ok {
+				c.frames++
+				if !c.begin() {
+					return errStopped
+				}
+				// Replied from another goroutine: the reader never waits on output, or a
+				// client that writes before it reads would deadlock with it.
+				go func() {
+					defer c.handlers.Done()
+					out := getOut()
+					out.appendError(nil, fe.reply)
+					c.send(out)
+				}()
+				continue
+			}
+			if c.retryRead(err) {
+				continue
+			}
+			return err
+		}
+		c.frames++
+		if c.framing == FramingNewline && isBlank(frame) {
+			continue
+		}
+		if !c.begin() {
+			return errStopped
+		}
+		owned := make([]byte, len(frame))
+		copy(owned, frame)
+		c.srv.run(job{c, owned})
+	}
+}
+
+// job is one frame for a handler goroutine.
+type job struct {
+	c     *conn
+	frame []byte
+}
+
+// workerIdle is how long a handler goroutine waits for another frame before it exits.
+const workerIdle = 10 * time.Second
+
+// run answers a frame on an idle handler goroutine, or a new one. Handler goroutines wait a
+// while for more work instead of exiting, so a stack that grew while decoding params is
+// reused rather than grown again for every request.
+func (s *Server) run(j job) {
+	select {
+	case s.jobs <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+func (s *Server) worker(j job) {
+	j.c.handle(j.frame)
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case j = <-s.jobs:
+			j.c.handle(j.frame)
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+func isBlank(frame []byte) bool {
+	for _, c := range frame {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// begin takes an in-flight slot for a new frame, waiting while the connection has
+// MaxInFlightPerConn frames in flight. It fails once the connection is stopping.
+func (c *conn) begin() bool {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		if hook := c.srv.hookReaderBlocked; hook != nil {
+			hook()
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.stopCh:
+			return false
+		}
+	}
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		<-c.slots
+		return false
+	}
+	c.handlers.Add(1)
+	c.mu.Unlock()
+	c.inFlight.Add(1)
+	return true
+}
+
+// release frees the slot of a frame whose reply is written or not needed.
+func (c *conn) release() {
+	c.lastActive.Store(time.Now().UnixNano())
+	c.inFlight.Add(-1)
+	<-c.slots
+}
+
+// handle answers one frame and writes the reply.
+func (c *conn) handle(frame []byte) {
+	defer c.handlers.Done()
+	out := getOut()
+	if c.srv.serveFrame(c.ctx, frame, c.client, "", out) {
+		c.send(out)
+		return
+	}
+	putOut(out)
+	c.release()
+}
+
+// send writes one reply and frees its frame's slot. Writing happens in the goroutine that
+// made the reply (no hand-off to a writer goroutine, which costs a wake-up per request); the
+// last of the replies queued for the lock flushes.
+func (c *conn) send(out *outBuf) {
+	c.queued.Add(1)
+	c.wmu.Lock()
+	if c.writeErr == nil {
+		c.armWrite()
+		c.header = appendFrameHeader(c.header[:0], c.framing, len(out.b))
+		_, _ = c.bw.Write(c.header)
+		_, _ = c.bw.Write(out.b)
+		if _, err := c.bw.WriteString(frameTrailer(c.framing)); err != nil {
+			c.writeFailed(err)
+		}
+	}
+	if c.queued.Add(-1) == 0 && c.writeErr == nil {
+		if err := c.bw.Flush(); err != nil {
+			c.writeFailed(err)
+		}
+	}
+	c.wmu.Unlock()
+	putOut(out)
+	c.release()
+}
+
+// writeFailed gives up on a client that cannot take its replies: nothing more is written,
+// the calls in flight are cancelled and the connection is closed. wmu is held.
+func (c *conn) writeFailed(err error) {
+	c.writeErr = err
+	c.srv.log.Debug("rpc: dropping client that does not read its replies",
+		"transport", c.client.Transport, "client", c.client.Addr, "err", err)
+	c.stop()
+	c.cancel()
+	if c.nc != nil {
+		_ = c.nc.Close()
+	}
+}
+
+// slack is how far a deadline may lag behind its ideal before it is moved: moving it costs
+// a timer update, so it is not moved on every read and write.
+func slack(timeout time.Duration) time.Duration {
+	return min(timeout/8, time.Second)
+}
+
+func (c *conn) armWrite() {
+	timeout := c.srv.opts.WriteTimeout
+	if c.nc == nil || timeout <= 0 {
+		return
+	}
+	want := time.Now().Add(timeout)
+	if want.Sub(c.writeDeadline) > slack(timeout) {
+		c.writeDeadline = want
+		_ = c.nc.SetWriteDeadline(want)
+	}
+}
+
+// armRead sets the read deadline before a read: RequestReadTimeout from the start of a
+// frame that is not complete yet, ReadIdleTimeout otherwise.
+func (c *conn) armRead(partial bool) error {
+	opts := &c.srv.opts
+	now := time.Now()
+	var want time.Time
+	var timeout time.Duration
+	switch {
+	case partial && opts.RequestReadTimeout > 0:
+		if c.partialSince.IsZero() || c.partialFrame != c.frames {
+			c.partialSince, c.partialFrame = now, c.frames
+		}
+		timeout = opts.RequestReadTimeout
+		want = c.partialSince.Add(timeout)
+	case !partial && c.keepDeadline:
+		c.keepDeadline = false
+		want = c.readDeadline
+	case !partial && opts.ReadIdleTimeout > 0:
+		c.partialSince = time.Time{}
+		timeout = opts.ReadIdleTimeout
+		want = now.Add(timeout)
+	default:
+		c.partialSince = time.Time{}
+	}
+	if !want.Equal(c.readDeadline) && (want.IsZero() || want.Before(c.readDeadline) || want.Sub(c.readDeadline) > slack(timeout)) {
+		c.readDeadline = want
+		_ = c.nc.SetReadDeadline(want)
+	}
+	if c.stopping.Load() {
+		return errStopped
+	}
+	return nil
+}
+
+// retryRead decides whether a read error is only an idle deadline on a connection that is
+// not idle (calls in flight, or a reply written recently), in which case reading goes on.
+func (c *conn) retryRead(err error) bool {
+	if c.stopping.Load() || c.nc == nil {
+		return false
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	if c.rd.partial() {
+		c.srv.log.Debug("rpc: dropping client that stalled in the middle of a request",
+			"transport", c.client.Transport, "client", c.client.Addr)
+		return false
+	}
+	idle := c.srv.opts.ReadIdleTimeout
+	if c.inFlight.Load() > 0 {
+		return true // busy: arm gives it another idle period
+	}
+	idleSince := time.Unix(0, c.lastActive.Load())
+	if until := idleSince.Add(idle); time.Now().Before(until) {
+		c.readDeadline, c.keepDeadline = until, true
+		_ = c.nc.SetReadDeadline(until)
+		return true
+	}
+	c.srv.log.Debug("rpc: closing idle connection", "transport", c.client.Transport, "client", c.client.Addr)
+	return false
+}
+
+// stop makes the reader take no new frame; the frames already taken are still answered.
+func (c *conn) stop() {
+	c.mu.Lock()
+	if !c.stopped {
+		c.stopped = true
+		c.stopping.Store(true)
+		close(c.stopCh)
+	}
+	c.mu.Unlock()
+	if c.nc != nil {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	} else if c.poke != nil {
+		c.poke()
+	}
+}
+
+// finish stops reading, waits for the frames in flight, lets the writer flush their replies,
+// then closes the connection. It is idempotent.
+func (c *conn) finish() {
+	c.finishOnce.Do(func() {
+		c.stop()
+		c.handlers.Wait() // every reply is written and flushed by now
+		c.cancel()
+		if c.nc != nil {
+			_ = c.nc.Close()
+		}
+		c.srv.forget(c)
+		close(c.done)
+	})
+}
+
+// kill ends the connection at once: calls are cancelled and the transport is closed.
+func (c *conn) kill() {
+	c.killOnce.Do(func() {
+		if c.nc != nil {
+			_ = c.nc.Close() // first, so no reply gets out after a forced stop
+		}
+		c.cancel()
+		close(c.killed)
+	})
+}

@@ -1,0 +1,114 @@
+package rpc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// ServeTCP accepts connections on ln and serves each with newline framing: one JSON value per
+// line in, one reply per line out. A client may pipeline; its requests run concurrently (at
+// most Options.MaxInFlightPerConn at once) and replies go out as they are ready, in any order.
+// When a client closes its side, the calls it sent still run and their replies are written
+// before the connection closes.
+//
+// ServeTCP returns ErrServerClosed after Shutdown, or the listener's error. It closes ln.
+func (s *Server) ServeTCP(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("rpc: accept failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.shutdownCh:
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		s.startTCP(nc)
+	}
+}
+
+func (s *Server) startTCP(nc net.Conn) {
+	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
+	c := s.newConn(s.baseCtx, client, nc, nc, FramingNewline, nc)
+	if refusal := s.track(c); refusal != nil {
+		c.cancel()
+		s.log.Warn("rpc: refusing connection", "client", client.Addr, "reason", refusal.Message)
+		go s.refuse(nc, refusal)
+		return
+	}
+	go c.serve()
+}
+
+// serve runs a connection until its reader ends, then finishes it.
+func (c *conn) serve() {
+	err := c.readLoop()
+	if err != nil && err != io.EOF && err != errStopped {
+		c.srv.log.Debug("rpc: connection ended", "transport", c.client.Transport,
+			"client", c.client.Addr, "err", err)
+	}
+	c.finish()
+}
+
+// refuse answers a connection the server cannot take with one error line and closes it. It
+// half-closes first and drains what the client sent, so the close does not reset the
+// connection before the client has read the error.
+func (s *Server) refuse(nc net.Conn, refusal *jsonrpc2.Error) {
+	defer nc.Close()
+	out := getOut()
+	defer putOut(out)
+	out.appendError(nil, refusal)
+	out.b = append(out.b, '\n')
+	deadline := time.Now().Add(time.Second)
+	_ = nc.SetDeadline(deadline)
+	if _, err := nc.Write(out.b); err != nil {
+		return
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+}
+
+// remoteIP returns the IP of a client address, without the port.
+func remoteIP(addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+		return host
+	}
+	return addr.String()
+}

@@ -1,0 +1,381 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+const subtractFrame = `{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}`
+const subtractReply = `{"jsonrpc":"2.0","result":19,"id":1}`
+
+// connDone returns a channel that receives every connection the server finishes.
+func (ts *testServer) connDone() <-chan *conn {
+	ch := make(chan *conn, 64)
+	ts.hookConnDone = func(c *conn) { ch <- c }
+	return ch
+}
+
+// waitConnDone waits for the server to finish a connection.
+func waitConnDone(t testing.TB, ch <-chan *conn) *conn {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(clientTimeout):
+		t.Fatal("the server did not close the connection")
+		return nil
+	}
+}
+
+// expectClosed checks that the server closes the client's connection (after any replies).
+func expectClosed(t testing.TB, c *tcpClient) {
+	t.Helper()
+	for {
+		_, err := c.Recv()
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server did not close the connection")
+		}
+		return
+	}
+}
+
+// TestTCPPipelining checks that pipelined requests run concurrently and a fast reply overtakes a slow one.
+func TestTCPPipelining(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	client := dialTCP(t, ts.listenTCP(t))
+	_ = client.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":"slow"}` + "\n" + subtractFrame))
+	ts.fake.waitEntered(t, 1)
+	if got, _ := client.Recv(); string(got) != subtractReply {
+		t.Fatalf("first reply %q, want the fast one", got)
+	}
+	ts.fake.releaseOne(t)
+	if got, _ := client.Recv(); string(got) != `{"jsonrpc":"2.0","result":"released","id":"slow"}` {
+		t.Fatalf("second reply %q", got)
+	}
+}
+
+// TestTCPManyPipelined checks that a thousand requests written at once all get their reply.
+func TestTCPManyPipelined(t *testing.T) {
+	ts := newTestServer(t, Options{MaxInFlightPerConn: 8})
+	client := dialTCP(t, ts.listenTCP(t))
+	const n = 1000
+	go func() {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"jsonrpc":"2.0","method":"subtract","params":[%d,1],"id":%d}`+"\n", i+1, i)
+		}
+		_ = client.Send([]byte(strings.TrimSuffix(b.String(), "\n")))
+	}()
+	seen := make(map[int]bool)
+	for range n {
+		reply, err := client.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Result, ID int }
+		if err := json.Unmarshal(reply, &r); err != nil || r.Result != r.ID {
+			t.Fatalf("reply %s", reply)
+		}
+		seen[r.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct replies", len(seen))
+	}
+}
+
+// TestTCPRequestTooLarge checks that an over-long line is answered with requestTooLarge and the connection goes on.
+func TestTCPRequestTooLarge(t *testing.T) {
+	ts := newTestServer(t, Options{MaxRequestBytes: 1024})
+	client := dialTCP(t, ts.listenTCP(t))
+	padded := `{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1` + strings.Repeat(" ", 1024-len(subtractFrame)) + `}`
+	if got := client.call(t, padded); got != subtractReply {
+		t.Fatalf("request of exactly the limit: %s", got)
+	}
+	go func() { _ = client.Send([]byte(strings.Repeat("x", 4<<20))) }()
+	want := `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"requestTooLarge","limit":1024}},"id":null}`
+	if got, err := client.Recv(); string(got) != want {
+		t.Fatalf("over-long line: %s, %v", got, err)
+	}
+	if got := client.call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("after: %s", got)
+	}
+}
+
+// TestTCPMaxConnections checks that a connection over the limit gets one error line and is closed, and a slot frees when a client leaves.
+func TestTCPMaxConnections(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 2})
+	done := ts.connDone()
+	addr := ts.listenTCP(t)
+	first, second := dialTCP(t, addr), dialTCP(t, addr)
+	for _, c := range []*tcpClient{first, second} {
+		if got := c.call(t, subtractFrame); got != subtractReply {
+			t.Fatal(got)
+		}
+	}
+	extra := dialTCP(t, addr)
+	_ = extra.Send([]byte(subtractFrame)) // the refusal must survive unread input
+	want := `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"tooManyConnections","limit":2}},"id":null}`
+	if got, err := extra.Recv(); string(got) != want {
+		t.Fatalf("extra connection: %q, %v", got, err)
+	}
+	if got, err := extra.Recv(); err != io.EOF {
+		t.Fatalf("extra connection after the error: %q, %v", got, err)
+	}
+	first.conn.Close()
+	waitConnDone(t, done)
+	if got := dialTCP(t, addr).call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("after a slot freed: %s", got)
+	}
+}
+
+// TestTCPInFlightBackpressure checks that a connection with MaxInFlightPerConn calls running is not read further until one reply is written.
+func TestTCPInFlightBackpressure(t *testing.T) {
+	ts := newTestServer(t, Options{MaxInFlightPerConn: 2})
+	blocked := make(chan struct{}, 16)
+	ts.hookReaderBlocked = func() { blocked <- struct{}{} }
+	client := dialTCP(t, ts.listenTCP(t))
+	_ = client.Send([]byte(strings.Repeat(`{"jsonrpc":"2.0","method":"block","id":1}`+"\n", 2) + subtractFrame))
+	ts.fake.waitEntered(t, 2)
+	select {
+	case <-blocked:
+	case <-time.After(clientTimeout):
+		t.Fatal("the reader did not wait for a slot")
+	}
+	if n := ts.fake.calls.Load(); n != 2 {
+		t.Fatalf("%d calls dispatched while the reader waits, want 2", n)
+	}
+	ts.fake.releaseOne(t)
+	want := map[string]bool{`{"jsonrpc":"2.0","result":"released","id":1}`: true, subtractReply: true}
+	for range 2 {
+		got, err := client.Recv()
+		if err != nil || !want[string(got)] {
+			t.Fatalf("reply %q, %v", got, err)
+		}
+		delete(want, string(got))
+	}
+	ts.fake.releaseOne(t)
+	if got, _ := client.Recv(); string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+		t.Fatalf("last reply %q", got)
+	}
+}
+
+// TestTCPStalledHalfRequest checks that a client that sends half a request and stalls is dropped after RequestReadTimeout without holding up another client.
+func TestTCPStalledHalfRequest(t *testing.T) {
+	ts := newTestServer(t, Options{RequestReadTimeout: 200 * time.Millisecond, ReadIdleTimeout: time.Minute})
+	addr := ts.listenTCP(t)
+	stalled := dialTCP(t, addr)
+	if _, err := stalled.conn.Write([]byte(`{"jsonrpc":"2.0","method":"sub`)); err != nil {
+		t.Fatal(err)
+	}
+	other := dialTCP(t, addr)
+	if got := other.call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("other client: %s", got)
+	}
+	start := time.Now()
+	expectClosed(t, stalled)
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("dropped after %v", elapsed)
+	}
+	if got := other.call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("other client after: %s", got)
+	}
+}
+
+// TestTCPSlowButSteadyClient checks that a request trickling in faster than RequestReadTimeout per whole frame is served, and frames do not share one deadline.
+func TestTCPSlowButSteadyClient(t *testing.T) {
+	ts := newTestServer(t, Options{RequestReadTimeout: 300 * time.Millisecond})
+	client := dialTCP(t, ts.listenTCP(t))
+	for range 3 {
+		half := len(subtractFrame) / 2
+		_, _ = client.conn.Write([]byte(subtractFrame[:half]))
+		time.Sleep(150 * time.Millisecond) // time passing is what is tested
+		if got := client.call(t, subtractFrame[half:]); got != subtractReply {
+			t.Fatalf("got %s", got)
+		}
+	}
+}
+
+// TestTCPNeverReadingClient checks that a client that never reads its replies is dropped after WriteTimeout without holding up another client.
+func TestTCPNeverReadingClient(t *testing.T) {
+	ts := newTestServer(t, Options{WriteTimeout: 200 * time.Millisecond})
+	done := ts.connDone()
+	addr := ts.listenTCP(t)
+	deaf := dialTCP(t, addr)
+	_ = deaf.conn.(*net.TCPConn).SetReadBuffer(4096)
+	_ = deaf.Send([]byte(strings.Repeat(`{"jsonrpc":"2.0","method":"big","params":[1048576],"id":1}`+"\n", 16)))
+
+	other := dialTCP(t, addr)
+	if got := other.call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("other client: %s", got)
+	}
+	c := waitConnDone(t, done)
+	var ne net.Error
+	if !errors.As(c.writeErr, &ne) || !ne.Timeout() {
+		t.Fatalf("connection ended with write error %v, want a timeout", c.writeErr)
+	}
+	if got := other.call(t, subtractFrame); got != subtractReply {
+		t.Fatalf("other client after: %s", got)
+	}
+}
+
+// TestTCPIdleTimeout checks that an idle connection is closed after ReadIdleTimeout but one with a call in flight is not.
+func TestTCPIdleTimeout(t *testing.T) {
+	const idle = 150 * time.Millisecond
+	ts := newTestServer(t, Options{ReadIdleTimeout: idle})
+	addr := ts.listenTCP(t)
+
+	busy := dialTCP(t, addr)
+	_ = busy.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}`))
+	ts.fake.waitEntered(t, 1)
+	time.Sleep(3 * idle) // the call outlives several idle periods
+	ts.fake.releaseOne(t)
+	if got, err := busy.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+		t.Fatalf("busy connection: %q, %v", got, err)
+	}
+	start := time.Now()
+	expectClosed(t, busy)
+	if elapsed := time.Since(start); elapsed < idle/2 {
+		t.Errorf("closed %v after the last reply, want about %v", elapsed, idle)
+	}
+}
+
+// TestTCPClientHalfClose checks that a client that sends requests and closes its side still gets every reply.
+func TestTCPClientHalfClose(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	client := dialTCP(t, ts.listenTCP(t))
+	_ = client.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}` + "\n" + subtractFrame))
+	_ = client.CloseSend()
+	ts.fake.waitEntered(t, 1)
+	if got, _ := client.Recv(); string(got) != subtractReply {
+		t.Fatalf("got %q", got)
+	}
+	ts.fake.releaseOne(t)
+	if got, _ := client.Recv(); string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+		t.Fatalf("got %q", got)
+	}
+	expectClosed(t, client)
+}
+
+// TestTCPSourcegraphClient checks interoperability with github.com/sourcegraph/jsonrpc2's Conn as a client.
+func TestTCPSourcegraphClient(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	nc, err := net.Dial("tcp", ts.listenTCP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	client := jsonrpc2.NewConn(ctx, jsonrpc2.NewPlainObjectStream(nc), nil)
+	defer client.Close()
+
+	var result int
+	if err := client.Call(ctx, "subtract", []int{42, 23}, &result); err != nil || result != 19 {
+		t.Fatalf("subtract: %d, %v", result, err)
+	}
+	if err := client.Call(ctx, "subtract", map[string]int{"minuend": 42, "subtrahend": 23}, &result, jsonrpc2.StringID()); err != nil || result != 19 {
+		t.Fatalf("subtract with a string id: %d, %v", result, err)
+	}
+	err = client.Call(ctx, "foobar", nil, &result)
+	var rpcErr *jsonrpc2.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != jsonrpc2.CodeMethodNotFound {
+		t.Fatalf("foobar: %v", err)
+	}
+	if err := client.Notify(ctx, "notify_hello", []int{7}); err != nil {
+		t.Fatal(err)
+	}
+	var data []any
+	if err := client.Call(ctx, "get_data", nil, &data); err != nil || len(data) != 2 {
+		t.Fatalf("get_data: %v, %v", data, err)
+	}
+}
+
+// BenchmarkTCPRoundTrip measures one client doing request, reply, request, reply over loopback TCP; allocations count both sides.
+func BenchmarkTCPRoundTrip(b *testing.B) {
+	ts := newTestServer(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	client := dialTCP(b, ts.listenTCP(b))
+	benchRoundTrip(b, client.conn)
+}
+
+// BenchmarkPipeRoundTrip measures the same round trip over net.Pipe, without the kernel.
+func BenchmarkPipeRoundTrip(b *testing.B) {
+	ts := newTestServer(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	clientEnd, serverEnd := net.Pipe()
+	ts.startTCP(serverEnd)
+	defer clientEnd.Close()
+	benchRoundTrip(b, clientEnd)
+}
+
+func benchRoundTrip(b *testing.B, conn net.Conn) {
+	rd := bufio.NewReader(conn)
+	request := []byte(subtractFrame + "\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(request); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rd.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTCPPipelined measures throughput of one connection with requests written ahead of replies.
+func BenchmarkTCPPipelined(b *testing.B) {
+	ts := newTestServer(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	client := dialTCP(b, ts.listenTCP(b))
+	b.ReportAllocs()
+	n := b.N
+	go func() {
+		w := bufio.NewWriter(client.conn)
+		for range n {
+			_, _ = w.WriteString(subtractFrame + "\n")
+		}
+		_ = w.Flush()
+	}()
+	for range n {
+		if _, err := client.rd.ReadSlice('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTCPParallel measures 50 clients, one connection each, no pipelining, like redis-benchmark's default.
+func BenchmarkTCPParallel(b *testing.B) {
+	ts := newTestServer(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	addr := ts.listenTCP(b)
+	var mu sync.Mutex
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 50/max(1, runtime.GOMAXPROCS(0))))
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		client := dialTCP(b, addr)
+		mu.Unlock()
+		request := []byte(subtractFrame + "\n")
+		for pb.Next() {
+			if _, err := client.conn.Write(request); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := client.rd.ReadSlice('\n'); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
