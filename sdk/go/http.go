@@ -1,0 +1,80 @@
+package sessiond
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+)
+
+// maxHTTPReply bounds the body of a reply read over HTTP.
+const maxHTTPReply = 64 << 20
+
+// HTTPTransport carries each call in an HTTP POST request of its own, as sessiond serves HTTP
+// (by default on http://127.0.0.1:7401/). It is safe for concurrent use; use it by pointer.
+type HTTPTransport struct {
+	// URL is the server's endpoint, e.g. "http://127.0.0.1:7401/".
+	URL string
+	// BearerToken, when set, is sent as "Authorization: Bearer <token>". The server then
+	// takes the caller's token from it whenever the params leave the token member empty, so
+	// one API key can serve every call.
+	BearerToken string
+	// HTTPClient sends the requests; nil means http.DefaultClient.
+	HTTPClient *http.Client
+
+	ids atomic.Uint64
+}
+
+// NewHTTPClient returns a client that calls the sessiond server at url over HTTP.
+func NewHTTPClient(url string) *Client { return NewClient(&HTTPTransport{URL: url}) }
+
+// RoundTrip posts one request and reads its reply. Replies with a JSON-RPC error come back as
+// *Error whatever their HTTP status (sessiond answers 413 or 503, for example, with one).
+func (t *HTTPTransport) RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	body, err := newRequest(t.ids.Add(1), method, params)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if t.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+t.BearerToken)
+	}
+	client := t.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxHTTPReply))
+	if err != nil {
+		return nil, err
+	}
+	var r response
+	if err := json.Unmarshal(data, &r); err != nil || (r.Error == nil && r.Result == nil) {
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("HTTP %s", resp.Status)
+		}
+		return nil, fmt.Errorf("the HTTP reply is not a JSON-RPC response: %.200q", data)
+	}
+	return r.outcome()
+}
+
+// Close closes the idle connections of HTTPClient, unless that is nil (http.DefaultClient
+// is shared with the rest of the program).
+func (t *HTTPTransport) Close() error {
+	if t.HTTPClient != nil {
+		t.HTTPClient.CloseIdleConnections()
+	}
+	return nil
+}

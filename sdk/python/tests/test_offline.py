@@ -1,0 +1,98 @@
+"""Tests of the Python SDK that need no server: a fake transport answers."""
+
+from __future__ import annotations
+
+import unittest
+from datetime import datetime, timezone
+from typing import Any
+
+import sessiond
+from sessiond import Client, LabelValue, Session
+
+
+class FakeTransport:
+    """Answers every call with reply and remembers the params it was given."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
+        self.calls: list[tuple[str, Any]] = []
+
+    def call(self, method: str, params: Any = None) -> dict[str, Any]:
+        self.calls.append((method, params))
+        return self.reply
+
+    def close(self) -> None:
+        pass
+
+
+SESSION = {
+    "authToken": "sdt_x",
+    "sessionId": "ses_1",
+    "username": "alice",
+    "description": "",
+    "defaultApi": "admin",
+    "defaultDebug": "none",
+    "defaultDatabaseName": "faircom",
+    "defaultOwnerName": "admin",
+    "defaultBinaryFormat": "hex",
+    "defaultResponseOptions": {"binaryFormat": "hex", "dataFormat": "arrays", "numberFormat": "number"},
+    "idleConnectionTimeoutSeconds": 3600,
+    "idleCursorTimeoutSeconds": 600,
+    "permanentSession": False,
+    "origin": "createSession",
+    "sessionStartTimestamp": "2024-10-09T05:01:23Z",
+    "sessionLastAccessedTimestamp": "2024-10-09T05:01:23Z",
+    "expiresAt": None,
+    "clientAddress": "127.0.0.1",
+    "hostname": "host",
+    "hostUuid": "u",
+    "hostIpAddresses": [],
+    "defaultRetentionPolicy": "autoPurge",
+    "defaultRetentionUnit": "week",
+    "defaultRetentionPeriod": 4,
+}
+
+
+class OfflineTest(unittest.TestCase):
+    def test_positional_params(self) -> None:
+        """NetX methods send positional params, by name when the session key is left out."""
+        fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "result": True})
+        client = Client(fake)
+        bean = LabelValue(label="TickleTime", value="now")
+        self.assertTrue(client.set_user_preference(session_key="key", bean=bean))
+        client.set_user_preference(bean=bean)
+        client.authenticate(login="alice", password="")
+        client.logout()
+        self.assertEqual(
+            fake.calls,
+            [
+                ("setUserPreference", ["key", {"label": "TickleTime", "value": "now"}]),
+                ("setUserPreference", {"bean": {"label": "TickleTime", "value": "now"}}),
+                ("authenticate", ["alice", ""]),
+                ("logout", {}),
+            ],
+        )
+
+    def test_named_params_leave_out_none(self) -> None:
+        fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "result": SESSION})
+        Client(fake).create_session(username="alice", password="pw", permanent_session=False)
+        self.assertEqual(fake.calls, [("createSession", {"username": "alice", "password": "pw", "permanentSession": False})])
+
+    def test_errors_are_typed(self) -> None:
+        fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "error": {"code": 12031, "message": "m", "data": {"reason": "invalidAuthToken"}}})
+        with self.assertRaises(sessiond.InvalidAuthTokenError) as caught:
+            Client(fake).ping_session(auth_token="x")
+        self.assertEqual((caught.exception.code, caught.exception.reason), (12031, "invalidAuthToken"))
+        unknown = sessiond.error_from_wire({"code": 7, "message": "new"})
+        self.assertIs(type(unknown), sessiond.SessiondError)
+        self.assertEqual(str(unknown), "new (code 7)")
+
+    def test_models_round_trip(self) -> None:
+        session = Session.from_wire(SESSION)
+        self.assertEqual(session.session_start_timestamp, datetime(2024, 10, 9, 5, 1, 23, tzinfo=timezone.utc))
+        self.assertEqual(session.default_response_options.data_format, "arrays")
+        self.assertEqual(session.to_wire(), SESSION)
+
+
+if __name__ == "__main__":
+    unittest.main()

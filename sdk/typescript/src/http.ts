@@ -1,0 +1,51 @@
+import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
+
+/** Options of an {@link HttpTransport}. */
+export interface HttpTransportOptions {
+  /**
+   * Sent as "Authorization: Bearer <token>": the server takes the caller's token from it
+   * whenever a call leaves the token member (authToken, sessionKey) out, so one API key can
+   * serve every call.
+   */
+  bearerToken?: string;
+  /** Aborts each request after this many milliseconds. */
+  timeoutMs?: number;
+  /** The fetch function to use; the global one by default. */
+  fetch?: typeof globalThis.fetch;
+}
+
+/**
+ * JSON-RPC over HTTP with the global fetch: each call is a POST to url (by default
+ * http://127.0.0.1:7401/). Replies with a JSON-RPC error resolve as such whatever their HTTP
+ * status (sessiond answers 413 or 503, for example, with one).
+ */
+export class HttpTransport implements Transport {
+  private nextId = 0;
+
+  constructor(
+    readonly url: string,
+    private readonly options: HttpTransportOptions = {},
+  ) {}
+
+  async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+    if (this.options.bearerToken) {
+      headers.authorization = `Bearer ${this.options.bearerToken}`;
+    }
+    const fetchFn = this.options.fetch ?? globalThis.fetch;
+    const response = await fetchFn(this.url, {
+      method: "POST",
+      headers,
+      body: encodeRequest(++this.nextId, method, params),
+      signal: this.options.timeoutMs === undefined ? null : AbortSignal.timeout(this.options.timeoutMs),
+    });
+    const reply = decodeResponse(await response.text());
+    if (reply === undefined) {
+      throw new Error(`sessiond: HTTP ${response.status}: the reply is not a JSON-RPC response`);
+    }
+    return reply;
+  }
+
+  /** Does nothing: fetch manages its connections. */
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,18 @@
+// The sessiond client. client.ts, types.ts and errors.ts are generated from the server's
+// OpenRPC document by cmd/gensdk (go run ./cmd/gensdk); this file and the transports are
+// written by hand.
+
+import { SessiondClient } from "./client.js";
+import { TcpTransport } from "./tcp.js";
+
+export * from "./types.js";
+export { SessiondError, type JsonRpcError } from "./errors.js";
+export { SessiondClient } from "./client.js";
+export type { JsonRpcResponse, Transport } from "./transport.js";
+export { TcpTransport } from "./tcp.js";
+export { HttpTransport, type HttpTransportOptions } from "./http.js";
+
+/** Connects to the TCP listener of a sessiond server at address, "host:port". */
+export async function connect(address: string): Promise<SessiondClient> {
+  return new SessiondClient(await TcpTransport.connect(address));
+}

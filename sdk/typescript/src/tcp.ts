@@ -1,0 +1,118 @@
+import { connect, type Socket } from "node:net";
+
+import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
+
+interface Waiting {
+  resolve(reply: JsonRpcResponse): void;
+  reject(error: Error): void;
+}
+
+/**
+ * JSON-RPC over one TCP connection to sessiond's TCP listener (by default 127.0.0.1:7400),
+ * one JSON value per line each way (Node.js only). Calls are pipelined: each request is
+ * written at once, and the replies, in whatever order the server sends them, are matched to
+ * their calls by id.
+ */
+export class TcpTransport implements Transport {
+  private nextId = 0;
+  private readonly waiting = new Map<number, Waiting>();
+  private buffered = "";
+  private failure: Error | undefined;
+  private readonly closed: Promise<void>;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding("utf8");
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: string) => this.receive(chunk));
+    socket.on("error", (error) => this.stop(new Error(`sessiond: connection lost: ${error.message}`, { cause: error })));
+    this.closed = new Promise((resolve) => {
+      socket.once("close", () => {
+        this.stop(new Error("sessiond: connection lost: the server closed it"));
+        resolve();
+      });
+    });
+  }
+
+  /** Connects to a sessiond TCP listener at address, "host:port". */
+  static connect(address: string): Promise<TcpTransport> {
+    const { host, port } = splitAddress(address);
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new TcpTransport(socket));
+      });
+    });
+  }
+
+  call(method: string, params?: unknown): Promise<JsonRpcResponse> {
+    if (this.failure !== undefined) {
+      return Promise.reject(this.failure);
+    }
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.socket.write(encodeRequest(id, method, params) + "\n");
+    });
+  }
+
+  /** Closes the connection; calls still waiting for a reply reject. */
+  async close(): Promise<void> {
+    this.stop(new Error("sessiond: transport closed"));
+    this.socket.destroy();
+    await this.closed;
+  }
+
+  private receive(chunk: string): void {
+    this.buffered += chunk;
+    for (let newline = this.buffered.indexOf("\n"); newline >= 0; newline = this.buffered.indexOf("\n")) {
+      const line = this.buffered.slice(0, newline);
+      this.buffered = this.buffered.slice(newline + 1);
+      if (line.trim() !== "") {
+        this.dispatch(line);
+      }
+    }
+  }
+
+  /**
+   * Hands a reply to the call with its id. The server answers with id null a request it could
+   * not read at all; when a single call is unanswered, that reply is its own.
+   */
+  private dispatch(line: string): void {
+    const reply = decodeResponse(line);
+    if (reply === undefined) {
+      return;
+    }
+    let id = reply.id;
+    if (id === null && reply.error != null && this.waiting.size === 1) {
+      [id] = this.waiting.keys();
+    }
+    if (typeof id !== "number") {
+      return;
+    }
+    const waiting = this.waiting.get(id);
+    if (waiting !== undefined) {
+      this.waiting.delete(id);
+      waiting.resolve(reply);
+    }
+  }
+
+  private stop(error: Error): void {
+    this.failure ??= error;
+    for (const waiting of this.waiting.values()) {
+      waiting.reject(this.failure);
+    }
+    this.waiting.clear();
+  }
+}
+
+function splitAddress(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(":");
+  const port = Number(address.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new Error(`sessiond: address ${JSON.stringify(address)} is not host:port`);
+  }
+  const host = address.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  return { host: host === "" ? "127.0.0.1" : host, port };
+}

@@ -1,0 +1,185 @@
+// The SDK scenario against a live sessiond, over TCP and HTTP.
+//
+// sdk/sdktest (go test ./sdk/sdktest) compiles this package, starts the server and runs these
+// tests with its addresses in SESSIOND_TCP_ADDR and SESSIOND_HTTP_URL, the admin password in
+// SESSIOND_ADMIN_PASSWORD, and SESSIOND_RECORD_FILE, where every call is recorded for the Go
+// test to check against the schemas. Without them the tests are skipped.
+
+import assert from "node:assert/strict";
+import { appendFileSync } from "node:fs";
+import { test } from "node:test";
+
+import {
+  HttpTransport,
+  SessiondClient,
+  SessiondError,
+  TcpTransport,
+  type JsonRpcResponse,
+  type Session,
+  type Transport,
+} from "../src/index.js";
+
+const tcpAddr = process.env.SESSIOND_TCP_ADDR ?? "";
+const httpURL = process.env.SESSIOND_HTTP_URL ?? "";
+const adminPassword = process.env.SESSIOND_ADMIN_PASSWORD ?? "";
+const recordFile = process.env.SESSIOND_RECORD_FILE ?? "";
+const skip = tcpAddr && httpURL && adminPassword ? false : "needs a live sessiond: run `go test ./sdk/sdktest`, which starts one";
+const password = "scenario-password";
+
+/** A transport that records every call and its reply in recordFile, one JSON line each. */
+class Recorder implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    private readonly bearer?: string,
+  ) {}
+
+  async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
+    const reply = await this.inner.call(method, params);
+    const record: Record<string, unknown> = { sdk: "typescript", method, params: params ?? null };
+    if (this.bearer) {
+      record.bearer = this.bearer;
+    }
+    if (reply.error != null) {
+      record.error = reply.error;
+    } else {
+      record.result = reply.result;
+    }
+    if (recordFile) {
+      appendFileSync(recordFile, JSON.stringify(record) + "\n");
+    }
+    return reply;
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Awaits promise, which must reject with a SessiondError of code. */
+async function rejectsWith(promise: Promise<unknown>, code: number): Promise<SessiondError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof SessiondError, `want a SessiondError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return error;
+  }
+  assert.fail(`want a SessiondError with code ${code}; the call succeeded`);
+}
+
+/**
+ * The scenario every SDK runs: an admin creates an account; the account logs in, describes and
+ * alters its session, tickles it, creates an API key, lists its sessions and revokes the key;
+ * then three errors come back typed. withBearer, for HTTP, makes a client sending a bearer token.
+ */
+async function scenario(client: SessiondClient, user: string, withBearer?: (token: string) => SessiondClient): Promise<void> {
+  const admin = await client.createSession({ username: "admin", password: adminPassword });
+  const account = await client.createAccount({
+    authToken: admin.authToken,
+    username: user,
+    password,
+    accountDescription: `made by the ${user} scenario`,
+  });
+  assert.equal(account.username, user);
+  assert.deepEqual(account.roles, []);
+  assert.equal(account.lastLoginTimestamp, null);
+
+  const login: Session = await client.createSession({ username: user, password, description: "scenario login" });
+  assert.ok(login.authToken);
+  assert.equal(login.username, user);
+  assert.equal(login.permanentSession, false);
+  assert.notEqual(login.expiresAt, null);
+
+  const described = await client.describeSessions({ authToken: login.authToken, sessionIds: [login.sessionId] });
+  assert.deepEqual(described.sessions.map((s) => s.sessionId), [login.sessionId]);
+  assert.equal(described.sessions[0]?.description, "scenario login");
+
+  const altered = await client.alterSession({
+    authToken: login.authToken,
+    description: "altered",
+    idleConnectionTimeoutSeconds: 120,
+    defaultResponseOptions: { dataFormat: "objects" },
+  });
+  assert.equal(altered.description, "altered");
+  assert.equal(altered.idleConnectionTimeoutSeconds, 120);
+  assert.equal(altered.defaultResponseOptions.dataFormat, "objects");
+
+  // A tickle, with the authToken as the session key (the same kind of credential).
+  const tickle = { label: "TickleTime", value: new Date().toISOString() };
+  assert.equal(await client.setUserPreference({ sessionKey: login.authToken, bean: tickle }), true);
+  // The NetX methods, positional on the wire.
+  const key = await client.authenticate({ login: user, password });
+  assert.ok(key !== "" && key !== "-1", `authenticate = ${key}`);
+  assert.equal(await client.setUserPreference({ sessionKey: key, bean: { label: "color", value: "blue" } }), true);
+  assert.equal(await client.getUserPreference({ sessionKey: key, label: "color" }), "blue");
+  assert.equal(await client.getUserPreference({ sessionKey: key, label: "unset" }), null);
+  assert.equal(await client.logout({ sessionKey: key }), true);
+
+  const apiKey = await client.createSession({ username: user, password, description: "scenario API key", permanentSession: true });
+  assert.equal(apiKey.permanentSession, true);
+  assert.equal(apiKey.idleConnectionTimeoutSeconds, -1);
+  assert.equal(apiKey.expiresAt, null);
+
+  const listed = await client.listSessions({ authToken: login.authToken });
+  const ids = listed.sessions.map((s) => s.sessionId);
+  assert.ok(ids.includes(login.sessionId) && ids.includes(apiKey.sessionId), `listSessions = ${ids.join(", ")}`);
+  assert.ok(listed.sessions.every((s) => s.authToken === undefined), "listSessions shows tokens");
+  if (withBearer !== undefined && apiKey.authToken !== undefined) {
+    // Over HTTP the API key can stand in for authToken as a bearer token.
+    const keyed = withBearer(apiKey.authToken);
+    assert.equal((await keyed.listSessions()).sessions.length, listed.sessions.length);
+    assert.equal(await keyed.setUserPreference({ bean: { label: "TickleTime", value: "x" } }), true);
+    await keyed.close();
+  }
+
+  const revoked = await client.revokeSessions({ authToken: login.authToken, sessionIds: [apiKey.sessionId] });
+  assert.equal(revoked.revoked, 1);
+  await rejectsWith(client.pingSession({ authToken: apiKey.authToken }), SessiondError.INVALID_AUTH_TOKEN);
+
+  // Three errors, typed.
+  const badPassword = await rejectsWith(client.createSession({ username: user, password: "wrong" }), SessiondError.INVALID_CREDENTIALS);
+  assert.equal(badPassword.reason, "invalidCredentials");
+  await rejectsWith(client.pingSession({ authToken: "not-a-token" }), SessiondError.INVALID_AUTH_TOKEN);
+  const badParams = await rejectsWith(client.createSession({ username: "", password }), SessiondError.INVALID_PARAMS);
+  assert.equal(badParams.field, "username");
+
+  const doc = await client.discover();
+  assert.equal(doc.openrpc, "1.3.2");
+  assert.ok(doc.components !== undefined, "rpc.discover lost components");
+  await client.deleteSession({ authToken: login.authToken });
+  assert.deepEqual((await client.dropAccounts({ authToken: admin.authToken, usernames: [user] })).dropped, [user]);
+}
+
+test("scenario over TCP", { skip }, async () => {
+  const client = new SessiondClient(new Recorder(await TcpTransport.connect(tcpAddr)));
+  try {
+    await scenario(client, "ts-tcp");
+  } finally {
+    await client.close();
+  }
+});
+
+test("scenario over HTTP", { skip }, async () => {
+  const client = new SessiondClient(new Recorder(new HttpTransport(httpURL)));
+  const withBearer = (token: string) => new SessiondClient(new Recorder(new HttpTransport(httpURL, { bearerToken: token }), token));
+  await scenario(client, "ts-http", withBearer);
+});
+
+test("pipelined calls on one TCP connection get their own replies", { skip }, async () => {
+  const client = new SessiondClient(await TcpTransport.connect(tcpAddr));
+  try {
+    const admin = await client.createSession({ username: "admin", password: adminPassword });
+    const sessions = await Promise.all(
+      [0, 1, 2, 3].map((i) => client.createSession({ username: "admin", password: adminPassword, description: `ts pipelined ${i}` })),
+    );
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => {
+        const want = sessions[i % sessions.length]!;
+        const got = await client.describeSessions({ authToken: admin.authToken, sessionIds: [want.sessionId] });
+        assert.deepEqual(got.sessions.map((s) => s.description), [want.description]);
+      }),
+    );
+  } finally {
+    await client.close();
+  }
+});
