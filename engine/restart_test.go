@@ -1,0 +1,141 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/badgerstore"
+)
+
+// TestRestartKeepsEverything checks that closing and reopening the Badger directory keeps
+// accounts, sessions, permanent keys, preferences and deletions as they were, and that no
+// token or password is on disk in clear.
+func TestRestartKeepsEverything(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *badgerstore.Store {
+		st, err := badgerstore.Open(badgerstore.Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	f := newFixtureOn(t, st, nil)
+	f.createUser("dora")
+	temp := f.login("dora", "dora-pw")
+	key, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "dora", Password: "dora-pw", Permanent: true,
+		Options: engine.SessionOptions{Description: ptr("deploy key")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netx, err := f.e.Authenticate(ctx, "dora", "dora-pw", f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := f.login("dora", "dora-pw")
+	if err := f.e.DeleteSession(ctx, gone.AuthToken); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.e.SetUserPreference(ctx, netx, "lang", "fr"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if _, err := f.e.AlterSession(ctx, temp.AuthToken, engine.SessionOptions{Description: ptr("altered")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.createUser("ephemeral")
+	if _, err := f.e.DropAccounts(ctx, f.admin, []string{"ephemeral"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(10 * time.Minute)
+	if !f.valid(temp.AuthToken) { // a use after creation: its last-use time must survive too
+		t.Fatal("session not valid before restart")
+	}
+	usedAt := f.clock.Now()
+	f.e.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// No secret in clear anywhere in the directory.
+	secrets := []string{adminPassword, "dora-pw", "ephemeral-pw", f.admin, temp.AuthToken, key.AuthToken, netx, gone.AuthToken}
+	for _, tok := range []string{f.admin, temp.AuthToken, key.AuthToken, netx} {
+		raw, _ := base64.RawURLEncoding.DecodeString(tok[len(engine.TemporaryTokenPrefix):])
+		secrets = append(secrets, string(raw[:32]), hex.EncodeToString(raw[:32]))
+	}
+	scanDir(t, dir, secrets)
+
+	st2 := open()
+	t.Cleanup(func() { st2.Close() })
+	e2, err := engine.New(st2, testConfig(f.clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	f2 := &fixture{t: t, e: e2, clock: f.clock, client: f.client}
+	for _, tok := range []string{f.admin, temp.AuthToken, key.AuthToken, netx} {
+		if !f2.alive(tok) {
+			t.Errorf("session %s… lost by the restart", tok[:8])
+		}
+	}
+	if f2.alive(gone.AuthToken) {
+		t.Error("a deleted session came back")
+	}
+	got, err := e2.DescribeSessions(ctx, f.admin, []string{temp.AuthToken, key.AuthToken}, nil)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("describe after restart: %v %v", got, err)
+	}
+	for _, s := range got {
+		switch s.ID {
+		case temp.ID:
+			if s.Settings.Description != "altered" || s.LastAccessedAt.Before(usedAt) {
+				t.Errorf("temporary session after restart: %+v", s.Session)
+			}
+		case key.ID:
+			if !s.Permanent || s.Settings.Description != "deploy key" {
+				t.Errorf("API key after restart: %+v", s.Session)
+			}
+		}
+	}
+	if v, ok, err := e2.GetUserPreference(ctx, netx, "lang"); v != "fr" || !ok || err != nil {
+		t.Errorf("preference after restart: %q %v %v", v, ok, err)
+	}
+	if accts, _ := e2.DescribeAccounts(ctx, f.admin, []string{"ephemeral", "dora"}); len(accts) != 1 || accts[0].Username != "dora" {
+		t.Errorf("accounts after restart: %+v", accts)
+	}
+	if _, err := e2.CreateSession(ctx, engine.CreateSessionRequest{Username: "dora", Password: "dora-pw"}); err != nil {
+		t.Errorf("password after restart: %v", err)
+	}
+}
+
+// scanDir fails the test if any file under dir contains any of secrets.
+func scanDir(t *testing.T, dir string, secrets []string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s contains a secret in clear (%d bytes)", filepath.Base(path), len(s))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
