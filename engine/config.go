@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
@@ -86,4 +87,13 @@ type Config struct {
 	// Rand supplies token and salt randomness (default crypto/rand).
 	Rand   io.Reader
 	Logger *slog.Logger
+	// DeriveKey computes argon2id keys (default: argon2.IDKey in this process). sessiond
+	// serve hands them to a helper process of lower CPU priority, so that a flood of logins
+	// cannot starve token checks of CPU.
+	DeriveKey DeriveKeyFunc
 }
+
+// DeriveKeyFunc returns the argon2id key of password and salt with parameters p, as
+// argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen) does. It may
+// be called concurrently (at most MaxConcurrentHashes at once) and must not keep password.
+type DeriveKeyFunc func(ctx context.Context, password, salt []byte, p HashParams, keyLen uint32) ([]byte, error)

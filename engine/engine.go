@@ -40,7 +40,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 	if err := validateConfig(cfg); err != nil {
 		return nil, err
 	}
-	h, err := newHasher(cfg.Hash, cfg.MaxConcurrentHashes, cfg.Rand)
+	h, err := newHasher(cfg.Hash, cfg.MaxConcurrentHashes, cfg.Rand, cfg.DeriveKey)
 	if err != nil {
 		return nil, err
 	}

@@ -22,13 +22,17 @@ type hasher struct {
 	params HashParams
 	slots  chan struct{}
 	rand   io.Reader
+	derive DeriveKeyFunc
 	// dummy is verified against for unknown usernames so they cost the same as wrong
 	// passwords.
 	dummy string
 }
 
-func newHasher(params HashParams, concurrency int, r io.Reader) (*hasher, error) {
-	h := &hasher{params: params, slots: make(chan struct{}, concurrency), rand: r}
+func newHasher(params HashParams, concurrency int, r io.Reader, derive DeriveKeyFunc) (*hasher, error) {
+	if derive == nil {
+		derive = deriveInProcess
+	}
+	h := &hasher{params: params, slots: make(chan struct{}, concurrency), rand: r, derive: derive}
 	dummy, err := h.hash(context.Background(), "sessiond: no such user")
 	if err != nil {
 		return nil, err
@@ -57,8 +61,11 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, keyBytes)
+	key, err := h.derive(ctx, []byte(password), salt, h.params, keyBytes)
 	h.release()
+	if err != nil {
+		return "", err
+	}
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		h.params.MemoryKiB, h.params.Iterations, h.params.Parallelism,
@@ -75,9 +82,17 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
+	got, err := h.derive(ctx, []byte(password), salt, p, uint32(len(want)))
 	h.release()
+	if err != nil {
+		return false, err
+	}
 	return ok && subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// deriveInProcess is the default DeriveKeyFunc.
+func deriveInProcess(_ context.Context, password, salt []byte, p HashParams, keyLen uint32) ([]byte, error) {
+	return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
 }
 
 func decodeHash(encoded string) (p HashParams, salt, key []byte, ok bool) {

@@ -195,6 +195,16 @@ type caller struct {
 // authorize resolves a token to its live session and records the use. Active use resets
 // both the idle and the inactivity clock; a tickle (active false) only the idle clock.
 func (e *Engine) authorize(ctx context.Context, token string, active bool) (*caller, error) {
+	s, err := e.touch(ctx, token, active)
+	if err != nil {
+		return nil, err
+	}
+	return &caller{session: s, token: token}, nil
+}
+
+// touch is authorize for callers that only need the token checked and its use recorded
+// (pingSession, tickles): the hot path, without the caller record.
+func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session, error) {
 	parsed, err := ParseToken(token)
 	if err != nil {
 		return nil, ErrInvalidToken
@@ -214,7 +224,7 @@ func (e *Engine) authorize(ctx context.Context, token string, active bool) (*cal
 	if active {
 		s.LastActiveAt = now
 	}
-	return &caller{session: s, token: token}, nil
+	return s, nil
 }
 
 // account returns the caller's account. A session whose account is gone is invalid.
@@ -242,7 +252,7 @@ func (e *Engine) PingSession(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	_, err := e.authorize(ctx, token, true)
+	_, err := e.touch(ctx, token, true)
 	return err
 }
 

@@ -1,9 +1,9 @@
 package rpc_test
 
 // FuzzDispatchParams checks that no params bytes, for any method, make rpc.Service panic,
-// answer -32603, answer an application error its method does not document, or return a
-// result its schema rejects; FuzzStdioFrames does the same for the frame reader behind every
-// stream transport.
+// answer -32603, answer an application error its method does not document, return a result
+// its schema rejects, or miss (or invent) a duplicate member; FuzzStdioFrames checks the frame
+// reader behind every stream transport.
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sourcegraph/jsonrpc2"
 
@@ -113,7 +114,60 @@ func FuzzDispatchParams(f *testing.F) {
 		if !wellFormed && code != jsonrpc2.CodeInvalidParams {
 			t.Fatalf("%s %q: malformed params answered %v, want -32602", m.Name, params, r)
 		}
+		// Duplicate members, checked against a plain decoder: an object with one is always
+		// refused naming it, and nothing else is refused as one.
+		name, dup := referenceDuplicate(trimmed)
+		refusedAsDup := code == jsonrpc2.CodeInvalidParams && r.data()["reason"] == "duplicate member"
+		field, _ := r.data()["field"].(string) // left out when it is ""
+		if refusedAsDup && (!dup || field != name) {
+			t.Fatalf("%s %q: %v, but the first duplicate member is %q (%v)", m.Name, params, r, name, dup)
+		}
+		// Invalid UTF-8 never reaches a method (the protocol layer answers -32700), and names
+		// that differ only in invalid bytes decode alike: the reference would see a duplicate.
+		if dup && wellFormed && trimmed[0] == '{' && utf8.Valid(trimmed) && !refusedAsDup {
+			t.Fatalf("%s %q: %v, want the duplicate member %q refused", m.Name, params, r, name)
+		}
 	})
+}
+
+// referenceDuplicate finds the first member given twice in one object, with encoding/json's
+// tokenizer: the slow, obviously right version of what rpc.Service checks.
+func referenceDuplicate(raw []byte) (string, bool) {
+	type container struct {
+		names     map[string]bool // nil for an array
+		expectKey bool
+	}
+	var stack []container
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n := len(stack); n > 0 && stack[n-1].names != nil && stack[n-1].expectKey {
+			if name, ok := tok.(string); ok {
+				if stack[n-1].names[name] {
+					return name, true
+				}
+				stack[n-1].names[name] = true
+				stack[n-1].expectKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, container{names: map[string]bool{}, expectKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, container{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if n := len(stack); n > 0 && stack[n-1].names != nil {
+			stack[n-1].expectKey = true
+		}
+	}
 }
 
 // FuzzStdioFrames feeds any byte stream to ServeStdio, in both framings: it must end at EOF,

@@ -28,6 +28,9 @@ func TestHostileParams(t *testing.T) {
 		{"duplicate roles", "createAccount", `{"authToken":"$ADMIN","username":"mallory","password":"x","roles":[],"roles":["admin"]}`, "roles"},
 		{"duplicate in a NetX bean", "setUserPreference", `["$ADMIN",{"label":"a","label":"b","value":"c"}]`, "label"},
 		{"duplicate NetX login", "authenticate", `{"login":"nobody","login":"admin","password":"$PW"}`, "login"},
+		{"duplicate escaped in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","data\u0046ormat":"objects"}}`, "dataFormat"},
+		{"duplicate among many members", "createSession", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k3":0}`, "k3"},
+		{"same name in sibling objects is no duplicate", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"objects"},"description":{"dataFormat":1}}`, "description"},
 		{"huge number", "createSession", `{"username":"admin","password":"$PW","idleConnectionTimeoutSeconds":1e999}`, "idleConnectionTimeoutSeconds"},
 		{"long number", "createSession", `{"username":"admin","password":"$PW","idleCursorTimeoutSeconds":` + strings.Repeat("9", 5000) + `}`, "idleCursorTimeoutSeconds"},
 		{"fraction for an integer", "createAccount", `{"authToken":"$ADMIN","username":"mallory","password":"x","lockoutWaitMinutes":1.5}`, "lockoutWaitMinutes"},
@@ -36,6 +39,14 @@ func TestHostileParams(t *testing.T) {
 		{"NUL in a username", "createSession", `{"username":"ad\u0000min","password":"$PW"}`, "username"},
 		{"control character in a new username", "createAccount", `{"authToken":"$ADMIN","username":"mal\u001blory","password":"x"}`, "username"},
 		{"null for a required member", "createSession", `{"username":null,"password":"$PW"}`, "username"},
+	}
+	// Member names inside strings are not members: these succeed.
+	s := newSvc(t, nil)
+	for _, description := range []string{`"username":"x","username":"y"`, `{\"a\":1,\"a\":2}`, `\\":"`} {
+		r := s.call("createSession", map[string]any{"username": "admin", "password": adminPassword, "description": description})
+		if r.err != nil {
+			t.Errorf("description %q: %v", description, r)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,11 @@ type Method struct {
 	NullableResult bool
 	// Errors are the application error codes the method can return.
 	Errors []int
+	// Quick means the method answers from memory in microseconds: no password hash, no disk
+	// write it waits for (setUserPreference of a stored label excepted: one write, synced
+	// with others), no list of every session. Connections answer quick requests on their
+	// reader goroutine (QuickDispatcher).
+	Quick bool
 
 	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
 }
@@ -93,6 +98,7 @@ type compiledMethod struct {
 	Method
 	fields   map[string]bool // params members
 	required []string        // members without omitempty
+	fast     *fastPlan       // nil: params always take the general path
 }
 
 // NewService returns the dispatcher of the method table on eng. openRPC is the document
@@ -116,6 +122,7 @@ func compile(m Method) *compiledMethod {
 			c.required = append(c.required, f.name)
 		}
 	}
+	c.fast = newFastPlan(c)
 	return c
 }
 
@@ -167,11 +174,31 @@ func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 	return result, nil
 }
 
+// Quick reports whether method is a quick one of the table. It implements QuickDispatcher:
+// decode copies what it keeps of the params.
+func (s *Service) Quick(method string) bool {
+	m, ok := s.methods[method]
+	return ok && m.Quick
+}
+
 var paramsBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // decode turns raw params (object, array or absent) into a *P of the method, checking
-// unknown and missing members. Errors are -32602 naming the member.
+// unknown and missing members. Errors are -32602 naming the member. The common shapes are
+// decoded in one pass (fastparams.go); the general path decides everything else.
 func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonrpc2.Error) {
+	raw = bytes.TrimSpace(raw)
+	if m.fast != nil {
+		if p, ok := m.fast.decode(raw, bearer); ok {
+			return p, nil
+		}
+	}
+	return m.decodeGeneral(raw, bearer)
+}
+
+// decodeGeneral is decode without the fast path: members into a map, checked, re-encoded and
+// decoded into the struct.
+func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any, *jsonrpc2.Error) {
 	raw = bytes.TrimSpace(raw)
 	var members map[string]json.RawMessage
 	switch {
@@ -239,45 +266,78 @@ func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonr
 	return p.Interface(), nil
 }
 
-// duplicateMember returns the name of a member given twice in one object anywhere in raw.
-// Invalid JSON reports nothing: decoding it fails anyway.
+// duplicateMember returns the name of a member given twice in one object anywhere in raw,
+// which is valid JSON. A string is a member name when a colon follows it. Small objects are
+// checked without allocating; an object with many members uses a map, so that it takes
+// linear time.
 func duplicateMember(raw []byte) (string, bool) {
-	type container struct {
-		keys      map[string]bool // nil for an array
-		expectKey bool
+	type object struct {
+		first int                 // where the object's names start in names
+		seen  map[string]struct{} // its names, once it has more than a few
 	}
-	var stack []container
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].expectKey {
-			if key, ok := tok.(string); ok {
-				if stack[n-1].keys[key] {
-					return key, true
+	var objectsBuf [8]object
+	var namesBuf [16][]byte
+	objects, names := objectsBuf[:0], namesBuf[:0]
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '{':
+			objects = append(objects, object{first: len(names)})
+		case '}':
+			if len(objects) == 0 {
+				return "", false
+			}
+			names = names[:objects[len(objects)-1].first]
+			objects = objects[:len(objects)-1]
+		case '"':
+			start, escaped := i, false
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					escaped = true
+					i++
 				}
-				stack[n-1].keys[key] = true
-				stack[n-1].expectKey = false
+			}
+			if i >= len(raw) || len(objects) == 0 {
 				continue
 			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, container{keys: map[string]bool{}, expectKey: true})
-			continue
-		case json.Delim('['):
-			stack = append(stack, container{})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value is complete: the object holding it expects its next key.
-		if n := len(stack); n > 0 && stack[n-1].keys != nil {
-			stack[n-1].expectKey = true
+			next := i + 1
+			for next < len(raw) && (raw[next] == ' ' || raw[next] == '\t' || raw[next] == '\n' || raw[next] == '\r') {
+				next++
+			}
+			if next == len(raw) || raw[next] != ':' {
+				continue // a value, not a member name
+			}
+			name := raw[start+1 : i]
+			if escaped {
+				var unescaped string
+				if json.Unmarshal(raw[start:i+1], &unescaped) != nil {
+					return "", false
+				}
+				name = []byte(unescaped)
+			}
+			o := &objects[len(objects)-1]
+			if o.seen != nil {
+				if _, dup := o.seen[string(name)]; dup {
+					return string(name), true
+				}
+				o.seen[string(name)] = struct{}{}
+				continue
+			}
+			for _, seen := range names[o.first:] {
+				if bytes.Equal(seen, name) {
+					return string(name), true
+				}
+			}
+			names = append(names, name)
+			if len(names)-o.first > 16 {
+				o.seen = make(map[string]struct{}, 64)
+				for _, seen := range names[o.first:] {
+					o.seen[string(seen)] = struct{}{}
+				}
+				names = names[:o.first]
+			}
 		}
 	}
+	return "", false
 }
 
 // decodeError names the member a JSON decoding error is about.

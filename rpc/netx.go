@@ -60,7 +60,7 @@ var netxMethods = []Method{
 		return key, err
 	}),
 	method(Method{
-		Name: "setUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "bean"},
+		Name: "setUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "bean"}, Quick: true,
 		Summary:     "Set a user preference; the label TickleTime keeps the session alive instead.",
 		Description: "Returns true, or false when the session key is not valid. A TickleTime tickle resets the idle clock but not the inactivity clock, and is not stored.",
 		Errors:      []int{CodeTooManyPreferences},
@@ -68,7 +68,7 @@ var netxMethods = []Method{
 		return s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
 	}),
 	method(Method{
-		Name: "getUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "label"},
+		Name: "getUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "label"}, Quick: true,
 		Summary:        "Get a user preference's value, or null when it is not set.",
 		NullableResult: true,
 		Errors:         tokenErrors,
@@ -95,7 +95,7 @@ type DiscoverParams struct{}
 
 var discoveryMethods = []Method{
 	method(Method{
-		Name: "rpc.discover", Family: "discovery", Auth: AuthNone,
+		Name: "rpc.discover", Family: "discovery", Auth: AuthNone, Quick: true,
 		Summary: "Return the OpenRPC document describing every method.",
 	}, func(_ context.Context, s *Service, _ *DiscoverParams, _ engine.Client) (json.RawMessage, error) {
 		return s.discover, nil

@@ -734,6 +734,10 @@ func (o *outBuf) appendResult(id []byte, result any) error {
 	switch r := result.(type) {
 	case nil:
 		o.b = append(o.b, "null"...)
+	case Empty: // the common results, without encoding/json
+		o.b = append(o.b, "{}"...)
+	case bool:
+		o.b = strconv.AppendBool(o.b, r)
 	case json.RawMessage:
 		if len(r) == 0 {
 			o.b = append(o.b, "null"...)

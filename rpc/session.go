@@ -227,7 +227,7 @@ var sessionMethods = []Method{
 		return Empty{}, s.eng.DeleteSession(ctx, p.AuthToken)
 	}),
 	method(Method{
-		Name: "describeSessions", Family: "session", Auth: AuthToken, TokenField: "authToken",
+		Name: "describeSessions", Family: "session", Auth: AuthToken, TokenField: "authToken", Quick: true,
 		Summary:     "Describe sessions by token or id, or every session the caller may see.",
 		Description: "Admins see every session, other accounts only their own. Sessions the caller may not see, and names that match nothing, are left out.",
 		Errors:      tokenErrors,
@@ -251,7 +251,7 @@ var sessionMethods = []Method{
 		return s.sessionList(infos), nil
 	}),
 	method(Method{
-		Name: "pingSession", Family: "session", Auth: AuthOptionalToken, TokenField: "authToken",
+		Name: "pingSession", Family: "session", Auth: AuthOptionalToken, TokenField: "authToken", Quick: true,
 		Summary:     "Check that the server is up and, with a token, keep that session alive.",
 		Description: "Without a token it always succeeds. With one, an invalid token is error 12031.",
 		Errors:      tokenErrors,

@@ -28,6 +28,7 @@ const usage = `sessiond — sessions and API keys over JSON-RPC 2.0
 Usage:
   sessiond serve [flags]                 run the server (TCP 127.0.0.1:7400, HTTP 127.0.0.1:7401)
   sessiond call [flags] METHOD [PARAMS]  call a method on a running server and print the result
+  sessiond bench [flags]                 measure a running server (throughput, latency) under load
   sessiond --version                     print the version
 
 Run 'sessiond COMMAND --help' for the flags of a command.
@@ -47,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdin, stdout, stderr)
 	case "call":
 		return runCall(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "--version", "-v", "version":
 		fmt.Fprintln(stdout, "sessiond", versionString())
 		return 0

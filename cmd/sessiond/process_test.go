@@ -46,7 +46,7 @@ const testConfigPath = "../../testdata/config/e2e.json"
 
 // proc is a running sessiond process.
 type proc struct {
-	t        *testing.T
+	t        testing.TB
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	stdout   io.ReadCloser
@@ -54,6 +54,7 @@ type proc struct {
 	httpAddr string
 	logs     *syncBuffer
 	exited   chan struct{}
+	ready    chan error
 }
 
 type syncBuffer struct {
@@ -75,12 +76,21 @@ func (b *syncBuffer) String() string {
 
 // startServer runs `sessiond serve` with args (plus JSON logs and the test config) and waits
 // until it is ready, learning its listen addresses from its logs.
-func startServer(t *testing.T, args ...string) *proc {
+func startServer(t testing.TB, args ...string) *proc {
+	t.Helper()
+	p := launchServer(t, args...)
+	p.waitReady()
+	return p
+}
+
+// launchServer runs `sessiond serve` like startServer without waiting for it: call waitReady
+// (on the test's goroutine). Launching several before waiting starts them at the same time.
+func launchServer(t testing.TB, args ...string) *proc {
 	t.Helper()
 	full := append([]string{"serve", "--log-format", "json", "--config", testConfigPath}, args...)
 	cmd := exec.Command(binPath, full...)
 	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), ready: make(chan error, 1)}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -95,7 +105,7 @@ func startServer(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan error, 1)
+	ready := p.ready
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
@@ -127,16 +137,21 @@ func startServer(t *testing.T, args ...string) *proc {
 	}()
 	go func() { cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// waitReady waits until a launched server is ready and fails the test if it exits first.
+func (p *proc) waitReady() {
+	p.t.Helper()
 	select {
-	case err := <-ready:
+	case err := <-p.ready:
 		if err != nil {
 			<-p.exited
-			t.Fatalf("%v; logs:\n%s", err, p.logs.String())
+			p.t.Fatalf("%v; logs:\n%s", err, p.logs.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("sessiond not ready after 30 s; logs:\n%s", p.logs.String())
+		p.t.Fatalf("sessiond not ready after 30 s; logs:\n%s", p.logs.String())
 	}
-	return p
 }
 
 // kill stops the process with SIGKILL, as a crash would.

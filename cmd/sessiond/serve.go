@@ -24,6 +24,7 @@ import (
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/badgerstore"
 	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/engine/redisstore"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/schemas"
 )
@@ -37,6 +38,13 @@ is given too. SIGINT or SIGTERM drains in-flight calls, flushes and exits 0.
 
 On a new store it creates the account "admin" with the password in SESSIOND_ADMIN_PASSWORD,
 or prints a generated one once on stderr.
+
+Several nodes share sessions, API keys and accounts through Redis with --store URL:
+  redis://[user:password@]host:port/db          one Redis server (rediss:// for TLS)
+  redis+sentinel://host:port/db?master_name=M   a primary found through Sentinel
+  redis+cluster://host:port?addr=host2:port     Redis Cluster (all keys in one hash slot)
+Keys start with storage.redisKeyPrefix. Redis must run with appendonly yes and appendfsync
+always for an acknowledged change to survive a Redis crash; a warning says when it does not.
 
 Flags:
 `
@@ -54,6 +62,9 @@ type serveOptions struct {
 	logLevel     string
 	logFormat    string
 	drainTimeout time.Duration
+	pprofAddr    string
+	hashProcess  bool
+	hashWorker   bool
 }
 
 func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -63,7 +74,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
 	fs.StringVar(&o.dataDir, "data", "./sessiond-data", "directory of the embedded Badger store")
 	fs.BoolVar(&o.inMemory, "in-memory", false, "keep everything in memory (lost at exit; for tests and trials)")
-	fs.StringVar(&o.storeURL, "store", "", "shared store URL, e.g. redis://127.0.0.1:6379/0 (instead of --data)")
+	fs.StringVar(&o.storeURL, "store", "", "shared Redis store for several nodes: redis://host:port/db, rediss://…, redis+sentinel://…?master_name=M or redis+cluster://… (instead of --data)")
 	fs.StringVar(&o.configPath, "config", "", "services.json to read at start")
 	fs.StringVar(&o.tcpAddr, "tcp", "", "TCP listen address (default from config, 127.0.0.1:7400; \"off\" disables)")
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP listen address (default from config, 127.0.0.1:7401; \"off\" disables)")
@@ -72,6 +83,10 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight calls")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it on loopback")
+	fs.BoolVar(&o.hashProcess, "hash-process", true, "compute password hashes in a helper process of lower CPU priority, so logins cannot starve token checks")
+	fs.BoolVar(&o.hashWorker, "hash-worker", false, "run as that helper (started by serve itself)")
+	_ = fs.MarkHidden("hash-worker")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -81,6 +96,9 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if o.hashWorker {
+		return runHashWorker(stdin, stdout, stderr)
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
@@ -141,6 +159,9 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	default:
 		return fmt.Errorf("--stdio-framing: %q is not newline or content-length", o.framing)
 	}
+	if o.storeURL != "" && (o.inMemory || fs.Changed("data")) {
+		return errors.New("--store cannot be combined with --data or --in-memory: choose one store")
+	}
 	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
 	}
@@ -157,6 +178,14 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 
 	cfg.Engine.Logger = log
 	cfg.Engine.Host = hostInfo(where)
+	if o.hashProcess {
+		if helper, err := startHashProcess(log); err != nil {
+			log.Warn("hashing passwords in the server process", "err", err)
+		} else {
+			defer helper.close()
+			cfg.Engine.DeriveKey = helper.derive
+		}
+	}
 	eng, err := engine.New(store, cfg.Engine)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -175,6 +204,13 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		WriteTimeout:       cfg.Server.WriteTimeout,
 		Logger:             log,
 	})
+	if o.pprofAddr != "" {
+		stopProfiles, err := servePprof(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -240,7 +276,22 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 func openStore(o serveOptions, cfg *Config, log *slog.Logger) (engine.Store, string, error) {
 	switch {
 	case o.storeURL != "":
-		return nil, "", fmt.Errorf("--store %q: shared stores are not available in this build; use --data or --in-memory", redactURL(o.storeURL))
+		if cfg.Storage.EncryptionKeyFile != "" || os.Getenv("SESSIOND_ENCRYPTION_KEY") != "" {
+			log.Warn("the encryption key (storage.encryptionKeyFile, SESSIOND_ENCRYPTION_KEY) encrypts the Badger store only; it is not used with --store, where Redis keeps the data as sessiond writes it (token and password hashes, never tokens or passwords)")
+		}
+		redisstore.RouteClientLogs(log)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := redisstore.Open(ctx, redisstore.Options{
+			URL:           o.storeURL,
+			KeyPrefix:     cfg.Storage.RedisKeyPrefix,
+			Logger:        log,
+			FlushInterval: cfg.Storage.FlushInterval,
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("opening the store %s: %w", redisstore.RedactURL(o.storeURL), err)
+		}
+		return st, fmt.Sprintf("%s (%s, keys %q)", redisstore.RedactURL(o.storeURL), st.Topology(), st.KeyPrefix()), nil
 	case o.inMemory:
 		return memstore.New(memstore.Options{}), "memory", nil
 	}
@@ -281,15 +332,6 @@ func encryptionKey(file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: the encryption key must be 16, 24 or 32 bytes (raw, or base64-encoded)", source)
 	}
 	return key, nil
-}
-
-func redactURL(s string) string {
-	if i := strings.Index(s, "@"); i >= 0 {
-		if j := strings.Index(s, "://"); j >= 0 && j < i {
-			return s[:j+3] + "…" + s[i:]
-		}
-	}
-	return s
 }
 
 // hostInfo describes this server in session objects. The UUID is stable for a host and store.

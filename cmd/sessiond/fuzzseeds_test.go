@@ -1,8 +1,8 @@
-package rpc_test
+package main
 
-// checkSeedTwins is shared by the seed-corpus tests: it compares the readable seeds of a fuzz
-// target at the repository root with their Go-format twins in this package's testdata, and
-// rewrites the twins when SESSIOND_UPDATE_FUZZ_SEEDS=1.
+// TestFuzzSeedTwins checks that the Go-format seed corpus of FuzzParseConfig
+// (cmd/sessiond/testdata/fuzz/FuzzParseConfig, which go test runs and go test -fuzz starts
+// from) holds exactly the readable seeds in testdata/fuzz/FuzzParseConfig at the repository root.
 
 import (
 	"fmt"
@@ -12,11 +12,19 @@ import (
 	"testing"
 )
 
+func TestFuzzSeedTwins(t *testing.T) {
+	checkSeedTwins(t, "FuzzParseConfig", "[]byte")
+}
+
+// twinPrefix starts the names of the Go-format twins; other files there are fuzzing finds.
 const twinPrefix = "seed-"
 
+// checkSeedTwins compares the readable seeds of a fuzz target at the repository root with
+// their Go-format twins in this package's testdata, and rewrites the twins when
+// SESSIOND_UPDATE_FUZZ_SEEDS=1.
 func checkSeedTwins(t *testing.T, target, goType string) {
 	t.Helper()
-	root := filepath.Join("..", "testdata", "fuzz", target)
+	root := filepath.Join("..", "..", "testdata", "fuzz", target)
 	local := filepath.Join("testdata", "fuzz", target)
 	update := os.Getenv("SESSIOND_UPDATE_FUZZ_SEEDS") == "1"
 	entries, err := os.ReadDir(root)

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/badgerstore"
+	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/rpc"
+)
+
+const benchTestPassword = "bench-admin-password"
+
+// benchServer runs sessiond in this process on store (a fresh memstore when nil), with cheap
+// hashing, over TCP and HTTP, and returns their addresses.
+func benchServer(t *testing.T, store engine.Store) (tcpAddr, httpURL string) {
+	t.Helper()
+	if store == nil {
+		store = memstore.New(memstore.Options{})
+	}
+	cfg := DefaultConfig().Engine
+	cfg.Hash = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+	cfg.HousekeepingInterval = -1
+	eng, err := engine.New(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if _, err := eng.Bootstrap(context.Background(), "admin", benchTestPassword); err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(rpc.NewService(eng, []byte(`{}`), nil), rpc.Options{Logger: slog.New(slog.DiscardHandler)})
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTCP(tcp)
+	go srv.ServeHTTPListener(web)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return tcp.Addr().String(), "http://" + web.Addr().String() + "/"
+}
+
+// runBenchForTest runs `sessiond bench` with args and decodes its --json report.
+func runBenchForTest(t *testing.T, args ...string) (benchReport, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"bench", "--json"}, args...), nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("bench %v: exit %d\nstderr:\n%s", args, code, stderr.String())
+	}
+	var report benchReport
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&report); err != nil {
+		t.Fatalf("bench %v: the output is not a report: %v\n%s", args, err, stdout.String())
+	}
+	return report, stderr.String()
+}
+
+// checkRun checks the shape and the sanity of one run of a report.
+func checkRun(t *testing.T, run benchRun, target, transport, method string, connections int) {
+	t.Helper()
+	if run.Target != target || run.Transport != transport || run.Method != method || run.Connections != connections {
+		t.Errorf("run %+v: want target %s, transport %s, method %s, %d connections", run, target, transport, method, connections)
+	}
+	if run.Requests <= 0 || run.Errors != 0 || run.Seconds <= 0 || run.Throughput <= 0 {
+		t.Errorf("%s %s: %d requests, %d errors in %gs, %g/s", target, method, run.Requests, run.Errors, run.Seconds, run.Throughput)
+	}
+	if want := float64(run.Requests) / run.Seconds; math.Abs(run.Throughput-want) > want/100+1 {
+		t.Errorf("%s %s: throughput %g, but %d requests in %gs", target, method, run.Throughput, run.Requests, run.Seconds)
+	}
+	l := run.Latency
+	if !(l.P50 > 0 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max && l.Mean > 0 && l.Mean <= l.Max) {
+		t.Errorf("%s %s: latencies out of order: %+v", target, method, l)
+	}
+}
+
+// TestBenchJSON runs bench briefly against an in-process server and its floor, and checks
+// the JSON report: the machine, one run per target, figures that add up.
+func TestBenchJSON(t *testing.T) {
+	addr, _ := benchServer(t, nil)
+	report, stderr := runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--floor",
+		"-c", "4", "-d", "1100ms", "--warmup", "100ms")
+	m := report.Machine
+	if m.CPUs < 1 || m.GOMAXPROCS < 1 || m.GoVersion == "" || m.OS == "" || m.Arch == "" || m.Sessiond == "" {
+		t.Errorf("machine: %+v", m)
+	}
+	if len(report.Runs) != 2 {
+		t.Fatalf("want a sessiond and a floor run, got %+v", report.Runs)
+	}
+	checkRun(t, report.Runs[0], "sessiond", "tcp", "pingSession", 4)
+	checkRun(t, report.Runs[1], "floor", "tcp", "fixed reply", 4)
+	if report.Runs[0].Sessions != 4 || report.Runs[0].Address != addr {
+		t.Errorf("sessiond run: %d sessions at %s, want 4 at %s", report.Runs[0].Sessions, report.Runs[0].Address, addr)
+	}
+	if !strings.Contains(stderr, "sessiond tcp pingSession:") || !strings.Contains(stderr, "req/s") {
+		t.Errorf("no progress line on stderr:\n%s", stderr)
+	}
+	// The text report carries the same runs and the comparison.
+	var stdout, errs bytes.Buffer
+	if code := run([]string{"bench", "--addr", addr, "--password", benchTestPassword, "--floor", "-q", "-c", "2", "-n", "200"}, nil, &stdout, &errs); code != 0 {
+		t.Fatalf("text report: exit %d: %s", code, errs.String())
+	}
+	for _, want := range []string{"machine: ", "sessiond  tcp", "floor     tcp", "sessiond / floor: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestBenchMethods runs every method once briefly, over TCP and HTTP, with a request count,
+// and checks that bench cleans up after itself (its account is gone).
+func TestBenchMethods(t *testing.T) {
+	addr, httpURL := benchServer(t, nil)
+	for _, method := range []string{"pingSession", "tickle", "describeSessions", "createSession", "authenticate"} {
+		report, _ := runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--method", method, "-c", "3", "-n", "60", "-q")
+		want := method
+		if method == "tickle" {
+			want = "setUserPreference"
+		}
+		checkRun(t, report.Runs[0], "sessiond", "tcp", want, 3)
+		if report.Runs[0].Requests != 60 {
+			t.Errorf("%s: %d requests measured, want 60", method, report.Runs[0].Requests)
+		}
+	}
+	report, _ := runBenchForTest(t, "--http", httpURL, "--password", benchTestPassword, "-c", "3", "-d", "300ms", "--warmup", "0s", "-q")
+	checkRun(t, report.Runs[0], "sessiond", "http", "pingSession", 3)
+
+	// The bench account was dropped: logging in as it fails.
+	setup := &setupClient{addr: addr, timeout: 5 * time.Second}
+	defer setup.close()
+	if _, err := adminLogin(setup, benchAccount, "anything"); err == nil || !strings.Contains(err.Error(), "450") {
+		t.Errorf("the bench account is still there: %v", err)
+	}
+}
+
+// TestBenchRedis drives a real redis-server next to sessiond, when one is installed.
+func TestBenchRedis(t *testing.T) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	redis := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := redis.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = redis.Process.Kill(); _ = redis.Wait() })
+	redisAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err := net.Dial("tcp", redisAddr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	addr, _ := benchServer(t, nil)
+	report, _ := runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--redis", redisAddr,
+		"-c", "4", "-d", "300ms", "--warmup", "50ms", "-q")
+	if len(report.Runs) != 2 {
+		t.Fatalf("runs: %+v", report.Runs)
+	}
+	checkRun(t, report.Runs[1], "redis", "resp", "GET", 4)
+	if report.Runs[1].Sessions != report.Runs[0].Sessions {
+		t.Errorf("redis used %d keys, sessiond %d tokens", report.Runs[1].Sessions, report.Runs[0].Sessions)
+	}
+}
+
+// TestBenchPopulate writes sessions into a stopped store, serves it, and measures them with
+// --tokens-file, which needs no password.
+func TestBenchPopulate(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.txt")
+	var stdout, stderr bytes.Buffer
+	t.Setenv("SESSIOND_ADMIN_PASSWORD", benchTestPassword)
+	if code := run([]string{"bench", "--populate", "300", "--data", filepath.Join(dir, "data"), "--tokens-file", tokens}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("populate: exit %d: %s", code, stderr.String())
+	}
+	if info, err := os.Stat(tokens); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("tokens file: %v, %v", info, err)
+	}
+	list, err := readTokens(tokens)
+	if err != nil || len(list) != 300 {
+		t.Fatalf("%d tokens, %v", len(list), err)
+	}
+	store, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(dir, "data"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	for _, tok := range list[:5] {
+		parsed, err := engine.ParseToken(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.SessionByTokenHash(context.Background(), parsed.Hash, time.Now())
+		if err != nil || s.Username != populateAccount {
+			t.Fatalf("populated session: %+v, %v", s, err)
+		}
+	}
+	// The admin account was bootstrapped, as serve would have done.
+	if _, err := store.GetAccount(context.Background(), "admin"); err != nil {
+		t.Fatalf("admin account: %v", err)
+	}
+	addr, _ := benchServer(t, store)
+	t.Setenv("SESSIOND_ADMIN_PASSWORD", "")
+	report, _ := runBenchForTest(t, "--addr", addr, "--tokens-file", tokens, "-c", "3", "-n", "300", "-q")
+	checkRun(t, report.Runs[0], "sessiond", "tcp", "pingSession", 3)
+	if report.Runs[0].Sessions != 300 {
+		t.Errorf("used %d tokens, want 300", report.Runs[0].Sessions)
+	}
+}
+
+// TestBenchUsage checks --help and the refusal of bad flags.
+func TestBenchUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "--help"}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "--populate") {
+		t.Errorf("--help: exit %d\n%s", code, stdout.String())
+	}
+	for _, args := range [][]string{
+		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"},
+		{"--rounds", "0"}, {"-n", "0"}, {"extra"},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		if code := run(append([]string{"bench"}, args...), nil, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
+			t.Errorf("bench %v: exit %d, stderr %q", args, code, stderr.String())
+		}
+	}
+	// No password and no tokens: a clear error, before any load.
+	t.Setenv("SESSIOND_ADMIN_PASSWORD", "")
+	addr, _ := benchServer(t, nil)
+	stderr.Reset()
+	if code := run([]string{"bench", "--addr", addr, "-n", "10", "-q"}, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "SESSIOND_ADMIN_PASSWORD") {
+		t.Errorf("no password: exit %d, %s", code, stderr.String())
+	}
+}
+
+// TestHistogram checks the buckets' bounds and the quantiles against exact ones.
+func TestHistogram(t *testing.T) {
+	for _, v := range []uint64{0, 1, 127, 128, 129, 1000, 123456789, 1 << 40, math.MaxInt64} {
+		i := histIndex(v)
+		if i < 0 || i >= histBuckets || histUpper(i) < v || (i > 0 && histUpper(i-1) >= v) {
+			t.Errorf("value %d: bucket %d, bounds (%d, %d]", v, i, histUpper(i-1), histUpper(i))
+		}
+		if v >= histLinear && float64(histUpper(i)-v) > float64(v)/64 {
+			t.Errorf("value %d: bucket bound %d is more than 1/64 off", v, histUpper(i))
+		}
+	}
+	var h histogram
+	for v := 1; v <= 10000; v++ {
+		h.record(time.Duration(v) * time.Microsecond)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		exact := q * 10000 * 1000
+		got := float64(h.quantile(q))
+		if got < exact || got > exact*(1+1.0/64) {
+			t.Errorf("quantile %g: %g, exact %g", q, got, exact)
+		}
+	}
+	if l := h.latency(); l.Max != 10000 || math.Abs(l.Mean-5000.5) > 0.1 {
+		t.Errorf("latency: %+v", l)
+	}
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Password hashes in a helper process.
+//
+// An argon2id hash is tens of milliseconds of CPU that cannot be interrupted, and Go has no
+// priorities among goroutines: a flood of logins running on every core leaves token checks
+// waiting behind hashes for up to a scheduler slice each, and their throughput falls by an
+// order of magnitude. The kernel does have priorities. So serve computes hashes in a helper,
+// `sessiond serve --hash-worker`, started with a lower CPU priority (nice hashWorkerNice):
+// with nothing else to do it uses every core, as hashing in the server would; when token
+// checks need the CPU they get it first.
+//
+// The helper is a child of the server, speaks a small binary protocol on its stdin and
+// stdout, computes at most as many hashes at once as the server asks for (bounded by
+// security.maxConcurrentHashes), keeps nothing, and exits when its stdin closes or the
+// server dies. If it cannot be started or dies, hashes are computed in the server until it
+// is restarted, so logins never fail because of it.
+
+// hashWorkerNice is the helper's nice value: under contention it gets about a tenth of the
+// CPU a normal process gets, so logins slow down but go on.
+const hashWorkerNice = 10
+
+// Frames, little-endian. Request: id u64, keyLen u32, iterations u32, memoryKiB u32,
+// parallelism u8, len(password) u16, password, len(salt) u8, salt. Reply: id u64, len(key)
+// u16, key; a key of length 0 means the helper refused the request.
+const maxHashField = 1 << 16
+
+// hashProcess is the server's side of the helper.
+type hashProcess struct {
+	log  *slog.Logger
+	path string
+
+	mu      sync.Mutex
+	pid     int           // the helper's process id
+	w       *bufio.Writer // nil while no helper runs
+	stdin   io.Closer
+	pending map[uint64]chan []byte
+	nextID  uint64
+	retryAt time.Time // no restart before this after a failure
+	closed  bool
+	done    chan struct{} // closed when the current helper has exited and been reaped
+}
+
+// startHashProcess starts the helper. On error hashes stay in the server.
+func startHashProcess(log *slog.Logger) (*hashProcess, error) {
+	path, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startHashProcessAt(path, log)
+}
+
+// startHashProcessAt starts the helper from the sessiond binary at path.
+func startHashProcessAt(path string, log *slog.Logger) (*hashProcess, error) {
+	h := &hashProcess{log: log, path: path, pending: map[uint64]chan []byte{}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.startLocked(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// startLocked starts a helper process; h.mu is held.
+func (h *hashProcess) startLocked() error {
+	// The helper reads its stdin until it ends, which happens when the server closes it or
+	// dies, so it never outlives the server.
+	cmd := exec.Command(h.path, "serve", "--hash-worker")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		stdin.Close()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		stdin.Close()
+		stdout.Close()
+		return fmt.Errorf("starting the hash helper: %w", err)
+	}
+	h.w, h.stdin, h.pid = bufio.NewWriter(stdin), stdin, cmd.Process.Pid
+	done := make(chan struct{})
+	h.done = done
+	go h.readReplies(cmd, stdout, done)
+	return nil
+}
+
+// hashWorkerNiced marks a helper that already lowered its priority.
+const hashWorkerNiced = "SESSIOND_HASH_WORKER_NICED"
+
+// lowerPriority gives the helper process, every thread of it, the nice value hashWorkerNice.
+// On Linux a nice value belongs to a thread, and threads inherit it from the thread that
+// makes them; a Go program has several threads before main runs. So the helper raises the
+// nice value of its current thread and executes itself again from it: the new program's
+// threads all descend from that thread. If that fails the helper runs at normal priority.
+func lowerPriority(stderr io.Writer) {
+	if os.Getenv(hashWorkerNiced) != "" {
+		return
+	}
+	path, err := os.Executable()
+	if err == nil {
+		runtime.LockOSThread()
+		// PRIO_PROCESS with who 0 is the calling thread on Linux.
+		if err = syscall.Setpriority(syscall.PRIO_PROCESS, 0, hashWorkerNice); err == nil {
+			err = syscall.Exec(path, os.Args, append(os.Environ(), hashWorkerNiced+"=1"))
+		}
+	}
+	fmt.Fprintln(stderr, "sessiond: the password hash helper runs at normal priority:", err)
+}
+
+// readReplies hands the helper's replies to their callers until it exits; then the pending
+// callers compute their hashes themselves.
+func (h *hashProcess) readReplies(cmd *exec.Cmd, stdout io.Reader, done chan struct{}) {
+	rd := bufio.NewReader(stdout)
+	var head [10]byte
+	var err error
+	for {
+		if _, err = io.ReadFull(rd, head[:]); err != nil {
+			break
+		}
+		id := binary.LittleEndian.Uint64(head[:8])
+		key := make([]byte, binary.LittleEndian.Uint16(head[8:]))
+		if _, err = io.ReadFull(rd, key); err != nil {
+			break
+		}
+		h.mu.Lock()
+		ch := h.pending[id]
+		delete(h.pending, id)
+		h.mu.Unlock()
+		if ch != nil {
+			ch <- key // buffered
+		}
+	}
+	h.mu.Lock()
+	if h.done == done {
+		h.w, h.stdin = nil, nil
+		for id, ch := range h.pending {
+			close(ch)
+			delete(h.pending, id)
+		}
+		if !h.closed {
+			h.log.Warn("the password hash helper stopped; hashing in the server until it restarts", "err", err)
+			h.retryAt = time.Now().Add(time.Second)
+		}
+	}
+	h.mu.Unlock()
+	_ = cmd.Wait()
+	close(done)
+}
+
+// derive is an engine.DeriveKeyFunc: the helper computes the key, or the server does when
+// there is no helper.
+func (h *hashProcess) derive(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+	inProcess := func() ([]byte, error) {
+		return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(password) >= maxHashField || len(salt) > 255 || keyLen >= maxHashField {
+		return inProcess()
+	}
+	id, reply := h.send(password, salt, p, keyLen)
+	if reply == nil {
+		return inProcess()
+	}
+	select {
+	case key, ok := <-reply:
+		if !ok || len(key) != int(keyLen) {
+			return inProcess()
+		}
+		return key, nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		delete(h.pending, id)
+		h.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// send writes one request and returns the channel its reply comes on, or nil when there is
+// no helper.
+func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen uint32) (uint64, chan []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, nil
+	}
+	if h.w == nil {
+		if time.Now().Before(h.retryAt) {
+			return 0, nil
+		}
+		if err := h.startLocked(); err != nil {
+			h.retryAt = time.Now().Add(time.Second)
+			h.log.Warn("cannot restart the password hash helper", "err", err)
+			return 0, nil
+		}
+		h.log.Info("restarted the password hash helper")
+	}
+	h.nextID++
+	id := h.nextID
+	var head [27]byte
+	binary.LittleEndian.PutUint64(head[0:], id)
+	binary.LittleEndian.PutUint32(head[8:], keyLen)
+	binary.LittleEndian.PutUint32(head[12:], p.Iterations)
+	binary.LittleEndian.PutUint32(head[16:], p.MemoryKiB)
+	head[20] = p.Parallelism
+	binary.LittleEndian.PutUint16(head[21:], uint16(len(password)))
+	_, _ = h.w.Write(head[:23])
+	_, _ = h.w.Write(password)
+	_ = h.w.WriteByte(byte(len(salt)))
+	_, _ = h.w.Write(salt)
+	if err := h.w.Flush(); err != nil {
+		return 0, nil // the reader notices the exit and cleans up
+	}
+	reply := make(chan []byte, 1)
+	h.pending[id] = reply
+	return id, reply
+}
+
+// close stops the helper and waits for it.
+func (h *hashProcess) close() {
+	h.mu.Lock()
+	h.closed = true
+	stdin, done := h.stdin, h.done
+	h.mu.Unlock()
+	if stdin != nil {
+		_ = stdin.Close()
+	}
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// runHashWorker is `sessiond serve --hash-worker`, the helper: it answers hash requests on
+// stdin with keys on stdout until stdin ends.
+func runHashWorker(stdin io.Reader, stdout, stderr io.Writer) int {
+	lowerPriority(stderr)
+	rd := bufio.NewReader(stdin)
+	out := bufio.NewWriter(stdout)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, runtime.NumCPU())
+	reply := func(id uint64, key []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		var head [10]byte
+		binary.LittleEndian.PutUint64(head[:], id)
+		binary.LittleEndian.PutUint16(head[8:], uint16(len(key)))
+		_, _ = out.Write(head[:])
+		_, _ = out.Write(key)
+		_ = out.Flush()
+	}
+	for {
+		var head [23]byte
+		if _, err := io.ReadFull(rd, head[:]); err != nil {
+			break
+		}
+		id := binary.LittleEndian.Uint64(head[0:])
+		keyLen := binary.LittleEndian.Uint32(head[8:])
+		p := engine.HashParams{
+			Iterations:  binary.LittleEndian.Uint32(head[12:]),
+			MemoryKiB:   binary.LittleEndian.Uint32(head[16:]),
+			Parallelism: head[20],
+		}
+		password := make([]byte, binary.LittleEndian.Uint16(head[21:]))
+		if _, err := io.ReadFull(rd, password); err != nil {
+			break
+		}
+		saltLen, err := rd.ReadByte()
+		if err != nil {
+			break
+		}
+		salt := make([]byte, saltLen)
+		if _, err := io.ReadFull(rd, salt); err != nil {
+			break
+		}
+		// The same bounds as the engine's configuration check: never panic, never allocate
+		// more than a configured hash could.
+		if keyLen == 0 || keyLen >= maxHashField || p.Iterations < 1 || p.Iterations > 1000 || p.Parallelism < 1 ||
+			p.MemoryKiB < 8*uint32(p.Parallelism) || p.MemoryKiB > 4<<20 {
+			reply(id, nil)
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			key := argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
+			clear(password)
+			reply(id, key)
+		})
+	}
+	wg.Wait()
+	return 0
+}

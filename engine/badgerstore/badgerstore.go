@@ -1,0 +1,373 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
+)
+
+// ErrWrongKey is returned by Open when Options.EncryptionKey is not the key the store was
+// created with (or a key is given for a store created without one, or the reverse).
+var ErrWrongKey = errors.New("badgerstore: wrong encryption key")
+
+// DefaultFlushInterval is how often Touch updates are written when Options.FlushInterval is 0.
+const DefaultFlushInterval = time.Second
+
+// Options configure Open.
+type Options struct {
+	// Dir is the directory of the store; it is created if needed. One process at a time may
+	// use it.
+	Dir string
+	// EncryptionKey, when set, encrypts everything on disk with AES; it must be 16, 24 or 32
+	// bytes (AES-128, -192, -256) and the same key at every open.
+	EncryptionKey []byte
+	// Logger receives the store's and Badger's warnings and errors (default slog.Default()).
+	Logger *slog.Logger
+	// FlushInterval is how often Touch updates are written in the background (default
+	// DefaultFlushInterval). A negative value turns the background writer off; Flush and
+	// Close still write them.
+	FlushInterval time.Duration
+}
+
+// Store is the engine.Store kept on disk with Badger. Everything is also held in memory (a
+// memstore.Store) and served from there; every change is written through to Badger and
+// synced before the method returns. It is safe for concurrent use.
+type Store struct {
+	mem    *memstore.Store
+	db     *badger.DB
+	syncer *groupSync
+	log    *slog.Logger
+	// committed counts transactions and write batches committed, so that groupSync knows
+	// what a sync covers.
+	committed atomic.Uint64
+
+	// life is held shared by calls that write to Badger and exclusively by Close, so Close
+	// waits for them and they never touch a closed database.
+	life   sync.RWMutex
+	closed bool
+
+	flushMu sync.Mutex         // one Touch write at a time
+	pending []memstore.Touched // drained but not yet written, after a failed write
+
+	stop      chan struct{}
+	flusher   sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ engine.Store = (*Store)(nil)
+
+// Open opens (or creates) the store in opts.Dir and loads it into memory. It fails with
+// ErrWrongKey if the encryption key does not match.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("badgerstore: Options.Dir is empty")
+	}
+	switch len(opts.EncryptionKey) {
+	case 0, 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("badgerstore: the encryption key is %d bytes; it must be 16, 24 or 32", len(opts.EncryptionKey))
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	interval := opts.FlushInterval
+	if interval == 0 {
+		interval = DefaultFlushInterval
+	}
+
+	db, err := badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger))
+	switch {
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch) && len(opts.EncryptionKey) == 0:
+		return nil, fmt.Errorf("%w: the store in %s is encrypted and no key was given", ErrWrongKey, opts.Dir)
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
+		return nil, fmt.Errorf("%w: the store in %s was created with another key, or without encryption", ErrWrongKey, opts.Dir)
+	case err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock"):
+		return nil, fmt.Errorf("badgerstore: %s is in use by another process: %w", opts.Dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err)
+	}
+
+	s := &Store{db: db, log: logger, stop: make(chan struct{})}
+	s.mem = memstore.New(memstore.Options{Journal: &journal{db: db, committed: &s.committed}})
+	s.syncer = &groupSync{db: db, committed: &s.committed}
+	if err := s.load(); err != nil {
+		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
+	}
+	if interval > 0 {
+		s.flusher.Add(1)
+		go s.flushEvery(interval)
+	}
+	return s, nil
+}
+
+// badgerOptions is a small-memory profile: about 11 MB of Badger's own memory instead of the
+// ~85 MB of badger.DefaultOptions. The store serves reads from memory, so Badger's caches
+// only help compaction and open.
+func badgerOptions(dir string, key []byte, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithSyncWrites(false). // synced explicitly, once per acknowledged change (groupSync)
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20). // needed by compression and encryption
+		WithIndexCacheSize(4 << 20). // needed by encryption
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false).
+		WithEncryptionKey(key)
+}
+
+// Flush writes pending Touch updates and syncs them to disk.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return memstore.ErrClosed
+	}
+	if err := s.writeTouched(); err != nil {
+		return err
+	}
+	return s.syncer.sync()
+}
+
+// Close writes pending Touch updates and closes the database. Calls in progress finish
+// first; later calls fail with memstore.ErrClosed. Close may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.flusher.Wait()
+		s.life.Lock()
+		defer s.life.Unlock()
+		s.closed = true
+		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(), s.db.Close())
+	})
+	return s.closeErr
+}
+
+// flushEvery writes Touch updates every interval until Close, without syncing: they are
+// allowed to be lost in a crash (see the package documentation).
+func (s *Store) flushEvery(interval time.Duration) {
+	defer s.flusher.Done()
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+		}
+		s.life.RLock()
+		var err error
+		if !s.closed {
+			err = s.writeTouched()
+		}
+		s.life.RUnlock()
+		if err != nil {
+			s.log.Warn("badgerstore: writing last-use times failed; will retry", "err", err)
+		}
+	}
+}
+
+// writeTouched writes the last-use times of the sessions touched since the last call, each
+// under its own t/ key so that it can never overwrite a newer session record. A session
+// deleted meanwhile may leave a t/ key behind; it is removed at the next open.
+func (s *Store) writeTouched() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	touched := append(s.pending, s.mem.DrainTouched()...)
+	s.pending = nil
+	if len(touched) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var err error
+	for _, t := range touched {
+		if err = wb.Set(touchKey(t.ID), encodeTouch(t.LastAccessedAt, t.LastActiveAt)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		s.pending = latestTouches(touched)
+		return fmt.Errorf("badgerstore: write last-use times: %w", err)
+	}
+	s.committed.Add(1)
+	return nil
+}
+
+// latestTouches keeps the last entry of each session: drained lists are in time order.
+func latestTouches(touched []memstore.Touched) []memstore.Touched {
+	index := make(map[string]int, len(touched))
+	out := make([]memstore.Touched, 0, len(touched))
+	for _, t := range touched {
+		if i, ok := index[t.ID]; ok {
+			out[i] = t
+			continue
+		}
+		index[t.ID] = len(out)
+		out = append(out, t)
+	}
+	return out
+}
+
+// change runs a memstore change and, if it succeeded, waits until it is on disk.
+func (s *Store) change(fn func() error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if err := fn(); err != nil {
+		return err
+	}
+	return s.syncer.sync()
+}
+
+// CreateAccount stores a new account. It returns engine.ErrAccountExists if the key is taken.
+func (s *Store) CreateAccount(ctx context.Context, a *engine.Account) error {
+	return s.change(func() error { return s.mem.CreateAccount(ctx, a) })
+}
+
+// GetAccount returns engine.ErrAccountNotFound if there is no such account.
+func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account, error) {
+	return s.mem.GetAccount(ctx, userKey)
+}
+
+// UpdateAccount atomically applies fn to the account and stores the result; see
+// memstore.Store.UpdateAccount.
+func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engine.Account) error) (*engine.Account, error) {
+	var updated *engine.Account
+	err := s.change(func() (err error) {
+		updated, err = s.mem.UpdateAccount(ctx, userKey, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
+// DeleteAccounts removes the accounts with their sessions and preferences; see
+// engine.AccountStore.
+func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error) {
+	var removed []string
+	err := s.change(func() (err error) {
+		removed, err = s.mem.DeleteAccounts(ctx, userKeys)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// ListAccounts returns the accounts whose key starts with any of prefixes, sorted by key.
+func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.Account, error) {
+	return s.mem.ListAccounts(ctx, prefixes)
+}
+
+// InsertSession checks the caps and stores the session; see memstore.Store.InsertSession.
+func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps engine.Caps, now time.Time) error {
+	return s.change(func() error { return s.mem.InsertSession(ctx, sess, caps, now) })
+}
+
+// SessionByTokenHash returns the live session whose token hashes to h, from memory.
+func (s *Store) SessionByTokenHash(ctx context.Context, h engine.TokenHash, now time.Time) (*engine.Session, error) {
+	return s.mem.SessionByTokenHash(ctx, h, now)
+}
+
+// SessionByID returns the live session with that id, from memory.
+func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (*engine.Session, error) {
+	return s.mem.SessionByID(ctx, id, now)
+}
+
+// UpdateSession atomically applies fn to the live session and stores the result; see
+// memstore.Store.UpdateSession.
+func (s *Store) UpdateSession(ctx context.Context, id string, now time.Time, fn func(*engine.Session) error) (*engine.Session, error) {
+	var updated *engine.Session
+	err := s.change(func() (err error) {
+		updated, err = s.mem.UpdateSession(ctx, id, now, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
+// DeleteSessions removes the sessions and returns how many live ones it removed.
+func (s *Store) DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error) {
+	var n int
+	err := s.change(func() (err error) {
+		n, err = s.mem.DeleteSessions(ctx, ids, now)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ListSessions returns the live sessions of these accounts (all when none), sorted by
+// creation time then id.
+func (s *Store) ListSessions(ctx context.Context, userKeys []string, now time.Time) ([]*engine.Session, error) {
+	return s.mem.ListSessions(ctx, userKeys, now)
+}
+
+// Touch records use of a session in memory; it reaches the disk at the next background
+// write, Flush or Close.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool) error {
+	return s.mem.Touch(ctx, id, at, active)
+}
+
+// PurgeExpired removes expired sessions, from disk too, and returns how many.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.change(func() (err error) {
+		n, err = s.mem.PurgeExpired(ctx, now)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// SetPreference stores value under label for the user; see engine.PreferenceStore.
+func (s *Store) SetPreference(ctx context.Context, userKey, label, value string, maxPerUser int) error {
+	return s.change(func() error { return s.mem.SetPreference(ctx, userKey, label, value, maxPerUser) })
+}
+
+// GetPreference returns the value and true, or "" and false.
+func (s *Store) GetPreference(ctx context.Context, userKey, label string) (string, bool, error) {
+	return s.mem.GetPreference(ctx, userKey, label)
+}
+
+// badgerLogger routes Badger's warnings and errors to slog and drops its chatter.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(format string, args ...any) {
+	l.log.Error("badger: "+strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (l badgerLogger) Warningf(format string, args ...any) {
+	l.log.Warn("badger: "+strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

@@ -1,0 +1,399 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/storetest"
+)
+
+// quietLogger drops everything; tests that need to see logs make their own.
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testFactory opens stores in temporary directories and remembers where, for Reopen.
+type testFactory struct {
+	mu   sync.Mutex
+	dirs map[engine.Store]string
+}
+
+func (f *testFactory) open(t *testing.T, dir string) engine.Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, Logger: quietLogger})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	f.mu.Lock()
+	f.dirs[s] = dir
+	f.mu.Unlock()
+	return s
+}
+
+// TestConformance runs the store conformance suite against Badger stores on disk.
+func TestConformance(t *testing.T) {
+	f := &testFactory{dirs: map[engine.Store]string{}}
+	storetest.Run(t, storetest.Factory{
+		Open: func(t *testing.T) engine.Store { return f.open(t, t.TempDir()) },
+		Reopen: func(t *testing.T, old engine.Store) engine.Store {
+			f.mu.Lock()
+			dir := f.dirs[old]
+			f.mu.Unlock()
+			return f.open(t, dir)
+		},
+	})
+}
+
+var testNow = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// Opening with a key other than the store's fails with ErrWrongKey and harms nothing.
+func TestWrongKey(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	other := bytes.Repeat([]byte{8}, 32)
+	for _, tc := range []struct {
+		name          string
+		created, used []byte
+	}{
+		{"another key", key, other},
+		{"another key length", key, other[:16]},
+		{"no key for an encrypted store", key, nil},
+		{"a key for a plain store", nil, key},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(Options{Dir: dir, EncryptionKey: tc.created, Logger: quietLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &engine.Account{Username: "kept", CreatedAt: testNow}
+			if err := s.CreateAccount(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := Open(Options{Dir: dir, EncryptionKey: tc.used, Logger: quietLogger}); !errors.Is(err, ErrWrongKey) {
+				if err == nil {
+					s.Close()
+				}
+				t.Fatalf("Open with the wrong key: %v; want ErrWrongKey", err)
+			} else {
+				t.Logf("error: %v", err)
+			}
+			s, err = Open(Options{Dir: dir, EncryptionKey: tc.created, Logger: quietLogger})
+			if err != nil {
+				t.Fatalf("Open with the right key after a wrong one: %v", err)
+			}
+			defer s.Close()
+			if _, err := s.GetAccount(context.Background(), "kept"); err != nil {
+				t.Errorf("GetAccount after a wrong key: %v", err)
+			}
+		})
+	}
+}
+
+// A key that is not 16, 24 or 32 bytes is refused before anything is created.
+func TestBadKeyLength(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	if _, err := Open(Options{Dir: dir, EncryptionKey: []byte("short")}); err == nil {
+		t.Fatal("Open with a 5-byte key succeeded")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the directory was created anyway: %v", err)
+	}
+}
+
+// With a key, no file holds a known description or setting in clear (control: without).
+func TestEncryptionAtRest(t *testing.T) {
+	// Unrelated strings, so that compression cannot turn one into a reference to the other.
+	const secret = "Quokka7Zephyr2Marmalade9Xylophone"
+	const setting = "vt4Rn8LwQjCp1sKd6MfYb3Hg"
+	for _, tc := range []struct {
+		name      string
+		key       []byte
+		wantClear bool
+	}{
+		{"plain", nil, true},
+		{"encrypted", bytes.Repeat([]byte{42}, 32), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := context.Background()
+			s, err := Open(Options{Dir: dir, EncryptionKey: tc.key, Logger: quietLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateAccount(ctx, &engine.Account{Username: "u", Description: secret, CreatedAt: testNow}); err != nil {
+				t.Fatal(err)
+			}
+			sess := &engine.Session{ID: "s1", Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+			sess.Settings.DefaultDatabaseName = setting
+			if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+				t.Fatal(err)
+			}
+			// Look while the store is open (write-ahead logs) and after Close (tables).
+			for _, when := range []string{"open", "closed"} {
+				if when == "closed" {
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				found := filesContaining(t, dir, secret, setting)
+				for _, marker := range []string{secret, setting} {
+					if clear := len(found[marker]) > 0; clear != tc.wantClear {
+						t.Errorf("store %s: %q in clear in %v; want in clear: %v", when, marker, found[marker], tc.wantClear)
+					}
+				}
+			}
+		})
+	}
+}
+
+// filesContaining returns, for each of markers, the files under dir that contain it. It reads
+// in chunks: Badger preallocates large log files.
+func filesContaining(t *testing.T, dir string, markers ...string) map[string][]string {
+	t.Helper()
+	found := map[string][]string{}
+	const chunk = 1 << 20
+	buf := make([]byte, chunk+64)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		seen := map[string]bool{}
+		carry := 0 // bytes kept from the previous chunk, so a marker across chunks is found
+		for {
+			n, err := io.ReadFull(f, buf[carry:carry+chunk])
+			data := buf[:carry+n]
+			for _, m := range markers {
+				if !seen[m] && bytes.Contains(data, []byte(m)) {
+					seen[m] = true
+					found[m] = append(found[m], filepath.Base(path))
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			carry = copy(buf, data[len(data)-64:])
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// openTest opens a store in dir for a test and closes it at the end unless the test does.
+func openTest(t *testing.T, dir string, opts Options) *Store {
+	t.Helper()
+	opts.Dir = dir
+	if opts.Logger == nil {
+		opts.Logger = quietLogger
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rawKeys returns every key in the closed store in dir, as strings.
+func rawKeys(t *testing.T, dir string) []string {
+	t.Helper()
+	db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var keys []string
+	err = db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, string(it.Item().KeyCopy(nil)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// Leftovers of a crash during a large deletion are ignored and deleted at open.
+func TestLeftoversRemoved(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTest(t, dir, Options{})
+	for _, name := range []string{"gone", "kept"} {
+		if err := s.CreateAccount(ctx, &engine.Account{Username: name}); err != nil {
+			t.Fatal(err)
+		}
+		sess := &engine.Session{ID: name + "-session", Username: name, LastAccessedAt: testNow}
+		sess.TokenHash[0] = name[0]
+		if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Touch(ctx, sess.ID, testNow.Add(time.Second), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetPreference(ctx, name, "theme", "dark", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate the crash: the account key is gone, the rest is not; plus a stray t/ key.
+	db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(accountKey("gone")); err != nil {
+			return err
+		}
+		return txn.Set(touchKey("no-such-session"), encodeTouch(testNow, testNow))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openTest(t, dir, Options{})
+	if list, _ := s.ListSessions(ctx, nil, testNow); len(list) != 1 || list[0].ID != "kept-session" {
+		t.Errorf("sessions after open: %v; want only kept-session", list)
+	}
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.GetPreference(ctx, "gone", "theme"); ok {
+		t.Error("a recreated account inherited a leftover preference")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{string(accountKey("gone")), string(accountKey("kept")), keyFormat,
+		string(preferenceKey("kept", "theme")), string(sessionKey("kept-session")), string(touchKey("kept-session"))}
+	if keys := rawKeys(t, dir); !slices.Equal(keys, want) {
+		t.Errorf("keys on disk: %q; want %q", keys, want)
+	}
+}
+
+// A change too large for one Badger transaction is written completely in several.
+func TestLargeBatch(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	const n = 60_000
+	var writes []write
+	for i := range n {
+		writes = append(writes, write{sessionKey(fmt.Sprint("bulk-", i)), []byte("v")})
+	}
+	j := &journal{db: s.db, committed: &s.committed}
+	before := s.committed.Load()
+	if err := j.write(writes); err != nil {
+		t.Fatal(err)
+	}
+	if txns := s.committed.Load() - before; txns < 2 {
+		t.Fatalf("%d writes went into %d transaction(s); the test needs more than one", n, txns)
+	}
+	count := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSession + "bulk-")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			count++
+		}
+		return nil
+	})
+	if err != nil || count != n {
+		t.Errorf("%d keys written, %v; want %d", count, err, n)
+	}
+}
+
+// Open refuses another application's Badger database and a directory in use.
+func TestForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("other"), []byte("app")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(Options{Dir: dir, Logger: quietLogger}); err == nil {
+		s.Close()
+		t.Error("Open of another application's database succeeded")
+	} else {
+		t.Logf("foreign database: %v", err)
+	}
+
+	shared := t.TempDir()
+	openTest(t, shared, Options{})
+	if s, err := Open(Options{Dir: shared, Logger: quietLogger}); err == nil {
+		s.Close()
+		t.Error("a second Open of a directory in use succeeded")
+	} else {
+		t.Logf("directory in use: %v", err)
+	}
+}
+
+// Touch updates reach Badger without Flush, within a few flush intervals.
+func TestBackgroundFlush(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{FlushInterval: 5 * time.Millisecond})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	sess := &engine.Session{ID: "s", Username: "u", LastAccessedAt: testNow}
+	if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	touched := testNow.Add(time.Minute)
+	if err := s.Touch(ctx, "s", touched, false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got time.Time
+		err := s.db.View(func(txn *badger.Txn) error {
+			item, err := txn.Get(touchKey("s"))
+			if err != nil {
+				return err
+			}
+			return item.Value(func(v []byte) (err error) {
+				got, _, err = decodeTouch(v)
+				return err
+			})
+		})
+		if err == nil && got.Equal(touched) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s the t/ key holds %v, %v; want %v", got, err, touched)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

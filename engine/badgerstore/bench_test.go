@@ -1,0 +1,277 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/ristretto/v2/z"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Benchmarks use sessions shaped like the engine's: a UUID-sized id, a random token hash,
+// the default settings, spread over 1,000 accounts and 1,000 client addresses.
+const (
+	benchUsers     = 1000
+	benchAddresses = 1000
+)
+
+var benchKey = bytes.Repeat([]byte{0x5e}, 32)
+
+func benchSession(i int) *engine.Session {
+	s := &engine.Session{
+		ID:             fmt.Sprintf("%08x-%04x-4000-8000-%012x", i, i&0xffff, i),
+		Username:       fmt.Sprintf("user%d", i%benchUsers),
+		Origin:         engine.OriginCreateSession,
+		CreatedAt:      testNow,
+		LastAccessedAt: testNow,
+		LastActiveAt:   testNow,
+		ClientAddress:  fmt.Sprintf("10.0.%d.%d", (i%benchAddresses)/256, (i%benchAddresses)%256),
+		Settings: engine.SessionSettings{
+			DefaultAPI:                   "db",
+			DefaultDebug:                 "max",
+			DefaultDatabaseName:          "ctreeSQL",
+			DefaultOwnerName:             "admin",
+			DefaultBinaryFormat:          "hex",
+			DefaultResponseOptions:       engine.ResponseOptions{BinaryFormat: "hex", DataFormat: "objects", NumberFormat: "number"},
+			DefaultRetentionPolicy:       "autoPurge",
+			DefaultRetentionUnit:         "week",
+			DefaultRetentionPeriod:       4,
+			IdleConnectionTimeoutSeconds: 1800,
+			IdleCursorTimeoutSeconds:     600,
+		},
+	}
+	_, _ = rand.Read(s.TokenHash[:])
+	return s
+}
+
+// prepare creates a store in dir with the benchmark accounts and n sessions and returns the
+// sessions' token hashes. It writes them with Badger's StreamWriter, straight into the
+// bottom level, so the store looks like one that has been compacted (InsertSession's fsync
+// per session would take minutes, and a plain bulk write would leave compaction running
+// during the benchmark).
+func prepare(b *testing.B, dir string, key []byte, n int) []engine.TokenHash {
+	b.Helper()
+	db, err := badger.Open(badgerOptions(dir, key, quietLogger))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	sw := db.NewStreamWriter()
+	if err := sw.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	buf := z.NewBuffer(32<<20, "badgerstore.prepare")
+	defer buf.Release()
+	entries := 0
+	add := func(k, v []byte) { // in key order
+		badger.KVToBuffer(&pb.KV{Key: k, Value: v, Version: 1}, buf)
+		if entries++; entries%100_000 == 0 {
+			if err := sw.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			buf.Reset()
+		}
+	}
+	var accounts []*engine.Account
+	for u := range benchUsers {
+		accounts = append(accounts, &engine.Account{Username: fmt.Sprintf("user%d", u), CreatedAt: testNow})
+	}
+	slices.SortFunc(accounts, func(x, y *engine.Account) int { return strings.Compare(x.Key(), y.Key()) })
+	for _, a := range accounts {
+		add(accountKey(a.Key()), encodeAccount(a))
+	}
+	add([]byte(keyFormat), []byte(formatVersion))
+	hashes := make([]engine.TokenHash, n)
+	for i := range n { // ids are in key order
+		sess := benchSession(i)
+		hashes[i] = sess.TokenHash
+		add(sessionKey(sess.ID), encodeSession(sess))
+	}
+	if err := sw.Write(buf); err != nil {
+		b.Fatal(err)
+	}
+	if err := sw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return hashes
+}
+
+// BenchmarkOpen measures a restart: opening a store of 1,000,000 sessions and loading it
+// into memory. It reports the heap the store then holds and the CPU time the open used.
+func BenchmarkOpen(b *testing.B) {
+	for _, encrypted := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sessions=1000000/encrypted=%v", encrypted), func(b *testing.B) {
+			var key []byte
+			if encrypted {
+				key = benchKey
+			}
+			dir := b.TempDir()
+			prepare(b, dir, key, 1_000_000)
+			var heap float64
+			var cpu time.Duration
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				cpuBefore := cpuTime()
+				s, err := Open(Options{Dir: dir, EncryptionKey: key, Logger: quietLogger, FlushInterval: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuTime() - cpuBefore
+				b.StopTimer()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				heap = float64(after.HeapAlloc - before.HeapAlloc)
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(heap/1e6, "heap-MB")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op") // all cores together
+		})
+	}
+}
+
+// BenchmarkSessionByTokenHash measures the per-request lookup, served from memory.
+func BenchmarkSessionByTokenHash(b *testing.B) {
+	for _, n := range []int{1_000, 1_000_000} {
+		var (
+			s      *Store
+			hashes []engine.TokenHash
+		)
+		dir := b.TempDir() // the parent's: it outlives the sub-benchmarks
+		open := func(b *testing.B) {
+			if s != nil {
+				return
+			}
+			hashes = prepare(b, dir, nil, n)
+			var err error
+			if s, err = Open(Options{Dir: dir, Logger: quietLogger}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			open(b)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := s.SessionByTokenHash(context.Background(), hashes[i%n], testNow); err != nil {
+					b.Fatal(err)
+				}
+				i += 7919
+			}
+		})
+		b.Run(fmt.Sprintf("sessions=%d/parallel", n), func(b *testing.B) {
+			open(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, err := s.SessionByTokenHash(context.Background(), hashes[i%n], testNow); err != nil {
+						b.Error(err)
+						return
+					}
+					i += 7919
+				}
+			})
+		})
+		if s != nil {
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkInsertSession measures a durable insert (written and fsynced before it returns),
+// one at a time and from many goroutines sharing fsyncs.
+func BenchmarkInsertSession(b *testing.B) {
+	caps := engine.Caps{MaxSessions: 10_000_000, MaxSessionsPerAddress: 1_000_000, MaxSessionsPerUser: 1_000_000}
+	for _, parallel := range []int{1, 16} {
+		b.Run(fmt.Sprintf("goroutines=%d", parallel), func(b *testing.B) {
+			dir := b.TempDir()
+			prepare(b, dir, nil, 0)
+			s, err := Open(Options{Dir: dir, Logger: quietLogger})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(parallel)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.InsertSession(context.Background(), benchSession(int(next.Add(1))), caps, testNow); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkTouch measures Touch (memory only), and Flush writing what it touched, per
+// touched session.
+func BenchmarkTouch(b *testing.B) {
+	const n = 100_000
+	dir := b.TempDir()
+	prepare(b, dir, nil, n)
+	s, err := Open(Options{Dir: dir, Logger: quietLogger, FlushInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchSession(i).ID
+	}
+	at := testNow
+	b.Run("touch", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			at = at.Add(time.Microsecond)
+			if err := s.Touch(ctx, ids[i%n], at, i%2 == 0); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.StopTimer()
+		if err := s.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("flush-per-session", func(b *testing.B) {
+		const batch = 10_000
+		i := 0
+		for b.Loop() {
+			at = at.Add(time.Microsecond)
+			if err := s.Touch(ctx, ids[i%n], at, true); err != nil {
+				b.Fatal(err)
+			}
+			i++
+			if i%batch == 0 {
+				if err := s.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}

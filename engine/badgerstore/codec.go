@@ -1,0 +1,344 @@
+package badgerstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Keys. Every key starts with a one-letter namespace and a slash.
+const (
+	prefixAccount    = "a/" // a/<userKey> → account
+	prefixSession    = "s/" // s/<sessionId> → session
+	prefixTouch      = "t/" // t/<sessionId> → last-use times written by Flush
+	prefixPreference = "p/" // p/<uvarint len(userKey)><userKey><label> → value
+	keyFormat        = "m/format"
+)
+
+// formatVersion names the layout above and the encodings below; Open refuses any other.
+const formatVersion = "sessiond-badgerstore-1"
+
+// recordVersion is the first byte of every value.
+const recordVersion = 1
+
+func accountKey(userKey string) []byte { return append([]byte(prefixAccount), userKey...) }
+func sessionKey(id string) []byte      { return append([]byte(prefixSession), id...) }
+func touchKey(id string) []byte        { return append([]byte(prefixTouch), id...) }
+
+func preferenceKey(userKey, label string) []byte {
+	k := make([]byte, 0, len(prefixPreference)+binary.MaxVarintLen64+len(userKey)+len(label))
+	k = append(k, prefixPreference...)
+	k = binary.AppendUvarint(k, uint64(len(userKey)))
+	k = append(k, userKey...)
+	return append(k, label...)
+}
+
+// parsePreferenceKey splits a preference key into user key and label.
+func parsePreferenceKey(key []byte) (userKey, label string, err error) {
+	rest := key[len(prefixPreference):]
+	n, size := binary.Uvarint(rest)
+	if size <= 0 || n > uint64(len(rest)-size) {
+		return "", "", fmt.Errorf("malformed preference key %q", key)
+	}
+	rest = rest[size:]
+	return string(rest[:n]), string(rest[n:]), nil
+}
+
+// encoder appends values in the compact binary encoding: unsigned and signed varints,
+// length-prefixed strings, and times as a tag (0 zero, 1 set) then Unix seconds and
+// nanoseconds.
+type encoder struct{ buf []byte }
+
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+
+func (e *encoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.buf = append(e.buf, 1)
+	e.varint(t.Unix())
+	e.uvarint(uint64(t.Nanosecond()))
+}
+
+var errCorrupt = errors.New("truncated or malformed record")
+
+// decoder reads what encoder wrote. The first error sticks; later reads return zero values.
+type decoder struct {
+	buf []byte
+	err error
+	// intern, when not nil, shares repeated strings (settings, usernames, addresses) among
+	// the records decoded at open.
+	intern map[string]string
+}
+
+// maxInterned bounds the intern table, so unique strings cannot make it grow without end.
+const maxInterned = 1 << 16
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+	d.buf = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.buf) < 1 {
+		d.fail()
+		return 0
+	}
+	b := d.buf[0]
+	d.buf = d.buf[1:]
+	return b
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) int() int {
+	v := d.varint()
+	if int64(int(v)) != v {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) raw(n uint64) []byte {
+	if n > uint64(len(d.buf)) {
+		d.fail()
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) str() string {
+	b := d.raw(d.uvarint())
+	if d.intern == nil {
+		return string(b)
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.intern) < maxInterned {
+		d.intern[s] = s
+	}
+	return s
+}
+
+// uniqueStr reads a string that is not worth interning.
+func (d *decoder) uniqueStr() string { return string(d.raw(d.uvarint())) }
+
+func (d *decoder) time() time.Time {
+	switch d.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		sec := d.varint()
+		nsec := d.uvarint()
+		if nsec >= 1e9 {
+			d.fail()
+			return time.Time{}
+		}
+		return time.Unix(sec, int64(nsec)).UTC()
+	}
+	d.fail()
+	return time.Time{}
+}
+
+// version checks the leading version byte.
+func (d *decoder) version() {
+	if v := d.byte(); d.err == nil && v != recordVersion {
+		d.err = fmt.Errorf("unsupported record version %d", v)
+	}
+}
+
+// done returns the first error, or one if bytes are left over.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = errCorrupt
+	}
+	return d.err
+}
+
+func encodeAccount(a *engine.Account) []byte {
+	e := encoder{buf: make([]byte, 0, 64+len(a.Username)+len(a.Description)+len(a.PasswordHash))}
+	e.buf = append(e.buf, recordVersion)
+	e.str(a.Username)
+	e.str(a.Description)
+	e.uvarint(uint64(len(a.Roles)))
+	for _, r := range a.Roles {
+		e.str(r)
+	}
+	e.str(a.PasswordHash)
+	e.varint(int64(a.LockoutAfter))
+	e.varint(int64(a.LockoutWaitMinutes))
+	e.varint(int64(a.FailedAttempts))
+	e.time(a.LockedUntil)
+	e.time(a.CreatedAt)
+	e.time(a.LastLoginAt)
+	e.time(a.PasswordChangedAt)
+	return e.buf
+}
+
+func decodeAccount(b []byte) (*engine.Account, error) {
+	d := decoder{buf: b}
+	d.version()
+	a := &engine.Account{
+		Username:    d.str(),
+		Description: d.str(),
+	}
+	if n := d.uvarint(); n > 0 {
+		if n > uint64(len(d.buf)) { // every role takes at least a byte
+			d.fail()
+		} else {
+			a.Roles = make([]string, n)
+			for i := range a.Roles {
+				a.Roles[i] = d.str()
+			}
+		}
+	}
+	a.PasswordHash = d.str()
+	a.LockoutAfter = d.int()
+	a.LockoutWaitMinutes = d.int()
+	a.FailedAttempts = d.int()
+	a.LockedUntil = d.time()
+	a.CreatedAt = d.time()
+	a.LastLoginAt = d.time()
+	a.PasswordChangedAt = d.time()
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+const flagPermanent = 1 << 0
+
+// encodeSession encodes everything but the id, which is in the key.
+func encodeSession(s *engine.Session) []byte {
+	e := encoder{buf: make([]byte, 0, 192)}
+	e.buf = append(e.buf, recordVersion)
+	var flags uint64
+	if s.Permanent {
+		flags |= flagPermanent
+	}
+	e.uvarint(flags)
+	e.buf = append(e.buf, s.TokenHash[:]...)
+	e.str(s.Username)
+	e.str(string(s.Origin))
+	e.str(s.ClientAddress)
+	st := &s.Settings
+	e.str(st.Description)
+	e.str(st.DefaultAPI)
+	e.str(st.DefaultDebug)
+	e.str(st.DefaultDatabaseName)
+	e.str(st.DefaultOwnerName)
+	e.str(st.DefaultBinaryFormat)
+	e.str(st.DefaultVariantFormat)
+	e.str(st.DefaultResponseOptions.BinaryFormat)
+	e.str(st.DefaultResponseOptions.DataFormat)
+	e.str(st.DefaultResponseOptions.NumberFormat)
+	e.str(st.DefaultRetentionPolicy)
+	e.str(st.DefaultRetentionUnit)
+	e.varint(int64(st.DefaultRetentionPeriod))
+	e.varint(st.IdleConnectionTimeoutSeconds)
+	e.varint(st.IdleCursorTimeoutSeconds)
+	e.varint(s.InactivitySeconds)
+	e.time(s.LifetimeEnd)
+	e.time(s.CreatedAt)
+	e.time(s.LastAccessedAt)
+	e.time(s.LastActiveAt)
+	return e.buf
+}
+
+// decodeSession decodes b into s, whose ID the caller sets from the key.
+func decodeSession(d *decoder, s *engine.Session) error {
+	d.version()
+	flags := d.uvarint()
+	*s = engine.Session{Permanent: flags&flagPermanent != 0}
+	copy(s.TokenHash[:], d.raw(uint64(len(s.TokenHash))))
+	s.Username = d.str()
+	s.Origin = engine.Origin(d.str())
+	s.ClientAddress = d.str()
+	st := &s.Settings
+	st.Description = d.str()
+	st.DefaultAPI = d.str()
+	st.DefaultDebug = d.str()
+	st.DefaultDatabaseName = d.str()
+	st.DefaultOwnerName = d.str()
+	st.DefaultBinaryFormat = d.str()
+	st.DefaultVariantFormat = d.str()
+	st.DefaultResponseOptions.BinaryFormat = d.str()
+	st.DefaultResponseOptions.DataFormat = d.str()
+	st.DefaultResponseOptions.NumberFormat = d.str()
+	st.DefaultRetentionPolicy = d.str()
+	st.DefaultRetentionUnit = d.str()
+	st.DefaultRetentionPeriod = d.int()
+	st.IdleConnectionTimeoutSeconds = d.varint()
+	st.IdleCursorTimeoutSeconds = d.varint()
+	s.InactivitySeconds = d.varint()
+	s.LifetimeEnd = d.time()
+	s.CreatedAt = d.time()
+	s.LastAccessedAt = d.time()
+	s.LastActiveAt = d.time()
+	return d.done()
+}
+
+func encodeTouch(lastAccessedAt, lastActiveAt time.Time) []byte {
+	e := encoder{buf: make([]byte, 0, 24)}
+	e.buf = append(e.buf, recordVersion)
+	e.time(lastAccessedAt)
+	e.time(lastActiveAt)
+	return e.buf
+}
+
+func decodeTouch(b []byte) (lastAccessedAt, lastActiveAt time.Time, err error) {
+	d := decoder{buf: b}
+	d.version()
+	lastAccessedAt = d.time()
+	lastActiveAt = d.time()
+	return lastAccessedAt, lastActiveAt, d.done()
+}
+
+func encodePreference(value string) []byte {
+	e := encoder{buf: make([]byte, 0, 1+binary.MaxVarintLen64+len(value))}
+	e.buf = append(e.buf, recordVersion)
+	e.str(value)
+	return e.buf
+}
+
+func decodePreference(b []byte) (string, error) {
+	d := decoder{buf: b}
+	d.version()
+	v := d.uniqueStr()
+	return v, d.done()
+}

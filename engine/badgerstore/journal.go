@@ -1,0 +1,132 @@
+package badgerstore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessiond/sessiond/engine/memstore"
+)
+
+// write is one key to set, or to delete when value is nil.
+type write struct {
+	key, value []byte
+}
+
+// journal writes the memstore's change batches to Badger. It runs under the memstore's lock,
+// so batches reach Badger in the order memory applies them.
+type journal struct {
+	db        *badger.DB
+	committed *atomic.Uint64 // counts committed writes, for groupSync
+}
+
+// Commit writes b in one transaction when it fits (always, except for deletions of
+// thousands of sessions at once). Otherwise it commits in several transactions, deleted
+// accounts first: once an account's deletion is on disk its leftover sessions and
+// preferences are dropped at the next open, so a crash half way cannot resurrect anything of
+// a deleted account.
+func (j *journal) Commit(b *memstore.Batch) error {
+	writes := make([]write, 0, len(b.DeletedAccounts)+len(b.Accounts)+len(b.Sessions)+
+		2*len(b.DeletedSessions)+len(b.Preferences)+len(b.DeletedPreferences))
+	for _, key := range b.DeletedAccounts {
+		writes = append(writes, write{key: accountKey(key)})
+	}
+	for _, a := range b.Accounts {
+		writes = append(writes, write{accountKey(a.Key()), encodeAccount(a)})
+	}
+	for _, s := range b.Sessions {
+		writes = append(writes, write{sessionKey(s.ID), encodeSession(s)})
+	}
+	for _, p := range b.Preferences {
+		writes = append(writes, write{preferenceKey(p.UserKey, p.Label), encodePreference(p.Value)})
+	}
+	for _, id := range b.DeletedSessions {
+		writes = append(writes, write{key: sessionKey(id)}, write{key: touchKey(id)})
+	}
+	for _, p := range b.DeletedPreferences {
+		writes = append(writes, write{key: preferenceKey(p.UserKey, p.Label)})
+	}
+	if err := j.write(writes); err != nil {
+		return fmt.Errorf("badgerstore: write: %w", err)
+	}
+	return nil
+}
+
+// maxConflictRetries bounds retries of a transaction that lost a conflict. Transactions here
+// only write, so Badger has no reads to find in conflict; the retry is a safety net.
+const maxConflictRetries = 8
+
+// write commits writes in as few transactions as Badger allows.
+func (j *journal) write(writes []write) error {
+	for len(writes) > 0 {
+		n, err := j.writeSome(writes)
+		if err != nil {
+			return err
+		}
+		writes = writes[n:]
+	}
+	return nil
+}
+
+// writeSome commits the longest prefix of writes that fits in one transaction and returns
+// its length.
+func (j *journal) writeSome(writes []write) (int, error) {
+	for attempt := 0; ; attempt++ {
+		txn := j.db.NewTransaction(true)
+		n := 0
+		for _, w := range writes {
+			var err error
+			if w.value == nil {
+				err = txn.Delete(w.key)
+			} else {
+				err = txn.Set(w.key, w.value)
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+				break
+			}
+			if err != nil {
+				txn.Discard()
+				return 0, err
+			}
+			n++
+		}
+		err := txn.Commit()
+		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		j.committed.Add(1)
+		return n, nil
+	}
+}
+
+// groupSync makes committed transactions durable with as few fsyncs as possible: a caller
+// whose transaction was covered by a sync that started after it committed returns at once,
+// so concurrent writers share one fsync.
+type groupSync struct {
+	db        *badger.DB
+	committed *atomic.Uint64
+	mu        sync.Mutex
+	synced    uint64 // committed count covered by the last successful sync; under mu
+}
+
+// sync returns once everything committed before the call is on stable storage.
+func (g *groupSync) sync() error {
+	target := g.committed.Load()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.synced >= target {
+		return nil
+	}
+	target = g.committed.Load() // everything committed by now is covered too
+	if err := g.db.Sync(); err != nil {
+		return fmt.Errorf("badgerstore: sync: %w", err)
+	}
+	g.synced = target
+	return nil
+}

@@ -1,0 +1,285 @@
+package badgerstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// load reads the whole store into memory. Leftovers that a crash can leave behind (sessions,
+// last-use times and preferences of deleted accounts or sessions) are skipped and deleted.
+func (s *Store) load() error {
+	start := time.Now()
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
+	var (
+		orphans                         [][]byte
+		accounts, sessions, preferences int
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		err := scan(txn, prefixAccount, func(key, value []byte) error {
+			a, err := decodeAccount(value)
+			if err == nil {
+				err = s.mem.RestoreAccount(a)
+			}
+			if err != nil {
+				return fmt.Errorf("account %q: %w", key, err)
+			}
+			accounts++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = scan(txn, prefixPreference, func(key, value []byte) error {
+			userKey, label, err := parsePreferenceKey(key)
+			if err != nil {
+				return err
+			}
+			v, err := decodePreference(value)
+			if err != nil {
+				return fmt.Errorf("preference %q: %w", key, err)
+			}
+			switch err := s.mem.RestorePreference(userKey, label, v); {
+			case errors.Is(err, engine.ErrAccountNotFound):
+				orphans = append(orphans, bytes.Clone(key))
+			case err != nil:
+				return fmt.Errorf("preference %q: %w", key, err)
+			default:
+				preferences++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.mem.Reserve(s.sessionCountHint())
+		sessions, orphans, err = s.loadSessions(txn, orphans)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(orphans) > 0 {
+		writes := make([]write, len(orphans))
+		for i, key := range orphans {
+			writes[i] = write{key: key}
+		}
+		j := &journal{db: s.db, committed: &s.committed}
+		if err := j.write(writes); err != nil {
+			return fmt.Errorf("deleting leftovers of deleted records: %w", err)
+		}
+		if err := s.syncer.sync(); err != nil {
+			return err
+		}
+	}
+	s.log.Info("badgerstore: loaded", "accounts", accounts, "sessions", sessions,
+		"preferences", preferences, "leftoversDeleted", len(orphans), "took", time.Since(start))
+	return nil
+}
+
+// loadBatch is a run of decoded sessions on their way from the reader to the restorer.
+type loadBatch struct {
+	sessions []engine.Session
+	orphans  [][]byte // t/ keys without a session, found while reading
+}
+
+const loadBatchSize = 1024
+
+// loadSessions restores the sessions, each with the later of its stored last-use times and
+// those of its t/ key. Reading and decoding run on one goroutine and restoring into memory
+// on another, so a restart uses two cores.
+func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte) (int, [][]byte, error) {
+	full := make(chan *loadBatch, 4)
+	empty := make(chan *loadBatch, 6)
+	for range cap(empty) {
+		empty <- &loadBatch{sessions: make([]engine.Session, 0, loadBatchSize)}
+	}
+	done := make(chan struct{})
+	defer func() {
+		close(done)
+		for range full { // the reader must stop before the transaction ends
+		}
+	}()
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(full)
+		readErr <- readSessions(txn, full, empty, done)
+	}()
+
+	loaded := 0
+	rejected := func(sess *engine.Session, err error) {
+		loaded--
+		if errors.Is(err, engine.ErrAccountNotFound) {
+			orphans = append(orphans, sessionKey(sess.ID), touchKey(sess.ID))
+			return
+		}
+		s.log.Warn("badgerstore: skipping a session that cannot be loaded", "session", sess.ID, "err", err)
+	}
+	for batch := range full {
+		orphans = append(orphans, batch.orphans...)
+		if err := s.mem.RestoreSessions(batch.sessions, rejected); err != nil {
+			return 0, nil, err
+		}
+		loaded += len(batch.sessions)
+		batch.sessions, batch.orphans = batch.sessions[:0], nil
+		empty <- batch
+	}
+	if err := <-readErr; err != nil {
+		return 0, nil, err
+	}
+	return loaded, orphans, nil
+}
+
+// readSessions reads and decodes the sessions and their t/ keys into batches. Both key
+// ranges are sorted by session id, so one pass over each does. It stops early when done is
+// closed.
+func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct{}) error {
+	// Values are small and stored in the tree itself, so prefetching them only copies.
+	sessionIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSession)})
+	defer sessionIt.Close()
+	touchIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTouch)})
+	defer touchIt.Close()
+	touchIt.Rewind()
+	touchID := func() []byte { return touchIt.Item().Key()[len(prefixTouch):] }
+
+	d := decoder{intern: make(map[string]string)}
+	var batch *loadBatch
+	send := func() bool {
+		select {
+		case full <- batch:
+			batch = nil
+			return true
+		case <-done:
+			return false
+		}
+	}
+	for sessionIt.Rewind(); sessionIt.Valid(); sessionIt.Next() {
+		if batch == nil {
+			select {
+			case batch = <-empty:
+			case <-done:
+				return nil
+			}
+		}
+		item := sessionIt.Item()
+		id := item.Key()[len(prefixSession):]
+		for touchIt.Valid() && bytes.Compare(touchID(), id) < 0 {
+			batch.orphans = append(batch.orphans, touchIt.Item().KeyCopy(nil)) // its session is gone
+			touchIt.Next()
+		}
+		batch.sessions = append(batch.sessions, engine.Session{})
+		sess := &batch.sessions[len(batch.sessions)-1]
+		err := item.Value(func(v []byte) error {
+			d.buf, d.err = v, nil
+			return decodeSession(&d, sess)
+		})
+		if err != nil {
+			return fmt.Errorf("session %q: %w", id, err)
+		}
+		sess.ID = string(id)
+		if touchIt.Valid() && bytes.Equal(touchID(), id) {
+			var accessed, active time.Time
+			err := touchIt.Item().Value(func(v []byte) (err error) {
+				accessed, active, err = decodeTouch(v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("last-use times of session %q: %w", id, err)
+			}
+			if accessed.After(sess.LastAccessedAt) {
+				sess.LastAccessedAt = accessed
+			}
+			if active.After(sess.LastActiveAt) {
+				sess.LastActiveAt = active
+			}
+			touchIt.Next()
+		}
+		if len(batch.sessions) == loadBatchSize && !send() {
+			return nil
+		}
+	}
+	for ; touchIt.Valid(); touchIt.Next() {
+		if batch == nil {
+			select {
+			case batch = <-empty:
+			case <-done:
+				return nil
+			}
+		}
+		batch.orphans = append(batch.orphans, touchIt.Item().KeyCopy(nil))
+	}
+	if batch != nil {
+		send()
+	}
+	return nil
+}
+
+// scan calls fn with each key and value under prefix. Both are valid only during the call.
+func scan(txn *badger.Txn, prefix string, fn func(key, value []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFormat makes sure the directory holds a store of this format, and marks a new one.
+func (s *Store) checkFormat() error {
+	var format []byte
+	empty := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keyFormat))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			it := txn.NewIterator(badger.IteratorOptions{})
+			defer it.Close()
+			it.Rewind()
+			empty = !it.Valid()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		format, err = item.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case format != nil && string(format) != formatVersion:
+		return fmt.Errorf("the store has format %q; this version of sessiond reads %q", format, formatVersion)
+	case format == nil && !empty:
+		return errors.New("the directory holds a Badger database that is not a sessiond store")
+	case format == nil:
+		j := &journal{db: s.db, committed: &s.committed}
+		if err := j.write([]write{{[]byte(keyFormat), []byte(formatVersion)}}); err != nil {
+			return err
+		}
+		return s.syncer.sync()
+	}
+	return nil
+}
+
+// sessionCountHint is about how many sessions the store holds, from the key counts of the
+// tables that hold only session records: it never counts last-use times or other records,
+// and misses those in the memtables and in mixed tables, so it errs low. memstore.Reserve
+// sizes the indexes with it before loading.
+func (s *Store) sessionCountHint() int {
+	n := 0
+	for _, t := range s.db.Tables() {
+		if bytes.HasPrefix(t.Left, []byte(prefixSession)) && bytes.HasPrefix(t.Right, []byte(prefixSession)) {
+			n += int(t.KeyCount)
+		}
+	}
+	return n
+}

@@ -1,0 +1,160 @@
+package memstore
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+var errRename = errors.New("memstore: UpdateAccount cannot change the account's canonical username")
+
+// CreateAccount stores a copy of a. It returns engine.ErrAccountExists if the key is taken.
+func (s *Store) CreateAccount(ctx context.Context, a *engine.Account) error {
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	key := a.Key()
+	if _, ok := s.accounts[key]; ok {
+		return engine.ErrAccountExists
+	}
+	stored := normalAccount(a)
+	if err := s.commit(&Batch{Accounts: []*engine.Account{stored}}); err != nil {
+		return err
+	}
+	s.putAccount(key, stored)
+	return nil
+}
+
+// GetAccount returns a copy of the account, or engine.ErrAccountNotFound.
+func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	a, ok := s.accounts[userKey]
+	if !ok {
+		return nil, engine.ErrAccountNotFound
+	}
+	return a.Clone(), nil
+}
+
+// UpdateAccount applies fn to a copy of the account and stores the result. fn runs under
+// the store's lock and must not call the store. If fn fails nothing changes. Besides the
+// errors of engine.AccountStore, it returns engine.ErrLastAdmin if fn takes the admin role
+// from the only admin, and an error if fn changes the canonical username.
+func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engine.Account) error) (*engine.Account, error) {
+	if err := s.writable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	current, ok := s.accounts[userKey]
+	if !ok {
+		return nil, engine.ErrAccountNotFound
+	}
+	updated := current.Clone()
+	if err := fn(updated); err != nil {
+		return nil, err
+	}
+	if updated.Key() != userKey {
+		return nil, errRename
+	}
+	if current.IsAdmin() && !updated.IsAdmin() && s.admins == 1 {
+		return nil, engine.ErrLastAdmin
+	}
+	stored := normalAccount(updated)
+	if err := s.commit(&Batch{Accounts: []*engine.Account{stored}}); err != nil {
+		return nil, err
+	}
+	s.putAccount(userKey, stored)
+	return stored.Clone(), nil
+}
+
+// DeleteAccounts removes the accounts that exist with their sessions and preferences, all
+// at once, and returns their keys sorted. It returns engine.ErrLastAdmin, removing nothing,
+// if that would leave no admin.
+func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error) {
+	if err := s.writable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	removed := make([]string, 0, len(userKeys))
+	seen := make(map[string]bool, len(userKeys))
+	adminsRemoved := 0
+	for _, key := range userKeys {
+		a, ok := s.accounts[key]
+		if !ok || seen[key] {
+			continue
+		}
+		seen[key] = true
+		removed = append(removed, key)
+		if a.IsAdmin() {
+			adminsRemoved++
+		}
+	}
+	if len(removed) == 0 {
+		return removed, nil
+	}
+	if s.admins > 0 && adminsRemoved == s.admins {
+		return nil, engine.ErrLastAdmin
+	}
+	slices.Sort(removed)
+	if s.journal != nil {
+		b := &Batch{DeletedAccounts: removed}
+		for _, key := range removed {
+			b.DeletedSessions = append(b.DeletedSessions, s.ids(s.users.members(key))...)
+			for label := range s.prefs[key] {
+				b.DeletedPreferences = append(b.DeletedPreferences, PreferenceKey{UserKey: key, Label: label})
+			}
+		}
+		if err := s.journal.Commit(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, key := range removed {
+		for members := s.users.members(key); len(members) > 0; members = s.users.members(key) {
+			s.removeRecord(members[len(members)-1])
+		}
+		delete(s.prefs, key)
+		if s.accounts[key].IsAdmin() {
+			s.admins--
+		}
+		delete(s.accounts, key)
+	}
+	return removed, nil
+}
+
+// ListAccounts returns copies of the accounts whose key starts with one of prefixes (all of
+// them when prefixes is empty), sorted by key.
+func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.Account, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var keys []string
+	for key := range s.accounts {
+		if len(prefixes) == 0 || slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	out := make([]*engine.Account, len(keys))
+	for i, key := range keys {
+		out[i] = s.accounts[key].Clone()
+	}
+	return out, nil
+}
+
+// putAccount stores a (owned by the store from now on) under key.
+func (s *Store) putAccount(key string, a *engine.Account) {
+	if old, ok := s.accounts[key]; ok && old.IsAdmin() {
+		s.admins--
+	}
+	if a.IsAdmin() {
+		s.admins++
+	}
+	s.accounts[key] = a
+}

@@ -1,0 +1,135 @@
+package memstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Journal makes changes durable for a persistent store built on a Store.
+type Journal interface {
+	// Commit writes b, all of it or nothing where it can. The Store calls it with its write
+	// lock held, before it changes memory, and applies b only if Commit returns nil;
+	// otherwise it returns Commit's error and memory is unchanged. Commit must not call the
+	// Store, and must not modify b or keep it after returning.
+	Commit(b *Batch) error
+}
+
+// Batch is one change: the records to write and the keys to delete. Records are the complete
+// new versions, as the Store will give them back.
+type Batch struct {
+	Accounts           []*engine.Account
+	DeletedAccounts    []string // canonical usernames
+	Sessions           []*engine.Session
+	DeletedSessions    []string // session ids
+	Preferences        []Preference
+	DeletedPreferences []PreferenceKey
+}
+
+// Preference is one stored preference value.
+type Preference struct {
+	UserKey, Label, Value string
+}
+
+// PreferenceKey names one preference.
+type PreferenceKey struct {
+	UserKey, Label string
+}
+
+// Touched is the state of a session's clocks after Touch changed them.
+type Touched struct {
+	ID             string
+	LastAccessedAt time.Time
+	LastActiveAt   time.Time
+}
+
+// DrainTouched returns the sessions that Touch changed since the last call and still exist,
+// with their current last-use times, and forgets them. Only a Store with a Journal keeps
+// track; without one it returns nothing. It works after Close, for a last flush.
+func (s *Store) DrainTouched() []Touched {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Touched, 0, len(s.touched))
+	for _, n := range s.touched {
+		// A session deleted since has a zeroed record, and one reusing its slot is
+		// listed again if touched: the flag is set for exactly one listing of each.
+		r := s.slabs.at(n)
+		if !r.touched {
+			continue
+		}
+		r.touched = false
+		out = append(out, Touched{
+			ID:             r.id,
+			LastAccessedAt: unpackTime(r.lastAccessedAt),
+			LastActiveAt:   unpackTime(r.lastActiveAt),
+		})
+	}
+	if cap(s.touched) > 4096 && len(s.touched) < cap(s.touched)/4 {
+		s.touched = nil // a burst is over: give its memory back
+	} else {
+		s.touched = s.touched[:0]
+	}
+	return out
+}
+
+// RestoreAccount adds an account read back from storage, without journaling it. It is meant
+// for loading a persistent store before it is used.
+func (s *Store) RestoreAccount(a *engine.Account) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	key := a.Key()
+	if _, ok := s.accounts[key]; ok {
+		return fmt.Errorf("memstore: restore account %q: %w", key, engine.ErrAccountExists)
+	}
+	s.putAccount(key, normalAccount(a))
+	return nil
+}
+
+// RestoreSessions adds sessions read back from storage, without journaling them or
+// checking caps; expired ones are kept until PurgeExpired. Their accounts must have been
+// restored first. A session that cannot be added is passed to rejected with the reason:
+// engine.ErrAccountNotFound for a session whose account is gone (a persistent store should
+// then delete it), or a duplicate id or token hash. rejected runs under the store's lock.
+func (s *Store) RestoreSessions(sessions []engine.Session, rejected func(sess *engine.Session, err error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for i := range sessions {
+		sess := &sessions[i]
+		err := engine.ErrAccountNotFound
+		if _, ok := s.accounts[sess.UserKey()]; ok {
+			err = s.addRecord(sess) // checks the id and token hash as it indexes them
+		}
+		if err != nil {
+			rejected(sess, fmt.Errorf("memstore: restore session %s: %w", sess.ID, err))
+		}
+	}
+	return nil
+}
+
+// RestorePreference adds a preference read back from storage, without journaling it or
+// checking the limit. It returns ErrAccountNotFound if the account has not been restored.
+func (s *Store) RestorePreference(userKey, label, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if _, ok := s.accounts[userKey]; !ok {
+		return fmt.Errorf("memstore: restore preference of %q: %w", userKey, engine.ErrAccountNotFound)
+	}
+	s.putPreference(userKey, label, value)
+	return nil
+}
+
+var (
+	errDuplicateID    = errors.New("memstore: a session with this id exists")
+	errDuplicateToken = errors.New("memstore: a session with this token hash exists")
+)

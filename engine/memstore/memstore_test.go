@@ -1,0 +1,400 @@
+package memstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/engine/storetest"
+)
+
+// TestConformance runs the store conformance suite against a plain in-memory store.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Factory{
+		Open: func(t *testing.T) engine.Store { return memstore.New(memstore.Options{}) },
+	})
+}
+
+// The suite passes with a journal, which also tracks touched sessions.
+func TestConformanceWithJournal(t *testing.T) {
+	storetest.Run(t, storetest.Factory{
+		Open: func(t *testing.T) engine.Store { return memstore.New(memstore.Options{Journal: &recorder{}}) },
+	})
+}
+
+var (
+	ctx     = context.Background()
+	now     = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	later   = now.Add(time.Hour) // after every session's idle timeout
+	errDisk = errors.New("disk on fire")
+)
+
+// recorder is a Journal that keeps the batches it accepts, or fails with fail.
+type recorder struct {
+	mu      sync.Mutex
+	batches []memstore.Batch
+	fail    error
+}
+
+func (r *recorder) Commit(b *memstore.Batch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.batches = append(r.batches, *b)
+	return nil
+}
+
+// take returns the batches accepted since the last call.
+func (r *recorder) take() []memstore.Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.batches
+	r.batches = nil
+	return b
+}
+
+var sessionCount int
+
+// newSession returns a session of user from address, last used at now with a 30-minute
+// idle timeout.
+func newSession(user, address string) *engine.Session {
+	sessionCount++
+	s := &engine.Session{
+		ID:             fmt.Sprintf("session-%d", sessionCount),
+		Username:       user,
+		Origin:         engine.OriginCreateSession,
+		CreatedAt:      now,
+		LastAccessedAt: now,
+		LastActiveAt:   now,
+		ClientAddress:  address,
+	}
+	s.TokenHash[0], s.TokenHash[1] = byte(sessionCount), byte(sessionCount>>8)
+	s.Settings.IdleConnectionTimeoutSeconds = 1800
+	return s
+}
+
+// fixture is a store with an admin, a user, two sessions of the user and a preference.
+type fixture struct {
+	store              *memstore.Store
+	journal            *recorder
+	first, second, own *engine.Session
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{journal: &recorder{}}
+	f.store = memstore.New(memstore.Options{Journal: f.journal})
+	f.first, f.second, f.own = newSession("user", "192.0.2.1"), newSession("user", "192.0.2.1"), newSession("admin", "")
+	must(t, f.store.CreateAccount(ctx, &engine.Account{Username: "admin", Roles: []string{engine.RoleAdmin}}))
+	must(t, f.store.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	for _, s := range []*engine.Session{f.first, f.second, f.own} {
+		must(t, f.store.InsertSession(ctx, s, engine.Caps{}, now))
+	}
+	must(t, f.store.SetPreference(ctx, "user", "theme", "dark", 10))
+	f.journal.take()
+	return f
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dump is everything observable in a fixture's store.
+type dump struct {
+	Accounts []*engine.Account
+	Sessions []*engine.Session
+	Theme    string
+}
+
+func (f *fixture) dump(t *testing.T) dump {
+	t.Helper()
+	accounts, err := f.store.ListAccounts(ctx, nil)
+	must(t, err)
+	sessions, err := f.store.ListSessions(ctx, nil, now)
+	must(t, err)
+	theme, _, err := f.store.GetPreference(ctx, "user", "theme")
+	must(t, err)
+	return dump{accounts, sessions, theme}
+}
+
+// When the journal refuses a change, the error is returned and memory is unchanged.
+func TestJournalFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(f *fixture) error
+	}{
+		{"CreateAccount", func(f *fixture) error {
+			return f.store.CreateAccount(ctx, &engine.Account{Username: "new"})
+		}},
+		{"UpdateAccount", func(f *fixture) error {
+			_, err := f.store.UpdateAccount(ctx, "user", func(a *engine.Account) error { a.Description = "x"; return nil })
+			return err
+		}},
+		{"DeleteAccounts", func(f *fixture) error { _, err := f.store.DeleteAccounts(ctx, []string{"user"}); return err }},
+		{"InsertSession", func(f *fixture) error {
+			return f.store.InsertSession(ctx, newSession("user", "192.0.2.9"), engine.Caps{}, now)
+		}},
+		{"InsertSession removing expired sessions", func(f *fixture) error {
+			s := newSession("user", "192.0.2.1")
+			s.CreatedAt, s.LastAccessedAt, s.LastActiveAt = later, later, later
+			return f.store.InsertSession(ctx, s, engine.Caps{MaxSessionsPerUser: 2}, later)
+		}},
+		{"UpdateSession", func(f *fixture) error {
+			_, err := f.store.UpdateSession(ctx, f.first.ID, now, func(s *engine.Session) error { s.Settings.Description = "x"; return nil })
+			return err
+		}},
+		{"DeleteSessions", func(f *fixture) error { _, err := f.store.DeleteSessions(ctx, []string{f.first.ID}, now); return err }},
+		{"PurgeExpired", func(f *fixture) error { _, err := f.store.PurgeExpired(ctx, later); return err }},
+		{"SetPreference", func(f *fixture) error { return f.store.SetPreference(ctx, "user", "theme", "light", 10) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			before := f.dump(t)
+			f.journal.fail = errDisk
+			if err := tc.run(f); !errors.Is(err, errDisk) {
+				t.Fatalf("got %v; want the journal's error", err)
+			}
+			if after := f.dump(t); !reflect.DeepEqual(after, before) {
+				t.Errorf("memory changed after a refused change:\n%+v\nwas\n%+v", after, before)
+			}
+			// The store still works once the journal does.
+			f.journal.fail = nil
+			if err := tc.run(f); err != nil {
+				t.Errorf("after the journal recovered: %v", err)
+			}
+		})
+	}
+}
+
+// The journal receives full records and every key a change removes, cascades included.
+func TestJournalBatches(t *testing.T) {
+	f := newFixture(t)
+	must(t, f.store.CreateAccount(ctx, &engine.Account{Username: "New", Description: "d"}))
+	b := f.journal.take()
+	if len(b) != 1 || len(b[0].Accounts) != 1 || b[0].Accounts[0].Description != "d" || b[0].Accounts[0].Username != "New" {
+		t.Errorf("CreateAccount batches: %+v", b)
+	}
+
+	s := newSession("user", "192.0.2.1")
+	s.CreatedAt, s.LastAccessedAt, s.LastActiveAt = later, later, later
+	must(t, f.store.InsertSession(ctx, s, engine.Caps{MaxSessionsPerUser: 2}, later))
+	b = f.journal.take()
+	if len(b) != 1 || len(b[0].Sessions) != 1 || b[0].Sessions[0].ID != s.ID {
+		t.Fatalf("InsertSession batches: %+v", b)
+	}
+	// Both of the user's sessions had expired; the admin's too, since all are due.
+	deleted := slices.Sorted(slices.Values(b[0].DeletedSessions))
+	if want := slices.Sorted(slices.Values([]string{f.first.ID, f.second.ID, f.own.ID})); !slices.Equal(deleted, want) {
+		t.Errorf("InsertSession at a cap deleted %q; want %q", deleted, want)
+	}
+
+	must(t, f.store.SetPreference(ctx, "user", "lang", "en", 10))
+	f.journal.take()
+	removed, err := f.store.DeleteAccounts(ctx, []string{"user"})
+	must(t, err)
+	b = f.journal.take()
+	if len(b) != 1 || !slices.Equal(removed, []string{"user"}) || !slices.Equal(b[0].DeletedAccounts, []string{"user"}) ||
+		!slices.Equal(b[0].DeletedSessions, []string{s.ID}) || len(b[0].DeletedPreferences) != 2 {
+		t.Errorf("DeleteAccounts batches: %+v", b)
+	}
+
+	n, err := f.store.DeleteSessions(ctx, []string{"unknown"}, now)
+	if err != nil || n != 0 || len(f.journal.take()) != 0 {
+		t.Errorf("DeleteSessions of nothing wrote a batch or failed: %d, %v", n, err)
+	}
+}
+
+// DrainTouched lists each touched live session once with its latest times.
+func TestDrainTouched(t *testing.T) {
+	f := newFixture(t)
+	at1, at2 := now.Add(time.Minute), now.Add(2*time.Minute)
+	must(t, f.store.Touch(ctx, f.first.ID, at1, true))
+	must(t, f.store.Touch(ctx, f.first.ID, at2, false))
+	must(t, f.store.Touch(ctx, f.second.ID, at1, false))
+	must(t, f.store.Touch(ctx, f.own.ID, at1, false))
+	must(t, f.store.Touch(ctx, f.own.ID, now, true)) // no change after the first
+	must(t, f.store.Touch(ctx, "unknown", at1, true))
+	if b := f.journal.take(); len(b) != 0 {
+		t.Errorf("Touch wrote batches: %+v", b)
+	}
+	if _, err := f.store.DeleteSessions(ctx, []string{f.second.ID}, now); err != nil {
+		t.Fatal(err)
+	}
+	got := f.store.DrainTouched()
+	slices.SortFunc(got, func(a, b memstore.Touched) int { return a.LastAccessedAt.Compare(b.LastAccessedAt) })
+	want := []memstore.Touched{
+		{ID: f.own.ID, LastAccessedAt: at1, LastActiveAt: now},
+		{ID: f.first.ID, LastAccessedAt: at2, LastActiveAt: at1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("DrainTouched = %+v; want %+v", got, want)
+	}
+	if again := f.store.DrainTouched(); len(again) != 0 {
+		t.Errorf("second DrainTouched = %+v; want nothing", again)
+	}
+	must(t, f.store.Close())
+	plain := memstore.New(memstore.Options{})
+	must(t, plain.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	s := newSession("user", "")
+	must(t, plain.InsertSession(ctx, s, engine.Caps{}, now))
+	must(t, plain.Touch(ctx, s.ID, at1, true))
+	if got := plain.DrainTouched(); len(got) != 0 {
+		t.Errorf("a store without a journal tracked touches: %+v", got)
+	}
+}
+
+// Restored records bypass the journal and count; orphans and duplicates are refused.
+func TestRestore(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	orphan := newSession("user", "192.0.2.1")
+	restore := func(sessions ...*engine.Session) []error {
+		var batch []engine.Session
+		for _, sess := range sessions {
+			batch = append(batch, *sess)
+		}
+		var errs []error
+		must(t, s.RestoreSessions(batch, func(_ *engine.Session, err error) { errs = append(errs, err) }))
+		return errs
+	}
+	if errs := restore(orphan); len(errs) != 1 || !errors.Is(errs[0], engine.ErrAccountNotFound) {
+		t.Errorf("RestoreSessions before the account: %v; want ErrAccountNotFound", errs)
+	}
+	if err := s.RestorePreference("user", "l", "v"); !errors.Is(err, engine.ErrAccountNotFound) {
+		t.Errorf("RestorePreference before its account: %v; want ErrAccountNotFound", err)
+	}
+	must(t, s.RestoreAccount(&engine.Account{Username: "User", Roles: []string{engine.RoleAdmin}}))
+	if err := s.RestoreAccount(&engine.Account{Username: "user"}); !errors.Is(err, engine.ErrAccountExists) {
+		t.Errorf("RestoreAccount twice: %v; want ErrAccountExists", err)
+	}
+	duplicate := newSession("user", "")
+	duplicate.ID = orphan.ID
+	if errs := restore(orphan, duplicate); len(errs) != 1 || errors.Is(errs[0], engine.ErrAccountNotFound) {
+		t.Errorf("RestoreSessions of a session and a duplicate id: %v; want one error for the duplicate", errs)
+	}
+	must(t, s.RestorePreference("user", "l", "v"))
+	if b := j.take(); len(b) != 0 {
+		t.Errorf("restoring wrote batches: %+v", b)
+	}
+	if _, err := s.SessionByTokenHash(ctx, orphan.TokenHash, now); err != nil {
+		t.Errorf("restored session: %v", err)
+	}
+	if v, ok, _ := s.GetPreference(ctx, "user", "l"); !ok || v != "v" {
+		t.Errorf("restored preference: %q, %v", v, ok)
+	}
+	err := s.InsertSession(ctx, newSession("user", ""), engine.Caps{MaxSessionsPerUser: 1}, now)
+	if le := (*engine.LimitError)(nil); !errors.As(err, &le) {
+		t.Errorf("a restored session does not count against the cap: %v", err)
+	}
+	if _, err := s.DeleteAccounts(ctx, []string{"user"}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Errorf("a restored admin is not counted: %v", err)
+	}
+}
+
+// Sessions without a client address are not held to MaxSessionsPerAddress.
+func TestEmptyAddressNotCapped(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	must(t, s.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	for range 5 {
+		must(t, s.InsertSession(ctx, newSession("user", ""), engine.Caps{MaxSessionsPerAddress: 1}, now))
+	}
+}
+
+// A second session with a used id or token hash is refused.
+func TestInsertDuplicate(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	must(t, s.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	first := newSession("user", "")
+	must(t, s.InsertSession(ctx, first, engine.Caps{}, now))
+	sameID, sameToken := newSession("user", ""), newSession("user", "")
+	sameID.ID = first.ID
+	sameToken.TokenHash = first.TokenHash
+	for _, dup := range []*engine.Session{sameID, sameToken} {
+		if err := s.InsertSession(ctx, dup, engine.Caps{}, now); err == nil {
+			t.Errorf("duplicate session %+v accepted", dup)
+		}
+	}
+	list, _ := s.ListSessions(ctx, nil, now)
+	if len(list) != 1 {
+		t.Errorf("%d sessions stored; want 1", len(list))
+	}
+}
+
+// UpdateSession re-indexes token hash and address, and refuses id or account changes.
+func TestUpdateSessionIndexes(t *testing.T) {
+	f := newFixture(t)
+	var newHash engine.TokenHash
+	newHash[31] = 1
+	_, err := f.store.UpdateSession(ctx, f.first.ID, now, func(s *engine.Session) error {
+		s.TokenHash = newHash
+		s.ClientAddress = "198.51.100.1"
+		return nil
+	})
+	must(t, err)
+	if _, err := f.store.SessionByTokenHash(ctx, f.first.TokenHash, now); !errors.Is(err, engine.ErrSessionNotFound) {
+		t.Errorf("old token hash still finds the session: %v", err)
+	}
+	if got, err := f.store.SessionByTokenHash(ctx, newHash, now); err != nil || got.ClientAddress != "198.51.100.1" {
+		t.Errorf("new token hash: %+v, %v", got, err)
+	}
+	// 192.0.2.1 now has one session, 198.51.100.1 one.
+	must(t, f.store.InsertSession(ctx, newSession("admin", "192.0.2.1"), engine.Caps{MaxSessionsPerAddress: 2}, now))
+	err = f.store.InsertSession(ctx, newSession("admin", "198.51.100.1"), engine.Caps{MaxSessionsPerAddress: 1}, now)
+	if le := (*engine.LimitError)(nil); !errors.As(err, &le) || le.Limit != engine.LimitMaxSessionsPerAddress {
+		t.Errorf("the new address is not counted: %v", err)
+	}
+	for name, fn := range map[string]func(*engine.Session){
+		"id":      func(s *engine.Session) { s.ID = "other" },
+		"account": func(s *engine.Session) { s.Username = "admin" },
+		"token":   func(s *engine.Session) { s.TokenHash = f.second.TokenHash },
+	} {
+		if _, err := f.store.UpdateSession(ctx, f.first.ID, now, func(s *engine.Session) error { fn(s); return nil }); err == nil {
+			t.Errorf("UpdateSession changing the %s succeeded", name)
+		}
+	}
+	// The username may change case: it is the same account.
+	if got, err := f.store.UpdateSession(ctx, f.first.ID, now, func(s *engine.Session) error { s.Username = "USER"; return nil }); err != nil || got.Username != "USER" {
+		t.Errorf("UpdateSession changing the username's case: %+v, %v", got, err)
+	}
+}
+
+// UpdateAccount refuses to change the canonical username but accepts a case change.
+func TestUpdateAccountRename(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.store.UpdateAccount(ctx, "user", func(a *engine.Account) error { a.Username = "other"; return nil }); err == nil {
+		t.Error("UpdateAccount renaming the account succeeded")
+	}
+	got, err := f.store.UpdateAccount(ctx, "user", func(a *engine.Account) error { a.Username = "User"; return nil })
+	if err != nil || got.Username != "User" {
+		t.Errorf("UpdateAccount changing case: %+v, %v", got, err)
+	}
+}
+
+// Session times beyond what int64 nanoseconds hold are clamped, not wrapped.
+func TestTimesOutOfRange(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	must(t, s.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	sess := newSession("user", "")
+	sess.Settings.IdleConnectionTimeoutSeconds = 0
+	sess.LifetimeEnd = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	must(t, s.InsertSession(ctx, sess, engine.Caps{}, now))
+	got, err := s.SessionByID(ctx, sess.ID, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatalf("a session ending in 3000 is gone in 2200: %v", err)
+	}
+	if got.LifetimeEnd.Year() != 2262 {
+		t.Errorf("LifetimeEnd = %v; want it clamped to 2262", got.LifetimeEnd)
+	}
+}

@@ -1,0 +1,379 @@
+package memstore
+
+import (
+	"math"
+	"time"
+	"unique"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+// Session times are kept as Unix nanoseconds. The zero time.Time gets its own value, and
+// times outside the range int64 nanoseconds can express (years 1678 to 2262) are clamped.
+const (
+	zeroTime int64 = math.MinInt64
+	minTime  int64 = math.MinInt64 + 1
+	// never is the expiry of a session that cannot expire.
+	never int64 = math.MaxInt64
+)
+
+var (
+	earliestTime = time.Unix(0, minTime)
+	latestTime   = time.Unix(0, math.MaxInt64)
+)
+
+// packTime converts t to the stored form.
+func packTime(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return zeroTime
+	case t.Before(earliestTime):
+		return minTime
+	case t.After(latestTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// unpackTime converts a stored time back, in UTC.
+func unpackTime(n int64) time.Time {
+	if n == zeroTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// normalTime is t as the store will give it back.
+func normalTime(t time.Time) time.Time { return unpackTime(packTime(t)) }
+
+// normalAccount returns a copy of a with its times as the store gives them back (UTC, no
+// monotonic reading), so a Store and its Journal see the same values.
+func normalAccount(a *engine.Account) *engine.Account {
+	c := a.Clone()
+	c.LockedUntil = stripTime(c.LockedUntil)
+	c.CreatedAt = stripTime(c.CreatedAt)
+	c.LastLoginAt = stripTime(c.LastLoginAt)
+	c.PasswordChangedAt = stripTime(c.PasswordChangedAt)
+	return c
+}
+
+// stripTime drops the location and the monotonic reading of t; accounts keep full precision
+// and range.
+func stripTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Round(0).UTC()
+}
+
+// normalSession returns a copy of s with its times as the store gives them back.
+func normalSession(s *engine.Session) *engine.Session {
+	c := s.Clone()
+	c.LifetimeEnd = normalTime(c.LifetimeEnd)
+	c.CreatedAt = normalTime(c.CreatedAt)
+	c.LastAccessedAt = normalTime(c.LastAccessedAt)
+	c.LastActiveAt = normalTime(c.LastActiveAt)
+	return c
+}
+
+// profile is what sessions typically share: one account's sessions created with the same
+// settings have the same profile, interned once for all of them.
+type profile struct {
+	Username          string
+	Origin            engine.Origin
+	Permanent         bool
+	InactivitySeconds int64
+	Settings          engine.SessionSettings
+}
+
+// slot numbers a record in the store's slabs; 0 is no record.
+type slot = uint32
+
+// record is the compact in-memory form of an engine.Session (120 bytes). Records live in
+// slabs and refer to each other and to their groups by number, not by pointer: the garbage
+// collector then has two pointers per session to follow instead of about ten.
+type record struct {
+	id        string
+	profile   unique.Handle[profile]
+	tokenHash engine.TokenHash
+
+	createdAt, lastAccessedAt, lastActiveAt, lifetimeEnd int64
+	// expiresAt is the packed ExpiresAt, or never.
+	expiresAt int64
+	// user and addr are the record's groups in Store.users and Store.addrs (addr 0: no
+	// address); userPos and addrPos its positions in their members.
+	user, addr       uint32
+	userPos, addrPos int32
+	// heapIndex is the record's position in the expiry heap, or -1.
+	heapIndex int32
+	// touched is set while the record waits in Store.touched.
+	touched bool
+}
+
+// profileCache remembers the profile interned last: sessions created or loaded one after
+// another mostly share theirs, and comparing two profiles whose strings are shared is much
+// cheaper than unique.Make's hashing (a tenth of loading a million sessions). It is used
+// under the store's write lock.
+type profileCache struct {
+	value  profile
+	handle unique.Handle[profile]
+	set    bool
+}
+
+func (c *profileCache) intern(p profile) unique.Handle[profile] {
+	if !c.set || c.value != p {
+		c.value, c.handle, c.set = p, unique.Make(p), true
+	}
+	return c.handle
+}
+
+// setFields copies everything but the groups from s.
+func (r *record) setFields(s *engine.Session, profiles *profileCache) {
+	r.id = s.ID
+	r.tokenHash = s.TokenHash
+	r.profile = profiles.intern(profile{
+		Username:          s.Username,
+		Origin:            s.Origin,
+		Permanent:         s.Permanent,
+		InactivitySeconds: s.InactivitySeconds,
+		Settings:          s.Settings,
+	})
+	r.createdAt = packTime(s.CreatedAt)
+	r.lastAccessedAt = packTime(s.LastAccessedAt)
+	r.lastActiveAt = packTime(s.LastActiveAt)
+	r.lifetimeEnd = packTime(s.LifetimeEnd)
+	r.expiresAt = expiryOf(s)
+}
+
+// fill writes the session r stands for, from clientAddress, into s.
+func (r *record) fill(s *engine.Session, clientAddress string) {
+	p := r.profile.Value()
+	*s = engine.Session{
+		ID:                r.id,
+		TokenHash:         r.tokenHash,
+		Username:          p.Username,
+		Permanent:         p.Permanent,
+		Origin:            p.Origin,
+		Settings:          p.Settings,
+		InactivitySeconds: p.InactivitySeconds,
+		LifetimeEnd:       unpackTime(r.lifetimeEnd),
+		CreatedAt:         unpackTime(r.createdAt),
+		LastAccessedAt:    unpackTime(r.lastAccessedAt),
+		LastActiveAt:      unpackTime(r.lastActiveAt),
+		ClientAddress:     clientAddress,
+	}
+}
+
+// refreshExpiry recomputes expiresAt after the clocks changed. The engine's ExpiresAt stays
+// the only definition of when a session ends.
+func (r *record) refreshExpiry() {
+	var s engine.Session
+	r.fill(&s, "")
+	r.expiresAt = expiryOf(&s)
+}
+
+// expiryOf is the packed end of s, or never.
+func expiryOf(s *engine.Session) int64 {
+	end, ok := s.ExpiresAt()
+	if !ok {
+		return never
+	}
+	return packTime(end)
+}
+
+// live reports whether r has not expired at the packed time now.
+func (r *record) live(now int64) bool { return now < r.expiresAt }
+
+// chunkSize is the number of records in one slab.
+const chunkSize = 1024
+
+// slabs hold the records. Slabs never move, so a *record stays valid while its slot is in
+// use; freed slots are reused.
+type slabs struct {
+	chunks []*[chunkSize]record
+	used   slot // slots handed out so far, including slot 0, which is never used
+	free   []slot
+}
+
+func (sl *slabs) at(n slot) *record { return &sl.chunks[n/chunkSize][n%chunkSize] }
+
+// alloc returns a free slot, holding a zero record.
+func (sl *slabs) alloc() slot {
+	if k := len(sl.free); k > 0 {
+		n := sl.free[k-1]
+		sl.free = sl.free[:k-1]
+		return n
+	}
+	if sl.used == 0 {
+		sl.used = 1
+	}
+	if int(sl.used) >= len(sl.chunks)*chunkSize {
+		sl.chunks = append(sl.chunks, new([chunkSize]record))
+	}
+	n := sl.used
+	sl.used++
+	return n
+}
+
+// release zeroes the record in n and frees the slot.
+func (sl *slabs) release(n slot) {
+	*sl.at(n) = record{}
+	sl.free = append(sl.free, n)
+}
+
+// groupSet groups sessions by a key: their account or their client address. Group number
+// 0 means none. Each group's key is shared by all its sessions instead of each keeping a
+// copy, and each record knows its position in members, so joining and leaving are O(1).
+type groupSet struct {
+	numbers map[string]uint32
+	groups  []group
+	free    []uint32
+}
+
+type group struct {
+	key     string
+	members []slot
+}
+
+func newGroupSet() groupSet {
+	return groupSet{numbers: make(map[string]uint32), groups: make([]group, 1)}
+}
+
+// members returns the sessions in the group for key.
+func (gs *groupSet) members(key string) []slot {
+	if n, ok := gs.numbers[key]; ok {
+		return gs.groups[n].members
+	}
+	return nil
+}
+
+// key returns the key of group n ("" for 0).
+func (gs *groupSet) key(n uint32) string { return gs.groups[n].key }
+
+// join adds the session in slot n to the group for key, creating the group if needed, and
+// returns the group's number and the session's position in it.
+func (gs *groupSet) join(key string, n slot) (uint32, int32) {
+	g, ok := gs.numbers[key]
+	if !ok {
+		if k := len(gs.free); k > 0 {
+			g = gs.free[k-1]
+			gs.free = gs.free[:k-1]
+		} else {
+			g = uint32(len(gs.groups))
+			gs.groups = append(gs.groups, group{})
+		}
+		gs.groups[g].key = key
+		gs.numbers[key] = g
+	}
+	members := append(gs.groups[g].members, n)
+	gs.groups[g].members = members
+	return g, int32(len(members) - 1)
+}
+
+// leave removes the member at pos from group g by moving the last member into its place,
+// and returns that member's slot (0 if none moved): its position is now pos. An empty group
+// is freed.
+func (gs *groupSet) leave(g uint32, pos int32) slot {
+	grp := &gs.groups[g]
+	last := len(grp.members) - 1
+	moved := grp.members[last]
+	grp.members[pos] = moved
+	grp.members = grp.members[:last]
+	switch {
+	case last == 0:
+		delete(gs.numbers, grp.key)
+		*grp = group{}
+		gs.free = append(gs.free, g)
+		return 0
+	case cap(grp.members) > 64 && len(grp.members) < cap(grp.members)/4:
+		grp.members = append([]slot(nil), grp.members...) // give most of the memory back
+	}
+	if int(pos) == last {
+		return 0
+	}
+	return moved
+}
+
+// dueEntry is one expiry-heap slot. at is never later than the session's expiresAt: Touch
+// moves expiries later without updating the heap, and the heap catches up when the entry
+// surfaces.
+type dueEntry struct {
+	at int64
+	n  slot
+}
+
+// index finds sessions by a key (id or token hash) through a 64-bit digest of it: a map
+// keyed by uint64 holds no pointers for the garbage collector to follow and takes half the
+// memory of one keyed by the key itself. Digests are random-looking 64-bit values, so two
+// sessions' colliding is very unlikely; the later one then goes to overflow, which is almost
+// always empty.
+type index[K comparable] struct {
+	digest   func(K) uint64
+	keyOf    func(*record) K
+	primary  map[uint64]slot
+	overflow map[K]slot
+}
+
+func newIndex[K comparable](digest func(K) uint64, keyOf func(*record) K) index[K] {
+	return index[K]{digest: digest, keyOf: keyOf, primary: make(map[uint64]slot)}
+}
+
+// get returns the slot of the session with key k, or 0.
+func (x *index[K]) get(sl *slabs, k K) slot {
+	if n := x.primary[x.digest(k)]; n != 0 && x.keyOf(sl.at(n)) == k {
+		return n
+	}
+	if len(x.overflow) > 0 {
+		return x.overflow[k]
+	}
+	return 0
+}
+
+// put adds the session in slot n and reports true, or reports false, adding nothing, if
+// its key is already in the index.
+func (x *index[K]) put(sl *slabs, n slot) bool {
+	k := x.keyOf(sl.at(n))
+	d := x.digest(k)
+	if len(x.overflow) > 0 {
+		if _, dup := x.overflow[k]; dup {
+			return false
+		}
+	}
+	owner, taken := x.primary[d]
+	switch {
+	case !taken:
+		x.primary[d] = n
+	case x.keyOf(sl.at(owner)) == k:
+		return false
+	default:
+		if x.overflow == nil {
+			x.overflow = make(map[K]slot)
+		}
+		x.overflow[k] = n
+	}
+	return true
+}
+
+// del removes the session in slot n.
+func (x *index[K]) del(sl *slabs, n slot) {
+	k := x.keyOf(sl.at(n))
+	if d := x.digest(k); x.primary[d] == n {
+		delete(x.primary, d)
+	} else {
+		delete(x.overflow, k)
+	}
+}
+
+func (x *index[K]) len() int { return len(x.primary) + len(x.overflow) }
+
+// all returns every slot in the index.
+func (x *index[K]) all() []slot {
+	out := make([]slot, 0, x.len())
+	for _, n := range x.primary {
+		out = append(out, n)
+	}
+	for _, n := range x.overflow {
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,417 @@
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+)
+
+var errSessionIdentity = errors.New("memstore: UpdateSession cannot change a session's id or account")
+
+// InsertSession stores a copy of sess if its account exists and the caps allow it. Only live
+// sessions count: when a count has reached its cap, sessions that have expired by now are
+// removed first (a cost in proportion to how many expired, never to how many exist). An
+// empty ClientAddress is not subject to MaxSessionsPerAddress. Besides the errors of
+// engine.SessionStore it returns an error if the id or the token hash is already in use.
+func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps engine.Caps, now time.Time) error {
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if err := s.checkNewSession(sess); err != nil {
+		return err
+	}
+	nowN := packTime(now)
+	userKey := sess.UserKey()
+	var expired []slot
+	if s.atCap(userKey, sess.ClientAddress, caps) {
+		expired = s.popExpired(nowN)
+	}
+	if err := s.overCap(userKey, sess.ClientAddress, caps, expired); err != nil {
+		if len(expired) > 0 {
+			// Freeing the expired sessions is worth keeping even though sess is refused; a
+			// journal failure here only postpones it to PurgeExpired.
+			if s.commit(&Batch{DeletedSessions: s.ids(expired)}) == nil {
+				s.removeRecords(expired)
+			} else {
+				s.repush(expired)
+			}
+		}
+		return err
+	}
+	stored := normalSession(sess)
+	if s.journal != nil {
+		b := &Batch{Sessions: []*engine.Session{stored}, DeletedSessions: s.ids(expired)}
+		if err := s.journal.Commit(b); err != nil {
+			s.repush(expired)
+			return err
+		}
+	}
+	s.removeRecords(expired)
+	return s.addRecord(stored) // cannot fail: checkNewSession passed under the same lock
+}
+
+// SessionByTokenHash returns a copy of the live session whose token hashes to h, or
+// engine.ErrSessionNotFound.
+func (s *Store) SessionByTokenHash(ctx context.Context, h engine.TokenHash, now time.Time) (*engine.Session, error) {
+	nowN := packTime(now)
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	return s.copyOut(s.findToken(h), nowN)
+}
+
+// SessionByID returns a copy of the live session with that id, or engine.ErrSessionNotFound.
+func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (*engine.Session, error) {
+	nowN := packTime(now)
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	return s.copyOut(s.find(id), nowN)
+}
+
+// copyOut returns the session in slot n if it is live at now. It is called with the read
+// lock held and releases it, building the result outside the lock.
+func (s *Store) copyOut(n slot, now int64) (*engine.Session, error) {
+	if n == 0 || !s.slabs.at(n).live(now) {
+		s.mu.RUnlock()
+		return nil, engine.ErrSessionNotFound
+	}
+	snapshot := *s.slabs.at(n)
+	address := s.addrs.key(snapshot.addr)
+	s.mu.RUnlock()
+	out := new(engine.Session)
+	snapshot.fill(out, address)
+	return out, nil
+}
+
+// UpdateSession applies fn to a copy of the live session and stores the result. fn runs
+// under the store's lock and must not call the store. It may change anything but the id and
+// the account (an error otherwise), including the token hash and the client address.
+func (s *Store) UpdateSession(ctx context.Context, id string, now time.Time, fn func(*engine.Session) error) (*engine.Session, error) {
+	nowN := packTime(now)
+	if err := s.writable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	n := s.find(id)
+	if n == 0 || !s.slabs.at(n).live(nowN) {
+		return nil, engine.ErrSessionNotFound
+	}
+	r := s.slabs.at(n)
+	updated := s.session(n)
+	if err := fn(updated); err != nil {
+		return nil, err
+	}
+	if updated.ID != id || updated.UserKey() != s.users.key(r.user) {
+		return nil, errSessionIdentity
+	}
+	if other := s.findToken(updated.TokenHash); other != 0 && other != n {
+		return nil, errDuplicateToken
+	}
+	stored := normalSession(updated)
+	if err := s.commit(&Batch{Sessions: []*engine.Session{stored}}); err != nil {
+		return nil, err
+	}
+	s.replaceRecord(n, stored)
+	return s.session(n), nil
+}
+
+// DeleteSessions removes the sessions with these ids, expired or not, and returns how many
+// of them were live at now.
+func (s *Store) DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error) {
+	nowN := packTime(now)
+	if err := s.writable(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	var doomed []slot
+	seen := make(map[slot]bool, len(ids))
+	live := 0
+	for _, id := range ids {
+		n := s.find(id)
+		if n == 0 || seen[n] {
+			continue
+		}
+		seen[n] = true
+		doomed = append(doomed, n)
+		if s.slabs.at(n).live(nowN) {
+			live++
+		}
+	}
+	if len(doomed) == 0 {
+		return 0, nil
+	}
+	if s.journal != nil {
+		if err := s.journal.Commit(&Batch{DeletedSessions: s.ids(doomed)}); err != nil {
+			return 0, err
+		}
+	}
+	s.removeRecords(doomed)
+	return live, nil
+}
+
+// ListSessions returns copies of the live sessions of these accounts (of all accounts when
+// userKeys is empty), sorted by creation time, then id.
+func (s *Store) ListSessions(ctx context.Context, userKeys []string, now time.Time) ([]*engine.Session, error) {
+	nowN := packTime(now)
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := make([]*engine.Session, 0)
+	add := func(n slot) {
+		if s.slabs.at(n).live(nowN) {
+			out = append(out, s.session(n))
+		}
+	}
+	if len(userKeys) == 0 {
+		for _, n := range s.sessions.all() {
+			add(n)
+		}
+	} else {
+		for i, key := range userKeys {
+			if slices.Contains(userKeys[:i], key) {
+				continue
+			}
+			for _, n := range s.users.members(key) {
+				add(n)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *engine.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// Touch moves the session's LastAccessedAt (and LastActiveAt when active) forward to at. It
+// ignores unknown sessions, sessions that have expired by at (use cannot revive them) and
+// times earlier than those recorded.
+func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool) error {
+	atN := packTime(at)
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	n := s.find(id)
+	if n == 0 {
+		return nil
+	}
+	r := s.slabs.at(n)
+	if !r.live(atN) {
+		return nil
+	}
+	changed := false
+	if atN > r.lastAccessedAt {
+		r.lastAccessedAt = atN
+		changed = true
+	}
+	if active && atN > r.lastActiveAt {
+		r.lastActiveAt = atN
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	// The expiry can only move later, so the heap entry stays a valid lower bound.
+	r.refreshExpiry()
+	if s.journal != nil && !r.touched {
+		r.touched = true
+		s.touched = append(s.touched, n)
+	}
+	return nil
+}
+
+// PurgeExpired removes the sessions that have expired by now and returns how many.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
+	nowN := packTime(now)
+	if err := s.writable(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	expired := s.popExpired(nowN)
+	if len(expired) == 0 {
+		return 0, nil
+	}
+	if err := s.commit(&Batch{DeletedSessions: s.ids(expired)}); err != nil {
+		s.repush(expired)
+		return 0, err
+	}
+	s.removeRecords(expired)
+	return len(expired), nil
+}
+
+// session returns a new engine.Session for the record in slot n.
+func (s *Store) session(n slot) *engine.Session {
+	r := s.slabs.at(n)
+	out := new(engine.Session)
+	r.fill(out, s.addrs.key(r.addr))
+	return out
+}
+
+// checkNewSession checks that sess may be added: its account exists and its id and token
+// hash are free.
+func (s *Store) checkNewSession(sess *engine.Session) error {
+	if _, ok := s.accounts[sess.UserKey()]; !ok {
+		return engine.ErrAccountNotFound
+	}
+	if s.find(sess.ID) != 0 {
+		return errDuplicateID
+	}
+	if s.findToken(sess.TokenHash) != 0 {
+		return errDuplicateToken
+	}
+	return nil
+}
+
+// atCap reports whether any capped count has reached its cap, counting expired sessions too.
+func (s *Store) atCap(userKey, address string, caps engine.Caps) bool {
+	return caps.MaxSessions > 0 && s.sessions.len() >= caps.MaxSessions ||
+		caps.MaxSessionsPerAddress > 0 && address != "" && len(s.addrs.members(address)) >= caps.MaxSessionsPerAddress ||
+		caps.MaxSessionsPerUser > 0 && len(s.users.members(userKey)) >= caps.MaxSessionsPerUser
+}
+
+// overCap returns the *engine.LimitError of the first cap a new session would exceed, given
+// that expired (from popExpired) are about to go: every other session is live.
+func (s *Store) overCap(userKey, address string, caps engine.Caps, expired []slot) error {
+	if caps.MaxSessions > 0 && s.sessions.len()-len(expired) >= caps.MaxSessions {
+		return &engine.LimitError{Limit: engine.LimitMaxSessions, Max: caps.MaxSessions}
+	}
+	if caps.MaxSessionsPerAddress > 0 && address != "" {
+		g := s.addrs.numbers[address]
+		live := len(s.addrs.members(address))
+		for _, n := range expired {
+			if s.slabs.at(n).addr == g {
+				live--
+			}
+		}
+		if live >= caps.MaxSessionsPerAddress {
+			return &engine.LimitError{Limit: engine.LimitMaxSessionsPerAddress, Max: caps.MaxSessionsPerAddress}
+		}
+	}
+	if caps.MaxSessionsPerUser > 0 {
+		g := s.users.numbers[userKey]
+		live := len(s.users.members(userKey))
+		for _, n := range expired {
+			if s.slabs.at(n).user == g {
+				live--
+			}
+		}
+		if live >= caps.MaxSessionsPerUser {
+			return &engine.LimitError{Limit: engine.LimitMaxSessionsPerUser, Max: caps.MaxSessionsPerUser}
+		}
+	}
+	return nil
+}
+
+// addRecord indexes a new record for sess, whose account exists. It returns
+// errDuplicateID or errDuplicateToken, adding nothing, if the id or token hash is taken.
+func (s *Store) addRecord(sess *engine.Session) error {
+	n := s.slabs.alloc()
+	r := s.slabs.at(n)
+	r.id, r.tokenHash = sess.ID, sess.TokenHash
+	if !s.sessions.put(&s.slabs, n) {
+		s.slabs.release(n)
+		return errDuplicateID
+	}
+	if !s.byToken.put(&s.slabs, n) {
+		s.sessions.del(&s.slabs, n)
+		s.slabs.release(n)
+		return errDuplicateToken
+	}
+	r.heapIndex = -1
+	r.setFields(sess, &s.profiles)
+	r.user, r.userPos = s.users.join(sess.UserKey(), n)
+	s.joinAddr(n, sess.ClientAddress)
+	if r.expiresAt != never {
+		s.heapPush(n)
+	}
+	return nil
+}
+
+// replaceRecord updates the record in slot n to sess, which has the same id and account.
+func (s *Store) replaceRecord(n slot, sess *engine.Session) {
+	r := s.slabs.at(n)
+	if sess.TokenHash != r.tokenHash {
+		s.byToken.del(&s.slabs, n)
+		r.tokenHash = sess.TokenHash
+		s.byToken.put(&s.slabs, n) // free: UpdateSession checked
+	}
+	if sess.ClientAddress != s.addrs.key(r.addr) {
+		s.leaveAddr(n)
+		s.joinAddr(n, sess.ClientAddress)
+	}
+	r.setFields(sess, &s.profiles)
+	switch {
+	case r.expiresAt == never:
+		// A stale heap entry, if any, is dropped when it surfaces.
+	case r.heapIndex < 0:
+		s.heapPush(n)
+	case r.expiresAt < s.expiry[r.heapIndex].at:
+		s.heapLower(r, r.expiresAt)
+	}
+}
+
+func (s *Store) removeRecords(ns []slot) {
+	for _, n := range ns {
+		s.removeRecord(n)
+	}
+}
+
+func (s *Store) removeRecord(n slot) {
+	r := s.slabs.at(n)
+	s.sessions.del(&s.slabs, n)
+	s.byToken.del(&s.slabs, n)
+	if moved := s.users.leave(r.user, r.userPos); moved != 0 {
+		s.slabs.at(moved).userPos = r.userPos
+	}
+	s.leaveAddr(n)
+	if r.heapIndex >= 0 {
+		s.heapRemove(int(r.heapIndex))
+	}
+	s.slabs.release(n)
+}
+
+// joinAddr adds the session in slot n to the group of address; an empty address is no group.
+func (s *Store) joinAddr(n slot, address string) {
+	r := s.slabs.at(n)
+	r.addr, r.addrPos = 0, 0
+	if address != "" {
+		r.addr, r.addrPos = s.addrs.join(address, n)
+	}
+}
+
+func (s *Store) leaveAddr(n slot) {
+	r := s.slabs.at(n)
+	if r.addr == 0 {
+		return
+	}
+	if moved := s.addrs.leave(r.addr, r.addrPos); moved != 0 {
+		s.slabs.at(moved).addrPos = r.addrPos
+	}
+	r.addr = 0
+}
+
+// findToken returns the slot of the session whose token hashes to h, live or not, or 0.
+func (s *Store) findToken(h engine.TokenHash) slot { return s.byToken.get(&s.slabs, h) }
+
+// find returns the slot of the session with that id, live or not, or 0.
+func (s *Store) find(id string) slot { return s.sessions.get(&s.slabs, id) }
+
+// ids returns the ids of the sessions in ns, nil if there are none.
+func (s *Store) ids(ns []slot) []string {
+	if len(ns) == 0 {
+		return nil
+	}
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = s.slabs.at(n).id
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+// Package redisstore is an engine.Store kept in Redis, so that several sessiond nodes share
+// accounts, sessions, API keys, preferences, lockout counters and session caps: a key issued
+// by one node works on every node at once, and a revocation on one holds on all.
+//
+// Nothing is cached between calls except the last-use times that Touch records (below):
+// every lookup reads Redis, every change is one Lua script that Redis runs atomically.
+//
+// # Where Redis is
+//
+// Options.URL takes go-redis's URL forms:
+//
+//	redis://[user:password@]host:port/db       one server (rediss:// for TLS, unix:// for a socket)
+//	redis+sentinel://host:port/db?master_name=NAME[&addr=host2:port…]
+//	                                           the primary that Sentinel names, with failover
+//	redis+cluster://host:port[?addr=host2:port…]
+//	                                           Redis Cluster
+//
+// A redis:// URL with master_name is Sentinel, and with addr parameters Cluster. Query
+// parameters set go-redis options by their snake_case names (dial_timeout, read_timeout,
+// pool_size, …). The store's defaults are short: a one-second dial timeout, two-second read
+// and write timeouts, one dial attempt and no automatic retries, so that a call fails within
+// about two seconds when Redis is unreachable.
+//
+// # Keys
+//
+// Every key starts with Options.KeyPrefix (P below). One account's keys share the hash tag
+// {u:<userKey>} ("}" and "%" in a username are escaped as %7D and %25), the indexes that
+// span accounts share {g}:
+//
+//	P{u:<user>}:a          string  the account, as JSON
+//	P{u:<user>}:p          hash    the account's preferences, label → value
+//	P{u:<user>}:x          zset    the account's sessions: id, scored by expiry
+//	P{u:<user>}:s:<id>     hash    a session: its JSON, and its last-use times and clocks
+//	                               as separate fields (the scripts compute expiry from them)
+//	P{g}:t:<sha256 hex>    string  token hash → session key
+//	P{g}:i:<id>            string  session id → session key
+//	P{g}:x                 zset    every session, scored by expiry (the global cap, purges)
+//	P{g}:addr:<address>    zset    the sessions of a client address (the per-address cap)
+//	P{g}:accounts          zset    every account key, score 0 (sorted, prefix listing)
+//	P{g}:admins            set     the keys of the accounts with the admin role
+//
+// Index scores are expiry times in Unix milliseconds rounded up (+inf for sessions that
+// never expire), so a score range finds every session that may have expired; the exact
+// check uses the session's own times, to the nanosecond, as engine.Session.Expired does.
+//
+// # Atomic changes, exact caps
+//
+// Each change is one script that checks and writes together: InsertSession checks that the
+// account exists and counts the live sessions against each cap (removing, when a count has
+// reached its cap, the sessions of that index that have expired) before it writes the
+// session and its index entries; DeleteAccounts checks the last-admin rule and removes the
+// accounts with all their sessions and preferences; CreateAccount fails with
+// engine.ErrAccountExists if the key is taken (so of several nodes bootstrapping the first
+// admin, exactly one does). UpdateAccount and UpdateSession read, apply the caller's function
+// in Go, and write with a compare-and-set script, retrying if the record changed meanwhile on
+// any node; their function may therefore run more than once. Redis runs one script at a time
+// and writes its effects to the append-only file as one transaction, so a change is never
+// half-applied, also across a crash, and the caps hold exactly however many nodes insert at
+// once.
+//
+// # Expiry and last-use times
+//
+// A session ends when the engine's clocks say so; the store compares the times it is given
+// with the session's own. Each node decides with its own clock, so keep the nodes' clocks
+// synchronized (NTP): a node whose clock is ahead ends sessions early, by as much. Redis TTLs only collect garbage: a session's keys expire TTLMargin
+// (an hour) after the session would, and permanent sessions' keys never. Expired sessions
+// disappear from every lookup, listing and cap at once; PurgeExpired (the engine's
+// housekeeping, on every node) removes them and their index entries in batches.
+//
+// Touch, called on every authenticated request, costs no round trip: it records the use in
+// memory, and a background writer sends the recorded uses of all sessions to Redis every
+// Options.FlushInterval (default one second) in one script, which moves each time forward
+// only (a use on another node written later never moves it back) and never revives a session
+// that had expired by its first recorded use. This node's own reads merge the uses not yet
+// written, so it sees them at once; other nodes see them after the next write. So a session
+// used on any node stays alive on all, except that a use within FlushInterval of the
+// session's end may not reach the other nodes (or a cap count there) before they consider it
+// expired. Before operations whose result depends on them (a capped insert, an update or
+// delete of a touched session, a purge), the node writes its recorded uses first. If Redis
+// is unreachable, the recorded uses are kept and written when it returns; on Close they are
+// written, and lost only if Redis is unreachable then (which only makes sessions expire
+// sooner).
+//
+// # Durability
+//
+// A change the store acknowledged is kept across a crash of Redis or of its machine only if
+// Redis syncs each write to its append-only file before replying (appendonly yes,
+// appendfsync always) and never evicts keys (maxmemory-policy noeviction). Open reads these
+// settings with CONFIG GET and logs a warning when they are weaker, or when CONFIG is
+// disabled and it cannot tell. With appendfsync everysec a Redis crash can lose about the
+// last second of acknowledged changes; without the append-only file, everything since the
+// last snapshot. Replication to Sentinel or Cluster replicas is asynchronous: a change
+// acknowledged by a primary that fails before replicating it can be missing on the replica
+// that takes over (min-replicas-to-write narrows that window, it does not close it).
+//
+// # When Redis is unreachable
+//
+// Calls fail with an error wrapping engine.ErrUnavailable (also for replies such as LOADING,
+// READONLY, MASTERDOWN, CLUSTERDOWN, OOM or MISCONF), quickly, and work again by themselves
+// once Redis answers: go-redis drops broken connections and dials again. A change that
+// failed because Redis could not be reached was not made. A change whose reply was lost
+// (Redis or the network failed after the script ran, or the read timeout passed) may have
+// been made; it is reported as unavailable all the same, and never retried automatically,
+// since a retry could apply it twice.
+//
+// # Redis Cluster
+//
+// Redis Cluster runs a script only on keys of one hash slot, and the store's invariants
+// span accounts: the global and per-address caps, the last-admin rule, the token index, an
+// account's deletion with its sessions. So in Cluster mode the store puts all its keys in one
+// slot: a KeyPrefix without a hash tag is wrapped in one ("sessiond:" becomes "{sessiond:}",
+// an empty prefix "{sessiond}"), and the per-user tags above then only group key names. One
+// deployment's data lives on one shard (with its replicas); Cluster gives failover and lets
+// several deployments (prefixes) spread over the shards, not one deployment over several.
+// Splitting one deployment across slots would need per-slot steps and compensation for the
+// cross-slot invariants, with windows where a crash leaves work half done; this store does
+// not do that.
+//
+// # Costs
+//
+// A token lookup is one round trip running a short script; a change is one round trip plus
+// Redis's fsync. Scripts that work on one account's sessions or on a listing (deleting an
+// account, ListSessions, ListAccounts) run in proportion to what they touch and block Redis
+// meanwhile; purges and last-use writes work in bounded batches.
+package redisstore

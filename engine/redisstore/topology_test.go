@@ -1,0 +1,68 @@
+package redisstore
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/redisstore/redistest"
+	"github.com/sessiond/sessiond/engine/storetest"
+)
+
+// TestClusterConformance runs the conformance suite against a real three-node Redis Cluster
+// (redis+cluster:// URL), where every script must find its keys in one slot.
+func TestClusterConformance(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a three-node Redis Cluster")
+	}
+	servers := redistest.StartCluster(t, 3, "--appendfsync", "everysec") // fsync is not what this tests
+	url := redistest.ClusterURL(servers)
+	var mu sync.Mutex
+	prefixOf := map[engine.Store]string{}
+	open := func(t *testing.T, prefix string) engine.Store {
+		s := openStore(t, nil, prefix, func(o *Options) { o.URL = url })
+		if s.Topology() != Cluster || !strings.HasPrefix(s.KeyPrefix(), "{") {
+			t.Fatalf("topology %s, key prefix %q; want cluster and a hash-tagged prefix", s.Topology(), s.KeyPrefix())
+		}
+		mu.Lock()
+		prefixOf[s] = prefix
+		mu.Unlock()
+		return s
+	}
+	storetest.Run(t, storetest.Factory{
+		// Different prefixes land in different slots, so the suite spreads over all nodes.
+		Open: func(t *testing.T) engine.Store { return open(t, freshPrefix("cluster")) },
+		Reopen: func(t *testing.T, old engine.Store) engine.Store {
+			mu.Lock()
+			prefix := prefixOf[old]
+			mu.Unlock()
+			return open(t, prefix)
+		},
+	})
+}
+
+// A store opened through Redis Sentinel (redis+sentinel:// with master_name) works, and
+// shares its data with a store opened on the primary directly.
+func TestRedisSentinel(t *testing.T) {
+	primary := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, primary, "mymaster")
+	prefix := freshPrefix("sentinel")
+	viaSentinel := openStore(t, nil, prefix, func(o *Options) {
+		o.URL = "redis+sentinel://" + sentinel.Addr + "/0?master_name=mymaster"
+	})
+	direct := openStore(t, primary, prefix)
+	if viaSentinel.Topology() != Sentinel {
+		t.Fatalf("topology %s; want sentinel", viaSentinel.Topology())
+	}
+	mustCreate(t, viaSentinel, newAccount("u"))
+	s := newSession("u")
+	mustInsert(t, viaSentinel, s)
+	if !found(t, direct, s, testNow) {
+		t.Error("a session inserted through Sentinel is not on the primary")
+	}
+	if list, err := viaSentinel.Persistence(ctx); err != nil || len(list) != 1 || !list[0].Durable() {
+		t.Errorf("Persistence through Sentinel = %+v, %v; want the primary's durable settings", list, err)
+	}
+}
