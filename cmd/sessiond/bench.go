@@ -53,8 +53,8 @@ Methods (--method) against sessiond:
   pingSession       {"authToken": T}: the token check every request of an application makes
   tickle            setUserPreference [T, {"label": "TickleTime", …}]: a NetX keep-alive
   describeSessions  {"authToken": T, "authTokens": [T]}: "who am I"
-  createSession     a login (one argon2id hash), then an untimed deleteSession
-  authenticate      a NetX login, then an untimed logout
+  createSession     a login (one argon2id hash), then an untimed deleteSession (--logout)
+  authenticate      a NetX login, then an untimed logout (--logout)
 
 Setup: unless --tokens-file is given, bench logs in as --user (the admin; password from
 --password or SESSIOND_ADMIN_PASSWORD), creates the account sessiond-bench, logs it in
@@ -101,6 +101,7 @@ type benchOptions struct {
 	user, password           string
 	jsonOut, quiet           bool
 	rounds                   int
+	logout                   bool
 
 	populate     int
 	dataDir      string
@@ -126,6 +127,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rounds", 1, "run the targets in turn this many times")
 	fs.IntVar(&o.sessions, "sessions", 0, "sessions to log in for the token methods (default min(connections, 16))")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "use the tokens in this file and set up nothing (with --populate: where to write them; default sessiond-bench-tokens.txt)")
+	fs.BoolVar(&o.logout, "logout", true, "end each session a login method made, untimed (false: keep them; mind the session caps)")
 	fs.StringVar(&o.user, "user", "admin", "admin account used for setup")
 	fs.StringVar(&o.password, "password", "", "its password (default $SESSIOND_ADMIN_PASSWORD)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a request after this long")
@@ -811,6 +813,7 @@ type benchRequests struct {
 	id             int64
 	buf            []byte
 	pendingLogout  string
+	keep           bool // do not log out after a login
 }
 
 func (r *benchRequests) request() []byte {
@@ -830,7 +833,7 @@ func (r *benchRequests) request() []byte {
 // check says whether a reply succeeded and, after a login, remembers the token to log out.
 func (r *benchRequests) check(reply []byte) bool {
 	ok := bytes.Contains(reply, []byte(r.m.okMark)) && !bytes.Contains(reply, []byte(`"error":{`))
-	if ok && r.m.logout != nil {
+	if ok && r.m.logout != nil && !r.keep {
 		r.pendingLogout = tokenIn(reply, r.m.tokenAfter)
 	}
 	return ok
@@ -1004,7 +1007,7 @@ func sessiondTarget(o benchOptions, stderr io.Writer) (*benchTarget, func(), err
 		}
 	}
 	t.open = func(i int) (benchClient, error) {
-		reqs := &benchRequests{m: m, tokens: tokens, user: user, password: password}
+		reqs := &benchRequests{m: m, tokens: tokens, user: user, password: password, keep: !o.logout}
 		if len(tokens) > 0 {
 			reqs.next = i * len(tokens) / o.connections % len(tokens)
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,6 +185,11 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		} else {
 			defer helper.close()
 			cfg.Engine.DeriveKey = helper.derive
+			if cfg.Engine.MaxConcurrentHashes == 0 {
+				// The helper computes one hash per CPU at a time; one more each waiting in it
+				// means it never idles while a request crosses over to it.
+				cfg.Engine.MaxConcurrentHashes = 2 * runtime.GOMAXPROCS(0)
+			}
 		}
 	}
 	eng, err := engine.New(store, cfg.Engine)
