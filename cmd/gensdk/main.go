@@ -22,7 +22,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -34,6 +33,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/sessiond/sessiond/cmd/internal/genfiles"
 )
 
 const (
@@ -91,35 +92,8 @@ func run(check bool) error {
 	return write(root, files)
 }
 
-// findRoot returns the first directory from dir upwards whose go.mod declares modulePath.
-func findRoot(dir string) (string, error) {
-	for d := dir; ; {
-		if mod, err := moduleOf(filepath.Join(d, "go.mod")); err == nil && mod == modulePath {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no go.mod of module %s in %s or above", modulePath, dir)
-		}
-		d = parent
-	}
-}
-
-// moduleOf returns the module path declared by a go.mod file.
-func moduleOf(gomod string) (string, error) {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`), nil
-		}
-	}
-	return "", errors.Join(sc.Err(), fmt.Errorf("%s declares no module", gomod))
-}
+// findRoot returns the repository root at or above dir.
+func findRoot(dir string) (string, error) { return genfiles.FindRoot(dir, modulePath) }
 
 // generate returns every generated file by slash-separated path relative to root.
 func generate(root string) (map[string][]byte, error) {
@@ -192,67 +166,35 @@ func isGenerated(file string) (bool, error) {
 	return bytes.Contains(first, []byte(generatedBy)), nil
 }
 
-// compare lists, sorted, every generated file that is missing on disk or differs from it, and
-// every generated file on disk that gensdk no longer makes.
-func compare(root string, files map[string][]byte) ([]string, error) {
-	var problems []string
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		have, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			problems = append(problems, name+": missing")
-		case err != nil:
-			return nil, err
-		case !bytes.Equal(have, files[name]):
-			problems = append(problems, name+": stale")
-		}
-	}
+// fileSet is the generated SDK files with the generated files already in the SDK
+// directories.
+func fileSet(root string, files map[string][]byte) (*genfiles.Set, error) {
 	onDisk, err := generatedOnDisk(root)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range onDisk {
-		if _, ok := files[name]; !ok {
-			problems = append(problems, name+": extra (generated, but gensdk no longer makes it)")
-		}
+	return &genfiles.Set{Root: root, Tool: "gensdk", Files: files, OnDisk: onDisk, IsGenerated: func(data []byte) bool {
+		first, _, _ := bytes.Cut(data, []byte("\n"))
+		return bytes.Contains(first, []byte(generatedBy))
+	}}, nil
+}
+
+// compare lists, sorted, every generated file that is missing on disk or differs from it, and
+// every generated file on disk that gensdk no longer makes.
+func compare(root string, files map[string][]byte) ([]string, error) {
+	set, err := fileSet(root, files)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(problems)
-	return problems, nil
+	return set.Compare()
 }
 
 // write writes the files that changed and removes generated files that gensdk no longer
 // makes. A hand-written file in the way of a generated one is an error.
 func write(root string, files map[string][]byte) error {
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		file := filepath.Join(root, filepath.FromSlash(name))
-		have, err := os.ReadFile(file)
-		switch {
-		case err == nil && bytes.Equal(have, files[name]):
-			continue
-		case err == nil:
-			if first, _, _ := bytes.Cut(have, []byte("\n")); !bytes.Contains(first, []byte(generatedBy)) {
-				return fmt.Errorf("%s is hand-written; gensdk will not overwrite it", name)
-			}
-		case !errors.Is(err, fs.ErrNotExist):
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(file, files[name], 0o644); err != nil {
-			return err
-		}
-	}
-	onDisk, err := generatedOnDisk(root)
+	set, err := fileSet(root, files)
 	if err != nil {
 		return err
 	}
-	for _, name := range onDisk {
-		if _, ok := files[name]; !ok {
-			if err := os.Remove(filepath.Join(root, filepath.FromSlash(name))); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return set.Write()
 }
