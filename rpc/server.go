@@ -675,7 +675,7 @@ func (c *conn) finish() {
 		c.handlers.Wait() // every reply is written and flushed by now
 		c.cancel()
 		if c.nc != nil {
-			_ = c.nc.Close()
+			drainAndClose(c.nc, time.Now().Add(time.Second))
 		}
 		c.srv.forget(c)
 		close(c.done)

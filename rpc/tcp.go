@@ -93,10 +93,20 @@ func (s *Server) refuse(nc net.Conn, refusal *jsonrpc2.Error) {
 	if _, err := nc.Write(out.b); err != nil {
 		return
 	}
+	drainAndClose(nc, deadline)
+}
+
+// drainAndClose closes a connection without losing what was written to it: it half-closes
+// the sending side and discards the client's unread input until deadline
+// before closing, or until the client closes its side. Closing a TCP socket with unread input
+// makes the kernel send a reset, which throws away replies the client has not read yet.
+func drainAndClose(nc net.Conn, deadline time.Time) {
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
+		_ = nc.SetReadDeadline(deadline)
+		_, _ = io.Copy(io.Discard, nc)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+	_ = nc.Close()
 }
 
 // remoteIP returns the IP of a client address, without the port.
