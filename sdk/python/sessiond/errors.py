@@ -166,8 +166,9 @@ class TooManyPreferencesError(SessiondError):
 
 
 class StoreUnavailableError(SessiondError):
-    """Code 1010 (data.reason "storeUnavailable"): The store (for example Redis) cannot be reached.
-    Nothing was changed.
+    """Code 1010 (data.reason "storeUnavailable"): The store (for example Redis) did not answer in
+    time. A change is applied whole or not at all; if the reply was lost it may have been
+    applied, so check before retrying a create.
     """
 
     CODE = 1010
