@@ -218,6 +218,9 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 			return nil, err
 		}
 	}
+	if err := e.pending.wait(ctx, key); err != nil { // a cleared lockout stays cleared
+		return nil, err
+	}
 	now := e.clock.Now()
 	updated, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
 		if req.Description != nil {
@@ -321,6 +324,9 @@ func (e *Engine) ListAccounts(ctx context.Context, token string, partialNames []
 	if _, err := e.requireAdmin(ctx, token); err != nil {
 		return nil, err
 	}
+	if err := e.pending.wait(ctx); err != nil { // show the failure counts already answered
+		return nil, err
+	}
 	prefixes := make([]string, 0, len(partialNames))
 	for _, p := range partialNames {
 		prefixes = append(prefixes, UserKey(p))
@@ -333,6 +339,9 @@ func (e *Engine) ListAccounts(ctx context.Context, token string, partialNames []
 func (e *Engine) DescribeAccounts(ctx context.Context, token string, usernames []string) ([]*Account, error) {
 	c, err := e.authorize(ctx, token, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.pending.wait(ctx); err != nil { // show the failure counts already answered
 		return nil, err
 	}
 	me, err := e.account(ctx, c)

@@ -18,6 +18,7 @@ type Engine struct {
 	log      *slog.Logger
 	hasher   *hasher
 	throttle *throttle
+	pending  pendingWrites // failure counts written after the reply; see login
 	// accountsMu serialises changes that must see every account at once (demoting an admin).
 	accountsMu sync.Mutex
 
@@ -139,10 +140,16 @@ func (e *Engine) Host() HostInfo { return e.cfg.Host }
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock.Now() }
 
+// Settle returns once the account writes that run after their reply (the failure counts of
+// wrong passwords) and were started before the call are in the store. Engine methods wait for
+// them where it matters; Settle is for callers that read the store directly.
+func (e *Engine) Settle(ctx context.Context) error { return e.pending.wait(ctx) }
+
 // Close stops background work. It does not close the store, which the caller owns.
 func (e *Engine) Close() error {
 	e.stopOnce.Do(func() { close(e.stop) })
 	<-e.done
+	e.pending.drain()
 	return nil
 }
 

@@ -129,6 +129,12 @@ func (e *Engine) insert(ctx context.Context, s *Session, now time.Time) (string,
 // login checks credentials with the same cost and the same answer for an unknown user, a
 // wrong password and a locked account, and applies per-account lockout and per-address
 // throttling.
+//
+// A wrong password's failure count is written after the reply (e.pending): a synced write
+// only on that path would let an attacker time which usernames exist. Every decision that
+// depends on the count (the next successful login, account changes and reads) first waits
+// for the writes already started, so lockout stays exact; only a crash can forget the count
+// of the failures still being written.
 func (e *Engine) login(ctx context.Context, username, password string, client Client) (*Account, error) {
 	now := e.clock.Now()
 	if e.throttle.blocked(client.Address, now) {
@@ -147,43 +153,72 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 	if err != nil {
 		return nil, err
 	}
-	if acct == nil {
-		e.throttle.fail(client.Address, now)
-		e.log.Info("login failed", "client", client.Address, "reason", "unknown user")
-		return nil, &CredentialsError{Username: username}
-	}
-	if now.Before(acct.LockedUntil) {
-		e.throttle.fail(client.Address, now)
-		e.log.Info("login failed", "user", acct.Username, "client", client.Address, "reason", "locked")
-		return nil, &CredentialsError{Username: username}
-	}
-	if !ok {
-		e.throttle.fail(client.Address, now)
-		_, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
-			a.FailedAttempts++
-			if a.LockoutAfter > 0 && a.FailedAttempts >= a.LockoutAfter {
-				a.FailedAttempts = 0
-				a.LockedUntil = now.Add(time.Duration(a.LockoutWaitMinutes) * time.Minute)
-				e.log.Warn("account locked", "user", a.Username, "until", a.LockedUntil)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, ErrAccountNotFound) {
+	reason := ""
+	switch {
+	case acct == nil:
+		reason = "unknown user"
+	case now.Before(acct.LockedUntil):
+		reason = "locked"
+	case !ok:
+		reason = "wrong password"
+	default:
+		if err := e.pending.wait(ctx, key); err != nil {
 			return nil, err
 		}
-		e.log.Info("login failed", "user", acct.Username, "client", client.Address, "reason", "wrong password")
-		return nil, &CredentialsError{Username: username}
+		updated, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
+			if now.Before(a.LockedUntil) {
+				return errLocked
+			}
+			a.FailedAttempts = 0
+			a.LockedUntil = time.Time{}
+			a.LastLoginAt = now
+			return nil
+		})
+		switch {
+		case errors.Is(err, errLocked):
+			reason = "locked"
+		case errors.Is(err, ErrAccountNotFound):
+			reason = "unknown user"
+		case err != nil:
+			return nil, err
+		default:
+			return updated, nil
+		}
 	}
-	acct, err = e.store.UpdateAccount(ctx, key, func(a *Account) error {
-		a.FailedAttempts = 0
-		a.LockedUntil = time.Time{}
-		a.LastLoginAt = now
+	e.throttle.fail(client.Address, now)
+	// Every failure takes the same path here, so all three cost the same up to the reply;
+	// only for a wrong password does countFailure find something to write.
+	e.pending.start(key, func() { e.countFailure(key, now) })
+	if acct == nil {
+		// An unknown "username" may be a password typed into the wrong field: never log it.
+		e.log.Info("login failed", "client", client.Address, "reason", reason)
+	} else {
+		e.log.Info("login failed", "user", acct.Username, "client", client.Address, "reason", reason)
+	}
+	return nil, &CredentialsError{Username: username}
+}
+
+// errLocked aborts a login's account update when the account is locked.
+var errLocked = errors.New("account locked")
+
+// countFailure records a wrong password for key and locks the account at its limit. A locked
+// account counts nothing more.
+func (e *Engine) countFailure(key string, now time.Time) {
+	_, err := e.store.UpdateAccount(context.Background(), key, func(a *Account) error {
+		if now.Before(a.LockedUntil) {
+			return errLocked
+		}
+		a.FailedAttempts++
+		if a.LockoutAfter > 0 && a.FailedAttempts >= a.LockoutAfter {
+			a.FailedAttempts = 0
+			a.LockedUntil = now.Add(time.Duration(a.LockoutWaitMinutes) * time.Minute)
+			e.log.Warn("account locked", "user", a.Username, "until", a.LockedUntil)
+		}
 		return nil
 	})
-	if errors.Is(err, ErrAccountNotFound) {
-		return nil, &CredentialsError{Username: username}
+	if err != nil && !errors.Is(err, errLocked) && !errors.Is(err, ErrAccountNotFound) {
+		e.log.Error("recording a failed login", "user", key, "err", err)
 	}
-	return acct, err
 }
 
 // caller is an authenticated request: the session its token names.

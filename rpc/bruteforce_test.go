@@ -27,6 +27,9 @@ func bruteFixture(t *testing.T) (*svc, string) {
 	for range 5 {
 		s.rawCall("createSession", mustJSON(map[string]any{"username": "locked", "password": "guess"}), "", "10.9.9.9")
 	}
+	if err := s.eng.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if s.account("locked").LockedUntil.IsZero() {
 		t.Fatal("fixture: locked is not locked")
 	}
@@ -96,6 +99,9 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 	// victim has failed more than five times above (createSession and authenticate both
 	// count), so it is locked now: its right password gets the same answer too.
+	if err := s.eng.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if s.account("victim").LockedUntil.IsZero() {
 		t.Fatal("victim is not locked after its failures")
 	}
