@@ -35,7 +35,9 @@ type AccountStore interface {
 	GetAccount(ctx context.Context, userKey string) (*Account, error)
 	// UpdateAccount atomically applies fn to the current account and stores the result. If fn
 	// returns an error nothing is written and that error is returned. It returns
-	// ErrAccountNotFound if there is no such account.
+	// ErrAccountNotFound if there is no such account. fn may run more than once (a store
+	// retries after a conflicting write), each time on a fresh copy, so it must have no
+	// effects beyond its argument other than ones that are safe to repeat (logging).
 	UpdateAccount(ctx context.Context, userKey string, fn func(*Account) error) (*Account, error)
 	// DeleteAccounts atomically removes the named accounts that exist, with all their
 	// sessions (permanent ones too) and preferences, and returns the keys removed. If removing
@@ -53,7 +55,8 @@ type AccountStore interface {
 // by any method nor counted against any cap, whether or not they have been removed yet.
 type SessionStore interface {
 	// InsertSession atomically checks the caps against the live sessions at now and stores s.
-	// A cap of 0 is no cap. When a cap would be exceeded it stores nothing and returns a
+	// A cap of 0 is no cap; a session with an empty ClientAddress is not counted against
+	// MaxSessionsPerAddress. When a cap would be exceeded it stores nothing and returns a
 	// *LimitError naming the cap. The account must exist (ErrAccountNotFound otherwise), so a
 	// session can never outlive the deletion of its account.
 	InsertSession(ctx context.Context, s *Session, caps Caps, now time.Time) error
@@ -64,17 +67,20 @@ type SessionStore interface {
 	SessionByID(ctx context.Context, id string, now time.Time) (*Session, error)
 	// UpdateSession atomically applies fn to the live session with that id and stores the
 	// result (durably). It returns ErrSessionNotFound if there is no such live session, or the
-	// error of fn, in which case nothing is written.
+	// error of fn, in which case nothing is written. Like UpdateAccount's, fn may run more
+	// than once.
 	UpdateSession(ctx context.Context, id string, now time.Time, fn func(*Session) error) (*Session, error)
 	// DeleteSessions removes the sessions with these ids and returns how many live ones it
 	// removed. Unknown ids are not an error.
 	DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error)
 	// ListSessions returns the live sessions of the given canonical usernames (all sessions
-	// when userKeys is empty), sorted by creation time then id.
+	// when userKeys is empty), sorted by creation time then id. The result is not bounded:
+	// callers that face clients must apply their own limits.
 	ListSessions(ctx context.Context, userKeys []string, now time.Time) ([]*Session, error)
 	// Touch records use of a session: it sets LastAccessedAt to at (and LastActiveAt too when
 	// active), never moving either backwards. It is cheap, never waits for the disk, and
-	// ignores unknown sessions. It is persisted lazily (see Store).
+	// ignores unknown sessions and sessions already expired at at (use cannot revive them).
+	// It is persisted lazily (see Store).
 	Touch(ctx context.Context, id string, at time.Time, active bool) error
 	// PurgeExpired removes expired sessions from storage and returns how many it removed.
 	PurgeExpired(ctx context.Context, now time.Time) (int, error)
