@@ -56,8 +56,8 @@ type Store struct {
 	life   sync.RWMutex
 	closed bool
 
-	flushMu sync.Mutex         // one Touch write at a time
-	pending []memstore.Touched // drained but not yet written, after a failed write
+	flushMu sync.Mutex // one write of last-use times at a time
+	lastUse lastUseLog // under flushMu
 
 	stop      chan struct{}
 	flusher   sync.WaitGroup
@@ -125,6 +125,10 @@ func badgerOptions(dir string, key []byte, logger *slog.Logger) badger.Options {
 		WithIndexCacheSize(4 << 20). // needed by encryption
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
+		// Close compacts level 0 into the levels below, so that the next Open reads fewer
+		// overlapping tables and its first memtable flush does not set off a compaction of
+		// everything a bulk import (sessiond bench --populate) or a previous run left in L0.
+		WithCompactL0OnClose(true).
 		WithMetricsEnabled(false).
 		WithEncryptionKey(key)
 }
@@ -139,7 +143,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	if s.closed {
 		return memstore.ErrClosed
 	}
-	if err := s.writeTouched(); err != nil {
+	if err := s.writeTouched(false); err != nil {
 		return err
 	}
 	return s.syncer.sync()
@@ -154,7 +158,7 @@ func (s *Store) Close() error {
 		s.life.Lock()
 		defer s.life.Unlock()
 		s.closed = true
-		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(), s.db.Close())
+		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(false), s.db.Close())
 	})
 	return s.closeErr
 }
@@ -174,58 +178,13 @@ func (s *Store) flushEvery(interval time.Duration) {
 		s.life.RLock()
 		var err error
 		if !s.closed {
-			err = s.writeTouched()
+			err = s.writeTouched(true)
 		}
 		s.life.RUnlock()
 		if err != nil {
 			s.log.Warn("badgerstore: writing last-use times failed; will retry", "err", err)
 		}
 	}
-}
-
-// writeTouched writes the last-use times of the sessions touched since the last call, each
-// under its own t/ key so that it can never overwrite a newer session record. A session
-// deleted meanwhile may leave a t/ key behind; it is removed at the next open.
-func (s *Store) writeTouched() error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	touched := append(s.pending, s.mem.DrainTouched()...)
-	s.pending = nil
-	if len(touched) == 0 {
-		return nil
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	var err error
-	for _, t := range touched {
-		if err = wb.Set(touchKey(t.ID), encodeTouch(t.LastAccessedAt, t.LastActiveAt)); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = wb.Flush()
-	}
-	if err != nil {
-		s.pending = latestTouches(touched)
-		return fmt.Errorf("badgerstore: write last-use times: %w", err)
-	}
-	s.committed.Add(1)
-	return nil
-}
-
-// latestTouches keeps the last entry of each session: drained lists are in time order.
-func latestTouches(touched []memstore.Touched) []memstore.Touched {
-	index := make(map[string]int, len(touched))
-	out := make([]memstore.Touched, 0, len(touched))
-	for _, t := range touched {
-		if i, ok := index[t.ID]; ok {
-			out[i] = t
-			continue
-		}
-		index[t.ID] = len(out)
-		out = append(out, t)
-	}
-	return out
 }
 
 // change runs a memstore change and, if it succeeded, waits until it is on disk.

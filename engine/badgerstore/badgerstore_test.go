@@ -295,7 +295,7 @@ func TestLeftoversRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{string(accountKey("gone")), string(accountKey("kept")), keyFormat,
-		string(preferenceKey("kept", "theme")), string(sessionKey("kept-session")), string(touchKey("kept-session"))}
+		string(preferenceKey("kept", "theme")), string(sessionKey("kept-session")), string(lastUseKey(1, 0))}
 	if keys := rawKeys(t, dir); !slices.Equal(keys, want) {
 		t.Errorf("keys on disk: %q; want %q", keys, want)
 	}
@@ -360,7 +360,7 @@ func TestForeignDirectory(t *testing.T) {
 	}
 }
 
-// Touch updates reach Badger without Flush, within a few flush intervals.
+// Touch updates reach Badger's last-use log without Flush, within a few flush intervals.
 func TestBackgroundFlush(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), Options{FlushInterval: 5 * time.Millisecond})
@@ -377,22 +377,12 @@ func TestBackgroundFlush(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var got time.Time
-		err := s.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(touchKey("s"))
-			if err != nil {
-				return err
-			}
-			return item.Value(func(v []byte) (err error) {
-				got, _, err = decodeTouch(v)
-				return err
-			})
-		})
-		if err == nil && got.Equal(touched) {
+		got := storedLastUses(t, s.db)["s"]
+		if got.LastAccessedAt.Equal(touched) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s the t/ key holds %v, %v; want %v", got, err, touched)
+			t.Fatalf("after 5 s the last-use log holds %v; want %v", got.LastAccessedAt, touched)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

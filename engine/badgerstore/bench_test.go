@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"runtime"
 	"slices"
@@ -17,43 +16,13 @@ import (
 	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/sessiond/sessiond/engine"
-)
-
-// Benchmarks use sessions shaped like the engine's: a UUID-sized id, a random token hash,
-// the default settings, spread over 1,000 accounts and 1,000 client addresses.
-const (
-	benchUsers     = 1000
-	benchAddresses = 1000
+	"github.com/sessiond/sessiond/engine/storetest"
 )
 
 var benchKey = bytes.Repeat([]byte{0x5e}, 32)
 
-func benchSession(i int) *engine.Session {
-	s := &engine.Session{
-		ID:             fmt.Sprintf("%08x-%04x-4000-8000-%012x", i, i&0xffff, i),
-		Username:       fmt.Sprintf("user%d", i%benchUsers),
-		Origin:         engine.OriginCreateSession,
-		CreatedAt:      testNow,
-		LastAccessedAt: testNow,
-		LastActiveAt:   testNow,
-		ClientAddress:  fmt.Sprintf("10.0.%d.%d", (i%benchAddresses)/256, (i%benchAddresses)%256),
-		Settings: engine.SessionSettings{
-			DefaultAPI:                   "db",
-			DefaultDebug:                 "max",
-			DefaultDatabaseName:          "ctreeSQL",
-			DefaultOwnerName:             "admin",
-			DefaultBinaryFormat:          "hex",
-			DefaultResponseOptions:       engine.ResponseOptions{BinaryFormat: "hex", DataFormat: "objects", NumberFormat: "number"},
-			DefaultRetentionPolicy:       "autoPurge",
-			DefaultRetentionUnit:         "week",
-			DefaultRetentionPeriod:       4,
-			IdleConnectionTimeoutSeconds: 1800,
-			IdleCursorTimeoutSeconds:     600,
-		},
-	}
-	_, _ = rand.Read(s.TokenHash[:])
-	return s
-}
+// benchSession returns the i-th benchmark session (storetest.BenchSession).
+func benchSession(i int) *engine.Session { return storetest.BenchSession(i, testNow) }
 
 // prepare creates a store in dir with the benchmark accounts and n sessions and returns the
 // sessions' token hashes. It writes them with Badger's StreamWriter, straight into the
@@ -83,10 +52,7 @@ func prepare(b *testing.B, dir string, key []byte, n int) []engine.TokenHash {
 			buf.Reset()
 		}
 	}
-	var accounts []*engine.Account
-	for u := range benchUsers {
-		accounts = append(accounts, &engine.Account{Username: fmt.Sprintf("user%d", u), CreatedAt: testNow})
-	}
+	accounts := storetest.BenchAccounts(testNow)
 	slices.SortFunc(accounts, func(x, y *engine.Account) int { return strings.Compare(x.Key(), y.Key()) })
 	for _, a := range accounts {
 		add(accountKey(a.Key()), encodeAccount(a))

@@ -7,19 +7,25 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
 )
 
 // Keys. Every key starts with a one-letter namespace and a slash.
 const (
 	prefixAccount    = "a/" // a/<userKey> → account
 	prefixSession    = "s/" // s/<sessionId> → session
-	prefixTouch      = "t/" // t/<sessionId> → last-use times written by Flush
+	prefixTouch      = "t/" // t/<sessionId> → last-use times (format 1 only; read, then removed)
+	prefixLastUse    = "u/" // u/<generation><sequence>, 8 bytes each, big-endian → last-use times
 	prefixPreference = "p/" // p/<uvarint len(userKey)><userKey><label> → value
 	keyFormat        = "m/format"
 )
 
-// formatVersion names the layout above and the encodings below; Open refuses any other.
-const formatVersion = "sessiond-badgerstore-1"
+// formatVersion names the layout above and the encodings below. Open also reads
+// formatVersion1 (last-use times under t/ keys) and upgrades it; it refuses any other.
+const (
+	formatVersion  = "sessiond-badgerstore-2"
+	formatVersion1 = "sessiond-badgerstore-1"
+)
 
 // recordVersion is the first byte of every value.
 const recordVersion = 1
@@ -27,6 +33,23 @@ const recordVersion = 1
 func accountKey(userKey string) []byte { return append([]byte(prefixAccount), userKey...) }
 func sessionKey(id string) []byte      { return append([]byte(prefixSession), id...) }
 func touchKey(id string) []byte        { return append([]byte(prefixTouch), id...) }
+
+// lastUseKey names one chunk of last-use times; keys sort by generation, then sequence.
+func lastUseKey(generation, sequence uint64) []byte {
+	k := make([]byte, 0, len(prefixLastUse)+16)
+	k = append(k, prefixLastUse...)
+	k = binary.BigEndian.AppendUint64(k, generation)
+	return binary.BigEndian.AppendUint64(k, sequence)
+}
+
+// parseLastUseKey returns the generation and sequence of a last-use chunk key.
+func parseLastUseKey(key []byte) (generation, sequence uint64, err error) {
+	rest := key[len(prefixLastUse):]
+	if len(rest) != 16 {
+		return 0, 0, fmt.Errorf("malformed last-use key %q", key)
+	}
+	return binary.BigEndian.Uint64(rest), binary.BigEndian.Uint64(rest[8:]), nil
+}
 
 func preferenceKey(userKey, label string) []byte {
 	k := make([]byte, 0, len(prefixPreference)+binary.MaxVarintLen64+len(userKey)+len(label))
@@ -341,4 +364,86 @@ func decodePreference(b []byte) (string, error) {
 	d.version()
 	v := d.uniqueStr()
 	return v, d.done()
+}
+
+// Entry flags of a last-use chunk.
+const (
+	lastUseAccessed   = 1 << 0 // LastAccessedAt is set and follows
+	lastUseActive     = 1 << 1 // LastActiveAt is set, differs from LastAccessedAt, and follows
+	lastUseActiveSame = 1 << 2 // LastActiveAt equals LastAccessedAt
+)
+
+// maxChunkEntries bounds the sessions in one last-use chunk (a value of about 100 KB).
+const maxChunkEntries = 2048
+
+// encodeLastUses encodes a chunk of last-use times: the version byte, the count, then per
+// session its id, a flags byte, LastAccessedAt as Unix nanoseconds less the previous
+// entry's, and LastActiveAt as nanoseconds before LastAccessedAt. Times written together lie
+// close together, so most take a few bytes.
+func encodeLastUses(touched []memstore.Touched) []byte {
+	e := encoder{buf: make([]byte, 0, 16+len(touched)*56)}
+	e.buf = append(e.buf, recordVersion)
+	e.uvarint(uint64(len(touched)))
+	var previous int64
+	for i := range touched {
+		t := &touched[i]
+		e.str(t.ID)
+		var flags byte
+		var accessed, active int64
+		if !t.LastAccessedAt.IsZero() {
+			flags |= lastUseAccessed
+			accessed = t.LastAccessedAt.UnixNano()
+		}
+		switch {
+		case t.LastActiveAt.IsZero():
+		case flags != 0 && t.LastActiveAt.Equal(t.LastAccessedAt):
+			flags |= lastUseActiveSame
+		default:
+			flags |= lastUseActive
+			active = t.LastActiveAt.UnixNano()
+		}
+		e.buf = append(e.buf, flags)
+		if flags&lastUseAccessed != 0 {
+			e.varint(accessed - previous)
+			previous = accessed
+		}
+		if flags&lastUseActive != 0 {
+			e.varint(accessed - active)
+		}
+	}
+	return e.buf
+}
+
+// decodeLastUses appends the entries of a chunk to dst.
+func decodeLastUses(b []byte, dst []memstore.Touched) ([]memstore.Touched, error) {
+	d := decoder{buf: b}
+	d.version()
+	n := d.uvarint()
+	if n > uint64(len(d.buf)) { // every entry takes at least two bytes
+		d.fail()
+	}
+	var previous int64
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		t := memstore.Touched{ID: d.uniqueStr()}
+		flags := d.byte()
+		if flags&^(lastUseAccessed|lastUseActive|lastUseActiveSame) != 0 ||
+			flags&lastUseActiveSame != 0 && flags&(lastUseAccessed|lastUseActive) != lastUseAccessed {
+			d.fail()
+			break
+		}
+		var accessed int64
+		if flags&lastUseAccessed != 0 {
+			accessed = previous + d.varint()
+			previous = accessed
+			t.LastAccessedAt = time.Unix(0, accessed).UTC()
+		}
+		switch {
+		case flags&lastUseActiveSame != 0:
+			t.LastActiveAt = t.LastAccessedAt
+		case flags&lastUseActive != 0:
+			t.LastActiveAt = time.Unix(0, accessed-d.varint()).UTC()
+		}
+		dst = append(dst, t)
+	}
+	return dst, d.done()
 }

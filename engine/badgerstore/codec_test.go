@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
 )
 
 // Records with edge values decode to what was encoded.
@@ -47,12 +48,35 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// A chunk of last-use times keeps every combination of set, zero and equal times, in order.
+func TestLastUsesRoundTrip(t *testing.T) {
+	want := []memstore.Touched{
+		{ID: "both", LastAccessedAt: testNow, LastActiveAt: testNow},
+		{ID: "older-active", LastAccessedAt: testNow.Add(time.Second), LastActiveAt: testNow.Add(-time.Hour)},
+		{ID: "earlier", LastAccessedAt: testNow.Add(-time.Minute), LastActiveAt: testNow.Add(-time.Minute)},
+		{ID: "never-active", LastAccessedAt: testNow},
+		{ID: "zero"},
+		{ID: "", LastActiveAt: testNow.Add(time.Nanosecond)},
+	}
+	got, err := decodeLastUses(encodeLastUses(want), []memstore.Touched{{ID: "kept"}})
+	if err != nil || len(got) != len(want)+1 || got[0].ID != "kept" || !reflect.DeepEqual(got[1:], want) {
+		t.Errorf("decoded %+v, %v; want kept, then %+v", got, err, want)
+	}
+	for _, key := range [][2]uint64{{0, 0}, {1, 2}, {1 << 63, 1<<64 - 1}} {
+		g, s, err := parseLastUseKey(lastUseKey(key[0], key[1]))
+		if err != nil || g != key[0] || s != key[1] {
+			t.Errorf("last-use key %v came back as %d, %d, %v", key, g, s, err)
+		}
+	}
+}
+
 // No input makes a decoder panic, and what decodes re-encodes to the same record.
 func FuzzDecode(f *testing.F) {
 	f.Add(encodeSession(&engine.Session{Username: "u", LastAccessedAt: testNow}))
 	f.Add(encodeAccount(&engine.Account{Username: "u", Roles: []string{"admin"}, CreatedAt: testNow}))
 	f.Add(encodeTouch(testNow, time.Time{}))
 	f.Add(encodePreference("value"))
+	f.Add(encodeLastUses([]memstore.Touched{{ID: "a", LastAccessedAt: testNow, LastActiveAt: testNow}, {ID: "b"}}))
 	f.Add([]byte{recordVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s, again engine.Session
@@ -70,6 +94,12 @@ func FuzzDecode(f *testing.F) {
 			accessed2, active2, err := decodeTouch(encodeTouch(accessed, active))
 			if err != nil || !accessed2.Equal(accessed) || !active2.Equal(active) {
 				t.Errorf("touch %v %v came back as %v %v, %v", accessed, active, accessed2, active2, err)
+			}
+		}
+		if touched, err := decodeLastUses(data, nil); err == nil {
+			again, err := decodeLastUses(encodeLastUses(touched), nil)
+			if err != nil || !reflect.DeepEqual(again, touched) {
+				t.Errorf("last-use chunk %+v came back as %+v, %v", touched, again, err)
 			}
 		}
 		_, _ = decodePreference(data)

@@ -13,34 +13,58 @@
 //
 //	a/<userKey>                               an account
 //	s/<sessionId>                             a session, as last written by a change
-//	t/<sessionId>                             its last-use times, as last written by Touch
+//	u/<generation><sequence>                  a chunk of last-use times written after Touch
 //	p/<uvarint len(userKey)><userKey><label>  a preference value
-//	m/format                                  the format version
+//	m/format                                  the format version (sessiond-badgerstore-2)
 //
 // Values are a compact binary encoding (a version byte, varints, length-prefixed strings),
 // chosen so that a million sessions load in seconds. Sessions removed by PurgeExpired or
-// DeleteSessions are deleted from disk; Badger reclaims the space as it compacts. With
+// DeleteSessions are deleted from disk; Badger reclaims the space as it compacts, and Close
+// compacts level 0 so that the next Open reads a tidy tree. With
 // Options.EncryptionKey everything on disk is encrypted with AES and Open fails with
 // ErrWrongKey if the key is not the one the store was created with.
 //
+// # Last-use times
+//
+// Touch, called on every request, only changes memory. A background writer, every
+// Options.FlushInterval (1 s by default), and Flush and Close, append the last-use times of
+// the sessions touched since to a log: chunks of up to 2,048 sessions under u/ keys, a few
+// keys a second however many sessions are in use. (Format 1 wrote one t/<sessionId> key per
+// touched session; under load spread over a million sessions those writes were a third of
+// the server's CPU, in Badger's memtable and compactions.) At open each session takes the
+// latest of the times in its s/ record and in every chunk, so a chunk can never set a
+// session's times back, whatever the order of writes.
+//
+// The log is bounded by snapshots. Once a generation of the log holds about as many entries
+// as there are sessions (at least 65,536), the writer starts a new generation and, a page of
+// 65,536 sessions per run alongside the new log entries, writes the current times of every
+// session into it; when the last page is written it syncs, then deletes the older
+// generations. Every time in them was taken from memory before the new generation began, so
+// the snapshot holds it or a later one. A crash or Close during a snapshot leaves both
+// generations, which the next open reads and replaces with a new snapshot. Open reads up to
+// about two entries per session (a snapshot and a log as long as it).
+//
 // # Last-use times after a crash
 //
-// Touch, called on every request, only changes memory. The new last-use times are written
-// under the session's t/ key by a background writer every Options.FlushInterval (1 s by
-// default), by Flush, and by Close, and a session's t/ key is never allowed to overwrite a
-// newer full record: at open each session takes the later of the two times. The background
-// writes are not synced on their own; the next synced change or Flush makes them durable.
-//
-// So after a process crash a session's LastAccessedAt and LastActiveAt can be at most
-// FlushInterval older than they were, and after a machine crash at most as old as the last
-// fsync (the last acknowledged change or Flush). Everything else is never lost once
+// The log writes are not synced on their own; the next synced change or Flush makes them
+// durable. So after a process crash a session's LastAccessedAt and LastActiveAt can be at
+// most FlushInterval older than they were, and after a machine crash at most as old as the
+// last fsync (the last acknowledged change or Flush). Everything else is never lost once
 // acknowledged. Stale times can only make a session expire sooner: every session clock
 // counts from a last-use time forward, so an older time ends the session earlier, never
 // later, and a session can never outlive a limit because of a crash.
+//
+// # Format 1
+//
+// Open upgrades a store of format 1 in place: it reads its t/ keys like chunks, marks the
+// store as format 2 (after which an older sessiond refuses it with a message naming both
+// formats), and deletes the t/ keys once the first snapshot holds their times. Any other
+// format is refused.
 //
 // # Leftovers
 //
 // Deleting an account with many thousands of sessions can take more than one Badger
 // transaction; the account is deleted in the first. Sessions, t/ keys and preferences whose
-// account or session no longer exists are ignored and deleted at the next open.
+// account or session no longer exists are ignored and deleted at the next open; last-use
+// entries of deleted sessions are ignored, and dropped by the next snapshot.
 package badgerstore

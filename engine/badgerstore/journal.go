@@ -30,7 +30,7 @@ type journal struct {
 // a deleted account.
 func (j *journal) Commit(b *memstore.Batch) error {
 	writes := make([]write, 0, len(b.DeletedAccounts)+len(b.Accounts)+len(b.Sessions)+
-		2*len(b.DeletedSessions)+len(b.Preferences)+len(b.DeletedPreferences))
+		len(b.DeletedSessions)+len(b.Preferences)+len(b.DeletedPreferences))
 	for _, key := range b.DeletedAccounts {
 		writes = append(writes, write{key: accountKey(key)})
 	}
@@ -44,7 +44,9 @@ func (j *journal) Commit(b *memstore.Batch) error {
 		writes = append(writes, write{preferenceKey(p.UserKey, p.Label), encodePreference(p.Value)})
 	}
 	for _, id := range b.DeletedSessions {
-		writes = append(writes, write{key: sessionKey(id)}, write{key: touchKey(id)})
+		// Their last-use times stay in the log until the next snapshot drops them; load
+		// ignores times of sessions that do not exist.
+		writes = append(writes, write{key: sessionKey(id)})
 	}
 	for _, p := range b.DeletedPreferences {
 		writes = append(writes, write{key: preferenceKey(p.UserKey, p.Label)})

@@ -9,20 +9,23 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
 )
 
 // load reads the whole store into memory. Leftovers that a crash can leave behind (sessions,
 // last-use times and preferences of deleted accounts or sessions) are skipped and deleted.
 func (s *Store) load() error {
 	start := time.Now()
-	if err := s.checkFormat(); err != nil {
+	format, err := s.checkFormat()
+	if err != nil {
 		return err
 	}
 	var (
 		orphans                         [][]byte
 		accounts, sessions, preferences int
+		logScan                         lastUseScan
 	)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		err := scan(txn, prefixAccount, func(key, value []byte) error {
 			a, err := decodeAccount(value)
 			if err == nil {
@@ -60,7 +63,7 @@ func (s *Store) load() error {
 			return err
 		}
 		s.mem.Reserve(s.sessionCountHint())
-		sessions, orphans, err = s.loadSessions(txn, orphans)
+		sessions, orphans, err = s.loadSessions(txn, orphans, &logScan)
 		return err
 	})
 	if err != nil {
@@ -79,15 +82,42 @@ func (s *Store) load() error {
 			return err
 		}
 	}
+	if format == formatVersion1 {
+		// Mark the store as upgraded before any last-use chunk is written: format 1 would
+		// not read them. Its t/ keys are deleted once a snapshot holds their times.
+		j := &journal{db: s.db, committed: &s.committed}
+		if err := j.write([]write{{[]byte(keyFormat), []byte(formatVersion)}}); err != nil {
+			return fmt.Errorf("upgrading the format: %w", err)
+		}
+		if err := s.syncer.sync(); err != nil {
+			return err
+		}
+	}
+	s.lastUse = lastUseLog{generation: max(logScan.generation, 1), sequence: logScan.sequence,
+		logged: logScan.entries, snapshotFrom: -1, page: snapshotPage, minLog: minSnapshotLog}
+	if logScan.generations > 1 || logScan.touchKeys > 0 {
+		s.lastUse.startSnapshot() // leftovers of an unfinished snapshot, or format-1 t/ keys
+	}
 	s.log.Info("badgerstore: loaded", "accounts", accounts, "sessions", sessions,
-		"preferences", preferences, "leftoversDeleted", len(orphans), "took", time.Since(start))
+		"preferences", preferences, "lastUseEntries", logScan.total, "leftoversDeleted", len(orphans),
+		"took", time.Since(start))
 	return nil
+}
+
+// lastUseScan describes the last-use log found at open.
+type lastUseScan struct {
+	generation, sequence uint64 // the latest generation, and the sequence after its last chunk
+	generations          int    // how many generations there are
+	entries              int    // entries in the latest generation
+	total                int    // entries in all generations
+	touchKeys            int    // format-1 t/ keys of existing sessions
 }
 
 // loadBatch is a run of decoded sessions on their way from the reader to the restorer.
 type loadBatch struct {
 	sessions []engine.Session
-	orphans  [][]byte // t/ keys without a session, found while reading
+	touched  []memstore.Touched // last-use times from the log, applied after all sessions
+	orphans  [][]byte           // t/ keys without a session, found while reading
 }
 
 const loadBatchSize = 1024
@@ -95,7 +125,7 @@ const loadBatchSize = 1024
 // loadSessions restores the sessions, each with the later of its stored last-use times and
 // those of its t/ key. Reading and decoding run on one goroutine and restoring into memory
 // on another, so a restart uses two cores.
-func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte) (int, [][]byte, error) {
+func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte, scan *lastUseScan) (int, [][]byte, error) {
 	full := make(chan *loadBatch, 4)
 	empty := make(chan *loadBatch, 6)
 	for range cap(empty) {
@@ -110,7 +140,7 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte) (int, [][]byte, 
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(full)
-		readErr <- readSessions(txn, full, empty, done)
+		readErr <- readSessions(txn, full, empty, done, scan)
 	}()
 
 	loaded := 0
@@ -127,8 +157,11 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte) (int, [][]byte, 
 		if err := s.mem.RestoreSessions(batch.sessions, rejected); err != nil {
 			return 0, nil, err
 		}
+		if err := s.mem.RestoreTouched(batch.touched); err != nil {
+			return 0, nil, err
+		}
 		loaded += len(batch.sessions)
-		batch.sessions, batch.orphans = batch.sessions[:0], nil
+		batch.sessions, batch.touched, batch.orphans = batch.sessions[:0], batch.touched[:0], nil
 		empty <- batch
 	}
 	if err := <-readErr; err != nil {
@@ -137,10 +170,10 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte) (int, [][]byte, 
 	return loaded, orphans, nil
 }
 
-// readSessions reads and decodes the sessions and their t/ keys into batches. Both key
-// ranges are sorted by session id, so one pass over each does. It stops early when done is
-// closed.
-func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct{}) error {
+// readSessions reads and decodes the sessions and their format-1 t/ keys into batches (both
+// key ranges are sorted by session id, so one pass over each does), then the last-use log.
+// It stops early when done is closed.
+func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct{}, scan *lastUseScan) error {
 	// Values are small and stored in the tree itself, so prefetching them only copies.
 	sessionIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSession)})
 	defer sessionIt.Close()
@@ -199,6 +232,7 @@ func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct
 			if active.After(sess.LastActiveAt) {
 				sess.LastActiveAt = active
 			}
+			scan.touchKeys++
 			touchIt.Next()
 		}
 		if len(batch.sessions) == loadBatchSize && !send() {
@@ -214,6 +248,41 @@ func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct
 			}
 		}
 		batch.orphans = append(batch.orphans, touchIt.Item().KeyCopy(nil))
+	}
+
+	logIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLastUse)})
+	defer logIt.Close()
+	for logIt.Rewind(); logIt.Valid(); logIt.Next() {
+		if batch == nil {
+			select {
+			case batch = <-empty:
+			case <-done:
+				return nil
+			}
+		}
+		item := logIt.Item()
+		generation, sequence, err := parseLastUseKey(item.Key())
+		if err != nil {
+			return err
+		}
+		if generation != scan.generation || scan.generations == 0 {
+			scan.generation, scan.entries = generation, 0
+			scan.generations++
+		}
+		scan.sequence = sequence + 1
+		before := len(batch.touched)
+		err = item.Value(func(v []byte) (err error) {
+			batch.touched, err = decodeLastUses(v, batch.touched)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("last-use times %q: %w", item.Key(), err)
+		}
+		scan.entries += len(batch.touched) - before
+		scan.total += len(batch.touched) - before
+		if len(batch.touched) >= 16*loadBatchSize && !send() {
+			return nil
+		}
 	}
 	if batch != nil {
 		send()
@@ -234,8 +303,9 @@ func scan(txn *badger.Txn, prefix string, fn func(key, value []byte) error) erro
 	return nil
 }
 
-// checkFormat makes sure the directory holds a store of this format, and marks a new one.
-func (s *Store) checkFormat() error {
+// checkFormat makes sure the directory holds a store of this format or of format 1, which
+// load upgrades, and marks a new one. It returns the format found.
+func (s *Store) checkFormat() (string, error) {
 	var format []byte
 	empty := false
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -255,19 +325,20 @@ func (s *Store) checkFormat() error {
 	})
 	switch {
 	case err != nil:
-		return err
-	case format != nil && string(format) != formatVersion:
-		return fmt.Errorf("the store has format %q; this version of sessiond reads %q", format, formatVersion)
+		return "", err
+	case format != nil && string(format) != formatVersion && string(format) != formatVersion1:
+		return "", fmt.Errorf("the store has format %q; this version of sessiond reads %q and %q",
+			format, formatVersion, formatVersion1)
 	case format == nil && !empty:
-		return errors.New("the directory holds a Badger database that is not a sessiond store")
+		return "", errors.New("the directory holds a Badger database that is not a sessiond store")
 	case format == nil:
 		j := &journal{db: s.db, committed: &s.committed}
 		if err := j.write([]write{{[]byte(keyFormat), []byte(formatVersion)}}); err != nil {
-			return err
+			return "", err
 		}
-		return s.syncer.sync()
+		return formatVersion, s.syncer.sync()
 	}
-	return nil
+	return string(format), nil
 }
 
 // sessionCountHint is about how many sessions the store holds, from the key counts of the

@@ -1,68 +1,23 @@
 package memstore_test
 
 import (
-	"crypto/rand"
 	"fmt"
 	"runtime"
 	"testing"
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/engine/storetest"
 )
 
-// Benchmarks use sessions shaped like the engine's: a UUID-sized id, a random token hash,
-// the default settings, spread over 1,000 accounts and 1,000 client addresses.
-const (
-	benchUsers     = 1000
-	benchAddresses = 1000
-)
-
-// benchSession returns the i-th benchmark session, last used at now.
-func benchSession(i int) *engine.Session {
-	s := &engine.Session{
-		ID:             fmt.Sprintf("%08x-%04x-4000-8000-%012x", i, i&0xffff, i),
-		Username:       fmt.Sprintf("user%d", i%benchUsers),
-		Origin:         engine.OriginCreateSession,
-		CreatedAt:      now,
-		LastAccessedAt: now,
-		LastActiveAt:   now,
-		ClientAddress:  fmt.Sprintf("10.0.%d.%d", (i%benchAddresses)/256, (i%benchAddresses)%256),
-		Settings: engine.SessionSettings{
-			DefaultAPI:                   "db",
-			DefaultDebug:                 "max",
-			DefaultDatabaseName:          "ctreeSQL",
-			DefaultOwnerName:             "admin",
-			DefaultBinaryFormat:          "hex",
-			DefaultResponseOptions:       engine.ResponseOptions{BinaryFormat: "hex", DataFormat: "objects", NumberFormat: "number"},
-			DefaultRetentionPolicy:       "autoPurge",
-			DefaultRetentionUnit:         "week",
-			DefaultRetentionPeriod:       4,
-			IdleConnectionTimeoutSeconds: 1800,
-			IdleCursorTimeoutSeconds:     600,
-		},
-	}
-	_, _ = rand.Read(s.TokenHash[:])
-	return s
-}
+// benchSession returns the i-th benchmark session (storetest.BenchSession), last used at now.
+func benchSession(i int) *engine.Session { return storetest.BenchSession(i, now) }
 
 // populate returns a store holding n live sessions, and their token hashes.
 func populate(b *testing.B, n int) (*memstore.Store, []engine.TokenHash) {
 	b.Helper()
 	s := memstore.New(memstore.Options{})
-	for u := range benchUsers {
-		if err := s.CreateAccount(ctx, &engine.Account{Username: fmt.Sprintf("user%d", u)}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	hashes := make([]engine.TokenHash, n)
-	for i := range n {
-		sess := benchSession(i)
-		hashes[i] = sess.TokenHash
-		if err := s.InsertSession(ctx, sess, engine.Caps{}, now); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return s, hashes
+	return s, storetest.Populate(b, s, n, now)
 }
 
 // populated caches the stores of BenchmarkSessionByTokenHash across its runs.
@@ -152,19 +107,11 @@ func BenchmarkTouch(b *testing.B) {
 				opts.Journal = &recorder{}
 			}
 			s := memstore.New(opts)
-			for u := range benchUsers {
-				if err := s.CreateAccount(ctx, &engine.Account{Username: fmt.Sprintf("user%d", u)}); err != nil {
-					b.Fatal(err)
-				}
-			}
 			const n = 100_000
+			storetest.Populate(b, s, n, now)
 			ids := make([]string, n)
-			for i := range n {
-				sess := benchSession(i)
-				ids[i] = sess.ID
-				if err := s.InsertSession(ctx, sess, engine.Caps{}, now); err != nil {
-					b.Fatal(err)
-				}
+			for i := range ids {
+				ids[i] = benchSession(i).ID
 			}
 			b.ReportAllocs()
 			at := now

@@ -34,6 +34,7 @@
 // A persistent store builds on a Store with a Journal (Options.Journal): each change is
 // handed to the journal as a Batch, under the lock and before memory changes, and is applied
 // only if the journal accepts it. Touch is not journaled; the persistent store collects
-// touched sessions with DrainTouched and writes them lazily. At open it loads its records
-// with RestoreAccount, RestoreSessions and RestorePreference.
+// touched sessions with DrainTouched and writes them lazily, and can list every session's
+// times in pieces with LastUses. At open it loads its records with RestoreAccount,
+// RestoreSessions and RestorePreference, then times kept apart with RestoreTouched.
 package memstore

@@ -3,6 +3,8 @@ package memstore
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond/engine"
@@ -133,3 +135,101 @@ var (
 	errDuplicateID    = errors.New("memstore: a session with this id exists")
 	errDuplicateToken = errors.New("memstore: a session with this token hash exists")
 )
+
+// RestoreTouched moves the last-use times of the listed sessions forward to the given ones,
+// as Touch would, but without checking expiry and without listing them for DrainTouched.
+// Sessions that do not exist are ignored, and times earlier than the recorded ones change
+// nothing. It is meant for a persistent store that keeps last-use times apart from its
+// session records, to apply them after RestoreSessions; the ids are not kept.
+func (s *Store) RestoreTouched(touched []Touched) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	slots := s.findAll(touched)
+	for i := range touched {
+		n := slots[i]
+		if n == 0 {
+			continue
+		}
+		r := s.slabs.at(n)
+		t := &touched[i]
+		accessed, active := packTime(t.LastAccessedAt), packTime(t.LastActiveAt)
+		changed := false
+		if accessed > r.lastAccessedAt {
+			r.lastAccessedAt, changed = accessed, true
+		}
+		if active > r.lastActiveAt {
+			r.lastActiveAt, changed = active, true
+		}
+		if changed {
+			// The expiry can only move later, so the heap entry stays a valid lower bound.
+			r.refreshExpiry()
+		}
+	}
+	return nil
+}
+
+// findAll returns the slots of the listed sessions (0 for those that do not exist). Lookups
+// in a large store are cache misses; a long list is split over the cores. The caller holds
+// the lock, which keeps the indexes still while the lookups run.
+func (s *Store) findAll(touched []Touched) []slot {
+	slots := make([]slot, len(touched))
+	const minPart = 4096
+	parts := min(runtime.GOMAXPROCS(0), len(touched)/minPart)
+	if parts <= 1 {
+		for i := range touched {
+			slots[i] = s.find(touched[i].ID)
+		}
+		return slots
+	}
+	var wg sync.WaitGroup
+	size := (len(touched) + parts - 1) / parts
+	for start := 0; start < len(touched); start += size {
+		end := min(start+size, len(touched))
+		wg.Go(func() {
+			for i := start; i < end; i++ {
+				slots[i] = s.find(touched[i].ID)
+			}
+		})
+	}
+	wg.Wait()
+	return slots
+}
+
+// LastUses appends to dst the current last-use times of up to limit sessions, expired ones
+// included, starting at position from, and returns them with the position to continue from,
+// or -1 after the last session. Positions are slots: a walk from 0 to -1 lists every session
+// that existed throughout, each once; a session added or removed meanwhile may or may not be
+// listed. A persistent store uses it to write a snapshot of all last-use times in pieces.
+func (s *Store) LastUses(from, limit int, dst []Touched) ([]Touched, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	from = max(from, 1) // slot 0 is never used
+	end := int(s.slabs.used)
+	n := from
+	for ; n < end && limit > 0; n++ {
+		r := s.slabs.at(slot(n))
+		if r.id == "" { // a free slot
+			continue
+		}
+		dst = append(dst, Touched{
+			ID:             r.id,
+			LastAccessedAt: unpackTime(r.lastAccessedAt),
+			LastActiveAt:   unpackTime(r.lastActiveAt),
+		})
+		limit--
+	}
+	if n >= end {
+		return dst, -1
+	}
+	return dst, n
+}
+
+// SessionCount returns how many sessions the store holds, expired ones included.
+func (s *Store) SessionCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sessions.len()
+}

@@ -1,0 +1,177 @@
+package badgerstore
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessiond/sessiond/engine/memstore"
+)
+
+// The last-use log. Touch changes only memory; the background writer appends the times of
+// the sessions touched since its last run to a log of large chunks (u/<generation><sequence>),
+// a few keys a second instead of one per session, which is what kept Badger busy (memtable
+// inserts, table building and compaction per key) when use was spread over many sessions.
+//
+// At open, each session takes the latest of the times in its s/ record and in every chunk,
+// so the order of chunks and duplicates do not matter. The log is kept short by snapshots:
+// once a generation has logged about as many entries as there are sessions, the writer
+// starts a new generation, writes the current times of every session into it, a page per
+// run alongside the new log entries, syncs, and only then deletes the older generations.
+// Every time in an older generation was drained from memory before the new generation
+// began, so the snapshot, read from memory later, holds that time or a later one. A crash
+// at any point leaves times that are at least those of the last completed write.
+
+const (
+	// snapshotPage is how many sessions' times a snapshot writes per background run.
+	snapshotPage = 64 << 10
+	// minSnapshotLog is the fewest log entries that start a snapshot; below it a snapshot
+	// would cost more than the log it removes.
+	minSnapshotLog = 64 << 10
+)
+
+// lastUseLog is the writer's state. It is used under Store.flushMu.
+type lastUseLog struct {
+	generation, sequence uint64 // the next chunk's key
+	logged               int    // log entries written in this generation
+	snapshotFrom         int    // the next memstore.LastUses position of a snapshot, or -1
+	// obsolete is set while older generations or format-1 t/ keys remain on disk, to be
+	// deleted when the running snapshot completes.
+	obsolete bool
+	pending  []memstore.Touched // drained but not yet written, after a failed write
+	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller.
+	page, minLog int
+}
+
+// nextKey returns the key of the next chunk.
+func (l *lastUseLog) nextKey() []byte {
+	k := lastUseKey(l.generation, l.sequence)
+	l.sequence++
+	return k
+}
+
+// startSnapshot begins a new generation whose first pages will be a snapshot.
+func (l *lastUseLog) startSnapshot() {
+	l.generation++
+	l.sequence, l.logged, l.snapshotFrom, l.obsolete = 0, 0, 0, true
+}
+
+// writeTouched writes the last-use times of the sessions touched since the last call. With
+// background set it also advances a snapshot, starting one when the log is long enough.
+func (s *Store) writeTouched(background bool) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	l := &s.lastUse
+	touched := append(l.pending, s.mem.DrainTouched()...)
+	l.pending = nil
+	if background && l.snapshotFrom < 0 && l.logged >= max(s.mem.SessionCount(), l.minLog) {
+		l.startSnapshot()
+	}
+	snapshotting := background && l.snapshotFrom >= 0
+	var snapshot []memstore.Touched
+	next := -1
+	if snapshotting {
+		snapshot, next = s.mem.LastUses(l.snapshotFrom, l.page, nil)
+	}
+	if len(touched) == 0 && !snapshotting {
+		return nil
+	}
+	err := s.writeChunks(touched, snapshot)
+	if err != nil {
+		l.pending = latestTouches(touched)
+		return fmt.Errorf("badgerstore: write last-use times: %w", err)
+	}
+	l.logged += len(touched)
+	if snapshotting {
+		l.snapshotFrom = next
+		if next < 0 {
+			if err := s.dropObsolete(); err != nil {
+				l.snapshotFrom = 0 // the snapshot is repeated before anything is deleted
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeChunks writes both lists in chunks of the current generation, in one write batch.
+func (s *Store) writeChunks(lists ...[]memstore.Touched) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, list := range lists {
+		for len(list) > 0 {
+			n := min(len(list), maxChunkEntries)
+			if err := wb.Set(s.lastUse.nextKey(), encodeLastUses(list[:n])); err != nil {
+				return err
+			}
+			list = list[n:]
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.committed.Add(1)
+	return nil
+}
+
+// dropObsolete completes a snapshot: it syncs it, then deletes the older generations and any
+// format-1 t/ keys, whose times the snapshot now holds or exceeds.
+func (s *Store) dropObsolete() error {
+	l := &s.lastUse
+	if !l.obsolete {
+		return nil
+	}
+	if err := s.syncer.sync(); err != nil {
+		return err
+	}
+	current := lastUseKey(l.generation, 0)
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, prefix := range []string{prefixLastUse, prefixTouch} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+			for it.Rewind(); it.Valid(); it.Next() {
+				key := it.Item().Key()
+				if prefix == prefixLastUse && bytes.Compare(key, current) >= 0 {
+					break
+				}
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err == nil {
+		wb := s.db.NewWriteBatch()
+		defer wb.Cancel()
+		for _, key := range keys {
+			if err = wb.Delete(key); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = wb.Flush()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: delete old last-use times: %w", err)
+	}
+	s.committed.Add(1)
+	l.obsolete = false
+	return nil
+}
+
+// latestTouches keeps the last entry of each session: drained lists are in time order.
+func latestTouches(touched []memstore.Touched) []memstore.Touched {
+	index := make(map[string]int, len(touched))
+	out := make([]memstore.Touched, 0, len(touched))
+	for _, t := range touched {
+		if i, ok := index[t.ID]; ok {
+			out[i] = t
+			continue
+		}
+		index[t.ID] = len(out)
+		out = append(out, t)
+	}
+	return out
+}
