@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
 )
 
 // ServeStdio serves one client that writes requests to r and reads replies from w, such as a
@@ -13,11 +15,13 @@ import (
 // concurrently, as on TCP, and replies go out as they are ready.
 //
 // At EOF on r, ServeStdio lets the calls in flight finish, writes and flushes their replies
-// and returns nil. When ctx is cancelled it stops reading, cancels the calls' contexts, waits
-// for them, flushes and returns ctx.Err(); after Shutdown it returns ErrServerClosed. Neither
-// r nor w is closed. A Read on r that never returns cannot be interrupted unless r has a
-// SetReadDeadline method (as *os.File does for pipes); ServeStdio returns anyway and leaves
-// that one Read behind.
+// and returns nil. Input that ends inside a Content-Length message (in its headers or body)
+// ends the same way: the cut message is answered with a parse error (id null), as newline
+// framing answers a last line that is not JSON, and logged as a warning. When ctx is
+// cancelled it stops reading, cancels the calls' contexts, waits for them, flushes and returns
+// ctx.Err(); after Shutdown it returns ErrServerClosed. Neither r nor w is closed. A Read on
+// r that never returns cannot be interrupted unless r has a SetReadDeadline method (as
+// *os.File does for pipes); ServeStdio returns anyway and leaves that one Read behind.
 //
 // The read and write timeouts of Options do not apply to stdio.
 func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, framing Framing) error {
@@ -40,6 +44,12 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 	var readErr error
 	select {
 	case readErr = <-readDone:
+		if errors.Is(readErr, io.ErrUnexpectedEOF) {
+			s.log.Warn("rpc: input ended inside a message; answering it with a parse error",
+				"transport", TransportStdio, "framing", framing.String())
+			c.replyBadFrame(badHeader("input ended inside a message").(*frameError).reply)
+			readErr = io.EOF
+		}
 	case <-c.stopCh: // Shutdown, or the writer failed
 	case <-ctx.Done():
 	}
@@ -65,4 +75,19 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 	default:
 		return readErr
 	}
+}
+
+// replyBadFrame answers a frame that cannot be served with reply (id null), as the reader does
+// for a frameError. The reply is written by its own goroutine, so a client that is not reading
+// cannot block the caller; finish waits for it.
+func (c *conn) replyBadFrame(reply *jsonrpc2.Error) {
+	if !c.begin() {
+		return
+	}
+	go func() {
+		defer c.handlers.Done()
+		out := getOut()
+		out.appendError(nil, reply)
+		c.send(out)
+	}()
 }

@@ -1,9 +1,13 @@
 package rpc
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -36,6 +40,50 @@ func TestStdioEOFFinishesInFlight(t *testing.T) {
 			}
 			if got, err := client.Recv(); err != io.EOF {
 				t.Fatalf("after return: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestStdioEOFInsideMessage checks that input ending inside a message is an end of input like
+// any other in both framings: the whole messages are answered, the cut one gets a parse error
+// (id null), and ServeStdio returns nil; Content-Length framing also logs the cut as a warning.
+func TestStdioEOFInsideMessage(t *testing.T) {
+	const cutReply = `{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":{"reason":"badHeader","detail":"input ended inside a message"}},"id":null}`
+	withHeader := func(body string) string { return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body) }
+	for _, tc := range []struct {
+		name    string
+		framing Framing
+		input   string
+		cut     string // the reply to the cut message
+	}{
+		{"newline", FramingNewline, subtractFrame + "\n" + `{"jsonrpc":"2.0","met`,
+			`{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":{"reason":"invalidJson"}},"id":null}`},
+		{"content-length body", FramingContentLength, withHeader(subtractFrame) + "Content-Length: 40\r\n\r\n{\"jsonrpc\":", cutReply},
+		{"content-length headers", FramingContentLength, withHeader(subtractFrame) + "Content-Length: 40\r\n", cutReply},
+		{"content-length over-long body", FramingContentLength, withHeader(subtractFrame) + "Content-Length: 900000000\r\n\r\n{", cutReply},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, Options{})
+			var out bytes.Buffer
+			if err := ts.ServeStdio(context.Background(), strings.NewReader(tc.input), &out, tc.framing); err != nil {
+				t.Fatalf("ServeStdio: %v, want nil", err)
+			}
+			client := &stdioClient{framing: tc.framing, out: bufio.NewReader(&out)}
+			want := map[string]bool{subtractReply: true, tc.cut: true} // in any order
+			for range len(want) {
+				got, err := client.Recv()
+				if !want[string(got)] {
+					t.Fatalf("unexpected reply %q, %v; logs:\n%s", got, err, ts.logs.String())
+				}
+				delete(want, string(got))
+			}
+			if got, err := client.Recv(); err != io.EOF {
+				t.Fatalf("after the replies: %q, %v", got, err)
+			}
+			warned := strings.Contains(ts.logs.String(), `level=WARN msg="rpc: input ended inside a message`)
+			if warned != (tc.framing == FramingContentLength) {
+				t.Errorf("warning logged: %v; logs:\n%s", warned, ts.logs.String())
 			}
 		})
 	}

@@ -1,0 +1,91 @@
+package main
+
+// TestStdioEOFInsideMessage checks the real binary when stdin ends in the middle of a message,
+// in both framings: the whole message before it is answered, the cut one gets a parse error,
+// and sessiond exits 0 as at any end of stdin; with Content-Length framing the cut is also
+// logged as a warning.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStdioEOFInsideMessage(t *testing.T) {
+	const ping = `{"jsonrpc":"2.0","method":"pingSession","params":{},"id":1}`
+	withHeader := func(body string) string { return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body) }
+	for _, tc := range []struct {
+		framing string
+		input   string
+		warns   bool
+	}{
+		{"newline", ping + "\n" + `{"jsonrpc":"2.0","met`, false},
+		{"content-length", withHeader(ping) + "Content-Length: 60\r\n\r\n" + `{"jsonrpc":"2.0","met`, true},
+	} {
+		t.Run(tc.framing, func(t *testing.T) {
+			// Not startServer: its Wait may close stdout before the last reply is read.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binPath, "serve", "--log-format", "json", "--config", testConfigPath,
+				"--in-memory", "--stdio", "--stdio-framing", tc.framing)
+			cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+			var out, logs bytes.Buffer
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(tc.input), &out, &logs
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("sessiond: %v, want exit status 0; logs:\n%s", err, logs.String())
+			}
+
+			var ok, parseErrors int
+			for _, body := range replyBodies(t, out.String(), tc.framing) {
+				var rep rpcReply
+				if err := json.Unmarshal([]byte(body), &rep); err != nil {
+					t.Fatalf("reply %q: %v", body, err)
+				}
+				switch {
+				case rep.Error == nil && string(rep.Result) == "{}":
+					ok++
+				case rep.Error != nil && rep.Error.Code == -32700:
+					parseErrors++
+				default:
+					t.Fatalf("unexpected reply %q", body)
+				}
+			}
+			if ok != 1 || parseErrors != 1 {
+				t.Fatalf("got %d answers and %d parse errors, want 1 and 1; stdout %q", ok, parseErrors, out.String())
+			}
+			warned := false
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "input ended inside a message") {
+					warned = true
+				}
+			}
+			if warned != tc.warns {
+				t.Errorf("warning logged: %v, want %v; logs:\n%s", warned, tc.warns, logs.String())
+			}
+		})
+	}
+}
+
+// replyBodies splits what sessiond wrote on stdout into reply bodies.
+func replyBodies(t *testing.T, out, framing string) []string {
+	t.Helper()
+	if framing == "newline" {
+		return strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	}
+	var bodies []string
+	for out != "" {
+		var n int
+		header, rest, found := strings.Cut(out, "\r\n\r\n")
+		if _, err := fmt.Sscanf(header, "Content-Length: %d", &n); !found || err != nil || n > len(rest) {
+			t.Fatalf("bad reply framing at %q", out)
+		}
+		bodies, out = append(bodies, rest[:n]), rest[n:]
+	}
+	return bodies
+}
