@@ -8,29 +8,15 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/enginetest"
 	"github.com/sessiond/sessiond/engine/memstore"
 )
 
 // fakeClock is a settable clock for expiry tests without sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = enginetest.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	return enginetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // testHash makes argon2 cheap in tests; production parameters are measured in benchmarks.

@@ -7,38 +7,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/enginetest"
 	"github.com/sessiond/sessiond/engine/memstore"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/schemas"
 )
 
 // fakeClock is a settable clock, so expiry is tested without sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = enginetest.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	return enginetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 }
 
 // tinyHash makes argon2id cheap; production parameters are measured by the engine benchmarks.
