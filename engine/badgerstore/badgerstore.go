@@ -87,7 +87,11 @@ func Open(opts Options) (*Store, error) {
 		interval = DefaultFlushInterval
 	}
 
-	db, err := badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger))
+	// Load with compactions off: at open Badger often finds a level over its target size
+	// and would rewrite tens of megabytes on the second core while load needs both. The
+	// database is reopened with compactions once everything is in memory.
+	db, err := badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger).
+		WithNumCompactors(0).WithCompactL0OnClose(false))
 	switch {
 	case errors.Is(err, badger.ErrEncryptionKeyMismatch) && len(opts.EncryptionKey) == 0:
 		return nil, fmt.Errorf("%w: the store in %s is encrypted and no key was given", ErrWrongKey, opts.Dir)
@@ -100,11 +104,19 @@ func Open(opts Options) (*Store, error) {
 	}
 
 	s := &Store{db: db, log: logger, stop: make(chan struct{})}
-	s.mem = memstore.New(memstore.Options{Journal: &journal{db: db, committed: &s.committed}})
+	j := &journal{db: db, committed: &s.committed}
+	s.mem = memstore.New(memstore.Options{Journal: j})
 	s.syncer = &groupSync{db: db, committed: &s.committed}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
+	if err := db.Close(); err != nil { // syncs what load wrote
+		return nil, fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err)
+	}
+	if db, err = badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger)); err != nil {
+		return nil, fmt.Errorf("badgerstore: reopen %s: %w", opts.Dir, err)
+	}
+	s.db, j.db, s.syncer.db = db, db, db
 	if interval > 0 {
 		s.flusher.Add(1)
 		go s.flushEvery(interval)

@@ -19,8 +19,10 @@
 //
 // Values are a compact binary encoding (a version byte, varints, length-prefixed strings),
 // chosen so that a million sessions load in seconds. Sessions removed by PurgeExpired or
-// DeleteSessions are deleted from disk; Badger reclaims the space as it compacts, and Close
-// compacts level 0 so that the next Open reads a tidy tree. With
+// DeleteSessions are deleted from disk; Badger reclaims the space as it compacts. Close
+// compacts level 0, and Open loads with Badger's compactions off and turns them on (by
+// reopening the database) once everything is in memory, so that a restart does not share its
+// two cores with a compaction. With
 // Options.EncryptionKey everything on disk is encrypted with AES and Open fails with
 // ErrWrongKey if the key is not the one the store was created with.
 //
@@ -30,8 +32,9 @@
 // Options.FlushInterval (1 s by default), and Flush and Close, append the last-use times of
 // the sessions touched since to a log: chunks of up to 2,048 sessions under u/ keys, a few
 // keys a second however many sessions are in use. (Format 1 wrote one t/<sessionId> key per
-// touched session; under load spread over a million sessions those writes were a third of
-// the server's CPU, in Badger's memtable and compactions.) At open each session takes the
+// touched session: with use spread over a million sessions, Badger's memtable inserts,
+// table builds and compactions of those keys took a large share of the server's CPU.) At
+// open each session takes the
 // latest of the times in its s/ record and in every chunk, so a chunk can never set a
 // session's times back, whatever the order of writes.
 //
@@ -41,8 +44,9 @@
 // session into it; when the last page is written it syncs, then deletes the older
 // generations. Every time in them was taken from memory before the new generation began, so
 // the snapshot holds it or a later one. A crash or Close during a snapshot leaves both
-// generations, which the next open reads and replaces with a new snapshot. Open reads up to
-// about two entries per session (a snapshot and a log as long as it).
+// generations, which the next open reads and replaces with a new snapshot. Open reads about
+// two entries per session (a snapshot and a log as long as it), up to three while a
+// snapshot is being written.
 //
 // # Last-use times after a crash
 //
