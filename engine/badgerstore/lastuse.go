@@ -17,14 +17,16 @@ import (
 // At open, each session takes the latest of the times in its s/ record and in every chunk,
 // so the order of chunks and duplicates do not matter. The log is kept short by snapshots:
 // once a generation has logged about as many entries as there are sessions, the writer
-// starts a new generation, writes the current times of every session into it, a page per
-// run alongside the new log entries, syncs, and only then deletes the older generations.
+// starts a new generation, writes the current times of every session into it in one run
+// (read from memory a page at a time), syncs, and only then deletes the older generations:
+// so two snapshots are on disk together only if a run fails or the process stops in one.
 // Every time in an older generation was drained from memory before the new generation
 // began, so the snapshot, read from memory later, holds that time or a later one. A crash
 // at any point leaves times that are at least those of the last completed write.
 
 const (
-	// snapshotPage is how many sessions' times a snapshot writes per background run.
+	// snapshotPage is how many sessions' times a snapshot reads from memory at a time (each
+	// page under the memstore's read lock, for a few milliseconds).
 	snapshotPage = 64 << 10
 	// minSnapshotLog is the fewest log entries that start a snapshot; below it a snapshot
 	// would cost more than the log it removes.
@@ -40,8 +42,9 @@ type lastUseLog struct {
 	// deleted when the running snapshot completes.
 	obsolete bool
 	pending  []memstore.Touched // drained but not yet written, after a failed write
-	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller.
-	page, minLog int
+	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller, and set
+	// pagesPerRun to spread a snapshot over several runs (0: a whole snapshot per run).
+	page, minLog, pagesPerRun int
 }
 
 // nextKey returns the key of the next chunk.
@@ -58,7 +61,7 @@ func (l *lastUseLog) startSnapshot() {
 }
 
 // writeTouched writes the last-use times of the sessions touched since the last call. With
-// background set it also advances a snapshot, starting one when the log is long enough.
+// background set it also writes a snapshot, starting one when the log is long enough.
 func (s *Store) writeTouched(background bool) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -69,15 +72,10 @@ func (s *Store) writeTouched(background bool) error {
 		l.startSnapshot()
 	}
 	snapshotting := background && l.snapshotFrom >= 0
-	var snapshot []memstore.Touched
-	next := -1
-	if snapshotting {
-		snapshot, next = s.mem.LastUses(l.snapshotFrom, l.page, nil)
-	}
 	if len(touched) == 0 && !snapshotting {
 		return nil
 	}
-	err := s.writeChunks(touched, snapshot)
+	next, err := s.writeChunks(touched, snapshotting)
 	if err != nil {
 		l.pending = latestTouches(touched)
 		return fmt.Errorf("badgerstore: write last-use times: %w", err)
@@ -95,24 +93,42 @@ func (s *Store) writeTouched(background bool) error {
 	return nil
 }
 
-// writeChunks writes both lists in chunks of the current generation, in one write batch.
-func (s *Store) writeChunks(lists ...[]memstore.Touched) error {
+// writeChunks writes touched in chunks of the current generation and, when snapshotting,
+// the snapshot's pages after them (all that remain, or pagesPerRun), in one write batch.
+// It returns where the snapshot goes on, or -1 once it is complete.
+func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int, error) {
+	l := &s.lastUse
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, list := range lists {
+	add := func(list []memstore.Touched) error {
 		for len(list) > 0 {
 			n := min(len(list), maxChunkEntries)
-			if err := wb.Set(s.lastUse.nextKey(), encodeLastUses(list[:n])); err != nil {
+			if err := wb.Set(l.nextKey(), encodeLastUses(list[:n])); err != nil {
 				return err
 			}
 			list = list[n:]
 		}
+		return nil
+	}
+	if err := add(touched); err != nil {
+		return 0, err
+	}
+	next := -1
+	if snapshotting {
+		var page []memstore.Touched
+		next = l.snapshotFrom
+		for pages := 0; next >= 0 && (l.pagesPerRun == 0 || pages < l.pagesPerRun); pages++ {
+			page, next = s.mem.LastUses(next, l.page, page[:0])
+			if err := add(page); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := wb.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	s.committed.Add(1)
-	return nil
+	return next, nil
 }
 
 // dropObsolete completes a snapshot: it syncs it, then deletes the older generations and any

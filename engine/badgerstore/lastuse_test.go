@@ -112,7 +112,7 @@ func TestLastUseSnapshot(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
-	s.lastUse.page, s.lastUse.minLog = 3, 1
+	s.lastUse.page, s.lastUse.minLog, s.lastUse.pagesPerRun = 3, 1, 1
 	ids := addSessions(t, s, 8)
 	at := testNow
 	touchAll := func(active bool) {
@@ -139,7 +139,7 @@ func TestLastUseSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openTest(t, dir, Options{FlushInterval: -1})
-	s.lastUse.page, s.lastUse.minLog = 3, 1
+	s.lastUse.page, s.lastUse.minLog, s.lastUse.pagesPerRun = 3, 1, 1
 	checkTimes(t, s, ids, at, testNow.Add(time.Second))
 	if s.lastUse.generation != 3 || s.lastUse.snapshotFrom != 0 {
 		t.Fatalf("after open: generation %d, snapshot from %d; want a snapshot in generation 3",
