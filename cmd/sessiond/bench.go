@@ -40,7 +40,9 @@ for machines). The first --warmup of each run is not counted.
 
 Targets (several may be given; they run one after another with the same settings, so their
 figures come from one run and one client):
-  --addr ADDR   sessiond over TCP (the default target, 127.0.0.1:7400)
+  --addr ADDR   sessiond over TCP (127.0.0.1:7400 by default); sessiond is driven unless only
+                --redis, --floor or --argon2 are given and no --addr, --http, --tokens-file,
+                --method or --sessions
   --http URL    sessiond over HTTP instead (POST URL)
   --redis ADDR  a redis-server: RESP "GET key" of keys it sets first, one per session the
                 sessiond run uses (the same client loop, for a side-by-side figure)
@@ -110,7 +112,20 @@ type benchOptions struct {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	var o benchOptions
+	fs, o := benchFlags(stderr)
+	fs.Usage = func() { fmt.Fprint(stdout, benchUsage, fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	return runBenchWith(fs, o, stdout, stderr)
+}
+
+// benchFlags declares bench's flags; stderr receives parse errors.
+func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
+	o := new(benchOptions)
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
@@ -137,13 +152,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dataDir, "data", "", "with --populate: the server's data directory")
 	fs.StringVar(&o.configPath, "config", "", "with --populate: the server's services.json (session defaults, encryption key)")
 	fs.DurationVar(&o.populateIdle, "populate-idle", 24*time.Hour, "with --populate: idle timeout of the sessions written")
-	fs.Usage = func() { fmt.Fprint(stdout, benchUsage, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
+	return fs, o
+}
+
+func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdout, stderr io.Writer) int {
+	o := *opts
 	usageErr := func(msg string) int {
 		fmt.Fprintf(stderr, "sessiond bench: %s (see sessiond bench --help)\n", msg)
 		return 2
@@ -202,8 +215,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		o.httpURL = target
 	}
-	// sessiond is measured unless only other targets were asked for.
-	withSessiond := fs.Changed("addr") || fs.Changed("http") || (o.redisAddr == "" && !o.floor && !o.argon2)
+	withSessiond := measuresSessiond(fs, &o)
 
 	var targets []*benchTarget
 	var cleanups []func()
@@ -224,13 +236,6 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		targets = append(targets, t)
 		keys = t.sessions
-	} else if o.tokensFile != "" {
-		tokens, err := readTokens(o.tokensFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "sessiond bench:", err)
-			return 1
-		}
-		keys = len(tokens)
 	}
 	if o.redisAddr != "" {
 		t, cleanup, err := redisTarget(o, keys)
@@ -952,6 +957,18 @@ func (c *httpBenchClient) after() error {
 }
 
 func (c *httpBenchClient) close() { c.client.CloseIdleConnections() }
+
+// measuresSessiond reports whether a bench run drives sessiond: always, unless only other
+// targets (--redis, --floor, --argon2) were asked for and nothing names sessiond (its address,
+// its tokens or a method).
+func measuresSessiond(fs *pflag.FlagSet, o *benchOptions) bool {
+	for _, name := range []string{"addr", "http", "tokens-file", "method", "sessions"} {
+		if fs.Changed(name) {
+			return true
+		}
+	}
+	return o.redisAddr == "" && !o.floor && !o.argon2
+}
 
 // sessiondTarget prepares the sessiond target: its tokens (from --tokens-file, or logged in)
 // and its clients. The cleanup it returns drops what setup created.

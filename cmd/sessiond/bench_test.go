@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -288,5 +289,32 @@ func TestHistogram(t *testing.T) {
 	}
 	if l := h.latency(); l.Max != 10000 || math.Abs(l.Mean-5000.5) > 0.1 {
 		t.Errorf("latency: %+v", l)
+	}
+}
+
+// TestBenchMeasuresSessiond checks which flags make bench drive sessiond beside the other targets.
+func TestBenchMeasuresSessiond(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--floor"}, false},
+		{[]string{"--redis", "127.0.0.1:6379", "--floor"}, false},
+		{[]string{"--argon2"}, false},
+		{[]string{"--floor", "--addr", "127.0.0.1:7400"}, true},
+		{[]string{"--redis", "127.0.0.1:6379", "--tokens-file", "t.txt"}, true},
+		{[]string{"--argon2", "--method", "createSession"}, true},
+		{[]string{"--floor", "--http", "http://127.0.0.1:7401"}, true},
+		{[]string{"--floor", "--sessions", "8"}, true},
+		{[]string{"--floor", "-c", "8", "-d", "2s"}, false},
+	} {
+		fs, o := benchFlags(io.Discard)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := measuresSessiond(fs, o); got != tc.want {
+			t.Errorf("bench %v: drives sessiond %v, want %v", tc.args, got, tc.want)
+		}
 	}
 }
