@@ -19,9 +19,6 @@ func newFakeClock() *fakeClock {
 	return enginetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
-// testHash makes argon2 cheap in tests; production parameters are measured in benchmarks.
-var testHash = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
-
 const adminPassword = "admin-secret"
 
 type fixture struct {
@@ -42,7 +39,7 @@ func testConfig(clock *fakeClock) engine.Config {
 			EnablePermanentSessions: true,
 		},
 		NetX:                 engine.NetXProperties{SessionDurationMinutes: 30, InactivityTimeoutMinutes: 60},
-		Hash:                 testHash,
+		Hash:                 enginetest.CheapHash,
 		HousekeepingInterval: -1,
 		Clock:                clock,
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/enginetest"
 	"github.com/sessiond/sessiond/engine/memstore"
 )
 
@@ -36,7 +37,7 @@ func benchPathService(b *testing.B, n int) (*Service, []string) {
 			},
 		},
 		NetX:                 engine.NetXProperties{SessionDurationMinutes: 30, InactivityTimeoutMinutes: 60},
-		Hash:                 engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
+		Hash:                 enginetest.CheapHash,
 		HousekeepingInterval: -1,
 	}
 	store := memstore.New(memstore.Options{})

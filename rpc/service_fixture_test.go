@@ -26,9 +26,6 @@ func newFakeClock() *fakeClock {
 	return enginetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 }
 
-// tinyHash makes argon2id cheap; production parameters are measured by the engine benchmarks.
-var tinyHash = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
-
 // serviceConfig is the engine configuration of the service tests: the documented defaults
 // with permanent sessions off, cheap hashing, no background loop and the fake clock.
 func serviceConfig(clock engine.Clock) engine.Config {
@@ -44,7 +41,7 @@ func serviceConfig(clock engine.Clock) engine.Config {
 			Caps: engine.Caps{MaxSessions: 1024, MaxSessionsPerAddress: 50, MaxSessionsPerUser: 50},
 		},
 		NetX:                 engine.NetXProperties{SessionDurationMinutes: 30, InactivityTimeoutMinutes: 60},
-		Hash:                 tinyHash,
+		Hash:                 enginetest.CheapHash,
 		HousekeepingInterval: -1,
 		Clock:                clock,
 	}
