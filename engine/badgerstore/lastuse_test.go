@@ -164,6 +164,47 @@ func TestLastUseSnapshot(t *testing.T) {
 	checkTimes(t, s, ids, at, testNow.Add(time.Second))
 }
 
+// A restart does not start a snapshot: the snapshot a generation begins with does not count
+// as log, so the log must grow as long as there are sessions again first.
+func TestLastUseRestartKeepsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	s.lastUse.minLog = 1
+	ids := addSessions(t, s, 8)
+	at := testNow
+	touch := func(ids ...string) {
+		t.Helper()
+		at = at.Add(time.Second)
+		for _, id := range ids {
+			if err := s.Touch(ctx, id, at, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.writeTouched(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch(ids...) // generation 1: 8 log entries, enough for a snapshot
+	touch(ids[0]) // generation 2: 1 log entry and a snapshot of 8
+	if g := generations(t, s.db); !slices.Equal(g, []uint64{2}) {
+		t.Fatalf("generations after the snapshot %v; want [2]", g)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	s.lastUse.minLog = 1
+	if s.lastUse.logged != 1 {
+		t.Errorf("after open the log counts %d entries; want 1 (the snapshot is not log)", s.lastUse.logged)
+	}
+	touch(ids[1])
+	if g := generations(t, s.db); !slices.Equal(g, []uint64{2}) || s.lastUse.snapshotFrom >= 0 {
+		t.Fatalf("generations %v, snapshot from %d after a restart; want [2] and no snapshot", g, s.lastUse.snapshotFrom)
+	}
+	checkTimes(t, s, ids[2:], testNow.Add(time.Second), testNow)
+}
+
 // A store of format 1, with last-use times under t/ keys, opens with those times, is marked
 // format 2, and loses its t/ keys once a snapshot holds their times.
 func TestFormat1Upgrade(t *testing.T) {

@@ -93,8 +93,11 @@ func (s *Store) load() error {
 			return err
 		}
 	}
+	// The latest generation holds a snapshot, one entry per session then alive, and the log
+	// written since: only the log counts towards the next snapshot. (Counting the snapshot
+	// too started a new one, a rewrite of every session's times, at every restart.)
 	s.lastUse = lastUseLog{generation: max(logScan.generation, 1), sequence: logScan.sequence,
-		logged: logScan.entries, snapshotFrom: -1, page: snapshotPage, minLog: minSnapshotLog}
+		logged: max(logScan.entries-sessions, 0), snapshotFrom: -1, page: snapshotPage, minLog: minSnapshotLog}
 	if logScan.generations > 1 || logScan.touchKeys > 0 {
 		s.lastUse.startSnapshot() // leftovers of an unfinished snapshot, or format-1 t/ keys
 	}
