@@ -66,6 +66,7 @@ type serveOptions struct {
 	pprofAddr    string
 	hashProcess  bool
 	hashWorker   bool
+	memoryLimit  string
 }
 
 func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -87,6 +88,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it on loopback")
 	fs.BoolVar(&o.hashProcess, "hash-process", true, "compute password hashes in a helper process of lower CPU priority, so logins cannot starve token checks")
 	fs.BoolVar(&o.hashWorker, "hash-worker", false, "run as that helper (started by serve itself)")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "", "soft limit of the Go heap and runtime, e.g. 400MiB: past it the garbage collector works harder to stay under (default $GOMEMLIMIT, or none; \"off\" for none)")
 	_ = fs.MarkHidden("hash-worker")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -165,6 +167,14 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	}
 	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
+	}
+
+	memLimit, err := applyMemoryLimit(o.memoryLimit)
+	if err != nil {
+		return err
+	}
+	if memLimit > 0 {
+		log.Info("memory limit", "bytes", memLimit)
 	}
 
 	store, where, err := openStore(o, cfg, log)
