@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/badgerstore"
+	"github.com/sessiond/sessiond/engine/enginetest"
 	"github.com/sessiond/sessiond/engine/memstore"
 	"github.com/sessiond/sessiond/rpc"
 )
@@ -32,7 +33,7 @@ func benchServer(t *testing.T, store engine.Store) (tcpAddr, httpURL string) {
 		store = memstore.New(memstore.Options{})
 	}
 	cfg := DefaultConfig().Engine
-	cfg.Hash = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+	cfg.Hash = enginetest.CheapHash
 	cfg.HousekeepingInterval = -1
 	eng, err := engine.New(store, cfg)
 	if err != nil {

@@ -18,9 +18,8 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/enginetest"
 )
-
-var tinyHashParams = engine.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 
 // startTestHashProcess starts the helper from the sessiond binary the end-to-end tests build.
 func startTestHashProcess(t *testing.T) (*hashProcess, *syncBuffer) {
@@ -65,7 +64,7 @@ func TestHashProcessPriority(t *testing.T) {
 		t.Skip("thread priorities are read from /proc")
 	}
 	h, _ := startTestHashProcess(t)
-	if _, err := h.derive(context.Background(), []byte("x"), []byte("salt-salt-salt-1"), tinyHashParams, 32); err != nil {
+	if _, err := h.derive(context.Background(), []byte("x"), []byte("salt-salt-salt-1"), enginetest.CheapHash, 32); err != nil {
 		t.Fatal(err)
 	}
 	h.mu.Lock()
@@ -107,7 +106,7 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 	h, logs := startTestHashProcess(t)
 	ctx := context.Background()
 	password, salt := []byte("secret"), []byte("salt-salt-salt-2")
-	want := wantKey(password, salt, tinyHashParams, 32)
+	want := wantKey(password, salt, enginetest.CheapHash, 32)
 	h.mu.Lock()
 	pid := h.pid
 	h.mu.Unlock()
@@ -121,7 +120,7 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got, err := h.derive(ctx, password, salt, tinyHashParams, 32); err != nil || !bytes.Equal(got, want) {
+	if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("while dead: %x, %v", got, err)
 	}
 	for !strings.Contains(logs.String(), "restarted the password hash helper") {
@@ -129,7 +128,7 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 			t.Fatalf("no restart: %s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
-		if got, err := h.derive(ctx, password, salt, tinyHashParams, 32); err != nil || !bytes.Equal(got, want) {
+		if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("restarting: %x, %v", got, err)
 		}
 	}
@@ -163,7 +162,7 @@ func TestHashWorkerRefusesBadParams(t *testing.T) {
 	h := &hashProcess{pending: map[uint64]chan []byte{}}
 	h.w = bufio.NewWriter(&in)
 	h.send([]byte("pw"), []byte("salt"), engine.HashParams{MemoryKiB: 64, Iterations: 0, Parallelism: 1}, 32)
-	h.send([]byte("pw"), []byte("salt"), tinyHashParams, 16)
+	h.send([]byte("pw"), []byte("salt"), enginetest.CheapHash, 16)
 	t.Setenv(hashWorkerNiced, "1") // no re-execution of the test binary
 	if code := runHashWorker(&in, &out, &bytes.Buffer{}); code != 0 {
 		t.Fatalf("exit %d", code)
