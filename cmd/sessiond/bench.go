@@ -59,8 +59,9 @@ Methods (--method) against sessiond:
   authenticate      a NetX login, then an untimed logout (--logout)
 
 Setup: unless --tokens-file is given, bench logs in as --user (the admin; password from
---password or SESSIOND_ADMIN_PASSWORD), creates the account sessiond-bench, logs it in
---sessions times for the token methods, and drops the account at the end. With --tokens-file
+--password or SESSIOND_ADMIN_PASSWORD), creates an account sessiond-bench-XXXXXXXX (a new
+name each run, so runs side by side do not collide), logs it in --sessions times for the
+token methods, and drops the account at the end. With --tokens-file
 it uses the tokens in the file (one a line, as --populate writes them) and sets up nothing.
 Logins count against the session caps (jsonActionApiDefaults): the defaults allow 50 sessions
 per account and per address, enough for 49 connections doing logins.
@@ -997,8 +998,9 @@ func sessiondTarget(o benchOptions, stderr io.Writer) (*benchTarget, func(), err
 		}
 		var err error
 		user, password, err = setupBenchAccount(setup, o.user, o.password)
+		account := user
 		cleanup = func() {
-			if err := dropBenchAccount(setup, o.user, o.password); err != nil {
+			if err := dropBenchAccount(setup, o.user, o.password, account); err != nil {
 				fmt.Fprintln(stderr, "sessiond bench: cleaning up:", err)
 			}
 			setup.close()
@@ -1141,40 +1143,41 @@ func adminLogin(setup *setupClient, user, password string) (string, error) {
 	return s.AuthToken, nil
 }
 
-// setupBenchAccount creates the account bench logs in (or resets its password if a run that
-// was interrupted left it) and returns its name and fresh password. The admin's session is
-// deleted again so it does not count against the session caps during the run.
+// setupBenchAccount creates the account bench logs in, named benchAccount and a random
+// suffix so that runs side by side (a login flood beside token checks) do not share it, and
+// returns its name and fresh password. The admin's session is deleted again so it does not
+// count against the session caps during the run.
 func setupBenchAccount(setup *setupClient, admin, adminPassword string) (string, string, error) {
 	token, err := adminLogin(setup, admin, adminPassword)
 	if err != nil {
 		return "", "", err
 	}
 	defer func() { _, _ = setup.call("deleteSession", map[string]string{"authToken": token}) }()
-	var raw [18]byte
+	var raw [22]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", "", err
 	}
-	password := base64.RawURLEncoding.EncodeToString(raw[:])
-	_, err = setup.call("createAccount", map[string]any{"authToken": token, "username": benchAccount, "password": password,
+	name := fmt.Sprintf("%s-%x", benchAccount, raw[:4])
+	password := base64.RawURLEncoding.EncodeToString(raw[4:])
+	_, err = setup.call("createAccount", map[string]any{"authToken": token, "username": name, "password": password,
 		"accountDescription": "made by sessiond bench; dropped at its end", "lockoutAfterNFailedAttempts": 0})
-	var failure *rpcFailure
-	if errors.As(err, &failure) && failure.Code == 1004 { // accountExists: a run was interrupted
-		_, err = setup.call("alterAccount", map[string]any{"authToken": token, "username": benchAccount, "password": password})
-	}
 	if err != nil {
-		return "", "", fmt.Errorf("creating the account %s: %w", benchAccount, err)
+		return "", "", fmt.Errorf("creating the account %s: %w", name, err)
 	}
-	return benchAccount, password, nil
+	return name, password, nil
 }
 
-// dropBenchAccount drops the bench account, which ends every session it still has.
-func dropBenchAccount(setup *setupClient, admin, adminPassword string) error {
+// dropBenchAccount drops the bench account name, which ends every session it still has.
+func dropBenchAccount(setup *setupClient, admin, adminPassword, name string) error {
+	if name == "" {
+		return nil
+	}
 	token, err := adminLogin(setup, admin, adminPassword)
 	if err != nil {
 		return err
 	}
 	defer func() { _, _ = setup.call("deleteSession", map[string]string{"authToken": token}) }()
-	_, err = setup.call("dropAccounts", map[string]any{"authToken": token, "usernames": []string{benchAccount}})
+	_, err = setup.call("dropAccounts", map[string]any{"authToken": token, "usernames": []string{name}})
 	return err
 }
 
