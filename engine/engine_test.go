@@ -211,32 +211,46 @@ func TestSessionClocks(t *testing.T) {
 			steps: []step{{10 * 365 * 24 * time.Hour, "", true}},
 		},
 	}
+	// Each case runs on a store that touches by token hash in one step (engine.TokenToucher)
+	// and on one that offers only SessionByTokenHash and Touch.
+	stores := []struct {
+		name string
+		new  func() engine.Store
+	}{
+		{"TokenToucher", func() engine.Store { return memstore.New(memstore.Options{}) }},
+		{"lookup then Touch", func() engine.Store { return plainStore{memstore.New(memstore.Options{})} }},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, tt.configure)
-			token := tt.start(f)
-			for i, st := range tt.steps {
-				f.clock.Advance(st.advance)
-				switch st.action {
-				case "tickle":
-					ok, err := f.e.SetUserPreference(ctx, token, engine.TickleLabel, time.Now().String())
-					if err != nil || !ok {
-						t.Fatalf("step %d: tickle = %v, %v", i, ok, err)
+		for _, store := range stores {
+			t.Run(tt.name+"/"+store.name, func(t *testing.T) {
+				f := newFixtureOn(t, store.new(), tt.configure)
+				token := tt.start(f)
+				for i, st := range tt.steps {
+					f.clock.Advance(st.advance)
+					switch st.action {
+					case "tickle":
+						ok, err := f.e.SetUserPreference(ctx, token, engine.TickleLabel, time.Now().String())
+						if err != nil || !ok {
+							t.Fatalf("step %d: tickle = %v, %v", i, ok, err)
+						}
+						continue
+					case "use":
+						if got := f.valid(token); got != st.valid {
+							t.Fatalf("step %d (+%v): use: valid = %v, want %v", i, st.advance, got, st.valid)
+						}
+						continue
 					}
-					continue
-				case "use":
-					if got := f.valid(token); got != st.valid {
-						t.Fatalf("step %d (+%v): use: valid = %v, want %v", i, st.advance, got, st.valid)
+					if got := f.alive(token); got != st.valid {
+						t.Fatalf("step %d (+%v): valid = %v, want %v", i, st.advance, got, st.valid)
 					}
-					continue
 				}
-				if got := f.alive(token); got != st.valid {
-					t.Fatalf("step %d (+%v): valid = %v, want %v", i, st.advance, got, st.valid)
-				}
-			}
-		})
+			})
+		}
 	}
 }
+
+// plainStore hides the optional methods of the store it wraps, such as TouchByTokenHash.
+type plainStore struct{ engine.Store }
 
 // TestCapsExactUnderConcurrency checks that parallel logins never exceed any session cap.
 func TestCapsExactUnderConcurrency(t *testing.T) {

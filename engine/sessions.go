@@ -245,14 +245,19 @@ func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session
 		return nil, ErrInvalidToken
 	}
 	now := e.clock.Now()
-	s, err := e.store.SessionByTokenHash(ctx, parsed.Hash, now)
+	var s *Session
+	if tt, ok := e.store.(TokenToucher); ok {
+		s, err = tt.TouchByTokenHash(ctx, parsed.Hash, now, active)
+	} else {
+		s, err = e.store.SessionByTokenHash(ctx, parsed.Hash, now)
+		if err == nil {
+			err = e.store.Touch(ctx, s.ID, now, active)
+		}
+	}
 	if errors.Is(err, ErrSessionNotFound) {
 		return nil, ErrInvalidToken
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := e.store.Touch(ctx, s.ID, now, active); err != nil {
 		return nil, err
 	}
 	s.LastAccessedAt = now

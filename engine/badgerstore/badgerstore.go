@@ -306,6 +306,12 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool)
 	return s.mem.Touch(ctx, id, at, active)
 }
 
+// TouchByTokenHash touches the session with that token hash in memory and returns it
+// (engine.TokenToucher); like Touch it leaves the write to the background writer.
+func (s *Store) TouchByTokenHash(ctx context.Context, h engine.TokenHash, at time.Time, active bool) (*engine.Session, error) {
+	return s.mem.TouchByTokenHash(ctx, h, at, active)
+}
+
 // PurgeExpired removes expired sessions, from disk too, and returns how many.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	var n int

@@ -82,12 +82,22 @@ func (s *Store) copyOut(n slot, now int64) (*engine.Session, error) {
 		s.mu.RUnlock()
 		return nil, engine.ErrSessionNotFound
 	}
+	return s.unlockAndCopy(n, false), nil
+}
+
+// unlockAndCopy copies out the session in slot n, releasing the read lock (or with write, the
+// write lock) once the record is copied and before it is converted.
+func (s *Store) unlockAndCopy(n slot, write bool) *engine.Session {
 	snapshot := *s.slabs.at(n)
 	address := s.addrs.key(snapshot.addr)
-	s.mu.RUnlock()
+	if write {
+		s.mu.Unlock()
+	} else {
+		s.mu.RUnlock()
+	}
 	out := new(engine.Session)
 	snapshot.fill(out, address)
-	return out, nil
+	return out
 }
 
 // UpdateSession applies fn to a copy of the live session and stores the result. fn runs
@@ -199,14 +209,31 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool)
 		return err
 	}
 	defer s.mu.Unlock()
-	n := s.find(id)
-	if n == 0 {
-		return nil
+	if n := s.find(id); n != 0 && s.slabs.at(n).live(atN) {
+		s.touch(n, atN, active)
 	}
+	return nil
+}
+
+// TouchByTokenHash touches the live session whose token hashes to h and returns a copy of it
+// (engine.TokenToucher).
+func (s *Store) TouchByTokenHash(ctx context.Context, h engine.TokenHash, at time.Time, active bool) (*engine.Session, error) {
+	atN := packTime(at)
+	if err := s.writable(ctx); err != nil {
+		return nil, err
+	}
+	n := s.findToken(h)
+	if n == 0 || !s.slabs.at(n).live(atN) {
+		s.mu.Unlock()
+		return nil, engine.ErrSessionNotFound
+	}
+	s.touch(n, atN, active)
+	return s.unlockAndCopy(n, true), nil
+}
+
+// touch records a use at atN of the live session in slot n. The write lock is held.
+func (s *Store) touch(n slot, atN int64, active bool) {
 	r := s.slabs.at(n)
-	if !r.live(atN) {
-		return nil
-	}
 	changed := false
 	if atN > r.lastAccessedAt {
 		r.lastAccessedAt = atN
@@ -217,7 +244,7 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool)
 		changed = true
 	}
 	if !changed {
-		return nil
+		return
 	}
 	// The expiry can only move later, so the heap entry stays a valid lower bound.
 	r.refreshExpiry()
@@ -225,7 +252,6 @@ func (s *Store) Touch(ctx context.Context, id string, at time.Time, active bool)
 		r.touched = true
 		s.touched = append(s.touched, n)
 	}
-	return nil
 }
 
 // PurgeExpired removes the sessions that have expired by now and returns how many.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/sessiond/sessiond/engine"
@@ -45,6 +46,14 @@ func testClosed(t *testing.T, h *harness) {
 		{"DeleteSessions", func() error { _, err := store.DeleteSessions(h.ctx, []string{s.ID}, now); return err }},
 		{"ListSessions", func() error { _, err := store.ListSessions(h.ctx, nil, now); return err }},
 		{"Touch", func() error { return store.Touch(h.ctx, s.ID, now, true) }},
+		{"TouchByTokenHash", func() error {
+			tt, ok := store.(engine.TokenToucher)
+			if !ok {
+				return errors.New("not a TokenToucher")
+			}
+			_, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now, true)
+			return err
+		}},
 		{"PurgeExpired", func() error { _, err := store.PurgeExpired(h.ctx, now); return err }},
 		{"SetPreference", func() error { return store.SetPreference(h.ctx, "u", "l", "v", 10) }},
 		{"GetPreference", func() error { _, _, err := store.GetPreference(h.ctx, "u", "l"); return err }},

@@ -21,6 +21,7 @@ var sessionTests = []test{
 	{"SessionTouch", false, testSessionTouch},
 	{"SessionTouchExtends", false, testSessionTouchExtends},
 	{"SessionTouchExpired", false, testSessionTouchExpired},
+	{"SessionTouchByTokenHash", false, testSessionTouchByTokenHash},
 	{"SessionUpdate", false, testSessionUpdate},
 	{"SessionUpdateFnError", false, testSessionUpdateFnError},
 	{"SessionUpdateMissing", false, testSessionUpdateMissing},
@@ -205,6 +206,60 @@ func testSessionTouchExpired(t *testing.T, h *harness) {
 	}
 	h.wantNoSession(s, now.Add(idleTimeout))
 	h.wantSession(s, now) // unchanged
+}
+
+// A store that touches by token hash (engine.TokenToucher) does what SessionByTokenHash then
+// Touch do, in one step: the same times stored, the session returned as it is afterwards, and
+// ErrSessionNotFound for an unknown or expired token, which it does not revive.
+func testSessionTouchByTokenHash(t *testing.T, h *harness) {
+	tt, ok := h.s.(engine.TokenToucher)
+	if !ok {
+		t.Skip("the store does not implement engine.TokenToucher; the engine uses SessionByTokenHash and Touch")
+	}
+	h.createAccounts(newAccount("u"))
+	for _, tc := range []struct {
+		name                     string
+		at                       []time.Duration // after now
+		active                   []bool
+		wantAccessed, wantActive time.Duration
+	}{
+		{"inactive use", []time.Duration{time.Minute}, []bool{false}, time.Minute, 0},
+		{"active use", []time.Duration{time.Minute}, []bool{true}, time.Minute, time.Minute},
+		{"earlier use is ignored", []time.Duration{-time.Minute}, []bool{true}, 0, 0},
+		{"later then earlier", []time.Duration{2 * time.Minute, time.Minute}, []bool{true, true}, 2 * time.Minute, 2 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := h.on(t)
+			s := newSession("u")
+			h.insert(s)
+			want := s.Clone()
+			for i, at := range tc.at {
+				got, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now.Add(at), tc.active[i])
+				if err != nil {
+					t.Fatalf("TouchByTokenHash: %v", err)
+				}
+				lookup, err := h.s.SessionByTokenHash(h.ctx, s.TokenHash, now.Add(at))
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSession(t, "TouchByTokenHash", got, lookup)
+			}
+			want.LastAccessedAt = now.Add(tc.wantAccessed)
+			want.LastActiveAt = now.Add(tc.wantActive)
+			h.wantSession(want, now.Add(3*time.Minute))
+		})
+	}
+	var unknown engine.TokenHash
+	unknown[0] = 1
+	if _, err := tt.TouchByTokenHash(h.ctx, unknown, now, true); !errors.Is(err, engine.ErrSessionNotFound) {
+		t.Errorf("TouchByTokenHash of an unknown token: %v; want ErrSessionNotFound", err)
+	}
+	s := newSession("u")
+	h.insert(s)
+	if _, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now.Add(idleTimeout), true); !errors.Is(err, engine.ErrSessionNotFound) {
+		t.Errorf("TouchByTokenHash of an expired session: %v; want ErrSessionNotFound", err)
+	}
+	h.wantSession(s, now) // not revived, not changed
 }
 
 // UpdateSession stores and returns what fn made of the session; new clocks apply.
