@@ -110,14 +110,15 @@ type Server struct {
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
 
-	mu          sync.Mutex
-	closing     bool
-	listeners   map[net.Listener]struct{}
-	conns       map[*conn]struct{}
-	tcpConns    int
-	httpActive  int
-	httpIdle    chan struct{} // closed when httpActive drops to zero during Shutdown
-	httpServers map[*http.Server]struct{}
+	mu               sync.Mutex
+	closing          bool
+	shutdownDeadline time.Time // of Shutdown's context, if it has one
+	listeners        map[net.Listener]struct{}
+	conns            map[*conn]struct{}
+	tcpConns         int
+	httpActive       int
+	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
+	httpServers      map[*http.Server]struct{}
 
 	// Test hooks, set before serving.
 	hookReaderBlocked func()      // a connection's reader waits for an in-flight slot
@@ -154,6 +155,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
+		if deadline, ok := ctx.Deadline(); ok {
+			s.shutdownDeadline = deadline
+		}
 		close(s.shutdownCh)
 	}
 	listeners := make([]net.Listener, 0, len(s.listeners))
@@ -229,6 +233,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancelBase()
 	return nil
 }
+
+// lingerDeadline is how long a finished connection may wait for its client to read the last
+// replies (see drainAndClose): a second, or during Shutdown until shortly before its
+// deadline, so that a client still sending does not have its replies reset away.
+func (s *Server) lingerDeadline() time.Time {
+	now := time.Now()
+	s.mu.Lock()
+	shutdown := s.shutdownDeadline
+	s.mu.Unlock()
+	if until := shutdown.Add(-lingerMargin); until.After(now.Add(time.Second)) {
+		return until
+	}
+	return now.Add(time.Second)
+}
+
+// lingerMargin is how long before Shutdown's deadline connections stop lingering, so they
+// are closed gracefully rather than killed.
+const lingerMargin = 250 * time.Millisecond
 
 func (s *Server) isClosing() bool {
 	select {
@@ -675,7 +697,7 @@ func (c *conn) finish() {
 		c.handlers.Wait() // every reply is written and flushed by now
 		c.cancel()
 		if c.nc != nil {
-			drainAndClose(c.nc, time.Now().Add(time.Second))
+			drainAndClose(c.nc, c.srv.lingerDeadline())
 		}
 		c.srv.forget(c)
 		close(c.done)

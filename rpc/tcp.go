@@ -96,18 +96,60 @@ func (s *Server) refuse(nc net.Conn, refusal *jsonrpc2.Error) {
 	drainAndClose(nc, deadline)
 }
 
-// drainAndClose closes a connection without losing what was written to it: it half-closes
-// the sending side and discards the client's unread input until deadline
-// before closing, or until the client closes its side. Closing a TCP socket with unread input
-// makes the kernel send a reset, which throws away replies the client has not read yet.
+// drainAndClose closes a connection without losing what was written to it. Closing a TCP
+// socket with unread input, or input arriving after, makes the kernel send a reset, and a
+// reset throws away the replies the client has received but not read yet. So it half-closes
+// the sending side and reads and discards the client's input until the client closes its side,
+// or, where the kernel tells (Linux), until the client has acknowledged every byte and has had
+// lingerGrace to read them, or at the latest until deadline.
 func drainAndClose(nc net.Conn, deadline time.Time) {
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		_ = nc.SetReadDeadline(deadline)
-		_, _ = io.Copy(io.Discard, nc)
+	defer nc.Close()
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
 	}
-	_ = nc.Close()
+	buf := make([]byte, 4<<10)
+	var ackedSince time.Time
+	for {
+		now := time.Now()
+		if !now.Before(deadline) {
+			return
+		}
+		switch unsent := unsentBytes(nc); {
+		case unsent != 0:
+			ackedSince = time.Time{}
+		case ackedSince.IsZero():
+			ackedSince = now
+		case now.Sub(ackedSince) >= lingerGrace:
+			return
+		}
+		poll := now.Add(lingerPoll)
+		if deadline.Before(poll) {
+			poll = deadline
+		}
+		_ = nc.SetReadDeadline(poll)
+		for {
+			_, err := nc.Read(buf)
+			if err == nil {
+				if time.Since(now) < lingerPoll {
+					continue
+				}
+				break
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				break
+			}
+			return // the client closed its side, or the connection failed
+		}
+	}
 }
+
+const (
+	// lingerGrace is how long a client whose kernel has every reply gets to read them.
+	lingerGrace = time.Second
+	// lingerPoll is how often drainAndClose looks at what the client has acknowledged.
+	lingerPoll = 50 * time.Millisecond
+)
 
 // remoteIP returns the IP of a client address, without the port.
 func remoteIP(addr net.Addr) string {
