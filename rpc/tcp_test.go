@@ -379,3 +379,70 @@ func BenchmarkTCPParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTCPShutdownSlowReaderStillSending checks that Shutdown delivers every reply to a client
+// that keeps sending and reads its replies slowly, more than a second's worth behind: closing
+// with its input unread would reset the connection and throw away what it has not read yet.
+func TestTCPShutdownSlowReaderStillSending(t *testing.T) {
+	ts := newTestServer(t, Options{MaxInFlightPerConn: 40})
+	nc, err := net.Dial("tcp", ts.listenTCP(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A small receive buffer keeps the replies the client has not read in the server's send
+	// queue, where closing with a reset would discard them.
+	if err := nc.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	const request = `{"jsonrpc":"2.0","method":"big","params":[200000],"id":1}` + "\n"
+	stopWriting := make(chan struct{})
+	var writer sync.WaitGroup
+	writer.Go(func() {
+		batch := strings.Repeat(request, 16)
+		for {
+			select {
+			case <-stopWriting:
+				return
+			default:
+			}
+			_ = nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			_, _ = nc.Write([]byte(batch)) // a timeout only means the server reads no more
+		}
+	})
+	defer func() { close(stopWriting); writer.Wait() }()
+
+	r := bufio.NewReaderSize(nc, 1<<20)
+	readReply := func() ([]byte, error) {
+		_ = nc.SetReadDeadline(time.Now().Add(clientTimeout))
+		return r.ReadBytes('\n')
+	}
+	if _, err := readReply(); err != nil { // the load is under way
+		t.Fatal(err)
+	}
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shutdown <- ts.Shutdown(ctx)
+	}()
+	replies := 1
+	for {
+		time.Sleep(100 * time.Millisecond) // a slow reader: what is queued takes seconds to read
+		line, err := readReply()
+		if err == io.EOF && len(line) == 0 {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d whole replies: %v (a reply cut after %d bytes)", replies, err, len(line))
+		}
+		if !strings.HasPrefix(string(line), `{"jsonrpc":"2.0","result":"xxx`) {
+			t.Fatalf("reply %d: %.60q", replies+1, line)
+		}
+		replies++
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("%d replies of 200 kB, all whole, read one every 100 ms", replies)
+}
