@@ -61,8 +61,8 @@ Methods (--method) against sessiond:
 Setup: unless --tokens-file is given, bench logs in as --user (the admin; password from
 --password or SESSIOND_ADMIN_PASSWORD), creates an account sessiond-bench-XXXXXXXX (a new
 name each run, so runs side by side do not collide), logs it in --sessions times for the
-token methods, and drops the account at the end. With --tokens-file
-it uses the tokens in the file (one a line, as --populate writes them) and sets up nothing.
+token methods, and drops the account at the end. With --tokens-file it uses the tokens in
+the file (one a line, as --populate writes them) and sets up nothing.
 Logins count against the session caps (jsonActionApiDefaults): the defaults allow 50 sessions
 per account and per address, enough for 49 connections doing logins.
 
