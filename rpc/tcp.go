@@ -97,11 +97,11 @@ func (s *Server) refuse(nc net.Conn, refusal *jsonrpc2.Error) {
 }
 
 // drainAndClose closes a connection without losing what was written to it. Closing a TCP
-// socket with unread input, or input arriving after, makes the kernel send a reset, and a
-// reset throws away the replies the client has received but not read yet. So it half-closes
-// the sending side and reads and discards the client's input until the client closes its side,
-// or, where the kernel tells (Linux), until the client has acknowledged every byte and has had
-// lingerGrace to read them, or at the latest until deadline.
+// socket with unread input, or input arriving after, makes the kernel send a reset, which
+// throws away the replies still queued to the client (a slow reader's) and may cut one in
+// half. So it half-closes the sending side and reads and discards the client's input until
+// the client closes its side, or until the client has acknowledged every byte (where the
+// kernel tells: Linux) and has had lingerGrace to read them, or at the latest until deadline.
 func drainAndClose(nc net.Conn, deadline time.Time) {
 	defer nc.Close()
 	cw, ok := nc.(interface{ CloseWrite() error })
@@ -115,8 +115,9 @@ func drainAndClose(nc net.Conn, deadline time.Time) {
 		if !now.Before(deadline) {
 			return
 		}
+		// Where the kernel cannot tell (off Linux), the client gets lingerGrace from the start.
 		switch unsent := unsentBytes(nc); {
-		case unsent != 0:
+		case unsent > 0:
 			ackedSince = time.Time{}
 		case ackedSince.IsZero():
 			ackedSince = now
