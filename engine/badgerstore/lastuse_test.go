@@ -92,6 +92,19 @@ func addSessions(t *testing.T, s *Store, n int) []string {
 	return ids
 }
 
+// touchAndRun uses the sessions ids at at, then does a background run of the last-use writer.
+func touchAndRun(t *testing.T, s *Store, at time.Time, active bool, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := s.Touch(context.Background(), id, at, active); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.writeTouched(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkTimes fails unless every session has the wanted last-use times.
 func checkTimes(t *testing.T, s *Store, ids []string, accessed, active time.Time) {
 	t.Helper()
@@ -109,7 +122,6 @@ func checkTimes(t *testing.T, s *Store, ids []string, accessed, active time.Time
 // A snapshot replaces the older generations of the last-use log, and the latest times
 // survive every stage of it: between its pages, after it, and after a close halfway.
 func TestLastUseSnapshot(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
 	s.lastUse.page, s.lastUse.minLog, s.lastUse.pagesPerRun = 3, 1, 1
@@ -117,14 +129,7 @@ func TestLastUseSnapshot(t *testing.T) {
 	at := testNow
 	touchAll := func(active bool) {
 		at = at.Add(time.Second)
-		for _, id := range ids {
-			if err := s.Touch(ctx, id, at, active); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.writeTouched(true); err != nil {
-			t.Fatal(err)
-		}
+		touchAndRun(t, s, at, active, ids...)
 	}
 	touchAll(true) // 8 log entries: enough to start a snapshot at the next run
 	if g := generations(t, s.db); !slices.Equal(g, []uint64{1}) {
@@ -167,7 +172,6 @@ func TestLastUseSnapshot(t *testing.T) {
 // A restart does not start a snapshot: the snapshot a generation begins with does not count
 // as log, so the log must grow as long as there are sessions again first.
 func TestLastUseRestartKeepsSnapshot(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
 	s.lastUse.minLog = 1
@@ -176,14 +180,7 @@ func TestLastUseRestartKeepsSnapshot(t *testing.T) {
 	touch := func(ids ...string) {
 		t.Helper()
 		at = at.Add(time.Second)
-		for _, id := range ids {
-			if err := s.Touch(ctx, id, at, false); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.writeTouched(true); err != nil {
-			t.Fatal(err)
-		}
+		touchAndRun(t, s, at, false, ids...)
 	}
 	touch(ids...) // generation 1: 8 log entries, enough for a snapshot
 	touch(ids[0]) // generation 2: 1 log entry and a snapshot of 8
