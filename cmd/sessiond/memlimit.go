@@ -42,30 +42,30 @@ func parseSize(s string) (int64, error) {
 // applyMemoryLimit sets the Go runtime's soft memory limit from --memory-limit: "" keeps
 // GOMEMLIMIT (or none), "off" or 0 removes any limit. It returns the limit in force, 0 for none.
 func applyMemoryLimit(flag string) (int64, error) {
+	var limit int64 // 0: none
 	switch flag {
 	case "":
 		if os.Getenv("GOMEMLIMIT") == "" {
 			return 0, nil
 		}
-		if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
-			return limit, nil
+		if current := debug.SetMemoryLimit(-1); current != math.MaxInt64 {
+			return current, nil
 		}
 		return 0, nil
 	case "off":
-		debug.SetMemoryLimit(math.MaxInt64)
-		return 0, nil
-	}
-	limit, err := parseSize(flag)
-	if err != nil {
-		return 0, fmt.Errorf("--memory-limit: %w", err)
+	default:
+		var err error
+		if limit, err = parseSize(flag); err != nil {
+			return 0, fmt.Errorf("--memory-limit: %w", err)
+		}
+		if limit > 0 && limit < 64<<20 {
+			return 0, fmt.Errorf("--memory-limit: %s is below 64MiB, too little to serve from", flag)
+		}
 	}
 	if limit == 0 {
 		debug.SetMemoryLimit(math.MaxInt64)
-		return 0, nil
+	} else {
+		debug.SetMemoryLimit(limit)
 	}
-	if limit < 64<<20 {
-		return 0, fmt.Errorf("--memory-limit: %s is below 64MiB, too little to serve from", flag)
-	}
-	debug.SetMemoryLimit(limit)
 	return limit, nil
 }
