@@ -13,6 +13,7 @@ import (
 // Engine applies sessiond's rules on top of a Store. It is safe for concurrent use.
 type Engine struct {
 	store    Store
+	toucher  TokenToucher // the store, when it can find and touch a session in one step
 	cfg      Config
 	clock    Clock
 	log      *slog.Logger
@@ -55,6 +56,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	e.toucher, _ = store.(TokenToucher)
 	if cfg.HousekeepingInterval > 0 {
 		go e.housekeeping(cfg.HousekeepingInterval)
 	} else {

@@ -246,8 +246,8 @@ func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session
 	}
 	now := e.clock.Now()
 	var s *Session
-	if tt, ok := e.store.(TokenToucher); ok {
-		s, err = tt.TouchByTokenHash(ctx, parsed.Hash, now, active)
+	if e.toucher != nil {
+		s, err = e.toucher.TouchByTokenHash(ctx, parsed.Hash, now, active)
 	} else {
 		s, err = e.store.SessionByTokenHash(ctx, parsed.Hash, now)
 		if err == nil {
