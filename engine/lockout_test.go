@@ -96,3 +96,37 @@ func TestCloseWritesPendingFailures(t *testing.T) {
 		t.Fatalf("after Close: %+v %v, want 3 failed attempts", a, err)
 	}
 }
+
+// TestUnknownUserCostsOneHash checks that New computes no hash (a restart serves without
+// waiting for one) and that a login as an unknown user still derives one key, with the
+// configured parameters, like a wrong password.
+func TestUnknownUserCostsOneHash(t *testing.T) {
+	var mu sync.Mutex
+	var calls []engine.HashParams
+	derive := func(_ context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+		mu.Lock()
+		calls = append(calls, p)
+		mu.Unlock()
+		return make([]byte, keyLen), nil
+	}
+	cfg := testConfig(newFakeClock())
+	cfg.DeriveKey = derive
+	e, err := engine.New(memstore.New(memstore.Options{}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if len(calls) != 0 {
+		t.Fatalf("New derived %d keys; want none", len(calls))
+	}
+	// The derive returns zeros, which is the dummy's key: an unknown user is refused anyway.
+	_, err = e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "nobody", Password: "pw", Client: engine.Client{Address: "127.0.0.1"}})
+	if !errors.Is(err, engine.ErrInvalidCredentials) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || calls[0] != cfg.Hash {
+		t.Fatalf("unknown user derived %v; want one key with %v", calls, cfg.Hash)
+	}
+}

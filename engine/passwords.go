@@ -24,7 +24,7 @@ type hasher struct {
 	rand   io.Reader
 	derive DeriveKeyFunc
 	// dummy is verified against for unknown usernames so they cost the same as wrong
-	// passwords.
+	// passwords: the configured parameters, a random salt and a key nothing derives.
 	dummy string
 }
 
@@ -33,11 +33,14 @@ func newHasher(params HashParams, concurrency int, r io.Reader, derive DeriveKey
 		derive = deriveInProcess
 	}
 	h := &hasher{params: params, slots: make(chan struct{}, concurrency), rand: r, derive: derive}
-	dummy, err := h.hash(context.Background(), "sessiond: no such user")
-	if err != nil {
-		return nil, err
+	// The dummy needs the parameters, a salt and a key length, not a real key: verify never
+	// accepts it. Computing one would keep a restart from serving for a hash, about 200 ms
+	// when it is the first in a new helper process.
+	salt := make([]byte, saltBytes)
+	if _, err := io.ReadFull(r, salt); err != nil {
+		return nil, fmt.Errorf("reading randomness: %w", err)
 	}
-	h.dummy = dummy
+	h.dummy = encodeHash(params, salt, make([]byte, keyBytes))
 	return h, nil
 }
 
@@ -66,10 +69,14 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return encodeHash(h.params, salt, key), nil
+}
+
+// encodeHash is the PHC-style encoding of an argon2id key.
+func encodeHash(p HashParams, salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
-		h.params.MemoryKiB, h.params.Iterations, h.params.Parallelism,
-		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		p.MemoryKiB, p.Iterations, p.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // verify reports whether password matches encoded. An empty or corrupt encoding is checked
