@@ -177,18 +177,8 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Info("memory limit", "bytes", memLimit)
 	}
 
-	store, where, err := openStore(o, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing the store", "err", err)
-		}
-	}()
-
-	cfg.Engine.Logger = log
-	cfg.Engine.Host = hostInfo(where)
+	// The helper starts first: it executes itself twice and sets up its runtime while the
+	// store loads, at a lower priority than the load.
 	if o.hashProcess {
 		if helper, err := startHashProcess(log); err != nil {
 			log.Warn("hashing passwords in the server process", "err", err)
@@ -202,6 +192,18 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 			}
 		}
 	}
+	store, where, err := openStore(o, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	cfg.Engine.Logger = log
+	cfg.Engine.Host = hostInfo(where)
 	eng, err := engine.New(store, cfg.Engine)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
