@@ -148,3 +148,29 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 		runtime.KeepAlive(hashes)
 	}
 }
+
+// BenchmarkRestoreSessions measures what a persistent store's load spends in memory: a
+// million sessions restored in batches of 1,024 into a store sized for them.
+func BenchmarkRestoreSessions(b *testing.B) {
+	const n, batch = 1_000_000, 1024
+	sessions := make([]engine.Session, n)
+	for i := range sessions {
+		sessions[i] = *benchSession(i)
+	}
+	rejected := func(sess *engine.Session, err error) { b.Fatalf("session %s rejected: %v", sess.ID, err) }
+	for b.Loop() {
+		s := memstore.New(memstore.Options{})
+		for _, a := range storetest.BenchAccounts(now) {
+			if err := s.RestoreAccount(a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.Reserve(n)
+		for start := 0; start < n; start += batch {
+			if err := s.RestoreSessions(sessions[start:min(start+batch, n)], rejected); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/session")
+}

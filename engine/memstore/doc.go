@@ -17,7 +17,7 @@
 // keeps the garbage collector's work small. What sessions usually share (username, origin,
 // permanence, inactivity timeout, settings) is interned once with the unique package; the
 // account and address groups hold their key once for all their members. The id and token
-// indexes are keyed by 64-bit digests, with an overflow map for the rare collision.
+// indexes are open-addressing tables of 8-byte entries keyed by 64-bit digests.
 //
 // Session times are kept as Unix nanoseconds, so they come back in UTC, without a monotonic
 // reading and clamped to the years 1678 to 2262; account times are kept as given, in UTC.

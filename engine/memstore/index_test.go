@@ -2,6 +2,9 @@ package memstore
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -52,15 +55,77 @@ func TestIndexCollisions(t *testing.T) {
 	dup := sl.alloc()
 	sl.at(dup).id = "id1" // in overflow while the primary place is free
 	if x.put(&sl, dup) {
-		t.Fatal("put of a second id1 succeeded while the primary place was free")
+		t.Fatal("put of a second id1 succeeded while its home place was free")
 	}
 	sl.release(dup)
-	add("id5") // takes the free primary place
+	add("id5")
 	check("after re-adding")
 	remove("id3")
-	check("after removing an overflow entry")
+	check("after removing one in the middle")
 	for id := range slots {
 		remove(id)
 	}
 	check("after removing all")
+}
+
+// An index agrees with a map through random adds and removals, with digests that spread,
+// that cluster in a few home places, and that cluster at the end of the table so that
+// probes wrap around to its start.
+func TestIndexAgainstMap(t *testing.T) {
+	digests := map[string]func(string) uint64{
+		"spread":    idDigest(maphash.MakeSeed()),
+		"clustered": func(id string) uint64 { return uint64(len(id)) % 3 },
+		"wrapping":  func(id string) uint64 { return 1<<32 - 1 - uint64(len(id))%2 },
+	}
+	for name, digest := range digests {
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			var sl slabs
+			x := newIndex(digest, func(r *record) string { return r.id })
+			want := map[string]slot{}
+			for op := range 20_000 {
+				id := fmt.Sprint("s", rng.IntN(600), "-", rng.IntN(2))
+				if n, ok := want[id]; ok && rng.IntN(2) == 0 {
+					x.del(&sl, n)
+					sl.release(n)
+					delete(want, id)
+				} else {
+					n := sl.alloc()
+					sl.at(n).id = id
+					if added := x.put(&sl, n); added == ok {
+						t.Fatalf("op %d: put(%s) = %v with the id present: %v", op, id, added, ok)
+					}
+					if ok {
+						sl.release(n)
+					} else {
+						want[id] = n
+					}
+				}
+				if op%97 != 0 {
+					continue
+				}
+				if x.len() != len(want) {
+					t.Fatalf("op %d: len %d; want %d", op, x.len(), len(want))
+				}
+				for id, n := range want {
+					if got := x.get(&sl, id); got != n {
+						t.Fatalf("op %d: get(%s) = %d; want %d", op, id, got, n)
+					}
+				}
+				if got := x.get(&sl, "absent"); got != 0 {
+					t.Fatalf("op %d: get(absent) = %d", op, got)
+				}
+				all := x.all()
+				slices.Sort(all)
+				var slots []slot
+				for _, n := range want {
+					slots = append(slots, n)
+				}
+				slices.Sort(slots)
+				if !slices.Equal(all, slots) {
+					t.Fatalf("op %d: all() = %v; want %v", op, all, slots)
+				}
+			}
+		})
+	}
 }

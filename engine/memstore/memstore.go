@@ -74,8 +74,8 @@ func (s *Store) Reserve(n int) {
 		return
 	}
 	n = min(n, 1<<26)
-	s.sessions.primary = make(map[uint64]slot, n)
-	s.byToken.primary = make(map[uint64]slot, n)
+	s.sessions.reserve(n)
+	s.byToken.reserve(n)
 	s.expiry = make([]dueEntry, 0, n)
 	s.slabs.chunks = make([]*[chunkSize]record, 0, n/chunkSize+1)
 }

@@ -302,78 +302,127 @@ type dueEntry struct {
 	n  slot
 }
 
-// index finds sessions by a key (id or token hash) through a 64-bit digest of it: a map
-// keyed by uint64 holds no pointers for the garbage collector to follow and takes half the
-// memory of one keyed by the key itself. Digests are random-looking 64-bit values, so two
-// sessions' colliding is very unlikely; the later one then goes to overflow, which is almost
-// always empty.
+// index finds sessions by a key (id or token hash) through a 64-bit digest of it, in an
+// open-addressing table with linear probing. An entry is 8 bytes: the session's slot and the
+// digest's low 32 bits, which both place the entry and are compared before the session's
+// key is. So a lookup in a large store misses the cache once in the table and once in the
+// record it finds (a Go map costs two or three misses more, in its directory, table and
+// group), and the table holds no pointers for the garbage collector to follow. Digests are
+// random-looking, which linear probing needs; the table is kept at most three quarters full.
 type index[K comparable] struct {
-	digest   func(K) uint64
-	keyOf    func(*record) K
-	primary  map[uint64]slot
-	overflow map[K]slot
+	digest  func(K) uint64
+	keyOf   func(*record) K
+	entries []indexEntry // empty, or a power of two long
+	count   int
+}
+
+// indexEntry is one place in an index's table; slot 0 marks it empty.
+type indexEntry struct {
+	n   slot
+	tag uint32 // the digest's low 32 bits
 }
 
 func newIndex[K comparable](digest func(K) uint64, keyOf func(*record) K) index[K] {
-	return index[K]{digest: digest, keyOf: keyOf, primary: make(map[uint64]slot)}
+	return index[K]{digest: digest, keyOf: keyOf}
 }
 
 // get returns the slot of the session with key k, or 0.
 func (x *index[K]) get(sl *slabs, k K) slot {
-	if n := x.primary[x.digest(k)]; n != 0 && x.keyOf(sl.at(n)) == k {
-		return n
+	if x.count == 0 {
+		return 0
 	}
-	if len(x.overflow) > 0 {
-		return x.overflow[k]
+	tag := uint32(x.digest(k))
+	mask := len(x.entries) - 1
+	for i := int(tag) & mask; ; i = (i + 1) & mask {
+		e := x.entries[i]
+		if e.n == 0 {
+			return 0
+		}
+		if e.tag == tag && x.keyOf(sl.at(e.n)) == k {
+			return e.n
+		}
 	}
-	return 0
 }
 
 // put adds the session in slot n and reports true, or reports false, adding nothing, if
 // its key is already in the index.
 func (x *index[K]) put(sl *slabs, n slot) bool {
 	k := x.keyOf(sl.at(n))
-	d := x.digest(k)
-	if len(x.overflow) > 0 {
-		if _, dup := x.overflow[k]; dup {
+	tag := uint32(x.digest(k))
+	if (x.count+1)*4 > len(x.entries)*3 {
+		x.resize(max(2*len(x.entries), minIndexSize))
+	}
+	mask := len(x.entries) - 1
+	i := int(tag) & mask
+	for ; x.entries[i].n != 0; i = (i + 1) & mask {
+		if e := x.entries[i]; e.tag == tag && x.keyOf(sl.at(e.n)) == k {
 			return false
 		}
 	}
-	owner, taken := x.primary[d]
-	switch {
-	case !taken:
-		x.primary[d] = n
-	case x.keyOf(sl.at(owner)) == k:
-		return false
-	default:
-		if x.overflow == nil {
-			x.overflow = make(map[K]slot)
-		}
-		x.overflow[k] = n
-	}
+	x.entries[i] = indexEntry{n: n, tag: tag}
+	x.count++
 	return true
 }
 
-// del removes the session in slot n.
+// del removes the session in slot n, which must be in the index. The entries after it
+// that would no longer be reachable from their home place move back into the gap.
 func (x *index[K]) del(sl *slabs, n slot) {
-	k := x.keyOf(sl.at(n))
-	if d := x.digest(k); x.primary[d] == n {
-		delete(x.primary, d)
-	} else {
-		delete(x.overflow, k)
+	mask := len(x.entries) - 1
+	i := int(uint32(x.digest(x.keyOf(sl.at(n))))) & mask
+	for x.entries[i].n != n {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; x.entries[j].n != 0; j = (j + 1) & mask {
+		// The entry at j stays unless its home is outside the cyclic range (i, j].
+		if home := int(x.entries[j].tag) & mask; (j-home)&mask >= (j-i)&mask {
+			x.entries[i] = x.entries[j]
+			i = j
+		}
+	}
+	x.entries[i] = indexEntry{}
+	x.count--
+}
+
+// minIndexSize is the table size of an index's first entry.
+const minIndexSize = 8
+
+// reserve makes room for n entries without resizing.
+func (x *index[K]) reserve(n int) {
+	size := minIndexSize
+	for size*3 < n*4 {
+		size *= 2
+	}
+	if size > len(x.entries) {
+		x.resize(size)
 	}
 }
 
-func (x *index[K]) len() int { return len(x.primary) + len(x.overflow) }
+// resize moves the entries into a table of size places, a power of two.
+func (x *index[K]) resize(size int) {
+	old := x.entries
+	x.entries = make([]indexEntry, size)
+	mask := size - 1
+	for _, e := range old {
+		if e.n == 0 {
+			continue
+		}
+		i := int(e.tag) & mask
+		for x.entries[i].n != 0 {
+			i = (i + 1) & mask
+		}
+		x.entries[i] = e
+	}
+}
+
+func (x *index[K]) len() int { return x.count }
 
 // all returns every slot in the index.
 func (x *index[K]) all() []slot {
-	out := make([]slot, 0, x.len())
-	for _, n := range x.primary {
-		out = append(out, n)
-	}
-	for _, n := range x.overflow {
-		out = append(out, n)
+	out := make([]slot, 0, x.count)
+	for _, e := range x.entries {
+		if e.n != 0 {
+			out = append(out, e.n)
+		}
 	}
 	return out
 }
