@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/memstore"
@@ -133,7 +134,14 @@ func badgerOptions(dir string, key []byte, logger *slog.Logger) badger.Options {
 		WithSyncWrites(false). // synced explicitly, once per acknowledged change (groupSync)
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20). // needed by compression and encryption
+		// Blocks are not compressed: a compressed block is decoded into a new Go allocation
+		// when it is read, a restart reads every block, and sessions compress only about 2.4
+		// to 1. At 1,000,000 sessions, load takes 1.65-1.72 s instead of 1.77-2.2 s and
+		// the process 310-327 MB from the system instead of 376-380 MB, for 247 MB on disk
+		// instead of 102 MB. Tables written compressed by earlier versions stay readable (the
+		// manifest records each table's compression) and are rewritten plain by compaction.
+		WithCompression(options.None).
+		WithBlockCacheSize(8 << 20). // needed by encryption
 		WithIndexCacheSize(4 << 20). // needed by encryption
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/storetest"
@@ -385,5 +386,88 @@ func TestBackgroundFlush(t *testing.T) {
 			t.Fatalf("after 5 s the last-use log holds %v; want %v", got.LastAccessedAt, touched)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A store whose tables earlier versions wrote with Snappy compression opens with every
+// record, and the tables written since are uncompressed.
+func TestReadsCompressedTables(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := badger.Open(badgerOptions(dir, nil, quietLogger).WithCompression(options.Snappy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := &engine.Account{Username: "u", CreatedAt: testNow}
+	var ids []string
+	err = db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte(keyFormat), []byte(formatVersion)); err != nil {
+			return err
+		}
+		if err := txn.Set(accountKey(account.Key()), encodeAccount(account)); err != nil {
+			return err
+		}
+		for i := range 500 {
+			sess := &engine.Session{ID: fmt.Sprintf("s%03d", i), Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+			sess.TokenHash[0], sess.TokenHash[1] = byte(i), byte(i>>8)
+			ids = append(ids, sess.ID)
+			if err := txn.Set(sessionKey(sess.ID), encodeSession(sess)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil { // writes the records into a table, compressed
+		t.Fatal(err)
+	}
+	if db, err = badger.Open(badgerOptions(dir, nil, quietLogger)); err != nil {
+		t.Fatal(err)
+	}
+	tables := db.Tables()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) != 1 || tables[0].OnDiskSize >= tables[0].UncompressedSize {
+		t.Fatalf("tables %+v; want one, compressed", tables)
+	}
+	for round := range 2 {
+		s := openTest(t, dir, Options{})
+		got, err := s.ListSessions(ctx, nil, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(ids) {
+			t.Fatalf("round %d: %d sessions; want %d", round, len(got), len(ids))
+		}
+		if round == 0 {
+			// More sessions, written into a new table by the close.
+			for i := range 300 {
+				sess := &engine.Session{ID: fmt.Sprintf("t%03d", i), Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+				sess.TokenHash[0], sess.TokenHash[1], sess.TokenHash[2] = byte(i), byte(i>>8), 1
+				if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, sess.ID)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if db, err = badger.Open(badgerOptions(dir, nil, quietLogger)); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	plain := 0
+	for _, table := range db.Tables() {
+		if table.OnDiskSize >= table.UncompressedSize {
+			plain++
+		}
+	}
+	if plain == 0 {
+		t.Errorf("tables %+v; want the one written since uncompressed", db.Tables())
 	}
 }
