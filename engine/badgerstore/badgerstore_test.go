@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -469,5 +470,78 @@ func TestReadsCompressedTables(t *testing.T) {
 	}
 	if plain == 0 {
 		t.Errorf("tables %+v; want the one written since uncompressed", db.Tables())
+	}
+}
+
+// A store closed cleanly loads from a read-only open (whose close costs nothing); a new one,
+// and one a crash left with a write-ahead log, from a writable one. Both keep every record.
+func TestLoadOpensReadOnlyWhenClean(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	readOnly := func() (*Store, bool) {
+		t.Helper()
+		var logs bytes.Buffer
+		s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil)), FlushInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.Contains(logs.String(), "readOnly=true"):
+			return s, true
+		case strings.Contains(logs.String(), "readOnly=false"):
+			return s, false
+		}
+		t.Fatalf("no load line in %q", logs.String())
+		return nil, false
+	}
+	s, ro := readOnly()
+	if ro {
+		t.Error("a new store loaded from a read-only open")
+	}
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sess := &engine.Session{ID: "s1", Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+	if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, ro = readOnly()
+	if !ro {
+		t.Error("a store closed cleanly loaded from a writable open")
+	}
+	if _, err := s.SessionByID(ctx, "s1", testNow); err != nil {
+		t.Fatalf("after a clean close: %v", err)
+	}
+	// A crash: the write-ahead log of the last change is left behind, with a torn entry.
+	sess2 := &engine.Session{ID: "s2", Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+	sess2.TokenHash[0] = 1
+	if err := s.InsertSession(ctx, sess2, engine.Caps{}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	wals, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil || len(wals) != 1 {
+		t.Fatalf("write-ahead logs %v, %v; want one", wals, err)
+	}
+	wal, err := os.ReadFile(wals[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mem.Close() // what a crash leaves: no flush, no Badger close
+	s.db.Close()
+	if err := os.WriteFile(wals[0], append(wal, 1, 2, 3), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, ro = readOnly()
+	defer s.Close()
+	if ro {
+		t.Error("a store with a write-ahead log to truncate loaded from a read-only open")
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if _, err := s.SessionByID(ctx, id, testNow); err != nil {
+			t.Fatalf("after a crash, %s: %v", id, err)
+		}
 	}
 }

@@ -12,13 +12,16 @@ import (
 	"github.com/sessiond/sessiond/engine/memstore"
 )
 
-// load reads the whole store into memory. Leftovers that a crash can leave behind (sessions,
-// last-use times and preferences of deleted accounts or sessions) are skipped and deleted.
-func (s *Store) load() error {
+// load reads the whole store into memory, writing nothing: it may read a read-only open. It
+// returns the repairs for repair to write once the store is open for writing: the format
+// mark of a new or upgraded store, and the deletion of leftovers that a crash can leave
+// behind (sessions, last-use times and preferences of deleted accounts or sessions), which
+// it skips.
+func (s *Store) load() ([]write, error) {
 	start := time.Now()
 	format, err := s.checkFormat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var (
 		orphans                         [][]byte
@@ -67,31 +70,17 @@ func (s *Store) load() error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(orphans) > 0 {
-		writes := make([]write, len(orphans))
-		for i, key := range orphans {
-			writes[i] = write{key: key}
-		}
-		j := &journal{db: s.db, committed: &s.committed}
-		if err := j.write(writes); err != nil {
-			return fmt.Errorf("deleting leftovers of deleted records: %w", err)
-		}
-		if err := s.syncer.sync(); err != nil {
-			return err
-		}
+	var repairs []write
+	if format != formatVersion {
+		// A new store, or one of format 1: mark it before any last-use chunk is written,
+		// which format 1 would not read. Format 1's t/ keys are deleted once a snapshot
+		// holds their times.
+		repairs = append(repairs, write{[]byte(keyFormat), []byte(formatVersion)})
 	}
-	if format == formatVersion1 {
-		// Mark the store as upgraded before any last-use chunk is written: format 1 would
-		// not read them. Its t/ keys are deleted once a snapshot holds their times.
-		j := &journal{db: s.db, committed: &s.committed}
-		if err := j.write([]write{{[]byte(keyFormat), []byte(formatVersion)}}); err != nil {
-			return fmt.Errorf("upgrading the format: %w", err)
-		}
-		if err := s.syncer.sync(); err != nil {
-			return err
-		}
+	for _, key := range orphans {
+		repairs = append(repairs, write{key: key})
 	}
 	// The latest generation holds a snapshot, one entry per session then alive, and the log
 	// written since: only the log counts towards the next snapshot. (Counting the snapshot
@@ -103,8 +92,20 @@ func (s *Store) load() error {
 	}
 	s.log.Info("badgerstore: loaded", "accounts", accounts, "sessions", sessions,
 		"preferences", preferences, "lastUseEntries", logScan.total, "leftoversDeleted", len(orphans),
-		"took", time.Since(start))
-	return nil
+		"readOnly", s.db.Opts().ReadOnly, "took", time.Since(start))
+	return repairs, nil
+}
+
+// repair writes and syncs what load found to repair.
+func (s *Store) repair(repairs []write) error {
+	if len(repairs) == 0 {
+		return nil
+	}
+	j := &journal{db: s.db, committed: &s.committed}
+	if err := j.write(repairs); err != nil {
+		return fmt.Errorf("marking the format or deleting leftovers of deleted records: %w", err)
+	}
+	return s.syncer.sync()
 }
 
 // lastUseScan describes the last-use log found at open.
@@ -307,7 +308,7 @@ func scan(txn *badger.Txn, prefix string, fn func(key, value []byte) error) erro
 }
 
 // checkFormat makes sure the directory holds a store of this format or of format 1, which
-// load upgrades, and marks a new one. It returns the format found.
+// load upgrades. It returns the format found, or "" for a new store.
 func (s *Store) checkFormat() (string, error) {
 	var format []byte
 	empty := false
@@ -334,12 +335,6 @@ func (s *Store) checkFormat() (string, error) {
 			format, formatVersion, formatVersion1)
 	case format == nil && !empty:
 		return "", errors.New("the directory holds a Badger database that is not a sessiond store")
-	case format == nil:
-		j := &journal{db: s.db, committed: &s.committed}
-		if err := j.write([]write{{[]byte(keyFormat), []byte(formatVersion)}}); err != nil {
-			return "", err
-		}
-		return formatVersion, s.syncer.sync()
 	}
 	return string(format), nil
 }
