@@ -18,13 +18,14 @@
 //	m/format                                  the format version (sessiond-badgerstore-2)
 //
 // Values are a compact binary encoding (a version byte, varints, length-prefixed strings),
-// chosen so that a million sessions load in seconds. Sessions removed by PurgeExpired or
-// DeleteSessions are deleted from disk; Badger reclaims the space as it compacts. Close
-// compacts level 0, and Open loads with Badger's compactions off and turns them on (by
-// reopening the database) once everything is in memory, so that a restart does not share its
-// two cores with a compaction. With
-// Options.EncryptionKey everything on disk is encrypted with AES and Open fails with
-// ErrWrongKey if the key is not the one the store was created with.
+// chosen so that a million sessions load in about two seconds, and Badger's tables are not
+// compressed (decoding every block at load cost more than the disk space saved). Sessions
+// removed by PurgeExpired or DeleteSessions are deleted from disk; Badger reclaims the space
+// as it compacts. Close compacts level 0. Open loads from a read-only open of Badger, or a
+// writable one after a crash, with compactions off, so that a restart does not share its two
+// cores with a compaction, then reopens the database for writing and writes the repairs load
+// found. With Options.EncryptionKey everything on disk is encrypted with AES and Open fails
+// with ErrWrongKey if the key is not the one the store was created with.
 //
 // # Last-use times
 //
