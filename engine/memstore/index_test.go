@@ -45,6 +45,13 @@ func TestIndexCollisions(t *testing.T) {
 		if got := x.get(&sl, "absent"); got != 0 {
 			t.Fatalf("%s: get(absent) = %d", when, got)
 		}
+		absent := sl.alloc()
+		sl.at(absent).id = "absent"
+		x.del(&sl, absent) // removes nothing
+		sl.release(absent)
+		if x.len() != len(slots) {
+			t.Fatalf("%s: deleting an absent key changed len to %d", when, x.len())
+		}
 	}
 	for i := range 5 {
 		add(fmt.Sprint("id", i))

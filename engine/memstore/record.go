@@ -364,12 +364,18 @@ func (x *index[K]) put(sl *slabs, n slot) bool {
 	return true
 }
 
-// del removes the session in slot n, which must be in the index. The entries after it
-// that would no longer be reachable from their home place move back into the gap.
+// del removes the session in slot n, if the index holds it. The entries after it that
+// would no longer be reachable from their home place move back into the gap.
 func (x *index[K]) del(sl *slabs, n slot) {
+	if x.count == 0 {
+		return
+	}
 	mask := len(x.entries) - 1
 	i := int(uint32(x.digest(x.keyOf(sl.at(n))))) & mask
 	for x.entries[i].n != n {
+		if x.entries[i].n == 0 {
+			return
+		}
 		i = (i + 1) & mask
 	}
 	for j := (i + 1) & mask; x.entries[j].n != 0; j = (j + 1) & mask {
