@@ -103,6 +103,7 @@ func (s *Store) RestoreSessions(sessions []engine.Session, rejected func(sess *e
 	if s.closed {
 		return ErrClosed
 	}
+	s.warmIndexes(sessions)
 	for i := range sessions {
 		sess := &sessions[i]
 		err := engine.ErrAccountNotFound
@@ -114,6 +115,19 @@ func (s *Store) RestoreSessions(sessions []engine.Session, rejected func(sess *e
 		}
 	}
 	return nil
+}
+
+// warmIndexes reads the index places where sessions will go, before they are added. In a
+// large store each is a cache miss; read in a loop of their own, many are in flight at once,
+// where adding the sessions one by one waits for each in turn. The caller holds the lock.
+func (s *Store) warmIndexes(sessions []engine.Session) {
+	s.sessions.reserve(s.sessions.len() + len(sessions)) // no resize moves the table meanwhile
+	s.byToken.reserve(s.byToken.len() + len(sessions))
+	var sink uint32
+	for i := range sessions {
+		sink += s.sessions.place(sessions[i].ID) + s.byToken.place(sessions[i].TokenHash)
+	}
+	s.warmSink = sink
 }
 
 // RestorePreference adds a preference read back from storage, without journaling it or

@@ -36,6 +36,8 @@ type Store struct {
 	users    groupSet                // by canonical username
 	addrs    groupSet                // by client address
 	expiry   []dueEntry
+	// warmSink keeps the reads of warmIndexes from being optimised away.
+	warmSink uint32
 	touched  []slot // waiting for DrainTouched; only with a journal
 	profiles profileCache
 }

@@ -389,6 +389,15 @@ func (x *index[K]) del(sl *slabs, n slot) {
 	x.count--
 }
 
+// place reads the entry in the home place of key k and returns its tag, so that a put of k
+// that follows finds it in the cache.
+func (x *index[K]) place(k K) uint32 {
+	if len(x.entries) == 0 {
+		return 0
+	}
+	return x.entries[int(uint32(x.digest(k)))&(len(x.entries)-1)].tag
+}
+
 // minIndexSize is the table size of an index's first entry.
 const minIndexSize = 8
 
