@@ -34,24 +34,7 @@ func TestIndexCollisions(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		if x.len() != len(slots) {
-			t.Fatalf("%s: len %d; want %d", when, x.len(), len(slots))
-		}
-		for id, n := range slots {
-			if got := x.get(&sl, id); got != n {
-				t.Fatalf("%s: get(%s) = %d; want %d", when, id, got, n)
-			}
-		}
-		if got := x.get(&sl, "absent"); got != 0 {
-			t.Fatalf("%s: get(absent) = %d", when, got)
-		}
-		absent := sl.alloc()
-		sl.at(absent).id = "absent"
-		x.del(&sl, absent) // removes nothing
-		sl.release(absent)
-		if x.len() != len(slots) {
-			t.Fatalf("%s: deleting an absent key changed len to %d", when, x.len())
-		}
+		checkIndex(t, when, &x, &sl, slots)
 	}
 	for i := range 5 {
 		add(fmt.Sprint("id", i))
@@ -111,28 +94,42 @@ func TestIndexAgainstMap(t *testing.T) {
 				if op%97 != 0 {
 					continue
 				}
-				if x.len() != len(want) {
-					t.Fatalf("op %d: len %d; want %d", op, x.len(), len(want))
-				}
-				for id, n := range want {
-					if got := x.get(&sl, id); got != n {
-						t.Fatalf("op %d: get(%s) = %d; want %d", op, id, got, n)
-					}
-				}
-				if got := x.get(&sl, "absent"); got != 0 {
-					t.Fatalf("op %d: get(absent) = %d", op, got)
-				}
-				all := x.all()
-				slices.Sort(all)
-				var slots []slot
-				for _, n := range want {
-					slots = append(slots, n)
-				}
-				slices.Sort(slots)
-				if !slices.Equal(all, slots) {
-					t.Fatalf("op %d: all() = %v; want %v", op, all, slots)
-				}
+				checkIndex(t, fmt.Sprint("op ", op), &x, &sl, want)
 			}
 		})
+	}
+}
+
+// checkIndex fails unless x holds exactly the ids in want, at their slots: its length, a
+// lookup of each, a lookup and a deletion of an absent id (which changes nothing), and all.
+func checkIndex(t *testing.T, when string, x *index[string], sl *slabs, want map[string]slot) {
+	t.Helper()
+	if x.len() != len(want) {
+		t.Fatalf("%s: len %d; want %d", when, x.len(), len(want))
+	}
+	for id, n := range want {
+		if got := x.get(sl, id); got != n {
+			t.Fatalf("%s: get(%s) = %d; want %d", when, id, got, n)
+		}
+	}
+	if got := x.get(sl, "absent"); got != 0 {
+		t.Fatalf("%s: get(absent) = %d", when, got)
+	}
+	absent := sl.alloc()
+	sl.at(absent).id = "absent"
+	x.del(sl, absent) // removes nothing
+	sl.release(absent)
+	if x.len() != len(want) {
+		t.Fatalf("%s: deleting an absent id changed len to %d", when, x.len())
+	}
+	all := x.all()
+	slices.Sort(all)
+	slots := make([]slot, 0, len(want))
+	for _, n := range want {
+		slots = append(slots, n)
+	}
+	slices.Sort(slots)
+	if !slices.Equal(all, slots) {
+		t.Fatalf("%s: all() = %v; want %v", when, all, slots)
 	}
 }
