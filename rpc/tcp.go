@@ -129,18 +129,20 @@ func drainAndClose(nc net.Conn, deadline time.Time) {
 			poll = deadline
 		}
 		_ = nc.SetReadDeadline(poll)
-		for {
-			_, err := nc.Read(buf)
-			if err == nil {
-				if time.Since(now) < lingerPoll {
-					continue
-				}
-				break
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				break
-			}
+		if !discardInput(nc, buf) {
 			return // the client closed its side, or the connection failed
+		}
+	}
+}
+
+// discardInput reads and throws away what the client sends until the read deadline passes
+// (a read then fails with a timeout, even with input waiting), and reports false if the
+// client closed its side or the connection failed first.
+func discardInput(nc net.Conn, buf []byte) bool {
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			var ne net.Error
+			return errors.As(err, &ne) && ne.Timeout()
 		}
 	}
 }
