@@ -127,7 +127,7 @@ func Open(opts Options) (*Store, error) {
 		// Another process wrote between the two opens: what was loaded is stale.
 		return nil, errors.Join(fmt.Errorf("badgerstore: %s changed while it was loading; is another process using it?", opts.Dir), db.Close())
 	}
-	if err := s.repair(repairs); err != nil {
+	if err := s.repair(j, repairs); err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
 	if interval > 0 {

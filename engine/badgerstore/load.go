@@ -96,12 +96,11 @@ func (s *Store) load() ([]write, error) {
 	return repairs, nil
 }
 
-// repair writes and syncs what load found to repair.
-func (s *Store) repair(repairs []write) error {
+// repair writes what load found to repair through j, the store's journal, and syncs it.
+func (s *Store) repair(j *journal, repairs []write) error {
 	if len(repairs) == 0 {
 		return nil
 	}
-	j := &journal{db: s.db, committed: &s.committed}
 	if err := j.write(repairs); err != nil {
 		return fmt.Errorf("marking the format or deleting leftovers of deleted records: %w", err)
 	}
