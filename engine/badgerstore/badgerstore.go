@@ -44,10 +44,11 @@ type Options struct {
 // memstore.Store) and served from there; every change is written through to Badger and
 // synced before the method returns. It is safe for concurrent use.
 type Store struct {
-	mem    *memstore.Store
-	db     *badger.DB
-	syncer *groupSync
-	log    *slog.Logger
+	mem     *memstore.Store
+	db      *badger.DB
+	journal *journal // writes the memstore's changes, and repairs
+	syncer  *groupSync
+	log     *slog.Logger
 	// committed counts transactions and write batches committed, so that groupSync knows
 	// what a sync covers.
 	committed atomic.Uint64
@@ -107,11 +108,16 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err)
 	}
 
+	files, err := newLastUseFiles(opts.Dir, opts.EncryptionKey)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err), db.Close())
+	}
 	s := &Store{db: db, log: logger, stop: make(chan struct{})}
-	j := &journal{db: db, committed: &s.committed}
-	s.mem = memstore.New(memstore.Options{Journal: j})
+	s.journal = &journal{db: db, committed: &s.committed}
+	s.mem = memstore.New(memstore.Options{Journal: s.journal})
 	s.syncer = &groupSync{db: db, committed: &s.committed}
-	repairs, err := s.load()
+	s.lastUse.files = files
+	repairs, torn, err := s.load()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
@@ -122,12 +128,12 @@ func Open(opts Options) (*Store, error) {
 	if db, err = badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger)); err != nil {
 		return nil, fmt.Errorf("badgerstore: reopen %s: %w", opts.Dir, err)
 	}
-	s.db, j.db, s.syncer.db = db, db, db
+	s.db, s.journal.db, s.syncer.db = db, db, db
 	if db.MaxVersion() != loaded {
 		// Another process wrote between the two opens: what was loaded is stale.
 		return nil, errors.Join(fmt.Errorf("badgerstore: %s changed while it was loading; is another process using it?", opts.Dir), db.Close())
 	}
-	if err := s.repair(j, repairs); err != nil {
+	if err := s.repair(repairs, torn); err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
 	if interval > 0 {
@@ -187,10 +193,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	if s.closed {
 		return memstore.ErrClosed
 	}
-	if err := s.writeTouched(false); err != nil {
-		return err
-	}
-	return s.syncer.sync()
+	return s.writeTouched(false)
 }
 
 // Close writes pending Touch updates and closes the database. Calls in progress finish
@@ -202,13 +205,13 @@ func (s *Store) Close() error {
 		s.life.Lock()
 		defer s.life.Unlock()
 		s.closed = true
-		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(false), s.db.Close())
+		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(false), s.lastUse.files.close(), s.db.Close())
 	})
 	return s.closeErr
 }
 
-// flushEvery writes Touch updates every interval until Close, without syncing: they are
-// allowed to be lost in a crash (see the package documentation).
+// flushEvery writes Touch updates every interval until Close. Between two runs they are
+// only in memory, and may be lost in a crash (see the package documentation).
 func (s *Store) flushEvery(interval time.Duration) {
 	defer s.flusher.Done()
 	ticker := time.NewTicker(interval)

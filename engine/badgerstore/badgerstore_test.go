@@ -122,6 +122,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	// Unrelated strings, so that compression cannot turn one into a reference to the other.
 	const secret = "Quokka7Zephyr2Marmalade9Xylophone"
 	const setting = "vt4Rn8LwQjCp1sKd6MfYb3Hg"
+	const sessionID = "Wombat5Quasar8Tangerine1"
 	for _, tc := range []struct {
 		name      string
 		key       []byte
@@ -140,9 +141,16 @@ func TestEncryptionAtRest(t *testing.T) {
 			if err := s.CreateAccount(ctx, &engine.Account{Username: "u", Description: secret, CreatedAt: testNow}); err != nil {
 				t.Fatal(err)
 			}
-			sess := &engine.Session{ID: "s1", Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
+			sess := &engine.Session{ID: sessionID, Username: "u", CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow}
 			sess.Settings.DefaultDatabaseName = setting
 			if err := s.InsertSession(ctx, sess, engine.Caps{}, testNow); err != nil {
+				t.Fatal(err)
+			}
+			// The session's id reaches the last-use files too.
+			if err := s.Touch(ctx, sessionID, testNow.Add(time.Second), true); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 			// Look while the store is open (write-ahead logs) and after Close (tables).
@@ -152,15 +160,24 @@ func TestEncryptionAtRest(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				found := filesContaining(t, dir, secret, setting)
-				for _, marker := range []string{secret, setting} {
+				found := filesContaining(t, dir, secret, setting, sessionID)
+				for _, marker := range []string{secret, setting, sessionID} {
 					if clear := len(found[marker]) > 0; clear != tc.wantClear {
 						t.Errorf("store %s: %q in clear in %v; want in clear: %v", when, marker, found[marker], tc.wantClear)
 					}
 				}
+				if tc.wantClear && !slices.ContainsFunc(found[sessionID], isLastUseFile) {
+					t.Errorf("store %s: the session id is in %v, in no last-use file", when, found[sessionID])
+				}
 			}
 		})
 	}
+}
+
+// isLastUseFile tells whether a file name found by filesContaining is a last-use file.
+func isLastUseFile(name string) bool {
+	_, err := fmt.Sscanf(name, "%016x-%016x.log", new(uint64), new(uint64))
+	return err == nil
 }
 
 // filesContaining returns, for each of markers, the files under dir that contain it. It reads
@@ -297,7 +314,7 @@ func TestLeftoversRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{string(accountKey("gone")), string(accountKey("kept")), keyFormat,
-		string(preferenceKey("kept", "theme")), string(sessionKey("kept-session")), string(lastUseKey(1, 0))}
+		string(preferenceKey("kept", "theme")), string(sessionKey("kept-session"))}
 	if keys := rawKeys(t, dir); !slices.Equal(keys, want) {
 		t.Errorf("keys on disk: %q; want %q", keys, want)
 	}
@@ -362,7 +379,7 @@ func TestForeignDirectory(t *testing.T) {
 	}
 }
 
-// Touch updates reach Badger's last-use log without Flush, within a few flush intervals.
+// Touch updates reach the last-use files without Flush, within a few flush intervals.
 func TestBackgroundFlush(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir(), Options{FlushInterval: 5 * time.Millisecond})
@@ -379,7 +396,7 @@ func TestBackgroundFlush(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := storedLastUses(t, s.db)["s"]
+		got := storedLastUses(t, s)["s"]
 		if got.LastAccessedAt.Equal(touched) {
 			return
 		}

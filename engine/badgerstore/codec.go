@@ -15,15 +15,17 @@ const (
 	prefixAccount    = "a/" // a/<userKey> → account
 	prefixSession    = "s/" // s/<sessionId> → session
 	prefixTouch      = "t/" // t/<sessionId> → last-use times (format 1 only; read, then removed)
-	prefixLastUse    = "u/" // u/<generation><sequence>, 8 bytes each, big-endian → last-use times
+	prefixLastUse    = "u/" // u/<generation><sequence> → last-use times (format 2 only; read, then removed)
 	prefixPreference = "p/" // p/<uvarint len(userKey)><userKey><label> → value
 	keyFormat        = "m/format"
 )
 
-// formatVersion names the layout above and the encodings below. Open also reads
-// formatVersion1 (last-use times under t/ keys) and upgrades it; it refuses any other.
+// formatVersion names the layout above, the encodings below and the last-use files. Open
+// also reads formatVersion1 (last-use times under t/ keys) and formatVersion2 (under u/
+// keys) and upgrades them; it refuses any other.
 const (
-	formatVersion  = "sessiond-badgerstore-2"
+	formatVersion  = "sessiond-badgerstore-3"
+	formatVersion2 = "sessiond-badgerstore-2"
 	formatVersion1 = "sessiond-badgerstore-1"
 )
 
@@ -34,21 +36,13 @@ func accountKey(userKey string) []byte { return append([]byte(prefixAccount), us
 func sessionKey(id string) []byte      { return append([]byte(prefixSession), id...) }
 func touchKey(id string) []byte        { return append([]byte(prefixTouch), id...) }
 
-// lastUseKey names one chunk of last-use times; keys sort by generation, then sequence.
+// lastUseKey names one chunk of format 2's last-use times; keys sort by generation, then
+// sequence.
 func lastUseKey(generation, sequence uint64) []byte {
 	k := make([]byte, 0, len(prefixLastUse)+16)
 	k = append(k, prefixLastUse...)
 	k = binary.BigEndian.AppendUint64(k, generation)
 	return binary.BigEndian.AppendUint64(k, sequence)
-}
-
-// parseLastUseKey returns the generation and sequence of a last-use chunk key.
-func parseLastUseKey(key []byte) (generation, sequence uint64, err error) {
-	rest := key[len(prefixLastUse):]
-	if len(rest) != 16 {
-		return 0, 0, fmt.Errorf("malformed last-use key %q", key)
-	}
-	return binary.BigEndian.Uint64(rest), binary.BigEndian.Uint64(rest[8:]), nil
 }
 
 func preferenceKey(userKey, label string) []byte {
@@ -376,12 +370,12 @@ const (
 // maxChunkEntries bounds the sessions in one last-use chunk (a value of about 100 KB).
 const maxChunkEntries = 2048
 
-// encodeLastUses encodes a chunk of last-use times: the version byte, the count, then per
+// appendLastUses appends a chunk of last-use times to dst: the version byte, the count, then per
 // session its id, a flags byte, LastAccessedAt as Unix nanoseconds less the previous
 // entry's, and LastActiveAt as nanoseconds before LastAccessedAt. Times written together lie
 // close together, so most take a few bytes.
-func encodeLastUses(touched []memstore.Touched) []byte {
-	e := encoder{buf: make([]byte, 0, 16+len(touched)*56)}
+func appendLastUses(dst []byte, touched []memstore.Touched) []byte {
+	e := encoder{buf: dst}
 	e.buf = append(e.buf, recordVersion)
 	e.uvarint(uint64(len(touched)))
 	var previous int64

@@ -13,9 +13,8 @@
 //
 //	a/<userKey>                               an account
 //	s/<sessionId>                             a session, as last written by a change
-//	u/<generation><sequence>                  a chunk of last-use times written after Touch
 //	p/<uvarint len(userKey)><userKey><label>  a preference value
-//	m/format                                  the format version (sessiond-badgerstore-2)
+//	m/format                                  the format version (sessiond-badgerstore-3)
 //
 // Values are a compact binary encoding (a version byte, varints, length-prefixed strings),
 // chosen so that a million sessions load in about two seconds, and Badger's tables are not
@@ -31,13 +30,11 @@
 //
 // Touch, called on every request, only changes memory. A background writer, every
 // Options.FlushInterval (1 s by default), and Flush and Close, append the last-use times of
-// the sessions touched since to a log: chunks of up to 2,048 sessions under u/ keys, a few
-// keys a second however many sessions are in use. (Format 1 wrote one t/<sessionId> key per
-// touched session: with use spread over a million sessions, Badger's memtable inserts,
-// table builds and compactions of those keys took a large share of the server's CPU.) At
-// open each session takes the
-// latest of the times in its s/ record and in every chunk, so a chunk can never set a
-// session's times back, whatever the order of writes.
+// the sessions touched since to a log and sync it: files of their own in <Dir>/lastuse, not
+// Badger, written sequentially in chunks of up to 2,048 sessions and deleted whole
+// (lastusefile.go says why and how). At open each session takes the latest of the times in
+// its s/ record and in every chunk, so a chunk can never set a session's times back,
+// whatever the order of writes.
 //
 // The log is bounded by snapshots. Once a generation of the log holds about as many entries
 // as there are sessions (at least 65,536), the writer starts a new generation and, in one
@@ -50,20 +47,21 @@
 //
 // # Last-use times after a crash
 //
-// The log writes are not synced on their own; the next synced change or Flush makes them
-// durable. So after a process crash a session's LastAccessedAt and LastActiveAt can be at
-// most FlushInterval older than they were, and after a machine crash at most as old as the
-// last fsync (the last acknowledged change or Flush). Everything else is never lost once
-// acknowledged. Stale times can only make a session expire sooner: every session clock
-// counts from a last-use time forward, so an older time ends the session earlier, never
-// later, and a session can never outlive a limit because of a crash.
+// Each run of the writer syncs what it wrote. So after a crash of the process or the
+// machine a session's LastAccessedAt and LastActiveAt can be at most about FlushInterval
+// older than they were (the record being written when it stopped is incomplete, and Open
+// cuts it off). Everything else is never lost once acknowledged. Stale times can only make
+// a session expire sooner: every session clock counts from a last-use time forward, so an
+// older time ends the session earlier, never later, and a session can never outlive a limit
+// because of a crash.
 //
-// # Format 1
+// # Older formats
 //
-// Open upgrades a store of format 1 in place: it reads its t/ keys like chunks, marks the
-// store as format 2 (after which an older sessiond refuses it with a message naming both
-// formats), and deletes the t/ keys once the first snapshot holds their times. Any other
-// format is refused.
+// Open upgrades a store of format 1 (one t/<sessionId> key per touched session) or 2 (chunks
+// under u/<generation><sequence> keys) in place: it reads those keys like chunks, marks the
+// store as format 3 (after which an older sessiond refuses it with a message naming the
+// formats it reads), and deletes them once the first snapshot in the files holds their
+// times. Any other format is refused.
 //
 // # Leftovers
 //

@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -10,9 +9,8 @@ import (
 )
 
 // The last-use log. Touch changes only memory; the background writer appends the times of
-// the sessions touched since its last run to a log of large chunks (u/<generation><sequence>),
-// a few keys a second instead of one per session, which is what kept Badger busy (memtable
-// inserts, table building and compaction per key) when use was spread over many sessions.
+// the sessions touched since its last run to the log's files (lastusefile.go), in chunks of
+// up to maxChunkEntries, and syncs them.
 //
 // At open, each session takes the latest of the times in its s/ record and in every chunk,
 // so the order of chunks and duplicates do not matter. The log is kept short by snapshots:
@@ -35,33 +33,28 @@ const (
 
 // lastUseLog is the writer's state. It is used under Store.flushMu.
 type lastUseLog struct {
-	generation, sequence uint64 // the next chunk's key
-	logged               int    // log entries written in this generation
-	snapshotFrom         int    // the next memstore.LastUses position of a snapshot, or -1
-	// obsolete is set while older generations or format-1 t/ keys remain on disk, to be
-	// deleted when the running snapshot completes.
-	obsolete bool
-	pending  []memstore.Touched // drained but not yet written, after a failed write
+	files        *lastUseFiles // the generation and segment being written
+	logged       int           // log entries written in this generation
+	snapshotFrom int           // the next memstore.LastUses position of a snapshot, or -1
+	// obsolete is set while older generations remain, to be deleted when the running
+	// snapshot completes; legacy while Badger holds last-use times of formats 1 and 2 (t/
+	// and u/ keys), deleted then too.
+	obsolete, legacy bool
+	pending          []memstore.Touched // drained but not yet written, after a failed write
 	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller, and set
 	// pagesPerRun to spread a snapshot over several runs (0: a whole snapshot per run).
 	page, minLog, pagesPerRun int
 }
 
-// nextKey returns the key of the next chunk.
-func (l *lastUseLog) nextKey() []byte {
-	k := lastUseKey(l.generation, l.sequence)
-	l.sequence++
-	return k
-}
-
 // startSnapshot begins a new generation whose first pages will be a snapshot.
 func (l *lastUseLog) startSnapshot() {
-	l.generation++
-	l.sequence, l.logged, l.snapshotFrom, l.obsolete = 0, 0, 0, true
+	l.files.startGeneration(l.files.generation + 1)
+	l.logged, l.snapshotFrom, l.obsolete = 0, 0, true
 }
 
-// writeTouched writes the last-use times of the sessions touched since the last call. With
-// background set it also writes a snapshot, starting one when the log is long enough.
+// writeTouched writes the last-use times of the sessions touched since the last call, and
+// syncs them. With background set it also writes a snapshot, starting one when the log is
+// long enough.
 func (s *Store) writeTouched(background bool) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -77,6 +70,7 @@ func (s *Store) writeTouched(background bool) error {
 	}
 	next, err := s.writeChunks(touched, snapshotting)
 	if err != nil {
+		l.files.abandon()
 		l.pending = latestTouches(touched)
 		return fmt.Errorf("badgerstore: write last-use times: %w", err)
 	}
@@ -93,24 +87,12 @@ func (s *Store) writeTouched(background bool) error {
 	return nil
 }
 
-// writeChunks writes touched in chunks of the current generation and, when snapshotting,
-// the snapshot's pages after them (all that remain, or pagesPerRun), in one write batch.
-// It returns where the snapshot goes on, or -1 once it is complete.
+// writeChunks writes touched to the current segment and, when snapshotting, the snapshot's
+// pages after them (all that remain, or pagesPerRun), then syncs. It returns where the
+// snapshot goes on, or -1 once it is complete.
 func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int, error) {
 	l := &s.lastUse
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	add := func(list []memstore.Touched) error {
-		for len(list) > 0 {
-			n := min(len(list), maxChunkEntries)
-			if err := wb.Set(l.nextKey(), encodeLastUses(list[:n])); err != nil {
-				return err
-			}
-			list = list[n:]
-		}
-		return nil
-	}
-	if err := add(touched); err != nil {
+	if err := l.files.write(touched); err != nil {
 		return 0, err
 	}
 	next := -1
@@ -119,38 +101,33 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 		next = l.snapshotFrom
 		for pages := 0; next >= 0 && (l.pagesPerRun == 0 || pages < l.pagesPerRun); pages++ {
 			page, next = s.mem.LastUses(next, l.page, page[:0])
-			if err := add(page); err != nil {
+			if err := l.files.write(page); err != nil {
 				return 0, err
 			}
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return 0, err
-	}
-	s.committed.Add(1)
-	return next, nil
+	return next, l.files.sync()
 }
 
-// dropObsolete completes a snapshot: it syncs it, then deletes the older generations and any
-// format-1 t/ keys, whose times the snapshot now holds or exceeds.
+// dropObsolete completes a snapshot, which writeChunks synced: it deletes the older
+// generations, and the last-use keys of formats 1 and 2 in Badger, whose times the snapshot
+// now holds or exceeds.
 func (s *Store) dropObsolete() error {
 	l := &s.lastUse
-	if !l.obsolete {
+	if l.obsolete {
+		if err := l.files.dropBefore(l.files.generation); err != nil {
+			return fmt.Errorf("badgerstore: delete old last-use times: %w", err)
+		}
+		l.obsolete = false
+	}
+	if !l.legacy {
 		return nil
 	}
-	if err := s.syncer.sync(); err != nil {
-		return err
-	}
-	current := lastUseKey(l.generation, 0)
 	var keys [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, prefix := range []string{prefixLastUse, prefixTouch} {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 			for it.Rewind(); it.Valid(); it.Next() {
-				key := it.Item().Key()
-				if prefix == prefixLastUse && bytes.Compare(key, current) >= 0 {
-					break
-				}
 				keys = append(keys, it.Item().KeyCopy(nil))
 			}
 			it.Close()
@@ -158,22 +135,19 @@ func (s *Store) dropObsolete() error {
 		return nil
 	})
 	if err == nil {
-		wb := s.db.NewWriteBatch()
-		defer wb.Cancel()
-		for _, key := range keys {
-			if err = wb.Delete(key); err != nil {
-				break
-			}
+		writes := make([]write, len(keys))
+		for i, key := range keys {
+			writes[i].key = key
 		}
-		if err == nil {
-			err = wb.Flush()
-		}
+		err = s.journal.write(writes)
+	}
+	if err == nil {
+		err = s.syncer.sync()
 	}
 	if err != nil {
-		return fmt.Errorf("badgerstore: delete old last-use times: %w", err)
+		return fmt.Errorf("badgerstore: delete the last-use keys of an older format: %w", err)
 	}
-	s.committed.Add(1)
-	l.obsolete = false
+	l.legacy = false
 	return nil
 }
 

@@ -1,8 +1,15 @@
 package badgerstore
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,35 +19,24 @@ import (
 	"github.com/sessiond/sessiond/engine/memstore"
 )
 
-// storedLastUses returns the latest times of each session in the last-use log on disk.
-func storedLastUses(t *testing.T, db *badger.DB) map[string]memstore.Touched {
+// storedLastUses returns the latest times of each session in the last-use files of s.
+func storedLastUses(t *testing.T, s *Store) map[string]memstore.Touched {
 	t.Helper()
 	latest := map[string]memstore.Touched{}
-	err := db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLastUse)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var chunk []memstore.Touched
-			err := it.Item().Value(func(v []byte) (err error) {
-				chunk, err = decodeLastUses(v, nil)
-				return err
-			})
-			if err != nil {
-				return err
+	_, _, err := s.lastUse.files.read(func(_ uint64, chunk []byte) error {
+		entries, err := decodeLastUses(chunk, nil)
+		for _, u := range entries {
+			old := latest[u.ID]
+			if u.LastAccessedAt.After(old.LastAccessedAt) {
+				old.LastAccessedAt = u.LastAccessedAt
 			}
-			for _, u := range chunk {
-				old := latest[u.ID]
-				if u.LastAccessedAt.After(old.LastAccessedAt) {
-					old.LastAccessedAt = u.LastAccessedAt
-				}
-				if u.LastActiveAt.After(old.LastActiveAt) {
-					old.LastActiveAt = u.LastActiveAt
-				}
-				old.ID = u.ID
-				latest[u.ID] = old
+			if u.LastActiveAt.After(old.LastActiveAt) {
+				old.LastActiveAt = u.LastActiveAt
 			}
+			old.ID = u.ID
+			latest[u.ID] = old
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,26 +44,18 @@ func storedLastUses(t *testing.T, db *badger.DB) map[string]memstore.Touched {
 	return latest
 }
 
-// generations lists the generations of last-use chunks on disk.
-func generations(t *testing.T, db *badger.DB) []uint64 {
+// generations lists the generations of the last-use files in the store in dir.
+func generations(t *testing.T, dir string) []uint64 {
 	t.Helper()
-	var gens []uint64
-	err := db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLastUse)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			g, _, err := parseLastUseKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			if len(gens) == 0 || gens[len(gens)-1] != g {
-				gens = append(gens, g)
-			}
-		}
-		return nil
-	})
+	files, err := listLastUseFiles(filepath.Join(dir, lastUseDirName))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var gens []uint64
+	for _, f := range files {
+		if len(gens) == 0 || gens[len(gens)-1] != f.generation {
+			gens = append(gens, f.generation)
+		}
 	}
 	return gens
 }
@@ -132,11 +120,11 @@ func TestLastUseSnapshot(t *testing.T) {
 		touchAndRun(t, s, at, active, ids...)
 	}
 	touchAll(true) // 8 log entries: enough to start a snapshot at the next run
-	if g := generations(t, s.db); !slices.Equal(g, []uint64{1}) {
+	if g := generations(t, dir); !slices.Equal(g, []uint64{1}) {
 		t.Fatalf("generations %v; want [1]", g)
 	}
 	touchAll(false) // generation 2: the log, then the first snapshot page
-	if g := generations(t, s.db); !slices.Equal(g, []uint64{1, 2}) {
+	if g := generations(t, dir); !slices.Equal(g, []uint64{1, 2}) {
 		t.Fatalf("generations during a snapshot %v; want [1 2]", g)
 	}
 	// Closing halfway leaves both generations; the next open reads both and starts over.
@@ -146,17 +134,17 @@ func TestLastUseSnapshot(t *testing.T) {
 	s = openTest(t, dir, Options{FlushInterval: -1})
 	s.lastUse.page, s.lastUse.minLog, s.lastUse.pagesPerRun = 3, 1, 1
 	checkTimes(t, s, ids, at, testNow.Add(time.Second))
-	if s.lastUse.generation != 3 || s.lastUse.snapshotFrom != 0 {
+	if s.lastUse.files.generation != 3 || s.lastUse.snapshotFrom != 0 {
 		t.Fatalf("after open: generation %d, snapshot from %d; want a snapshot in generation 3",
-			s.lastUse.generation, s.lastUse.snapshotFrom)
+			s.lastUse.files.generation, s.lastUse.snapshotFrom)
 	}
 	for range 3 { // 8 sessions in pages of 3
 		touchAll(false)
 	}
-	if g := generations(t, s.db); !slices.Equal(g, []uint64{3}) {
+	if g := generations(t, dir); !slices.Equal(g, []uint64{3}) {
 		t.Fatalf("generations after the snapshot %v; want [3]", g)
 	}
-	latest := storedLastUses(t, s.db)
+	latest := storedLastUses(t, s)
 	for _, id := range ids {
 		if !latest[id].LastAccessedAt.Equal(at) || !latest[id].LastActiveAt.Equal(testNow.Add(time.Second)) {
 			t.Errorf("%s on disk: %+v", id, latest[id])
@@ -184,7 +172,7 @@ func TestLastUseRestartKeepsSnapshot(t *testing.T) {
 	}
 	touch(ids...) // generation 1: 8 log entries, enough for a snapshot
 	touch(ids[0]) // generation 2: 1 log entry and a snapshot of 8
-	if g := generations(t, s.db); !slices.Equal(g, []uint64{2}) {
+	if g := generations(t, dir); !slices.Equal(g, []uint64{2}) {
 		t.Fatalf("generations after the snapshot %v; want [2]", g)
 	}
 	if err := s.Close(); err != nil {
@@ -196,77 +184,102 @@ func TestLastUseRestartKeepsSnapshot(t *testing.T) {
 		t.Errorf("after open the log counts %d entries; want 1 (the snapshot is not log)", s.lastUse.logged)
 	}
 	touch(ids[1])
-	if g := generations(t, s.db); !slices.Equal(g, []uint64{2}) || s.lastUse.snapshotFrom >= 0 {
+	if g := generations(t, dir); !slices.Equal(g, []uint64{2}) || s.lastUse.snapshotFrom >= 0 {
 		t.Fatalf("generations %v, snapshot from %d after a restart; want [2] and no snapshot", g, s.lastUse.snapshotFrom)
 	}
 	checkTimes(t, s, ids[2:], testNow.Add(time.Second), testNow)
 }
 
-// A store of format 1, with last-use times under t/ keys, opens with those times, is marked
-// format 2, and loses its t/ keys once a snapshot holds their times.
-func TestFormat1Upgrade(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir, Options{FlushInterval: -1})
-	ids := addSessions(t, s, 5)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Rewrite it as format 1 would have left it: t/ keys with later times, no u/ keys.
+// A store of format 1 (last-use times under t/ keys) or 2 (under u/ keys) opens with those
+// times, is marked with the current format, and loses those keys once a snapshot in the
+// last-use files holds their times.
+func TestLegacyFormatUpgrade(t *testing.T) {
 	later, active := testNow.Add(time.Hour), testNow.Add(time.Minute)
-	db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set([]byte(keyFormat), []byte(formatVersion1)); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := txn.Set(touchKey(id), encodeTouch(later, active)); err != nil {
+	for _, tc := range []struct {
+		format string
+		// legacy writes the last-use times of ids as that format did.
+		legacy func(txn *badger.Txn, ids []string) error
+	}{
+		{formatVersion1, func(txn *badger.Txn, ids []string) error {
+			for _, id := range append(ids, "gone") {
+				if err := txn.Set(touchKey(id), encodeTouch(later, active)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{formatVersion2, func(txn *badger.Txn, ids []string) error {
+			var chunk []memstore.Touched
+			for _, id := range append(ids, "gone") {
+				chunk = append(chunk, memstore.Touched{ID: id, LastAccessedAt: later, LastActiveAt: active})
+			}
+			// Two generations, the older with earlier times, as an unfinished snapshot left them.
+			older := appendLastUses(nil, []memstore.Touched{{ID: ids[0], LastAccessedAt: testNow}})
+			if err := txn.Set(lastUseKey(1, 0), older); err != nil {
 				return err
 			}
-		}
-		return txn.Set(touchKey("gone"), encodeTouch(later, later))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := generations(t, db); len(g) != 0 {
-		t.Fatalf("generations %v in a format-1 store", g)
-	}
-	db.Close()
+			return txn.Set(lastUseKey(2, 0), appendLastUses(nil, chunk))
+		}},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir, Options{FlushInterval: -1})
+			ids := addSessions(t, s, 5)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Rewrite it as the older format would have left it, without last-use files.
+			if err := os.RemoveAll(filepath.Join(dir, lastUseDirName)); err != nil {
+				t.Fatal(err)
+			}
+			db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(txn *badger.Txn) error {
+				if err := txn.Set([]byte(keyFormat), []byte(tc.format)); err != nil {
+					return err
+				}
+				return tc.legacy(txn, ids)
+			})
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 
-	s = openTest(t, dir, Options{FlushInterval: -1})
-	checkTimes(t, s, ids, later, active)
-	if s.lastUse.snapshotFrom != 0 {
-		t.Fatal("no snapshot started after opening a store with t/ keys")
-	}
-	if err := s.writeTouched(true); err != nil { // one page holds all five
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range rawKeys(t, dir) {
-		if key[:2] == prefixTouch {
-			t.Errorf("t/ key %q left after the snapshot", key)
-		}
-		if key == keyFormat {
-			continue
-		}
-	}
-	s = openTest(t, dir, Options{FlushInterval: -1})
-	checkTimes(t, s, ids, later, active)
-	var format []byte
-	_ = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyFormat))
-		if err == nil {
-			format, err = item.ValueCopy(nil)
-		}
-		return err
-	})
-	if string(format) != formatVersion {
-		t.Errorf("format after the upgrade %q; want %q", format, formatVersion)
+			s = openTest(t, dir, Options{FlushInterval: -1})
+			checkTimes(t, s, ids, later, active)
+			if s.lastUse.snapshotFrom != 0 || !s.lastUse.legacy {
+				t.Fatal("no snapshot started after opening a store with last-use keys")
+			}
+			if err := s.writeTouched(true); err != nil { // one page holds all five
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range rawKeys(t, dir) {
+				if key[:2] == prefixTouch || key[:2] == prefixLastUse {
+					t.Errorf("key %q left after the snapshot", key)
+				}
+			}
+			s = openTest(t, dir, Options{FlushInterval: -1})
+			checkTimes(t, s, ids, later, active)
+			if s.lastUse.snapshotFrom >= 0 || s.lastUse.legacy {
+				t.Error("a snapshot started again at the open after the upgrade")
+			}
+			var format []byte
+			_ = s.db.View(func(txn *badger.Txn) error {
+				item, err := txn.Get([]byte(keyFormat))
+				if err == nil {
+					format, err = item.ValueCopy(nil)
+				}
+				return err
+			})
+			if string(format) != formatVersion {
+				t.Errorf("format after the upgrade %q; want %q", format, formatVersion)
+			}
+		})
 	}
 }
 
@@ -291,4 +304,142 @@ func TestUnknownFormat(t *testing.T) {
 	} else {
 		t.Logf("format 9: %v", err)
 	}
+}
+
+// A last-use file that a crash left with an incomplete record, or without its header, is
+// read up to its last whole record, reported, and cut back there at open.
+func TestLastUseTornRecord(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	ids := addSessions(t, s, 3)
+	at := testNow.Add(time.Minute)
+	touchAndRun(t, s, at, true, ids...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := listLastUseFiles(filepath.Join(dir, lastUseDirName))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("last-use files %v, %v; want one", files, err)
+	}
+	whole, err := os.Stat(files[0].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record that claims 100 bytes and has 10, and a segment created just before a crash.
+	f, err := os.OpenFile(files[0].path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(append([]byte{100, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 10)...)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	empty := filepath.Join(dir, lastUseDirName, lastUseFileName(files[0].generation, files[0].segment+1))
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var logged bytes.Buffer
+	s = openTest(t, dir, Options{FlushInterval: -1, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	checkTimes(t, s, ids, at, at)
+	if !strings.Contains(logged.String(), "incomplete record") {
+		t.Errorf("nothing logged about the incomplete record; log:\n%s", logged.String())
+	}
+	if st, err := os.Stat(files[0].path); err != nil || st.Size() != whole.Size() {
+		t.Errorf("torn file after open: %v, %v; want %d bytes", st, err, whole.Size())
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the file without a header is still there: %v", err)
+	}
+	later := at.Add(time.Minute)
+	touchAndRun(t, s, later, false, ids[0])
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logged.Reset()
+	s = openTest(t, dir, Options{FlushInterval: -1, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	checkTimes(t, s, ids[:1], later, at)
+	checkTimes(t, s, ids[1:], at, at)
+	if strings.Contains(logged.String(), "incomplete record") {
+		t.Errorf("the incomplete record is reported again after it was cut off; log:\n%s", logged.String())
+	}
+}
+
+// After a failed write the times are kept in memory, written to a new segment by the next
+// run, and nothing after the failure is written into the failed segment.
+func TestLastUseWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	ids := addSessions(t, s, 2)
+	touchAndRun(t, s, testNow.Add(time.Minute), true, ids...)
+	failed := s.lastUse.files.f
+	failed.Close() // the next write or sync of this segment fails
+	at := testNow.Add(2 * time.Minute)
+	for _, id := range ids {
+		if err := s.Touch(context.Background(), id, at, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.writeTouched(true); err == nil {
+		t.Fatal("a write to a closed file succeeded")
+	}
+	if err := s.writeTouched(true); err != nil {
+		t.Fatalf("the run after a failure: %v", err)
+	}
+	if s.lastUse.files.f == failed || s.lastUse.files.segment != 1 {
+		t.Errorf("the run after a failure wrote segment %d; want a new segment 1", s.lastUse.files.segment)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	checkTimes(t, s, ids, at, testNow.Add(time.Minute))
+}
+
+// No file content makes the last-use file reader panic, and it reports a file torn exactly
+// where its whole records end.
+func FuzzLastUseFile(f *testing.F) {
+	dir := f.TempDir()
+	w, err := newLastUseFiles(dir, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := w.write([]memstore.Touched{{ID: "a", LastAccessedAt: testNow}, {ID: "b"}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := w.close(); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(filepath.Join(w.dir, lastUseFileName(0, 0)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:len(seed)-3])
+	f.Add([]byte(lastUseMagic))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		r, err := newLastUseFiles(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(r.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r.dir, lastUseFileName(1, 0)), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		whole := int64(lastUseHeader) // the header and the records read
+		_, torn, err := r.read(func(_ uint64, chunk []byte) error {
+			whole += recordHeader + int64(len(chunk))
+			_, err := decodeLastUses(chunk, nil)
+			return err
+		})
+		switch {
+		case err != nil:
+		case len(torn) == 0 && whole != int64(len(content)):
+			t.Errorf("read to the end, but the records take %d of %d bytes", whole, len(content))
+		case len(torn) == 1 && torn[0].size != 0 && torn[0].size != whole:
+			t.Errorf("torn at %d, but the header and whole records take %d", torn[0].size, whole)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,15 +14,15 @@ import (
 )
 
 // load reads the whole store into memory, writing nothing: it may read a read-only open. It
-// returns the repairs for repair to write once the store is open for writing: the format
-// mark of a new or upgraded store, and the deletion of leftovers that a crash can leave
-// behind (sessions, last-use times and preferences of deleted accounts or sessions), which
-// it skips.
-func (s *Store) load() ([]write, error) {
+// returns the repairs for repair to make once the store is open for writing: the format
+// mark of a new or upgraded store, the deletion of leftovers that a crash can leave behind
+// (sessions, last-use times and preferences of deleted accounts or sessions), which it
+// skips, and the last-use files a crash left with an incomplete record at their end.
+func (s *Store) load() ([]write, []tornFile, error) {
 	start := time.Now()
 	format, err := s.checkFormat()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var (
 		orphans                         [][]byte
@@ -70,13 +71,13 @@ func (s *Store) load() ([]write, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var repairs []write
 	if format != formatVersion {
-		// A new store, or one of format 1: mark it before any last-use chunk is written,
-		// which format 1 would not read. Format 1's t/ keys are deleted once a snapshot
-		// holds their times.
+		// A new store, or one of an older format: mark it before any last-use file is
+		// written, which the older format would not read. The older format's last-use keys
+		// are deleted once a snapshot holds their times.
 		repairs = append(repairs, write{[]byte(keyFormat), []byte(formatVersion)})
 	}
 	for _, key := range orphans {
@@ -84,24 +85,36 @@ func (s *Store) load() ([]write, error) {
 	}
 	// The latest generation holds a snapshot, one entry per session then alive, and the log
 	// written since: only the log counts towards the next snapshot. (Counting the snapshot
-	// too started a new one, a rewrite of every session's times, at every restart.)
-	s.lastUse = lastUseLog{generation: max(logScan.generation, 1), sequence: logScan.sequence,
-		logged: max(logScan.entries-sessions, 0), snapshotFrom: -1, page: snapshotPage, minLog: minSnapshotLog}
-	if logScan.generations > 1 || logScan.touchKeys > 0 {
-		s.lastUse.startSnapshot() // leftovers of an unfinished snapshot, or format-1 t/ keys
+	// too started a new one, a rewrite of every session's times, at every restart.) This
+	// open writes a segment of its own, after those of the latest generation.
+	files := s.lastUse.files
+	files.generation, files.segment = max(logScan.generation, 1), logScan.segment
+	s.lastUse = lastUseLog{files: files, logged: max(logScan.entries-sessions, 0), snapshotFrom: -1,
+		page: snapshotPage, minLog: minSnapshotLog}
+	if logScan.generations > 1 || logScan.legacyKeys > 0 {
+		// Leftovers of an unfinished snapshot, or the last-use keys of an older format.
+		s.lastUse.startSnapshot()
+		s.lastUse.legacy = logScan.legacyKeys > 0
+	}
+	for _, t := range logScan.torn {
+		s.log.Warn("badgerstore: a last-use file ends in an incomplete record, written when the process stopped; the times in it are lost",
+			"file", t.path, "keptBytes", t.size)
 	}
 	s.log.Info("badgerstore: loaded", "accounts", accounts, "sessions", sessions,
 		"preferences", preferences, "lastUseEntries", logScan.total, "leftoversDeleted", len(orphans),
 		"readOnly", s.db.Opts().ReadOnly, "took", time.Since(start))
-	return repairs, nil
+	return repairs, logScan.torn, nil
 }
 
-// repair writes what load found to repair through j, the store's journal, and syncs it.
-func (s *Store) repair(j *journal, repairs []write) error {
+// repair writes what load found to repair, and syncs it.
+func (s *Store) repair(repairs []write, torn []tornFile) error {
+	if err := s.lastUse.files.truncate(torn); err != nil {
+		return fmt.Errorf("cutting the incomplete record off a last-use file: %w", err)
+	}
 	if len(repairs) == 0 {
 		return nil
 	}
-	if err := j.write(repairs); err != nil {
+	if err := s.journal.write(repairs); err != nil {
 		return fmt.Errorf("marking the format or deleting leftovers of deleted records: %w", err)
 	}
 	return s.syncer.sync()
@@ -109,11 +122,12 @@ func (s *Store) repair(j *journal, repairs []write) error {
 
 // lastUseScan describes the last-use log found at open.
 type lastUseScan struct {
-	generation, sequence uint64 // the latest generation, and the sequence after its last chunk
-	generations          int    // how many generations there are
-	entries              int    // entries in the latest generation
-	total                int    // entries in all generations
-	touchKeys            int    // format-1 t/ keys of existing sessions
+	generation, segment uint64 // the latest generation, and the segment after its last file
+	generations         int    // how many generations there are
+	entries             int    // entries in the latest generation
+	total               int    // entries in all generations and legacy keys
+	legacyKeys          int    // t/ keys of format 1 and u/ keys of format 2
+	torn                []tornFile
 }
 
 // loadBatch is a run of decoded sessions on their way from the reader to the restorer.
@@ -143,7 +157,7 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte, scan *lastUseSca
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(full)
-		readErr <- readSessions(txn, full, empty, done, scan)
+		readErr <- readSessions(txn, s.lastUse.files, full, empty, done, scan)
 	}()
 
 	loaded := 0
@@ -173,10 +187,79 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte, scan *lastUseSca
 	return loaded, orphans, nil
 }
 
-// readSessions reads and decodes the sessions and their format-1 t/ keys into batches (both
-// key ranges are sorted by session id, so one pass over each does), then the last-use log.
-// It stops early when done is closed.
-func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct{}, scan *lastUseScan) error {
+// errStopped ends readSessions early, when its consumer has stopped.
+var errStopped = errors.New("stopped")
+
+// batcher hands the batches a reader fills to the restorer.
+type batcher struct {
+	full, empty chan *loadBatch
+	done        chan struct{} // closed when the restorer stops
+	batch       *loadBatch    // being filled, or nil
+}
+
+// next returns the batch to fill, taking an empty one if needed.
+func (b *batcher) next() (*loadBatch, error) {
+	if b.batch == nil {
+		select {
+		case b.batch = <-b.empty:
+		case <-b.done:
+			return nil, errStopped
+		}
+	}
+	return b.batch, nil
+}
+
+// send passes the batch being filled to the restorer.
+func (b *batcher) send() error {
+	select {
+	case b.full <- b.batch:
+		b.batch = nil
+		return nil
+	case <-b.done:
+		return errStopped
+	}
+}
+
+// addLastUses decodes a chunk of last-use times into the batch, and returns how many.
+func (b *batcher) addLastUses(chunk []byte) (int, error) {
+	batch, err := b.next()
+	if err != nil {
+		return 0, err
+	}
+	before := len(batch.touched)
+	if batch.touched, err = decodeLastUses(chunk, batch.touched); err != nil {
+		return 0, err
+	}
+	if len(batch.touched) >= 16*loadBatchSize {
+		err = b.send()
+	}
+	return len(batch.touched) - before, err
+}
+
+// readSessions reads and decodes the sessions and their format-1 t/ keys into batches, then
+// the last-use times of format 2's u/ keys and of the log's files. It stops early when done
+// is closed.
+func readSessions(txn *badger.Txn, files *lastUseFiles, full, empty chan *loadBatch, done chan struct{}, scan *lastUseScan) error {
+	b := &batcher{full: full, empty: empty, done: done}
+	err := readSessionRecords(txn, b, scan)
+	if err == nil {
+		err = readLegacyLastUses(txn, b, scan)
+	}
+	if err == nil {
+		err = readLastUseFiles(files, b, scan)
+	}
+	if err == nil && b.batch != nil {
+		err = b.send()
+	}
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+// readSessionRecords reads the sessions, and format 1's t/ keys (both key ranges are sorted
+// by session id, so one pass over each does).
+func readSessionRecords(txn *badger.Txn, b *batcher, scan *lastUseScan) error {
 	// Values are small and stored in the tree itself, so prefetching them only copies.
 	sessionIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixSession)})
 	defer sessionIt.Close()
@@ -186,23 +269,10 @@ func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct
 	touchID := func() []byte { return touchIt.Item().Key()[len(prefixTouch):] }
 
 	d := decoder{intern: make(map[string]string)}
-	var batch *loadBatch
-	send := func() bool {
-		select {
-		case full <- batch:
-			batch = nil
-			return true
-		case <-done:
-			return false
-		}
-	}
 	for sessionIt.Rewind(); sessionIt.Valid(); sessionIt.Next() {
-		if batch == nil {
-			select {
-			case batch = <-empty:
-			case <-done:
-				return nil
-			}
+		batch, err := b.next()
+		if err != nil {
+			return err
 		}
 		item := sessionIt.Item()
 		id := item.Key()[len(prefixSession):]
@@ -212,7 +282,7 @@ func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct
 		}
 		batch.sessions = append(batch.sessions, engine.Session{})
 		sess := &batch.sessions[len(batch.sessions)-1]
-		err := item.Value(func(v []byte) error {
+		err = item.Value(func(v []byte) error {
 			d.buf, d.err = v, nil
 			return decodeSession(&d, sess)
 		})
@@ -235,60 +305,75 @@ func readSessions(txn *badger.Txn, full, empty chan *loadBatch, done chan struct
 			if active.After(sess.LastActiveAt) {
 				sess.LastActiveAt = active
 			}
-			scan.touchKeys++
+			scan.legacyKeys++
 			touchIt.Next()
 		}
-		if len(batch.sessions) == loadBatchSize && !send() {
-			return nil
+		if len(batch.sessions) == loadBatchSize {
+			if err := b.send(); err != nil {
+				return err
+			}
 		}
 	}
 	for ; touchIt.Valid(); touchIt.Next() {
-		if batch == nil {
-			select {
-			case batch = <-empty:
-			case <-done:
-				return nil
-			}
+		batch, err := b.next()
+		if err != nil {
+			return err
 		}
 		batch.orphans = append(batch.orphans, touchIt.Item().KeyCopy(nil))
 	}
+	return nil
+}
 
-	logIt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLastUse)})
-	defer logIt.Close()
-	for logIt.Rewind(); logIt.Valid(); logIt.Next() {
-		if batch == nil {
-			select {
-			case batch = <-empty:
-			case <-done:
-				return nil
-			}
-		}
-		item := logIt.Item()
-		generation, sequence, err := parseLastUseKey(item.Key())
-		if err != nil {
-			return err
-		}
-		if generation != scan.generation || scan.generations == 0 {
-			scan.generation, scan.entries = generation, 0
-			scan.generations++
-		}
-		scan.sequence = sequence + 1
-		before := len(batch.touched)
-		err = item.Value(func(v []byte) (err error) {
-			batch.touched, err = decodeLastUses(v, batch.touched)
+// readLegacyLastUses reads the last-use chunks that format 2 kept under u/ keys.
+func readLegacyLastUses(txn *badger.Txn, b *batcher, scan *lastUseScan) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixLastUse)})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		err := item.Value(func(v []byte) error {
+			n, err := b.addLastUses(v)
+			scan.total += n
 			return err
 		})
+		if errors.Is(err, errStopped) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("last-use times %q: %w", item.Key(), err)
 		}
-		scan.entries += len(batch.touched) - before
-		scan.total += len(batch.touched) - before
-		if len(batch.touched) >= 16*loadBatchSize && !send() {
-			return nil
+		scan.legacyKeys++
+	}
+	return nil
+}
+
+// readLastUseFiles reads the log's files, and notes its generations and where this open
+// writes.
+func readLastUseFiles(files *lastUseFiles, b *batcher, scan *lastUseScan) error {
+	var latest uint64 // the generation of the last chunk read
+	found, torn, err := files.read(func(generation uint64, chunk []byte) error {
+		if generation != latest {
+			latest, scan.entries = generation, 0
+		}
+		n, err := b.addLastUses(chunk)
+		scan.entries += n
+		scan.total += n
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	scan.torn = torn
+	for i, f := range found {
+		if i == 0 || f.generation != found[i-1].generation {
+			scan.generations++
 		}
 	}
-	if batch != nil {
-		send()
+	if len(found) > 0 {
+		last := found[len(found)-1]
+		scan.generation, scan.segment = last.generation, last.segment+1
+		if latest != last.generation {
+			scan.entries = 0 // no record of the latest generation is whole
+		}
 	}
 	return nil
 }
@@ -306,8 +391,8 @@ func scan(txn *badger.Txn, prefix string, fn func(key, value []byte) error) erro
 	return nil
 }
 
-// checkFormat makes sure the directory holds a store of this format or of format 1, which
-// load upgrades. It returns the format found, or "" for a new store.
+// checkFormat makes sure the directory holds a store of this format or of formats 1 and 2,
+// which load upgrades. It returns the format found, or "" for a new store.
 func (s *Store) checkFormat() (string, error) {
 	var format []byte
 	empty := false
@@ -329,9 +414,9 @@ func (s *Store) checkFormat() (string, error) {
 	switch {
 	case err != nil:
 		return "", err
-	case format != nil && string(format) != formatVersion && string(format) != formatVersion1:
-		return "", fmt.Errorf("the store has format %q; this version of sessiond reads %q and %q",
-			format, formatVersion, formatVersion1)
+	case format != nil && !slices.Contains([]string{formatVersion, formatVersion2, formatVersion1}, string(format)):
+		return "", fmt.Errorf("the store has format %q; this version of sessiond reads %q, %q and %q",
+			format, formatVersion, formatVersion2, formatVersion1)
 	case format == nil && !empty:
 		return "", errors.New("the directory holds a Badger database that is not a sessiond store")
 	}
