@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
 	"github.com/sessiond/sessiond/engine/storetest"
 )
 
@@ -24,8 +25,8 @@ var benchKey = bytes.Repeat([]byte{0x5e}, 32)
 // benchSession returns the i-th benchmark session (storetest.BenchSession).
 func benchSession(i int) *engine.Session { return storetest.BenchSession(i, testNow) }
 
-// prepare creates a store in dir with the benchmark accounts and n sessions and returns the
-// sessions' token hashes. It writes them with Badger's StreamWriter, straight into the
+// prepare creates a store in dir with the benchmark accounts, n sessions and a snapshot of
+// their last-use times, and returns the sessions' token hashes. It writes them with Badger's StreamWriter, straight into the
 // bottom level, so the store looks like one that has been compacted (InsertSession's fsync
 // per session would take minutes, and a plain bulk write would leave compaction running
 // during the benchmark).
@@ -68,6 +69,26 @@ func prepare(b testing.TB, dir string, key []byte, n int) []engine.TokenHash {
 		b.Fatal(err)
 	}
 	if err := sw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	// A snapshot of every session's last-use times, as a store in use has.
+	files, err := newLastUseFiles(dir, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	files.generation = 1
+	page := make([]memstore.Touched, 0, 64<<10)
+	for i := range n {
+		used := testNow.Add(time.Duration(i) * time.Millisecond)
+		page = append(page, memstore.Touched{ID: benchSession(i).ID, LastAccessedAt: used, LastActiveAt: used})
+		if len(page) == cap(page) || i == n-1 {
+			if err := files.write(page); err != nil {
+				b.Fatal(err)
+			}
+			page = page[:0]
+		}
+	}
+	if err := files.close(); err != nil {
 		b.Fatal(err)
 	}
 	return hashes
