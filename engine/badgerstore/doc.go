@@ -36,14 +36,15 @@
 // its s/ record and in every chunk, so a chunk can never set a session's times back,
 // whatever the order of writes.
 //
-// The log is bounded by snapshots. Once a generation of the log holds about as many entries
-// as there are sessions (at least 65,536), the writer starts a new generation and, in one
-// run, writes the current times of every session into it (about 45 bytes a session, read
-// from memory 65,536 at a time); then it syncs and deletes the older generations. Every time
-// in them was taken from memory before the new generation began, so the snapshot holds it
-// or a later one. A crash or a failed write during a snapshot leaves both generations, which
-// the next open reads and replaces with a new snapshot. Open reads one to two entries per
-// session (a snapshot and a log up to as long as it).
+// The log is bounded by snapshots. Once a generation of the log holds entries for half as
+// many sessions as there are (at least 65,536), the writer starts a new generation and, in
+// one run, writes the current times of every session into it (about 45 bytes a session,
+// read from memory 65,536 at a time); then it syncs and deletes the older generations. Every
+// time in them was taken from memory before the new generation began, so the snapshot holds
+// it or a later one. A crash or a failed write during a snapshot leaves both generations,
+// which the next open reads and replaces with a new snapshot. Open reads one to one and a
+// half entries per session (a snapshot and a log up to half as long); applying them is about
+// a quarter of a restart at a million sessions, which is why the log is not let grow longer.
 //
 // # Last-use times after a crash
 //

@@ -14,7 +14,7 @@ import (
 //
 // At open, each session takes the latest of the times in its s/ record and in every chunk,
 // so the order of chunks and duplicates do not matter. The log is kept short by snapshots:
-// once a generation has logged about as many entries as there are sessions, the writer
+// once a generation has logged entries for half as many sessions as there are, the writer
 // starts a new generation, writes the current times of every session into it in one run
 // (read from memory a page at a time), syncs, and only then deletes the older generations:
 // so two snapshots are on disk together only if a run fails or the process stops in one.
@@ -61,7 +61,7 @@ func (s *Store) writeTouched(background bool) error {
 	l := &s.lastUse
 	touched := append(l.pending, s.mem.DrainTouched()...)
 	l.pending = nil
-	if background && l.snapshotFrom < 0 && l.logged >= max(s.mem.SessionCount(), l.minLog) {
+	if background && l.snapshotFrom < 0 && l.logged >= max(s.mem.SessionCount()/2, l.minLog) {
 		l.startSnapshot()
 	}
 	snapshotting := background && l.snapshotFrom >= 0

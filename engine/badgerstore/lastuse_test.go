@@ -443,3 +443,21 @@ func FuzzLastUseFile(f *testing.F) {
 		}
 	})
 }
+
+// A snapshot starts once the log holds entries for half as many sessions as there are.
+func TestLastUseSnapshotAtHalf(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	s.lastUse.minLog = 1
+	ids := addSessions(t, s, 8)
+	touchAndRun(t, s, testNow.Add(time.Second), false, ids[:3]...)
+	touchAndRun(t, s, testNow.Add(2*time.Second), false) // 3 of 8 logged: not yet
+	if g := generations(t, dir); !slices.Equal(g, []uint64{1}) {
+		t.Fatalf("generations %v with 3 of 8 sessions logged; want [1]", g)
+	}
+	touchAndRun(t, s, testNow.Add(3*time.Second), false, ids[3])
+	touchAndRun(t, s, testNow.Add(4*time.Second), false) // 4 of 8: a snapshot replaces the log
+	if g := generations(t, dir); !slices.Equal(g, []uint64{2}) {
+		t.Fatalf("generations %v with 4 of 8 sessions logged; want [2]", g)
+	}
+}
