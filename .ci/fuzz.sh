@@ -32,6 +32,8 @@ fuzz() { # TARGET PACKAGE
 }
 
 fuzz FuzzParseToken ./engine
+fuzz FuzzDecode ./engine/badgerstore
+fuzz FuzzLastUseFile ./engine/badgerstore
 fuzz FuzzDispatchParams ./rpc
 fuzz FuzzStdioFrames ./rpc
 fuzz FuzzServeFrame ./rpc
