@@ -118,7 +118,7 @@ func TestSessionClocks(t *testing.T) {
 	ctx := context.Background()
 	type step struct {
 		advance time.Duration
-		action  string // "use", "tickle" or ""
+		action  string // "use", "ping", "tickle" or ""
 		valid   bool
 	}
 	tests := []struct {
@@ -138,6 +138,18 @@ func TestSessionClocks(t *testing.T) {
 				return s.AuthToken
 			},
 			steps: []step{{59 * time.Second, "use", true}, {59 * time.Second, "", true}, {time.Second, "", false}},
+		},
+		{
+			name: "pingSession keeps a session alive and is refused once it has idled out",
+			start: func(f *fixture) string {
+				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
+					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](60)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.AuthToken
+			},
+			steps: []step{{59 * time.Second, "ping", true}, {59 * time.Second, "ping", true}, {60 * time.Second, "ping", false}},
 		},
 		{
 			name: "idleConnectionTimeoutSeconds 0 never idles out",
@@ -232,6 +244,15 @@ func TestSessionClocks(t *testing.T) {
 						ok, err := f.e.SetUserPreference(ctx, token, engine.TickleLabel, time.Now().String())
 						if err != nil || !ok {
 							t.Fatalf("step %d: tickle = %v, %v", i, ok, err)
+						}
+						continue
+					case "ping":
+						err := f.e.PingSession(ctx, token)
+						if err != nil && !errors.Is(err, engine.ErrInvalidToken) {
+							t.Fatalf("step %d: ping: %v", i, err)
+						}
+						if got := err == nil; got != st.valid {
+							t.Fatalf("step %d (+%v): ping: valid = %v, want %v", i, st.advance, got, st.valid)
 						}
 						continue
 					case "use":

@@ -95,6 +95,9 @@ type TokenToucher interface {
 	// whose token hashes to h, and returns that session as SessionByTokenHash(ctx, h, at)
 	// would right after; ErrSessionNotFound if there is none.
 	TouchByTokenHash(ctx context.Context, h TokenHash, at time.Time, active bool) (*Session, error)
+	// TouchToken does what TouchByTokenHash does without returning the session, for callers
+	// that only need to know it is live (PingSession, on every request): no copy is made.
+	TouchToken(ctx context.Context, h TokenHash, at time.Time, active bool) error
 }
 
 // PreferenceStore holds per-user label/value preferences.

@@ -347,6 +347,11 @@ func (s *Store) TouchByTokenHash(ctx context.Context, h engine.TokenHash, at tim
 	return s.mem.TouchByTokenHash(ctx, h, at, active)
 }
 
+// TouchToken touches the session with that token hash in memory (engine.TokenToucher).
+func (s *Store) TouchToken(ctx context.Context, h engine.TokenHash, at time.Time, active bool) error {
+	return s.mem.TouchToken(ctx, h, at, active)
+}
+
 // PurgeExpired removes expired sessions, from disk too, and returns how many.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	var n int

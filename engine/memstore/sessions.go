@@ -222,13 +222,37 @@ func (s *Store) TouchByTokenHash(ctx context.Context, h engine.TokenHash, at tim
 	if err := s.writable(ctx); err != nil {
 		return nil, err
 	}
-	n := s.findToken(h)
-	if n == 0 || !s.slabs.at(n).live(atN) {
+	n := s.touchToken(h, atN, active)
+	if n == 0 {
 		s.mu.Unlock()
 		return nil, engine.ErrSessionNotFound
 	}
-	s.touch(n, atN, active)
 	return s.unlockAndCopy(n, true), nil
+}
+
+// TouchToken touches the live session whose token hashes to h, without copying it out
+// (engine.TokenToucher).
+func (s *Store) TouchToken(ctx context.Context, h engine.TokenHash, at time.Time, active bool) error {
+	atN := packTime(at)
+	if err := s.writable(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if s.touchToken(h, atN, active) == 0 {
+		return engine.ErrSessionNotFound
+	}
+	return nil
+}
+
+// touchToken touches the session live at atN whose token hashes to h, and returns its slot,
+// or 0 if there is none. The write lock is held.
+func (s *Store) touchToken(h engine.TokenHash, atN int64, active bool) slot {
+	n := s.findToken(h)
+	if n == 0 || !s.slabs.at(n).live(atN) {
+		return 0
+	}
+	s.touch(n, atN, active)
+	return n
 }
 
 // touch records a use at atN of the live session in slot n. The write lock is held.

@@ -55,7 +55,7 @@ func testClosed(t *testing.T, h *harness) {
 		ops = append(ops, op{"TouchByTokenHash", func() error {
 			_, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now, true)
 			return err
-		}})
+		}}, op{"TouchToken", func() error { return tt.TouchToken(h.ctx, s.TokenHash, now, true) }})
 	}
 	for _, tc := range ops {
 		if err := tc.run(); err == nil {

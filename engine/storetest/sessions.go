@@ -209,57 +209,73 @@ func testSessionTouchExpired(t *testing.T, h *harness) {
 }
 
 // A store that touches by token hash (engine.TokenToucher) does what SessionByTokenHash then
-// Touch do, in one step: the same times stored, the session returned as it is afterwards, and
-// ErrSessionNotFound for an unknown or expired token, which it does not revive.
+// Touch do, in one step, with TouchByTokenHash and with TouchToken: the same times stored,
+// the session returned as it is afterwards (TouchByTokenHash), and ErrSessionNotFound for an
+// unknown or expired token, which it does not revive.
 func testSessionTouchByTokenHash(t *testing.T, h *harness) {
 	tt, ok := h.s.(engine.TokenToucher)
 	if !ok {
 		t.Skip("the store does not implement engine.TokenToucher; the engine uses SessionByTokenHash and Touch")
 	}
 	h.createAccounts(newAccount("u"))
-	for _, tc := range []struct {
-		name                     string
-		at                       []time.Duration // after now
-		active                   []bool
-		wantAccessed, wantActive time.Duration
+	for _, via := range []struct {
+		name string
+		// touch returns the session TouchByTokenHash returns, or nil from TouchToken.
+		touch func(h engine.TokenHash, at time.Time, active bool) (*engine.Session, error)
 	}{
-		{"inactive use", []time.Duration{time.Minute}, []bool{false}, time.Minute, 0},
-		{"active use", []time.Duration{time.Minute}, []bool{true}, time.Minute, time.Minute},
-		{"earlier use is ignored", []time.Duration{-time.Minute}, []bool{true}, 0, 0},
-		{"later then earlier", []time.Duration{2 * time.Minute, time.Minute}, []bool{true, true}, 2 * time.Minute, 2 * time.Minute},
+		{"TouchByTokenHash", func(th engine.TokenHash, at time.Time, active bool) (*engine.Session, error) {
+			return tt.TouchByTokenHash(h.ctx, th, at, active)
+		}},
+		{"TouchToken", func(th engine.TokenHash, at time.Time, active bool) (*engine.Session, error) {
+			return nil, tt.TouchToken(h.ctx, th, at, active)
+		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := h.on(t)
-			s := newSession("u")
-			h.insert(s)
-			want := s.Clone()
-			for i, at := range tc.at {
-				got, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now.Add(at), tc.active[i])
-				if err != nil {
-					t.Fatalf("TouchByTokenHash: %v", err)
+		for _, tc := range []struct {
+			name                     string
+			at                       []time.Duration // after now
+			active                   []bool
+			wantAccessed, wantActive time.Duration
+		}{
+			{"inactive use", []time.Duration{time.Minute}, []bool{false}, time.Minute, 0},
+			{"active use", []time.Duration{time.Minute}, []bool{true}, time.Minute, time.Minute},
+			{"earlier use is ignored", []time.Duration{-time.Minute}, []bool{true}, 0, 0},
+			{"later then earlier", []time.Duration{2 * time.Minute, time.Minute}, []bool{true, true}, 2 * time.Minute, 2 * time.Minute},
+		} {
+			t.Run(via.name+"/"+tc.name, func(t *testing.T) {
+				h := h.on(t)
+				s := newSession("u")
+				h.insert(s)
+				want := s.Clone()
+				for i, at := range tc.at {
+					got, err := via.touch(s.TokenHash, now.Add(at), tc.active[i])
+					if err != nil {
+						t.Fatalf("%s: %v", via.name, err)
+					}
+					if via.name == "TouchByTokenHash" {
+						lookup, err := h.s.SessionByTokenHash(h.ctx, s.TokenHash, now.Add(at))
+						if err != nil {
+							t.Fatal(err)
+						}
+						checkSession(t, via.name, got, lookup)
+					}
 				}
-				lookup, err := h.s.SessionByTokenHash(h.ctx, s.TokenHash, now.Add(at))
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkSession(t, "TouchByTokenHash", got, lookup)
-			}
-			want.LastAccessedAt = now.Add(tc.wantAccessed)
-			want.LastActiveAt = now.Add(tc.wantActive)
-			h.wantSession(want, now.Add(3*time.Minute))
-		})
+				want.LastAccessedAt = now.Add(tc.wantAccessed)
+				want.LastActiveAt = now.Add(tc.wantActive)
+				h.wantSession(want, now.Add(3*time.Minute))
+			})
+		}
+		var unknown engine.TokenHash
+		unknown[0] = 1
+		if _, err := via.touch(unknown, now, true); !errors.Is(err, engine.ErrSessionNotFound) {
+			t.Errorf("%s of an unknown token: %v; want ErrSessionNotFound", via.name, err)
+		}
+		s := newSession("u")
+		h.insert(s)
+		if _, err := via.touch(s.TokenHash, now.Add(idleTimeout), true); !errors.Is(err, engine.ErrSessionNotFound) {
+			t.Errorf("%s of an expired session: %v; want ErrSessionNotFound", via.name, err)
+		}
+		h.wantSession(s, now) // not revived, not changed
 	}
-	var unknown engine.TokenHash
-	unknown[0] = 1
-	if _, err := tt.TouchByTokenHash(h.ctx, unknown, now, true); !errors.Is(err, engine.ErrSessionNotFound) {
-		t.Errorf("TouchByTokenHash of an unknown token: %v; want ErrSessionNotFound", err)
-	}
-	s := newSession("u")
-	h.insert(s)
-	if _, err := tt.TouchByTokenHash(h.ctx, s.TokenHash, now.Add(idleTimeout), true); !errors.Is(err, engine.ErrSessionNotFound) {
-		t.Errorf("TouchByTokenHash of an expired session: %v; want ErrSessionNotFound", err)
-	}
-	h.wantSession(s, now) // not revived, not changed
 }
 
 // UpdateSession stores and returns what fn made of the session; new clocks apply.
