@@ -53,7 +53,7 @@ func (e *Engine) tickle(ctx context.Context, sessionKey string) (bool, error) {
 		}
 		return err == nil, err
 	}
-	_, err := e.touch(ctx, sessionKey, false)
+	err := e.keepAlive(ctx, sessionKey, false)
 	if errors.Is(err, ErrInvalidToken) {
 		return false, nil
 	}
