@@ -121,6 +121,17 @@ func TestSessionClocks(t *testing.T) {
 		action  string // "use", "ping", "tickle" or ""
 		valid   bool
 	}
+	// idleSession starts a createSession session with that idle timeout.
+	idleSession := func(seconds int64) func(f *fixture) string {
+		return func(f *fixture) string {
+			s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
+				Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr(seconds)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.AuthToken
+		}
+	}
 	tests := []struct {
 		name      string
 		configure func(*engine.Config)
@@ -128,39 +139,18 @@ func TestSessionClocks(t *testing.T) {
 		steps     []step
 	}{
 		{
-			name: "idle clock ends a createSession session after idleConnectionTimeoutSeconds",
-			start: func(f *fixture) string {
-				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
-					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](60)}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s.AuthToken
-			},
+			name:  "idle clock ends a createSession session after idleConnectionTimeoutSeconds",
+			start: idleSession(60),
 			steps: []step{{59 * time.Second, "use", true}, {59 * time.Second, "", true}, {time.Second, "", false}},
 		},
 		{
-			name: "pingSession keeps a session alive and is refused once it has idled out",
-			start: func(f *fixture) string {
-				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
-					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](60)}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s.AuthToken
-			},
+			name:  "pingSession keeps a session alive and is refused once it has idled out",
+			start: idleSession(60),
 			steps: []step{{59 * time.Second, "ping", true}, {59 * time.Second, "ping", true}, {60 * time.Second, "ping", false}},
 		},
 		{
-			name: "idleConnectionTimeoutSeconds 0 never idles out",
-			start: func(f *fixture) string {
-				s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
-					Options: engine.SessionOptions{IdleConnectionTimeoutSeconds: ptr[int64](0)}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s.AuthToken
-			},
+			name:  "idleConnectionTimeoutSeconds 0 never idles out",
+			start: idleSession(0),
 			steps: []step{{1000 * time.Hour, "", true}},
 		},
 		{
