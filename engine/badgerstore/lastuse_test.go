@@ -3,7 +3,9 @@ package badgerstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -459,5 +461,50 @@ func TestLastUseSnapshotAtHalf(t *testing.T) {
 	touchAndRun(t, s, testNow.Add(4*time.Second), false) // 4 of 8: a snapshot replaces the log
 	if g := generations(t, dir); !slices.Equal(g, []uint64{2}) {
 		t.Fatalf("generations %v with 4 of 8 sessions logged; want [2]", g)
+	}
+}
+
+// A load whose last-use log fills several batches (more than 16,384 entries each) gives
+// every session its logged times, while the restorer works on the batches the reader sent.
+func TestLoadManyLastUses(t *testing.T) {
+	const n = 40_000
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := make([]engine.Session, n)
+	for i := range sessions {
+		id := fmt.Sprintf("ses_many%06d", i)
+		sessions[i] = engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: "u",
+			CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
+			Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+	}
+	if err := s.ImportSessions(ctx, sessions); err != nil {
+		t.Fatal(err)
+	}
+	used := func(i int) time.Time { return testNow.Add(time.Duration(i%600) * time.Second) }
+	for i := range sessions {
+		if err := s.Touch(ctx, sessions[i].ID, used(i), i%2 == 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	for i := range sessions {
+		got, err := s.SessionByID(ctx, sessions[i].ID, testNow)
+		if err != nil {
+			t.Fatalf("%s: %v", sessions[i].ID, err)
+		}
+		active := testNow
+		if i%2 == 0 {
+			active = used(i)
+		}
+		if !got.LastAccessedAt.Equal(used(i)) || !got.LastActiveAt.Equal(active) {
+			t.Fatalf("%s: last used %v, active %v; want %v, %v", got.ID, got.LastAccessedAt, got.LastActiveAt, used(i), active)
+		}
 	}
 }

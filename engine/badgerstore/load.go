@@ -239,10 +239,11 @@ func (b *batcher) addLastUses(chunk []byte) (int, error) {
 	if batch.touched, err = decodeLastUses(chunk, batch.touched); err != nil {
 		return 0, err
 	}
+	n := len(batch.touched) - before // before send: from then on the restorer owns the batch
 	if len(batch.touched) >= 16*loadBatchSize {
 		err = b.send()
 	}
-	return len(batch.touched) - before, err
+	return n, err
 }
 
 // readSessions reads and decodes the sessions and their format-1 t/ keys into batches, then
