@@ -508,3 +508,35 @@ func TestLoadManyLastUses(t *testing.T) {
 		}
 	}
 }
+
+// A segment that cannot be created (here, its name is taken) fails that run only: the next
+// run writes the times under the next name.
+func TestLastUseCreateFailure(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	ids := addSessions(t, s, 2)
+	taken := filepath.Join(dir, lastUseDirName, lastUseFileName(s.lastUse.files.generation, s.lastUse.files.segment))
+	if err := os.MkdirAll(filepath.Dir(taken), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(taken, []byte(lastUseMagic+"\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := testNow.Add(time.Minute)
+	for _, id := range ids {
+		if err := s.Touch(context.Background(), id, at, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.writeTouched(true); err == nil {
+		t.Fatal("a run whose segment name is taken succeeded")
+	}
+	if err := s.writeTouched(true); err != nil {
+		t.Fatalf("the run after: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	checkTimes(t, s, ids, at, at)
+}

@@ -165,13 +165,14 @@ func (l *lastUseFiles) sync() error {
 }
 
 // abandon closes the current segment after a failed write, which may have left part of a
-// record at its end: the next write starts a new segment.
+// record at its end, or a segment that could not be created: the next write starts a new
+// segment, under the next name.
 func (l *lastUseFiles) abandon() {
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
-		l.segment++
 	}
+	l.segment++
 }
 
 // startGeneration closes the current segment and makes the next write begin generation.
