@@ -125,6 +125,9 @@ func Open(opts Options) (*Store, error) {
 	if err := db.Close(); err != nil {
 		return nil, fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err)
 	}
+	if testHookBetweenOpens != nil {
+		testHookBetweenOpens()
+	}
 	if db, err = badger.Open(badgerOptions(opts.Dir, opts.EncryptionKey, logger)); err != nil {
 		return nil, fmt.Errorf("badgerstore: reopen %s: %w", opts.Dir, err)
 	}
@@ -142,6 +145,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// testHookBetweenOpens, when set by a test, runs between the load's open and the reopen for
+// writing: where another process writing to the directory would make what was loaded stale.
+var testHookBetweenOpens func()
 
 // openForLoad opens dir for load, compactions off: read-only when it holds a store that
 // was closed cleanly, writable otherwise.

@@ -562,3 +562,42 @@ func TestLoadOpensReadOnlyWhenClean(t *testing.T) {
 		}
 	}
 }
+
+// Open refuses a store that another process wrote to between the load and the reopen for
+// writing: what was loaded would be stale.
+func TestOpenRefusesChangeWhileLoading(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	if err := s.CreateAccount(context.Background(), &engine.Account{Username: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testHookBetweenOpens = func() {
+		db, err := badger.Open(badgerOptions(dir, nil, quietLogger))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer db.Close()
+		intruder := &engine.Account{Username: "intruder"}
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(accountKey(intruder.Key()), encodeAccount(intruder)) }); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookBetweenOpens = nil }()
+	if s, err := Open(Options{Dir: dir, Logger: quietLogger}); err == nil {
+		s.Close()
+		t.Fatal("Open succeeded although the store changed while it was loading")
+	} else if !strings.Contains(err.Error(), "changed while it was loading") {
+		t.Fatalf("Open: %v; want the change reported", err)
+	}
+	testHookBetweenOpens = nil
+	s = openTest(t, dir, Options{})
+	for _, user := range []string{"u", "intruder"} {
+		if _, err := s.GetAccount(context.Background(), user); err != nil {
+			t.Errorf("after the refusal, the next open lacks account %q: %v", user, err)
+		}
+	}
+}
