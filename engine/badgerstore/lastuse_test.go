@@ -308,9 +308,22 @@ func TestUnknownFormat(t *testing.T) {
 	}
 }
 
-// A last-use file that a crash left with an incomplete record, or without its header, is
-// read up to its last whole record, reported, and cut back there at open.
+// A last-use file that a crash left with an incomplete record, or with a tail of zeros (a
+// file system can leave blocks allocated but unwritten), or without its header, is read up
+// to its last whole record, reported, and cut back there at open.
 func TestLastUseTornRecord(t *testing.T) {
+	for _, tail := range []struct {
+		name  string
+		bytes []byte
+	}{
+		{"incomplete record", append([]byte{100, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 10)...)}, // claims 100 bytes, has 10
+		{"zeros", make([]byte, 4096)},
+	} {
+		t.Run(tail.name, func(t *testing.T) { testLastUseTornRecord(t, tail.bytes) })
+	}
+}
+
+func testLastUseTornRecord(t *testing.T, tail []byte) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
 	ids := addSessions(t, s, 3)
@@ -327,12 +340,12 @@ func TestLastUseTornRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A record that claims 100 bytes and has 10, and a segment created just before a crash.
+	// The tail, and a segment created just before a crash.
 	f, err := os.OpenFile(files[0].path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(append([]byte{100, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 10)...)); err != nil {
+	if _, err := f.Write(tail); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -36,10 +36,10 @@ import (
 // body: a chunk of last-use times (appendLastUses), or with encryption a random 12-byte
 // nonce and the chunk sealed with AES-GCM under a key derived from the store's key. Each
 // open of the store writes a new segment, and a segment whose write failed is not written
-// again, so only the last record of a file can be incomplete: a crash while writing it. Load
-// stops reading a file at a record that is incomplete or fails its checksum (the times in it
-// are at most one flush interval old, and older times only make sessions end sooner), and
-// Open truncates the file there.
+// again, so only the end of a file can be damaged: a crash while writing it. Load stops
+// reading a file at a record that is incomplete, empty (zeros) or fails its checksum (the
+// times in it are at most one flush interval old, and older times only make sessions end
+// sooner), and Open truncates the file there.
 
 const (
 	lastUseDirName = "lastuse"
@@ -275,7 +275,9 @@ func (l *lastUseFiles) readFile(file lastUseFile, r *bufio.Reader, body *[]byte,
 			return offset, true, nil
 		}
 		n := binary.LittleEndian.Uint32(rh[:4])
-		if err != nil || n > maxRecordBody {
+		// No record is empty: a length of 0 is a tail of zeros, which a crash can leave
+		// where the file system had allocated blocks but not yet written them.
+		if err != nil || n == 0 || n > maxRecordBody {
 			return offset, false, ignoreEOF(err)
 		}
 		*body = slices.Grow((*body)[:0], int(n))[:n]
