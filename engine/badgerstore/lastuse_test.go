@@ -340,7 +340,7 @@ func testLastUseTornRecord(t *testing.T, tail []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tail, and a segment created just before a crash.
+	// The tail, and two segments created just before a crash: empty, and zeros.
 	f, err := os.OpenFile(files[0].path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -353,6 +353,10 @@ func testLastUseTornRecord(t *testing.T, tail []byte) {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	zeros := filepath.Join(dir, lastUseDirName, lastUseFileName(files[0].generation, files[0].segment+2))
+	if err := os.WriteFile(zeros, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	var logged bytes.Buffer
 	s = openTest(t, dir, Options{FlushInterval: -1, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
@@ -363,8 +367,10 @@ func testLastUseTornRecord(t *testing.T, tail []byte) {
 	if st, err := os.Stat(files[0].path); err != nil || st.Size() != whole.Size() {
 		t.Errorf("torn file after open: %v, %v; want %d bytes", st, err, whole.Size())
 	}
-	if _, err := os.Stat(empty); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the file without a header is still there: %v", err)
+	for _, path := range []string{empty, zeros} {
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s, without a header, is still there: %v", filepath.Base(path), err)
+		}
 	}
 	later := at.Add(time.Minute)
 	touchAndRun(t, s, later, false, ids[0])

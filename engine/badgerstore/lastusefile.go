@@ -261,6 +261,9 @@ func (l *lastUseFiles) readFile(file lastUseFile, r *bufio.Reader, body *[]byte,
 		}
 		return 0, false, err
 	}
+	if header == [lastUseHeader]byte{} {
+		return 0, false, nil // zeros: its first blocks allocated, not written, at a crash
+	}
 	if string(header[:len(lastUseMagic)]) != lastUseMagic || header[len(lastUseMagic)] > 1 {
 		return 0, false, fmt.Errorf("%s is not a last-use file of this version of sessiond", file.path)
 	}
