@@ -386,35 +386,57 @@ func testLastUseTornRecord(t *testing.T, tail []byte) {
 	}
 }
 
-// After a failed write the times are kept in memory, written to a new segment by the next
-// run, and nothing after the failure is written into the failed segment.
+// After a failed run of the last-use writer (a write to a segment that fails, or a segment
+// that cannot be created) the times are kept in memory and written by the next run, to a new
+// segment under the next name.
 func TestLastUseWriteFailure(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir, Options{FlushInterval: -1})
-	ids := addSessions(t, s, 2)
-	touchAndRun(t, s, testNow.Add(time.Minute), true, ids...)
-	failed := s.lastUse.files.f
-	failed.Close() // the next write or sync of this segment fails
-	at := testNow.Add(2 * time.Minute)
-	for _, id := range ids {
-		if err := s.Touch(context.Background(), id, at, false); err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		// fail makes the next run fail.
+		fail func(t *testing.T, dir string, s *Store, ids []string)
+	}{
+		{"write to a failing segment", func(t *testing.T, _ string, s *Store, ids []string) {
+			touchAndRun(t, s, testNow.Add(time.Second), true, ids...) // creates segment 0
+			s.lastUse.files.f.Close()
+		}},
+		{"segment name taken", func(t *testing.T, dir string, s *Store, _ []string) {
+			taken := filepath.Join(dir, lastUseDirName, lastUseFileName(s.lastUse.files.generation, s.lastUse.files.segment))
+			if err := os.MkdirAll(filepath.Dir(taken), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(taken, []byte(lastUseMagic+"\x00"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir, Options{FlushInterval: -1})
+			ids := addSessions(t, s, 2)
+			tc.fail(t, dir, s, ids)
+			failedSegment := s.lastUse.files.segment
+			at := testNow.Add(time.Minute)
+			for _, id := range ids {
+				if err := s.Touch(context.Background(), id, at, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.writeTouched(true); err == nil {
+				t.Fatal("the failing run succeeded")
+			}
+			if err := s.writeTouched(true); err != nil {
+				t.Fatalf("the run after a failure: %v", err)
+			}
+			if s.lastUse.files.segment != failedSegment+1 {
+				t.Errorf("the run after a failure wrote segment %d; want %d", s.lastUse.files.segment, failedSegment+1)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openTest(t, dir, Options{FlushInterval: -1})
+			checkTimes(t, s, ids, at, at)
+		})
 	}
-	if err := s.writeTouched(true); err == nil {
-		t.Fatal("a write to a closed file succeeded")
-	}
-	if err := s.writeTouched(true); err != nil {
-		t.Fatalf("the run after a failure: %v", err)
-	}
-	if s.lastUse.files.f == failed || s.lastUse.files.segment != 1 {
-		t.Errorf("the run after a failure wrote segment %d; want a new segment 1", s.lastUse.files.segment)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir, Options{FlushInterval: -1})
-	checkTimes(t, s, ids, at, testNow.Add(time.Minute))
 }
 
 // No file content makes the last-use file reader panic, and it reports a file torn exactly
@@ -526,36 +548,4 @@ func TestLoadManyLastUses(t *testing.T) {
 			t.Fatalf("%s: last used %v, active %v; want %v, %v", got.ID, got.LastAccessedAt, got.LastActiveAt, used(i), active)
 		}
 	}
-}
-
-// A segment that cannot be created (here, its name is taken) fails that run only: the next
-// run writes the times under the next name.
-func TestLastUseCreateFailure(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir, Options{FlushInterval: -1})
-	ids := addSessions(t, s, 2)
-	taken := filepath.Join(dir, lastUseDirName, lastUseFileName(s.lastUse.files.generation, s.lastUse.files.segment))
-	if err := os.MkdirAll(filepath.Dir(taken), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(taken, []byte(lastUseMagic+"\x00"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	at := testNow.Add(time.Minute)
-	for _, id := range ids {
-		if err := s.Touch(context.Background(), id, at, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.writeTouched(true); err == nil {
-		t.Fatal("a run whose segment name is taken succeeded")
-	}
-	if err := s.writeTouched(true); err != nil {
-		t.Fatalf("the run after: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir, Options{FlushInterval: -1})
-	checkTimes(t, s, ids, at, at)
 }
