@@ -184,6 +184,14 @@ func TestSessionClocks(t *testing.T) {
 			steps: []step{{25 * time.Minute, "use", true}, {25 * time.Minute, "use", true}, {25 * time.Minute, "use", true}, {25 * time.Minute, "", true}},
 		},
 		{
+			name: "pingSession resets the inactivity clock, unlike a tickle",
+			start: func(f *fixture) string {
+				k, _ := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				return k
+			},
+			steps: []step{{25 * time.Minute, "ping", true}, {25 * time.Minute, "ping", true}, {25 * time.Minute, "ping", true}, {25 * time.Minute, "", true}},
+		},
+		{
 			name:      "sessionNoTickle: tickles extend nothing",
 			configure: func(c *engine.Config) { c.NetX.NoTickle = true },
 			start: func(f *fixture) string {

@@ -237,8 +237,8 @@ func (e *Engine) authorize(ctx context.Context, token string, active bool) (*cal
 	return &caller{session: s, token: token}, nil
 }
 
-// touch is authorize for callers that only need the token checked and its use recorded
-// (pingSession, tickles): the hot path, without the caller record.
+// touch checks the token, records its use, and returns the session as it is afterwards:
+// authorize without the caller record, and keepAlive on a store that is no TokenToucher.
 func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session, error) {
 	parsed, err := ParseToken(token)
 	if err != nil {
@@ -254,11 +254,8 @@ func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session
 			err = e.store.Touch(ctx, s.ID, now, active)
 		}
 	}
-	if errors.Is(err, ErrSessionNotFound) {
-		return nil, ErrInvalidToken
-	}
 	if err != nil {
-		return nil, err
+		return nil, tokenError(err)
 	}
 	s.LastAccessedAt = now
 	if active {
@@ -307,7 +304,12 @@ func (e *Engine) keepAlive(ctx context.Context, token string, active bool) error
 	if err != nil {
 		return ErrInvalidToken
 	}
-	err = e.toucher.TouchToken(ctx, parsed.Hash, e.clock.Now(), active)
+	return tokenError(e.toucher.TouchToken(ctx, parsed.Hash, e.clock.Now(), active))
+}
+
+// tokenError is a store's error as a token check reports it: no such live session means the
+// token is invalid.
+func tokenError(err error) error {
 	if errors.Is(err, ErrSessionNotFound) {
 		return ErrInvalidToken
 	}
@@ -331,11 +333,8 @@ func (e *Engine) AlterSession(ctx context.Context, token string, opts SessionOpt
 	s, err := e.store.UpdateSession(ctx, c.session.ID, now, func(s *Session) error {
 		return opts.apply(&s.Settings)
 	})
-	if errors.Is(err, ErrSessionNotFound) {
-		return SessionInfo{}, ErrInvalidToken
-	}
 	if err != nil {
-		return SessionInfo{}, err
+		return SessionInfo{}, tokenError(err)
 	}
 	return e.info(s, token), nil
 }
