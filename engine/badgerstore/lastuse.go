@@ -36,11 +36,10 @@ type lastUseLog struct {
 	files        *lastUseFiles // the generation and segment being written
 	logged       int           // log entries written in this generation
 	snapshotFrom int           // the next memstore.LastUses position of a snapshot, or -1
-	// obsolete is set while older generations remain, to be deleted when the running
-	// snapshot completes; legacy while Badger holds last-use times of formats 1 and 2 (t/
-	// and u/ keys), deleted then too.
-	obsolete, legacy bool
-	pending          []memstore.Touched // drained but not yet written, after a failed write
+	// legacy is set while Badger holds last-use times of formats 1 and 2 (t/ and u/ keys),
+	// to be deleted when the running snapshot completes, with the older generations.
+	legacy  bool
+	pending []memstore.Touched // drained but not yet written, after a failed write
 	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller, and set
 	// pagesPerRun to spread a snapshot over several runs (0: a whole snapshot per run).
 	page, minLog, pagesPerRun int
@@ -49,7 +48,7 @@ type lastUseLog struct {
 // startSnapshot begins a new generation whose first pages will be a snapshot.
 func (l *lastUseLog) startSnapshot() {
 	l.files.startGeneration(l.files.generation + 1)
-	l.logged, l.snapshotFrom, l.obsolete = 0, 0, true
+	l.logged, l.snapshotFrom = 0, 0
 }
 
 // writeTouched writes the last-use times of the sessions touched since the last call, and
@@ -114,11 +113,8 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 // now holds or exceeds.
 func (s *Store) dropObsolete() error {
 	l := &s.lastUse
-	if l.obsolete {
-		if err := l.files.dropBefore(l.files.generation); err != nil {
-			return fmt.Errorf("badgerstore: delete old last-use times: %w", err)
-		}
-		l.obsolete = false
+	if err := l.files.dropBefore(l.files.generation); err != nil {
+		return fmt.Errorf("badgerstore: delete old last-use times: %w", err)
 	}
 	if !l.legacy {
 		return nil
