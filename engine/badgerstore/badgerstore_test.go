@@ -362,21 +362,23 @@ func TestForeignDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if s, err := Open(Options{Dir: dir, Logger: quietLogger}); err == nil {
-		s.Close()
-		t.Error("Open of another application's database succeeded")
-	} else {
-		t.Logf("foreign database: %v", err)
-	}
+	openRefused(t, dir, "another application's database")
 
 	shared := t.TempDir()
 	openTest(t, shared, Options{})
-	if s, err := Open(Options{Dir: shared, Logger: quietLogger}); err == nil {
+	openRefused(t, shared, "a directory in use")
+}
+
+// openRefused fails the test unless Open refuses dir, which holds what, and returns the error.
+func openRefused(t *testing.T, dir, what string) error {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, Logger: quietLogger})
+	if err == nil {
 		s.Close()
-		t.Error("a second Open of a directory in use succeeded")
-	} else {
-		t.Logf("directory in use: %v", err)
+		t.Fatalf("Open of %s succeeded", what)
 	}
+	t.Logf("%s: %v", what, err)
+	return err
 }
 
 // Touch updates reach the last-use files without Flush, within a few flush intervals.
@@ -587,10 +589,7 @@ func TestOpenRefusesChangeWhileLoading(t *testing.T) {
 		}
 	}
 	defer func() { testHookBetweenOpens = nil }()
-	if s, err := Open(Options{Dir: dir, Logger: quietLogger}); err == nil {
-		s.Close()
-		t.Fatal("Open succeeded although the store changed while it was loading")
-	} else if !strings.Contains(err.Error(), "changed while it was loading") {
+	if err := openRefused(t, dir, "a store that changed while it was loading"); !strings.Contains(err.Error(), "changed while it was loading") {
 		t.Fatalf("Open: %v; want the change reported", err)
 	}
 	testHookBetweenOpens = nil
