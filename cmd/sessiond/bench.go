@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -46,8 +47,9 @@ figures come from one run and one client):
   --http URL    sessiond over HTTP instead (POST URL)
   --redis ADDR  a redis-server: RESP "GET key" of keys it sets first, one per session the
                 sessiond run uses (the same client loop, for a side-by-side figure)
-  --floor       an in-process trivial server that answers every line with a fixed reply:
-                the most any line-protocol server can do on this machine with this client
+  --floor       a trivial Go server, started in a process of its own, that answers every
+                line with a fixed reply: the most a server on Go's net package can do on
+                this machine with this client
   --argon2      the production password hash (argon2id, 19 MiB, t=2, p=1) alone, in this
                 process, one per core: the ceiling of createSession/authenticate throughput
 
@@ -110,6 +112,8 @@ type benchOptions struct {
 	dataDir      string
 	configPath   string
 	populateIdle time.Duration
+
+	serveFloor string // the floor process's listen address (hidden)
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -133,7 +137,7 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 	fs.StringVar(&o.addr, "addr", DefaultTCPAddr, "sessiond TCP address")
 	fs.StringVar(&o.httpURL, "http", "", "drive sessiond over HTTP at this URL instead of TCP, e.g. http://127.0.0.1:7401")
 	fs.StringVar(&o.redisAddr, "redis", "", "also drive the redis-server at this address with GET")
-	fs.BoolVar(&o.floor, "floor", false, "also drive an in-process trivial line server (the floor)")
+	fs.BoolVar(&o.floor, "floor", false, "also drive a trivial line server (the floor), started in a process of its own")
 	fs.BoolVar(&o.argon2, "argon2", false, "also measure the production password hash alone, one per core")
 	fs.IntVarP(&o.connections, "connections", "c", 50, "concurrent connections (clients)")
 	fs.StringVar(&o.method, "method", "pingSession", "pingSession, tickle, describeSessions, createSession or authenticate")
@@ -153,6 +157,8 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 	fs.StringVar(&o.dataDir, "data", "", "with --populate: the server's data directory")
 	fs.StringVar(&o.configPath, "config", "", "with --populate: the server's services.json (session defaults, encryption key)")
 	fs.DurationVar(&o.populateIdle, "populate-idle", 24*time.Hour, "with --populate: idle timeout of the sessions written")
+	fs.StringVar(&o.serveFloor, "serve-floor", "", "be the floor server for --floor, on this address, until stdin ends")
+	_ = fs.MarkHidden("serve-floor")
 	return fs, o
 }
 
@@ -164,6 +170,13 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdout, stderr io.Write
 	}
 	if fs.NArg() > 0 {
 		return usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if o.serveFloor != "" {
+		if err := serveFloor(o.serveFloor, os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "sessiond bench: floor:", err)
+			return 1
+		}
+		return 0
 	}
 	if o.populate != 0 {
 		if o.populate < 0 {
@@ -1328,22 +1341,82 @@ func (c *redisClient) close()       { _ = c.conn.Close() }
 // floorReply is what the floor server answers to every line.
 const floorReply = `{"jsonrpc":"2.0","result":{},"id":1}` + "\n"
 
-// floorTarget starts a trivial line server in this process: each connection reads a line and
-// writes a fixed reply, nothing else. It is driven with the pingSession requests.
+// floorExecutable is the sessiond binary that serves the floor; tests point it at the
+// binary they build.
+var floorExecutable = os.Executable
+
+// floorTarget starts a trivial line server in a process of its own (sessiond bench
+// --serve-floor): each connection reads a line and writes a fixed reply, nothing else. It is
+// driven with the pingSession requests. It runs apart from the client, as sessiond and Redis
+// do: inside the bench process it would share the client's runtime, scheduler and poller.
 func floorTarget(o benchOptions) (*benchTarget, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	path, err := floorExecutable()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("floor: %w", err)
 	}
-	var conns sync.WaitGroup
-	go func() {
+	cmd := exec.Command(path, "bench", "--serve-floor", "127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("floor: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("floor: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("floor: %w", err)
+	}
+	// The floor serves until its stdin ends, so it never outlives bench.
+	cleanup := func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr := strings.TrimSpace(line)
+	if err != nil || addr == "" {
+		cleanup()
+		return nil, nil, fmt.Errorf("floor: no address from %s (%v)", path, err)
+	}
+	m := benchMethods["pingSession"]
+	token := strings.Repeat("x", engine.TokenLength)
+	t := &benchTarget{name: "floor", transport: "tcp", address: addr, method: "fixed reply", sessions: 1}
+	t.open = func(int) (benchClient, error) {
+		return dialBenchLine(addr, &benchRequests{m: m, tokens: []string{token}}, o.timeout)
+	}
+	return t, cleanup, nil
+}
+
+// serveFloor is the floor process: it listens on addr, writes the address it got on stdout,
+// and answers every line of every connection with floorReply until stdin ends.
+func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(stdout, ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns.Go(func() {
-				defer conn.Close()
+			mu.Lock()
+			conns[conn] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(conns, conn)
+					mu.Unlock()
+					conn.Close()
+				}()
 				rd := bufio.NewReaderSize(conn, 16<<10)
 				reply := []byte(floorReply)
 				for {
@@ -1356,15 +1429,16 @@ func floorTarget(o benchOptions) (*benchTarget, func(), error) {
 				}
 			})
 		}
-	}()
-	addr := ln.Addr().String()
-	m := benchMethods["pingSession"]
-	token := strings.Repeat("x", engine.TokenLength)
-	t := &benchTarget{name: "floor", transport: "tcp", address: addr, method: "fixed reply", sessions: 1}
-	t.open = func(int) (benchClient, error) {
-		return dialBenchLine(addr, &benchRequests{m: m, tokens: []string{token}}, o.timeout)
+	})
+	_, _ = io.Copy(io.Discard, stdin)
+	ln.Close()
+	mu.Lock()
+	for conn := range conns {
+		conn.Close()
 	}
-	return t, func() { _ = ln.Close() }, nil
+	mu.Unlock()
+	wg.Wait()
+	return nil
 }
 
 // argon2Target measures the production password hash alone: one hash per core at a time,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -128,6 +129,46 @@ func TestBenchJSON(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestServeFloor checks the floor process: it answers every line with the fixed reply, and
+// stops, closing its connections, when its stdin ends.
+func TestServeFloor(t *testing.T) {
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serveFloor("127.0.0.1:0", stdinR, stdoutW) }()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", strings.TrimSpace(line), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	rd := bufio.NewReader(conn)
+	for range 3 {
+		if _, err := io.WriteString(conn, `{"jsonrpc":"2.0","method":"pingSession","id":1}`+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if reply, err := rd.ReadString('\n'); err != nil || reply != floorReply {
+			t.Fatalf("reply %q, %v; want %q", reply, err, floorReply)
+		}
+	}
+	stdinW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveFloor did not return after its stdin ended")
+	}
+	if _, err := rd.ReadString('\n'); err != io.EOF {
+		t.Errorf("read after the floor stopped: %v, want EOF (the connection closed)", err)
 	}
 }
 

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building sessiond:", err)
 		os.Exit(1)
 	}
+	floorExecutable = func() (string, error) { return binPath, nil }
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
