@@ -193,23 +193,38 @@ func (s *Store) findAll(touched []Touched) []slot {
 	const minPart = 4096
 	parts := min(runtime.GOMAXPROCS(0), len(touched)/minPart)
 	if parts <= 1 {
-		for i := range touched {
-			slots[i] = s.find(touched[i].ID)
-		}
+		s.findRange(touched, slots)
 		return slots
 	}
 	var wg sync.WaitGroup
 	size := (len(touched) + parts - 1) / parts
 	for start := 0; start < len(touched); start += size {
 		end := min(start+size, len(touched))
-		wg.Go(func() {
-			for i := start; i < end; i++ {
-				slots[i] = s.find(touched[i].ID)
-			}
-		})
+		wg.Go(func() { s.findRange(touched[start:end], slots[start:end]) })
 	}
 	wg.Wait()
 	return slots
+}
+
+// findRange sets slots[i] to the slot of touched[i]. It tries the slot after the previous
+// one found before the index: lists often follow slot order, and that slot is then a read
+// of the next record instead of two cache misses. A snapshot of last-use times lists the
+// sessions in slot order, and load gives sessions their slots in the order of their ids, so
+// after a restart the snapshot written before it mostly follows slot order again.
+func (s *Store) findRange(touched []Touched, slots []slot) {
+	next := slot(0)
+	for i := range touched {
+		id := touched[i].ID
+		if next != 0 && next < s.slabs.used && id != "" && s.slabs.at(next).id == id { // a free slot's id is ""
+			slots[i], next = next, next+1
+			continue
+		}
+		n := s.find(id)
+		slots[i] = n
+		if n != 0 {
+			next = n + 1
+		}
+	}
 }
 
 // LastUses appends to dst the current last-use times of up to limit sessions, expired ones

@@ -303,6 +303,71 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// TestRestoreTouched checks that load's last-use times reach their sessions whatever the
+// order of the list: slot order (a snapshot's), reversed, with an older time, duplicates,
+// unknown and empty ids, and ids of deleted sessions, whose slots are free.
+func TestRestoreTouched(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	must(t, s.RestoreAccount(&engine.Account{Username: "user"}))
+	const n = 10_000 // more than 8,192: the lookups are split over two goroutines
+	sessions := make([]engine.Session, n)
+	for i := range sessions {
+		sessions[i] = *newSession("user", "")
+	}
+	must(t, s.RestoreSessions(sessions, func(sess *engine.Session, err error) { t.Errorf("%s: %v", sess.ID, err) }))
+	deleted := map[string]bool{}
+	var ids []string
+	for i := 5; i < n; i += 10 {
+		ids = append(ids, sessions[i].ID)
+		deleted[sessions[i].ID] = true
+	}
+	if _, err := s.DeleteSessions(ctx, ids, now); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{}
+	var touched []memstore.Touched
+	add := func(id string, at time.Time) {
+		touched = append(touched, memstore.Touched{ID: id, LastAccessedAt: at, LastActiveAt: at})
+		if at.After(want[id]) {
+			want[id] = at
+		}
+	}
+	second := func(k int) time.Time { return now.Add(time.Duration(k) * time.Second) }
+	for i := range sessions {
+		add(sessions[i].ID, second(i+1))
+		if i == 4 || i == 14 { // the next slot is free
+			add("", second(3*n))
+			add("no-such-session", second(3*n))
+		}
+	}
+	for i := n - 1; i >= 0; i -= 3 {
+		add(sessions[i].ID, second(n+i+1))
+	}
+	add(sessions[1].ID, now.Add(-time.Hour))
+	must(t, s.RestoreTouched(touched))
+	for _, sess := range sessions {
+		got, err := s.SessionByID(ctx, sess.ID, now)
+		switch {
+		case deleted[sess.ID]:
+			if !errors.Is(err, engine.ErrSessionNotFound) {
+				t.Errorf("deleted %s: %v", sess.ID, err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", sess.ID, err)
+		case !got.LastAccessedAt.Equal(want[sess.ID]) || !got.LastActiveAt.Equal(want[sess.ID]):
+			t.Errorf("%s: last used %v / %v, want %v", sess.ID, got.LastAccessedAt, got.LastActiveAt, want[sess.ID])
+		}
+	}
+	// New sessions take the free slots as they were, untouched by the empty ids.
+	for range len(ids) {
+		sess := newSession("user", "")
+		must(t, s.InsertSession(ctx, sess, engine.Caps{}, now))
+		if got, err := s.SessionByID(ctx, sess.ID, now); err != nil || !got.LastAccessedAt.Equal(now) {
+			t.Errorf("new session %s: %v, %v", sess.ID, got, err)
+		}
+	}
+}
+
 // Sessions without a client address are not held to MaxSessionsPerAddress.
 func TestEmptyAddressNotCapped(t *testing.T) {
 	s := memstore.New(memstore.Options{})
