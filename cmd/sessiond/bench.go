@@ -1398,9 +1398,12 @@ func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
 		ln.Close()
 		return err
 	}
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	var wg sync.WaitGroup
+	var (
+		mu      sync.Mutex
+		conns   = map[net.Conn]bool{}
+		stopped bool // set once stdin ended; a connection accepted after it is closed
+		wg      sync.WaitGroup
+	)
 	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
@@ -1408,6 +1411,11 @@ func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
 				return
 			}
 			mu.Lock()
+			if stopped {
+				mu.Unlock()
+				conn.Close()
+				continue
+			}
 			conns[conn] = true
 			mu.Unlock()
 			wg.Go(func() {
@@ -1433,6 +1441,7 @@ func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
 	_, _ = io.Copy(io.Discard, stdin)
 	ln.Close()
 	mu.Lock()
+	stopped = true
 	for conn := range conns {
 		conn.Close()
 	}
