@@ -14,6 +14,7 @@ import (
 	"math/bits"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,10 @@ const benchUsage = `Usage: sessiond bench [flags]
 Measures a running sessiond with a closed-loop load: --connections clients, each with its own
 connection, send one request, wait for its reply, and send the next. It prints a progress line
 on stderr every second and, at the end, the throughput and the p50/p90/p99/max latency (--json
-for machines). The first --warmup of each run is not counted.
+for machines). The first --warmup of each run is not counted. On Linux, for a server on this
+machine (another process), it also reports the server's own CPU time and read and write system
+calls a request, from /proc of the process listening on the target's port: the client shares
+the CPUs, so throughput also depends on its cost, and these figures are the server's alone.
 
 Targets (several may be given; they run one after another with the same settings, so their
 figures come from one run and one client):
@@ -275,6 +279,9 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdout, stderr io.Write
 		targets = append(targets, argon2Target())
 	}
 
+	for _, t := range targets {
+		t.pid = serverProcess(t)
+	}
 	report := benchReport{Machine: thisMachine()}
 	for round := 0; round < o.rounds; round++ {
 		for _, t := range targets {
@@ -335,6 +342,13 @@ type benchRun struct {
 	// Throughput is measured requests per second.
 	Throughput float64      `json:"throughput"`
 	Latency    benchLatency `json:"latencyMicroseconds"`
+	// ServerPID is the process found listening on Address (Linux, a server on this machine,
+	// not bench itself); the two figures after it are its own use over the measured
+	// window, from /proc, divided by the requests answered meanwhile. ServerCalls is left
+	// out when /proc/PID/io cannot be read.
+	ServerPID   int     `json:"serverPid,omitempty"`
+	ServerCPU   float64 `json:"serverCpuMicrosecondsPerRequest,omitempty"`
+	ServerCalls float64 `json:"serverReadWriteCallsPerRequest,omitempty"`
 }
 
 // benchLatency is the latency distribution of a run in microseconds; percentiles are exact
@@ -379,10 +393,26 @@ func printBenchReport(w io.Writer, r benchReport) {
 			groupDigits(run.Requests), run.Errors, groupDigits(int64(math.Round(run.Throughput))),
 			micros(run.Latency.P50), micros(run.Latency.P90), micros(run.Latency.P99), micros(run.Latency.Max))
 	}
+	var usage []benchRun
+	for _, run := range r.Runs {
+		if run.ServerPID != 0 {
+			usage = append(usage, run)
+		}
+	}
+	if len(usage) > 0 {
+		fmt.Fprintln(w, "\nserver's own use a request (from /proc, the process listening on the address):")
+		for _, run := range usage {
+			calls := "read and write calls unknown"
+			if run.ServerCalls > 0 {
+				calls = fmt.Sprintf("%.2f read and write system calls", run.ServerCalls)
+			}
+			fmt.Fprintf(w, "%-9s pid %-7d %6.2fµs of CPU, %s\n", run.Target, run.ServerPID, run.ServerCPU, calls)
+		}
+	}
 	// Side by side: sessiond against each other target, over all rounds.
 	type sum struct {
-		throughput, p99 float64
-		n               int
+		throughput, p99, cpu float64
+		n, cpuN              int
 	}
 	sums := map[string]*sum{}
 	var order []string
@@ -396,6 +426,10 @@ func printBenchReport(w io.Writer, r benchReport) {
 		s.throughput += run.Throughput
 		s.p99 += run.Latency.P99
 		s.n++
+		if run.ServerCPU > 0 {
+			s.cpu += run.ServerCPU
+			s.cpuN++
+		}
 	}
 	if base := sums["sessiond"]; base != nil && len(order) > 1 {
 		fmt.Fprintln(w)
@@ -404,9 +438,13 @@ func printBenchReport(w io.Writer, r benchReport) {
 			if name == "sessiond" || name == "argon2" || other.throughput == 0 || other.p99 == 0 {
 				continue
 			}
-			fmt.Fprintf(w, "sessiond / %s: %.2f× the throughput, %.2f× the p99 latency\n", name,
+			fmt.Fprintf(w, "sessiond / %s: %.2f× the throughput, %.2f× the p99 latency", name,
 				(base.throughput/float64(base.n))/(other.throughput/float64(other.n)),
 				(base.p99/float64(base.n))/(other.p99/float64(other.n)))
+			if base.cpuN > 0 && other.cpuN > 0 {
+				fmt.Fprintf(w, ", %.2f× the server CPU a request", (base.cpu/float64(base.cpuN))/(other.cpu/float64(other.cpuN)))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }
@@ -533,6 +571,8 @@ type benchTarget struct {
 	sessions  int
 	// workers overrides --connections (argon2: one per core).
 	workers int
+	// pid is the server's process, or 0 when it cannot be inspected.
+	pid int
 	// open returns the client of worker i, connected.
 	open func(i int) (benchClient, error)
 }
@@ -639,6 +679,19 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 			}
 		}(clients[i], &workers[i])
 	}
+	// The server's usage is sampled when measuring starts and once the clients stop.
+	var (
+		before     serverUsage
+		doneBefore int64
+		sampled    = make(chan struct{})
+	)
+	if t.pid != 0 {
+		go func() {
+			time.Sleep(time.Until(t0))
+			before, doneBefore = readServerUsage("/proc", t.pid), doneCount(workers)
+			close(sampled)
+		}()
+	}
 	finished := make(chan struct{})
 	var progress sync.WaitGroup
 	if !o.quiet {
@@ -673,10 +726,46 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		run.Throughput = math.Round(float64(run.Requests)/window.Seconds()*10) / 10
 	}
 	run.Latency = total.latency()
+	if t.pid != 0 {
+		<-sampled
+		after, answered := readServerUsage("/proc", t.pid), doneCount(workers)-doneBefore
+		if before.sample && after.sample && answered > 0 {
+			run.ServerPID = t.pid
+			run.ServerCPU = math.Round(float64((after.cpu-before.cpu).Nanoseconds())/1e3/float64(answered)*100) / 100
+			if before.calls >= 0 && after.calls >= 0 {
+				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
+			}
+		}
+	}
 	if run.Errors > 0 {
 		fmt.Fprintf(stderr, "sessiond bench: %s: %d of %d replies were errors\n", t.name, run.Errors, run.Requests)
 	}
 	return run, nil
+}
+
+// doneCount is how many requests the workers have had answered so far.
+func doneCount(workers []benchWorker) int64 {
+	var done int64
+	for i := range workers {
+		done += workers[i].done.Load()
+	}
+	return done
+}
+
+// serverProcess returns the process serving t, if bench can inspect it: not an in-process
+// target, and not bench itself (an in-process server's CPU would include the client's).
+func serverProcess(t *benchTarget) int {
+	addr := t.address
+	if u, err := url.Parse(addr); err == nil && u.Scheme != "" && u.Host != "" {
+		addr = u.Host
+	}
+	if t.transport == "in-process" {
+		return 0
+	}
+	if pid := listeningProcess("/proc", addr); pid != os.Getpid() {
+		return pid
+	}
+	return 0
 }
 
 // printProgress prints one line a second until finished is closed.
@@ -690,11 +779,11 @@ func printProgress(w io.Writer, t *benchTarget, workers []benchWorker, start, t0
 		case <-finished:
 			return
 		case now := <-tick.C:
-			var done, errs int64
+			var errs int64
 			for i := range workers {
-				done += workers[i].done.Load()
 				errs += workers[i].doneErrs.Load()
 			}
+			done := doneCount(workers)
 			phase := "measuring"
 			if now.Before(t0) {
 				phase = "warm-up"

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,14 @@ func TestBenchJSON(t *testing.T) {
 	checkRun(t, report.Runs[1], "floor", "tcp", "fixed reply", 4)
 	if report.Runs[0].Sessions != 4 || report.Runs[0].Address != addr {
 		t.Errorf("sessiond run: %d sessions at %s, want 4 at %s", report.Runs[0].Sessions, report.Runs[0].Address, addr)
+	}
+	// The server in this process is not measured (its CPU would include the client's); the
+	// floor, a process of its own, is on Linux.
+	if r := report.Runs[0]; r.ServerPID != 0 || r.ServerCPU != 0 {
+		t.Errorf("in-process sessiond measured as a server: %+v", r)
+	}
+	if r := report.Runs[1]; runtime.GOOS == "linux" && (r.ServerPID <= 0 || r.ServerPID == os.Getpid() || r.ServerCPU <= 0 || r.ServerCalls < 1) {
+		t.Errorf("floor run without its server's use: %+v", r)
 	}
 	if !strings.Contains(stderr, "sessiond tcp pingSession:") || !strings.Contains(stderr, "req/s") {
 		t.Errorf("no progress line on stderr:\n%s", stderr)

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The server's side of a run: on Linux, bench finds the process listening on the target's
+// address and reads its CPU time and its read and write system calls from /proc before and
+// after the measured window. On a machine whose CPUs the client shares, throughput depends on
+// the client's cost as much as the server's; CPU a request is the server's alone.
+
+// serverUsage is what /proc says a process has used so far.
+type serverUsage struct {
+	cpu    time.Duration // user and system, all threads
+	calls  int64         // read and write system calls; -1 when /proc/PID/io is not readable
+	sample bool          // false when nothing could be read
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+// readServerUsage reads the usage of process pid from root (normally "/proc").
+func readServerUsage(root string, pid int) serverUsage {
+	stat, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return serverUsage{}
+	}
+	// The command name, field 2, is in parentheses and may hold spaces: fields count
+	// from after its closing parenthesis, where field 3 (state) is the first.
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return serverUsage{}
+	}
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 13 {
+		return serverUsage{}
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return serverUsage{}
+	}
+	u := serverUsage{cpu: time.Duration(utime+stime) * time.Second / clockTicks, calls: -1, sample: true}
+	if io, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "io")); err == nil {
+		var syscr, syscw int64 = -1, -1
+		for line := range strings.Lines(string(io)) {
+			name, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
+			if !ok {
+				continue
+			}
+			switch name {
+			case "syscr":
+				syscr, _ = strconv.ParseInt(value, 10, 64)
+			case "syscw":
+				syscw, _ = strconv.ParseInt(value, 10, 64)
+			}
+		}
+		if syscr >= 0 && syscw >= 0 {
+			u.calls = syscr + syscw
+		}
+	}
+	return u
+}
+
+// listeningProcess returns the process that listens on the TCP address addr (host:port), or
+// 0 if it cannot be told: not Linux, another machine, or a process bench may not inspect.
+func listeningProcess(root, addr string) int {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return 0
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return 0 // only a server on this machine can be inspected
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"net/tcp", "net/tcp6"} {
+		data, err := os.ReadFile(filepath.Join(root, table))
+		if err == nil {
+			for _, inode := range listenInodes(data, uint16(port)) {
+				inodes["socket:["+inode+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, err := os.ReadDir(root)
+	if err != nil {
+		return 0
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir(filepath.Join(root, p.Name(), "fd"))
+		if err != nil {
+			continue // gone, or another user's
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join(root, p.Name(), "fd", fd.Name())); err == nil && inodes[target] {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// listenInodes returns the inodes of the listening sockets on port in a /proc/net/tcp or
+// tcp6 table.
+func listenInodes(table []byte, port uint16) []string {
+	const listen = "0A"
+	want := fmt.Sprintf(":%04X", port)
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	for sc.Scan() {
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != listen || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		out = append(out, f[9])
+	}
+	return out
+}

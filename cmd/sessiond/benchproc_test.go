@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// fakeProc writes a /proc with one TCP table and process 4242, whose fd 3 is the socket of
+// inode 777.
+func fakeProc(t *testing.T, table, stat, io string) string {
+	t.Helper()
+	root := t.TempDir()
+	write := func(name, text string) {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("net/tcp", table)
+	write("4242/stat", stat)
+	if io != "" {
+		write("4242/io", io)
+	}
+	write("self/stat", "not a process directory")
+	if err := os.MkdirAll(filepath.Join(root, "4242", "fd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("socket:[777]", filepath.Join(root, "4242", "fd", "3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", filepath.Join(root, "4242", "fd", "0")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+const tcpTable = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1CE8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1CE9 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 778 1 0000000000000000 20 4 30 10 -1
+`
+
+// TestListeningProcess checks that bench finds the process listening on a loopback port
+// from /proc, and finds none for a port only connected to, or another machine's address.
+func TestListeningProcess(t *testing.T) {
+	root := fakeProc(t, tcpTable, "", "")
+	for _, c := range []struct {
+		addr string
+		want int
+	}{
+		{"127.0.0.1:7400", 4242}, // 0x1CE8, listening
+		{"localhost:7400", 4242},
+		{"[::1]:7400", 4242},
+		{"127.0.0.1:7401", 0}, // 0x1CE9: an established connection, not a listener
+		{"127.0.0.1:7402", 0},
+		{"192.0.2.1:7400", 0}, // not this machine
+		{"127.0.0.1", 0},
+	} {
+		if got := listeningProcess(root, c.addr); got != c.want {
+			t.Errorf("listeningProcess(%q) = %d, want %d", c.addr, got, c.want)
+		}
+	}
+}
+
+// TestReadServerUsage checks the CPU time and system call counts read from /proc/PID/stat
+// and io, a command name with spaces and parentheses included.
+func TestReadServerUsage(t *testing.T) {
+	stat := "4242 (redis ) server) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 5 0 100 0 0\n"
+	io := "rchar: 10\nwchar: 20\nsyscr: 300\nsyscw: 45\nread_bytes: 0\n"
+	u := readServerUsage(fakeProc(t, tcpTable, stat, io), 4242)
+	if !u.sample || u.cpu != 3800*time.Millisecond || u.calls != 345 {
+		t.Errorf("usage %+v, want 3.8s of CPU and 345 calls", u)
+	}
+	u = readServerUsage(fakeProc(t, tcpTable, stat, ""), 4242)
+	if !u.sample || u.calls != -1 {
+		t.Errorf("usage without io %+v, want calls -1", u)
+	}
+	for _, bad := range []string{"", "4242 (x) S 1 2", "4242 (x) S 1 4242 4242 0 -1 0 0 0 0 0 lots 1 0 0"} {
+		if u := readServerUsage(fakeProc(t, tcpTable, bad, io), 4242); u.sample {
+			t.Errorf("stat %q read as %+v", bad, u)
+		}
+	}
+	if u := readServerUsage(t.TempDir(), 4242); u.sample {
+		t.Errorf("a missing process read as %+v", u)
+	}
+	if runtime.GOOS == "linux" {
+		if u := readServerUsage("/proc", os.Getpid()); !u.sample || u.calls < 0 {
+			t.Errorf("this process: %+v", u)
+		}
+	}
+}
