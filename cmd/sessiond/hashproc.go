@@ -33,7 +33,9 @@ import (
 // stdout, computes at most as many hashes at once as the server asks for (bounded by
 // security.maxConcurrentHashes), keeps nothing, and exits when its stdin closes or the
 // server dies. If it cannot be started or dies, hashes are computed in the server until it
-// is restarted, so logins never fail because of it.
+// is restarted, so logins never fail because of it. On Linux the server runs two helpers,
+// one with the SCHED_IDLE policy and one at nice hashWorkerNice for when the first is
+// starved (hashers.go).
 
 // hashWorkerNice is the helper's nice value: under contention it gets about a tenth of the
 // CPU a normal process gets, so logins slow down but go on.
@@ -48,30 +50,31 @@ const maxHashField = 1 << 16
 type hashProcess struct {
 	log  *slog.Logger
 	path string
+	idle bool // the helper runs with the SCHED_IDLE policy (hashidle_linux.go)
+	// answered, if set, is told of every reply: whether its caller still waited, and how
+	// long it took. It is called with mu held.
+	answered func(waited bool, took time.Duration)
+	started  bool // a helper was started once
 
 	mu      sync.Mutex
 	pid     int           // the helper's process id
 	w       *bufio.Writer // nil while no helper runs
 	stdin   io.Closer
-	pending map[uint64]chan []byte
+	pending map[uint64]*pendingHash
 	nextID  uint64
 	retryAt time.Time // no restart before this after a failure
 	closed  bool
 	done    chan struct{} // closed when the current helper has exited and been reaped
 }
 
-// startHashProcess starts the helper. On error hashes stay in the server.
-func startHashProcess(log *slog.Logger) (*hashProcess, error) {
-	path, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	return startHashProcessAt(path, log)
-}
-
 // startHashProcessAt starts the helper from the sessiond binary at path.
 func startHashProcessAt(path string, log *slog.Logger) (*hashProcess, error) {
-	h := &hashProcess{log: log, path: path, pending: map[uint64]chan []byte{}}
+	return startHashProcessWith(&hashProcess{log: log, path: path})
+}
+
+// startHashProcessWith starts the helper h describes.
+func startHashProcessWith(h *hashProcess) (*hashProcess, error) {
+	h.pending = map[uint64]*pendingHash{}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.startLocked(); err != nil {
@@ -86,6 +89,9 @@ func (h *hashProcess) startLocked() error {
 	// dies, so it never outlives the server.
 	cmd := exec.Command(h.path, "serve", "--hash-worker")
 	cmd.Stderr = os.Stderr
+	if h.idle {
+		cmd.Env = append(os.Environ(), hashWorkerIdle+"=1")
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -100,21 +106,26 @@ func (h *hashProcess) startLocked() error {
 		stdout.Close()
 		return fmt.Errorf("starting the hash helper: %w", err)
 	}
-	h.w, h.stdin, h.pid = bufio.NewWriter(stdin), stdin, cmd.Process.Pid
+	h.w, h.stdin, h.pid, h.started = bufio.NewWriter(stdin), stdin, cmd.Process.Pid, true
 	done := make(chan struct{})
 	h.done = done
 	go h.readReplies(cmd, stdout, done)
 	return nil
 }
 
-// hashWorkerNiced marks a helper that already lowered its priority.
-const hashWorkerNiced = "SESSIOND_HASH_WORKER_NICED"
+// hashWorkerNiced marks a helper that already lowered its priority; hashWorkerIdle asks the
+// helper for the SCHED_IDLE policy instead of nice hashWorkerNice.
+const (
+	hashWorkerNiced = "SESSIOND_HASH_WORKER_NICED"
+	hashWorkerIdle  = "SESSIOND_HASH_WORKER_IDLE"
+)
 
-// lowerPriority gives the helper process, every thread of it, the nice value hashWorkerNice.
-// On Linux a nice value belongs to a thread, and threads inherit it from the thread that
-// makes them; a Go program has several threads before main runs. So the helper raises the
-// nice value of its current thread and executes itself again from it: the new program's
-// threads all descend from that thread. If that fails the helper runs at normal priority.
+// lowerPriority gives the helper process, every thread of it, the nice value hashWorkerNice,
+// or the SCHED_IDLE policy when hashWorkerIdle is set. On Linux both belong to a thread, and
+// threads inherit them from the thread that makes them; a Go program has several threads
+// before main runs. So the helper lowers the priority of its current thread and executes
+// itself again from it: the new program's threads all descend from that thread. If that
+// fails the helper runs at normal priority.
 func lowerPriority(stderr io.Writer) {
 	if os.Getenv(hashWorkerNiced) != "" {
 		return
@@ -122,8 +133,7 @@ func lowerPriority(stderr io.Writer) {
 	path, err := os.Executable()
 	if err == nil {
 		runtime.LockOSThread()
-		// PRIO_PROCESS with who 0 is the calling thread on Linux.
-		if err = syscall.Setpriority(syscall.PRIO_PROCESS, 0, hashWorkerNice); err == nil {
+		if err = lowerThread(os.Getenv(hashWorkerIdle) != ""); err == nil {
 			err = syscall.Exec(path, os.Args, append(os.Environ(), hashWorkerNiced+"=1"))
 		}
 	}
@@ -146,18 +156,23 @@ func (h *hashProcess) readReplies(cmd *exec.Cmd, stdout io.Reader, done chan str
 			break
 		}
 		h.mu.Lock()
-		ch := h.pending[id]
+		ph := h.pending[id]
 		delete(h.pending, id)
+		if ph != nil && h.answered != nil {
+			h.answered(ph.reply != nil, time.Since(ph.sent))
+		}
 		h.mu.Unlock()
-		if ch != nil {
-			ch <- key // buffered
+		if ph != nil && ph.reply != nil {
+			ph.reply <- key // buffered
 		}
 	}
 	h.mu.Lock()
 	if h.done == done {
 		h.w, h.stdin = nil, nil
-		for id, ch := range h.pending {
-			close(ch)
+		for id, ph := range h.pending {
+			if ph.reply != nil {
+				close(ph.reply)
+			}
 			delete(h.pending, id)
 		}
 		if !h.closed {
@@ -170,14 +185,28 @@ func (h *hashProcess) readReplies(cmd *exec.Cmd, stdout io.Reader, done chan str
 	close(done)
 }
 
+// pendingHash is a request the helper has not answered yet.
+type pendingHash struct {
+	reply chan []byte // nil once its caller stopped waiting
+	sent  time.Time
+}
+
 // derive is an engine.DeriveKeyFunc: the helper computes the key, or the server does when
 // there is no helper.
 func (h *hashProcess) derive(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
-	inProcess := func() ([]byte, error) {
-		return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+	key, _, err := h.deriveWithin(ctx, password, salt, p, keyLen, 0, nil)
+	return key, err
+}
+
+// deriveWithin is derive, but if patience is not 0, the helper has not answered within it
+// and wait says not to wait on, it stops waiting and returns late set (and no key). wait
+// is asked every patience.
+func (h *hashProcess) deriveWithin(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32, patience time.Duration, wait func() bool) (key []byte, late bool, err error) {
+	inProcess := func() ([]byte, bool, error) {
+		return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), false, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(password) >= maxHashField || len(salt) > 255 || keyLen >= maxHashField {
 		return inProcess()
@@ -186,18 +215,41 @@ func (h *hashProcess) derive(ctx context.Context, password, salt []byte, p engin
 	if reply == nil {
 		return inProcess()
 	}
-	select {
-	case key, ok := <-reply:
-		if !ok || len(key) != int(keyLen) {
-			return inProcess()
-		}
-		return key, nil
-	case <-ctx.Done():
-		h.mu.Lock()
-		delete(h.pending, id)
-		h.mu.Unlock()
-		return nil, ctx.Err()
+	var timer *time.Timer
+	var timeout <-chan time.Time
+	if patience > 0 {
+		timer = time.NewTimer(patience)
+		defer timer.Stop()
+		timeout = timer.C
 	}
+	for {
+		select {
+		case key, ok := <-reply:
+			if !ok || len(key) != int(keyLen) {
+				return inProcess()
+			}
+			return key, false, nil
+		case <-ctx.Done():
+			h.forget(id)
+			return nil, false, ctx.Err()
+		case <-timeout:
+			if wait != nil && wait() {
+				timer.Reset(patience)
+				continue
+			}
+			h.forget(id)
+			return nil, true, nil
+		}
+	}
+}
+
+// forget stops waiting for the reply to request id; the reply, when it comes, is dropped.
+func (h *hashProcess) forget(id uint64) {
+	h.mu.Lock()
+	if ph := h.pending[id]; ph != nil {
+		ph.reply = nil
+	}
+	h.mu.Unlock()
 }
 
 // send writes one request and returns the channel its reply comes on, or nil when there is
@@ -212,12 +264,17 @@ func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen ui
 		if time.Now().Before(h.retryAt) {
 			return 0, nil
 		}
+		first := !h.started
 		if err := h.startLocked(); err != nil {
 			h.retryAt = time.Now().Add(time.Second)
 			h.log.Warn("cannot restart the password hash helper", "err", err)
 			return 0, nil
 		}
-		h.log.Info("restarted the password hash helper")
+		if first {
+			h.log.Info("started the nice-10 password hash helper, for hashes the idle one is too slow for")
+		} else {
+			h.log.Info("restarted the password hash helper")
+		}
 	}
 	h.nextID++
 	id := h.nextID
@@ -236,7 +293,7 @@ func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen ui
 		return 0, nil // the reader notices the exit and cleans up
 	}
 	reply := make(chan []byte, 1)
-	h.pending[id] = reply
+	h.pending[id] = &pendingHash{reply: reply, sent: time.Now()}
 	return id, reply
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,20 +58,24 @@ func TestHashProcessKeys(t *testing.T) {
 	wg.Wait()
 }
 
-// TestHashProcessPriority checks that every thread of the helper has the lower priority and
-// no thread of this process got it.
+// TestHashProcessPriority checks that every thread of the helpers has the lower priority, the
+// idle helper the SCHED_IDLE policy too, and that no thread of this process got either.
 func TestHashProcessPriority(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("thread priorities are read from /proc")
 	}
-	h, _ := startTestHashProcess(t)
-	if _, err := h.derive(context.Background(), []byte("x"), []byte("salt-salt-salt-1"), enginetest.CheapHash, 32); err != nil {
+	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	h.mu.Lock()
-	pid := h.pid
-	h.mu.Unlock()
-	check := func(pid, want int) {
+	t.Cleanup(hs.close)
+	ctx := context.Background()
+	for _, h := range []*hashProcess{hs.idle, hs.niced} {
+		if _, err := h.derive(ctx, []byte("x"), []byte("salt-salt-salt-1"), enginetest.CheapHash, 32); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(pid, wantNice int, wantPolicy string) { // wantNice -1: any
 		tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
 		if err != nil || len(tasks) == 0 {
 			t.Fatalf("threads of %d: %v", pid, err)
@@ -80,15 +85,106 @@ func TestHashProcessPriority(t *testing.T) {
 			if err != nil {
 				continue // the thread ended
 			}
-			// Field 19 is the nice value; the command name (field 2) has no spaces here.
+			// Field 19 is the nice value and field 41 the policy (0 normal, 5 SCHED_IDLE);
+			// the command name (field 2) has no spaces here.
 			fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-			if nice := fields[16]; nice != strconv.Itoa(want) {
-				t.Errorf("%s: nice %s, want %d", task, nice, want)
+			if nice, policy := fields[16], fields[38]; wantNice >= 0 && nice != strconv.Itoa(wantNice) || policy != wantPolicy {
+				t.Errorf("%s: nice %s, policy %s; want %d, %s", task, nice, policy, wantNice, wantPolicy)
 			}
 		}
 	}
-	check(pid, hashWorkerNice)
-	check(os.Getpid(), syscallNice(t))
+	check(helperPID(hs.idle), -1, "5") // SCHED_IDLE has no nice value
+	check(helperPID(hs.niced), hashWorkerNice, "0")
+	check(os.Getpid(), syscallNice(t), "0")
+}
+
+// helperPID is the process id of h's helper.
+func helperPID(h *hashProcess) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pid
+}
+
+// TestHashersStarvedIdle checks that a hash the idle helper does not answer in time is
+// computed by the nice-10 helper, that the hashes after it go there too, and that the idle
+// helper is used again once it answers.
+func TestHashersStarvedIdle(t *testing.T) {
+	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hs.close)
+	ctx := context.Background()
+	slow := engine.HashParams{MemoryKiB: 16 << 10, Iterations: 2, Parallelism: 1} // tens of ms
+	password, salt := []byte("secret"), []byte("salt-salt-salt-4")
+	want := wantKey(password, salt, slow, 32)
+	hs.mu.Lock()
+	hs.patience = time.Microsecond // every idle hash is late
+	hs.mu.Unlock()
+	if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("late idle hash: %x, %v", got, err)
+	}
+	hs.mu.Lock()
+	starving := hs.starving
+	hs.mu.Unlock()
+	niced := helperPID(hs.niced)
+	if niced == 0 {
+		t.Fatal("the nice-10 helper did not start")
+	}
+	// The idle helper still answers the hash given up on, and is used again then.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hs.mu.Lock()
+		starving = hs.starving
+		hs.idle.mu.Lock()
+		left := len(hs.idle.pending)
+		hs.idle.mu.Unlock()
+		hs.mu.Unlock()
+		if !starving && left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("starving %v with %d requests pending in the idle helper", starving, left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hs.mu.Lock()
+	hs.patience = time.Hour
+	hs.mu.Unlock()
+	if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("idle hash again: %x, %v", got, err)
+	}
+	hs.niced.mu.Lock()
+	nicedLeft := len(hs.niced.pending)
+	hs.niced.mu.Unlock()
+	if nicedLeft != 0 {
+		t.Errorf("%d requests left pending in the nice-10 helper", nicedLeft)
+	}
+}
+
+// TestHashersWaitForProgress checks that a hash waiting longer than the patience is still
+// left to the idle helper while the helper answers other hashes: it is slow, not starved.
+func TestHashersWaitForProgress(t *testing.T) {
+	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hs.close)
+	slow := engine.HashParams{MemoryKiB: 16 << 10, Iterations: 2, Parallelism: 1}
+	password, salt := []byte("secret"), []byte("salt-salt-salt-5")
+	hs.mu.Lock()
+	hs.patience = time.Microsecond
+	hs.lastSeen = time.Now().Add(time.Hour) // as if it had just answered, at every check
+	hs.mu.Unlock()
+	if got, err := hs.derive(context.Background(), password, salt, slow, 32); err != nil || !bytes.Equal(got, wantKey(password, salt, slow, 32)) {
+		t.Fatalf("slow idle hash: %x, %v", got, err)
+	}
+	hs.mu.Lock()
+	starving := hs.starving
+	hs.mu.Unlock()
+	if starving || helperPID(hs.niced) != 0 {
+		t.Errorf("a progressing idle helper was given up on (starving %v, nice-10 helper %d)", starving, helperPID(hs.niced))
+	}
 }
 
 // syscallNice is this process's own nice value, which the helper must not have changed.
@@ -159,7 +255,7 @@ func TestHashProcessCancel(t *testing.T) {
 // on with an empty key, and the server then computes (or refuses) them itself.
 func TestHashWorkerRefusesBadParams(t *testing.T) {
 	var in, out bytes.Buffer
-	h := &hashProcess{pending: map[uint64]chan []byte{}}
+	h := &hashProcess{pending: map[uint64]*pendingHash{}}
 	h.w = bufio.NewWriter(&in)
 	h.send([]byte("pw"), []byte("salt"), engine.HashParams{MemoryKiB: 64, Iterations: 0, Parallelism: 1}, 32)
 	h.send([]byte("pw"), []byte("salt"), enginetest.CheapHash, 16)

@@ -180,11 +180,11 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	// The helper starts first: it executes itself twice and sets up its runtime while the
 	// store loads, at a lower priority than the load.
 	if o.hashProcess {
-		if helper, err := startHashProcess(log); err != nil {
+		if derive, stop, err := startPasswordHashing(log); err != nil {
 			log.Warn("hashing passwords in the server process", "err", err)
 		} else {
-			defer helper.close()
-			cfg.Engine.DeriveKey = helper.derive
+			defer stop()
+			cfg.Engine.DeriveKey = derive
 			if cfg.Engine.MaxConcurrentHashes == 0 {
 				// The helper computes one hash per CPU at a time; one more each waiting in it
 				// means it never idles while a request crosses over to it.
