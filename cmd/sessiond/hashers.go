@@ -13,9 +13,9 @@ import (
 // hashers are the two helpers of a Linux server. Hashes go to a helper with the SCHED_IDLE
 // policy, which the kernel treats as idle time: a token check that wakes up takes its CPU
 // at once, where a nice-10 thread may keep the CPU for the rest of its time slice. Beside a
-// login flood, token checks then answered 48-51k req/s instead of 41.5-46k (six alternated
-// windows each on the 2-vCPU VM; 8 % below the windows alone instead of 19 %), with as many
-// logins: 40/s beside them, 56-58/s alone.
+// login flood, token checks then lost 9 % against their run alone instead of 18 % (16 and
+// 15 alternated windows on the 2-vCPU VM), for 40 logins/s beside them instead of 42, and
+// as many alone (56-58/s).
 //
 // A SCHED_IDLE process gets almost nothing while the CPUs are busy, and an unprivileged one
 // cannot be moved back. So when a hash has waited for the idle helper longer than its
