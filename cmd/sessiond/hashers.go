@@ -44,13 +44,13 @@ const (
 // startHashers starts the idle helper from the sessiond binary at path, and prepares the
 // nice-10 one.
 func startHashers(path string, log *slog.Logger) (*hashers, error) {
-	hs := &hashers{log: log, lastSeen: time.Now()}
-	idle, err := startHashProcessWith(&hashProcess{log: log, path: path, idle: true, answered: hs.answered})
-	if err != nil {
+	hs := &hashers{log: log, lastSeen: time.Now(), niced: newHashProcess(path, log, false)}
+	idle := newHashProcess(path, log, true)
+	idle.answered = hs.answered
+	if _, err := startHashProcess(idle); err != nil {
 		return nil, err
 	}
 	hs.idle = idle
-	hs.niced = &hashProcess{log: log, path: path, pending: map[uint64]*pendingHash{}}
 	return hs, nil
 }
 
@@ -75,7 +75,7 @@ func startPasswordHashing(log *slog.Logger) (engine.DeriveKeyFunc, func(), error
 	return hs.derive, hs.close, nil
 }
 
-// answered hears of every reply of the idle helper (with its mu held).
+// answered hears of every reply of the idle helper, and of its exit.
 func (hs *hashers) answered(waited bool, took time.Duration) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
@@ -131,8 +131,10 @@ func (hs *hashers) derive(ctx context.Context, password, salt []byte, p engine.H
 	return hs.niced.derive(ctx, password, salt, p, keyLen)
 }
 
-// close stops both helpers.
+// close stops both helpers, at once.
 func (hs *hashers) close() {
-	hs.idle.close()
+	var wg sync.WaitGroup
+	wg.Go(hs.idle.close)
 	hs.niced.close()
+	wg.Wait()
 }

@@ -31,7 +31,8 @@ import (
 //
 // The helper is a child of the server, speaks a small binary protocol on its stdin and
 // stdout, computes at most as many hashes at once as the server asks for (bounded by
-// security.maxConcurrentHashes), keeps nothing, and exits when its stdin closes or the
+// security.maxConcurrentHashes; a hash given up on in a starved idle helper goes on there
+// while the nice-10 helper computes it again, so twice that in the worst case), keeps nothing, and exits when its stdin closes or the
 // server dies. If it cannot be started or dies, hashes are computed in the server until it
 // is restarted, so logins never fail because of it. On Linux the server runs two helpers,
 // one with the SCHED_IDLE policy and one at nice hashWorkerNice for when the first is
@@ -51,10 +52,10 @@ type hashProcess struct {
 	log  *slog.Logger
 	path string
 	idle bool // the helper runs with the SCHED_IDLE policy (hashidle_linux.go)
-	// answered, if set, is told of every reply: whether its caller still waited, and how
-	// long it took. It is called with mu held.
+	// answered, if set, is told of every reply (whether its caller still waited, and how
+	// long it took), and of the helper's exit (waited false, took 0). It is called without
+	// mu held.
 	answered func(waited bool, took time.Duration)
-	started  bool // a helper was started once
 
 	mu      sync.Mutex
 	pid     int           // the helper's process id
@@ -67,14 +68,19 @@ type hashProcess struct {
 	done    chan struct{} // closed when the current helper has exited and been reaped
 }
 
-// startHashProcessAt starts the helper from the sessiond binary at path.
-func startHashProcessAt(path string, log *slog.Logger) (*hashProcess, error) {
-	return startHashProcessWith(&hashProcess{log: log, path: path})
+// newHashProcess prepares a helper from the sessiond binary at path; its first hash starts
+// it. With idle set it runs with the SCHED_IDLE policy (Linux), else at nice hashWorkerNice.
+func newHashProcess(path string, log *slog.Logger, idle bool) *hashProcess {
+	return &hashProcess{log: log, path: path, idle: idle, pending: map[uint64]*pendingHash{}}
 }
 
-// startHashProcessWith starts the helper h describes.
-func startHashProcessWith(h *hashProcess) (*hashProcess, error) {
-	h.pending = map[uint64]*pendingHash{}
+// startHashProcessAt starts a nice-10 helper from the sessiond binary at path.
+func startHashProcessAt(path string, log *slog.Logger) (*hashProcess, error) {
+	return startHashProcess(newHashProcess(path, log, false))
+}
+
+// startHashProcess starts the helper h prepared by newHashProcess.
+func startHashProcess(h *hashProcess) (*hashProcess, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.startLocked(); err != nil {
@@ -106,7 +112,7 @@ func (h *hashProcess) startLocked() error {
 		stdout.Close()
 		return fmt.Errorf("starting the hash helper: %w", err)
 	}
-	h.w, h.stdin, h.pid, h.started = bufio.NewWriter(stdin), stdin, cmd.Process.Pid, true
+	h.w, h.stdin, h.pid = bufio.NewWriter(stdin), stdin, cmd.Process.Pid
 	done := make(chan struct{})
 	h.done = done
 	go h.readReplies(cmd, stdout, done)
@@ -158,11 +164,14 @@ func (h *hashProcess) readReplies(cmd *exec.Cmd, stdout io.Reader, done chan str
 		h.mu.Lock()
 		ph := h.pending[id]
 		delete(h.pending, id)
-		if ph != nil && h.answered != nil {
+		h.mu.Unlock()
+		if ph == nil {
+			continue
+		}
+		if h.answered != nil {
 			h.answered(ph.reply != nil, time.Since(ph.sent))
 		}
-		h.mu.Unlock()
-		if ph != nil && ph.reply != nil {
+		if ph.reply != nil {
 			ph.reply <- key // buffered
 		}
 	}
@@ -181,6 +190,9 @@ func (h *hashProcess) readReplies(cmd *exec.Cmd, stdout io.Reader, done chan str
 		}
 	}
 	h.mu.Unlock()
+	if h.answered != nil {
+		h.answered(false, 0) // a helper that died is not starved: the next hash restarts it
+	}
 	_ = cmd.Wait()
 	close(done)
 }
@@ -264,16 +276,16 @@ func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen ui
 		if time.Now().Before(h.retryAt) {
 			return 0, nil
 		}
-		first := !h.started
+		first := h.pid == 0
 		if err := h.startLocked(); err != nil {
 			h.retryAt = time.Now().Add(time.Second)
-			h.log.Warn("cannot restart the password hash helper", "err", err)
+			h.log.Warn("cannot start the password hash helper", "err", err, "idle", h.idle)
 			return 0, nil
 		}
 		if first {
-			h.log.Info("started the nice-10 password hash helper, for hashes the idle one is too slow for")
+			h.log.Info("started the password hash helper", "idle", h.idle)
 		} else {
-			h.log.Info("restarted the password hash helper")
+			h.log.Info("restarted the password hash helper", "idle", h.idle)
 		}
 	}
 	h.nextID++

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,11 +63,7 @@ func TestHashProcessPriority(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("thread priorities are read from /proc")
 	}
-	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hs.close)
+	hs := startTestHashers(t)
 	ctx := context.Background()
 	for _, h := range []*hashProcess{hs.idle, hs.niced} {
 		if _, err := h.derive(ctx, []byte("x"), []byte("salt-salt-salt-1"), enginetest.CheapHash, 32); err != nil {
@@ -105,71 +100,113 @@ func helperPID(h *hashProcess) int {
 	return h.pid
 }
 
-// TestHashersStarvedIdle checks that a hash the idle helper does not answer in time is
-// computed by the nice-10 helper, that the hashes after it go there too, and that the idle
-// helper is used again once it answers.
-func TestHashersStarvedIdle(t *testing.T) {
-	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+// startTestHashers starts the two helpers from the sessiond binary the end-to-end tests build.
+func startTestHashers(t *testing.T) *hashers {
+	t.Helper()
+	hs, err := startHashers(binPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(hs.close)
+	return hs
+}
+
+// sentTo is how many requests h has sent to its helpers.
+func sentTo(h *hashProcess) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.nextID
+}
+
+// isStarving reports whether hs gave up on its idle helper.
+func isStarving(hs *hashers) bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.starving
+}
+
+// TestHashersStarvedIdle checks that a hash the idle helper does not answer in time is
+// computed by the nice-10 helper, that the hashes after it go there too, that the idle
+// helper is used again once it answers, and once it is restarted after dying while starved.
+func TestHashersStarvedIdle(t *testing.T) {
+	hs := startTestHashers(t)
 	ctx := context.Background()
 	slow := engine.HashParams{MemoryKiB: 16 << 10, Iterations: 2, Parallelism: 1} // tens of ms
 	password, salt := []byte("secret"), []byte("salt-salt-salt-4")
 	want := wantKey(password, salt, slow, 32)
-	hs.mu.Lock()
-	hs.patience = time.Microsecond // every idle hash is late
-	hs.mu.Unlock()
-	if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("late idle hash: %x, %v", got, err)
-	}
-	hs.mu.Lock()
-	starving := hs.starving
-	hs.mu.Unlock()
-	niced := helperPID(hs.niced)
-	if niced == 0 {
-		t.Fatal("the nice-10 helper did not start")
-	}
-	// The idle helper still answers the hash given up on, and is used again then.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		hs.mu.Lock()
-		starving = hs.starving
-		hs.idle.mu.Lock()
-		left := len(hs.idle.pending)
-		hs.idle.mu.Unlock()
-		hs.mu.Unlock()
-		if !starving && left == 0 {
-			break
+	derive := func(what string) {
+		t.Helper()
+		if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %x, %v", what, got, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("starving %v with %d requests pending in the idle helper", starving, left)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+	// A stopped idle helper answers nothing: it is starved.
+	idlePID := helperPID(hs.idle)
+	if err := syscall.Kill(idlePID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(idlePID, syscall.SIGCONT)
+		}
+	}()
+	hs.mu.Lock()
+	hs.patience = time.Millisecond
+	hs.mu.Unlock()
+	derive("late idle hash")
+	if !isStarving(hs) || helperPID(hs.niced) == 0 || sentTo(hs.niced) != 1 || sentTo(hs.idle) != 1 {
+		t.Fatalf("after a late idle hash: starving %v, nice-10 helper %d with %d requests, idle %d",
+			isStarving(hs), helperPID(hs.niced), sentTo(hs.niced), sentTo(hs.idle))
+	}
+	derive("hash while starving")
+	if sentTo(hs.niced) != 2 || sentTo(hs.idle) != 1 {
+		t.Errorf("while starving: %d requests to the nice-10 helper, %d to the idle one; want 2, 1", sentTo(hs.niced), sentTo(hs.idle))
+	}
+	// The idle helper answers the hash given up on, and is used again.
+	stopped = false
+	if err := syscall.Kill(idlePID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("answer from the resumed idle helper", func() bool { return !isStarving(hs) })
 	hs.mu.Lock()
 	hs.patience = time.Hour
 	hs.mu.Unlock()
-	if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("idle hash again: %x, %v", got, err)
+	derive("idle hash again")
+	if sentTo(hs.idle) != 2 || sentTo(hs.niced) != 2 {
+		t.Errorf("after the idle helper answered: %d requests to it, %d to the nice-10 one; want 2, 2", sentTo(hs.idle), sentTo(hs.niced))
 	}
-	hs.niced.mu.Lock()
-	nicedLeft := len(hs.niced.pending)
-	hs.niced.mu.Unlock()
-	if nicedLeft != 0 {
-		t.Errorf("%d requests left pending in the nice-10 helper", nicedLeft)
+	// An idle helper that dies while starved is not given up on for good: it restarts.
+	hs.mu.Lock()
+	hs.starving = true
+	hs.mu.Unlock()
+	if err := syscall.Kill(idlePID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("end of starving after the idle helper died", func() bool { return !isStarving(hs) })
+	waitFor("restart allowed", func() bool {
+		hs.idle.mu.Lock()
+		defer hs.idle.mu.Unlock()
+		return time.Now().After(hs.idle.retryAt)
+	})
+	derive("hash after the idle helper died")
+	if pid := helperPID(hs.idle); pid == idlePID || sentTo(hs.idle) != 3 {
+		t.Errorf("idle helper %d (was %d) with %d requests; want a new one with 3", pid, idlePID, sentTo(hs.idle))
 	}
 }
 
 // TestHashersWaitForProgress checks that a hash waiting longer than the patience is still
 // left to the idle helper while the helper answers other hashes: it is slow, not starved.
 func TestHashersWaitForProgress(t *testing.T) {
-	hs, err := startHashers(binPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hs.close)
+	hs := startTestHashers(t)
 	slow := engine.HashParams{MemoryKiB: 16 << 10, Iterations: 2, Parallelism: 1}
 	password, salt := []byte("secret"), []byte("salt-salt-salt-5")
 	hs.mu.Lock()
