@@ -41,7 +41,8 @@ on stderr every second and, at the end, the throughput and the p50/p90/p99/max l
 for machines). The first --warmup of each run is not counted. On Linux, for a server on this
 machine (another process), it also reports the server's own CPU time and read and write system
 calls a request, from /proc of the process listening on the target's port: the client shares
-the CPUs, so throughput also depends on its cost, and these figures are the server's alone.
+the CPUs, so throughput also depends on its cost, and these figures are the server's alone
+(without its children: the password hash helper's CPU is not counted for the login methods).
 
 Targets (several may be given; they run one after another with the same settings, so their
 figures come from one run and one client):
@@ -120,7 +121,7 @@ type benchOptions struct {
 	serveFloor string // the floor process's listen address (hidden)
 }
 
-func runBench(args []string, stdout, stderr io.Writer) int {
+func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, o := benchFlags(stderr)
 	fs.Usage = func() { fmt.Fprint(stdout, benchUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
@@ -129,7 +130,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	return runBenchWith(fs, o, stdout, stderr)
+	return runBenchWith(fs, o, stdin, stdout, stderr)
 }
 
 // benchFlags declares bench's flags; stderr receives parse errors.
@@ -166,7 +167,7 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 	return fs, o
 }
 
-func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdout, stderr io.Writer) int {
+func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 	o := *opts
 	usageErr := func(msg string) int {
 		fmt.Fprintf(stderr, "sessiond bench: %s (see sessiond bench --help)\n", msg)
@@ -176,7 +177,7 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdout, stderr io.Write
 		return usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	if o.serveFloor != "" {
-		if err := serveFloor(o.serveFloor, os.Stdin, stdout); err != nil {
+		if err := serveFloor(o.serveFloor, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "sessiond bench: floor:", err)
 			return 1
 		}
@@ -752,15 +753,12 @@ func doneCount(workers []benchWorker) int64 {
 	return done
 }
 
-// serverProcess returns the process serving t, if bench can inspect it: not an in-process
-// target, and not bench itself (an in-process server's CPU would include the client's).
+// serverProcess returns the process serving t, if bench can inspect it: a listener on this
+// machine, and not bench itself (an in-process server's CPU would include the client's).
 func serverProcess(t *benchTarget) int {
-	addr := t.address
+	addr := t.address // host:port, or the URL of an HTTP target
 	if u, err := url.Parse(addr); err == nil && u.Scheme != "" && u.Host != "" {
 		addr = u.Host
-	}
-	if t.transport == "in-process" {
-		return 0
 	}
 	if pid := listeningProcess("/proc", addr); pid != os.Getpid() {
 		return pid

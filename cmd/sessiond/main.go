@@ -49,7 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "call":
 		return runCall(args[1:], stdout, stderr)
 	case "bench":
-		return runBench(args[1:], stdout, stderr)
+		return runBench(args[1:], stdin, stdout, stderr)
 	case "--version", "-v", "version":
 		fmt.Fprintln(stdout, "sessiond", versionString())
 		return 0
