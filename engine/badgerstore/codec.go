@@ -36,15 +36,6 @@ func accountKey(userKey string) []byte { return append([]byte(prefixAccount), us
 func sessionKey(id string) []byte      { return append([]byte(prefixSession), id...) }
 func touchKey(id string) []byte        { return append([]byte(prefixTouch), id...) }
 
-// lastUseKey names one chunk of format 2's last-use times; keys sort by generation, then
-// sequence.
-func lastUseKey(generation, sequence uint64) []byte {
-	k := make([]byte, 0, len(prefixLastUse)+16)
-	k = append(k, prefixLastUse...)
-	k = binary.BigEndian.AppendUint64(k, generation)
-	return binary.BigEndian.AppendUint64(k, sequence)
-}
-
 func preferenceKey(userKey, label string) []byte {
 	k := make([]byte, 0, len(prefixPreference)+binary.MaxVarintLen64+len(userKey)+len(label))
 	k = append(k, prefixPreference...)
@@ -367,7 +358,7 @@ const (
 	lastUseActiveSame = 1 << 2 // LastActiveAt equals LastAccessedAt
 )
 
-// maxChunkEntries bounds the sessions in one last-use chunk (a value of about 100 KB).
+// maxChunkEntries bounds the sessions in one last-use chunk (a record of about 100 KB in a last-use file).
 const maxChunkEntries = 2048
 
 // appendLastUses appends a chunk of last-use times to dst: the version byte, the count, then per

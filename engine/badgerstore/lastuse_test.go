@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -543,4 +544,13 @@ func TestLoadManyLastUses(t *testing.T) {
 			t.Fatalf("%s: last used %v, active %v; want %v, %v", got.ID, got.LastAccessedAt, got.LastActiveAt, used(i), active)
 		}
 	}
+}
+
+// lastUseKey names one chunk of the legacy format 2's last-use times; keys sort by generation, then
+// sequence.
+func lastUseKey(generation, sequence uint64) []byte {
+	k := make([]byte, 0, len(prefixLastUse)+16)
+	k = append(k, prefixLastUse...)
+	k = binary.BigEndian.AppendUint64(k, generation)
+	return binary.BigEndian.AppendUint64(k, sequence)
 }

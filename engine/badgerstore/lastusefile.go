@@ -68,6 +68,7 @@ type lastUseFiles struct {
 	// generation and segment name f, or the file the next write creates.
 	generation, segment uint64
 	chunk, body         []byte // scratch
+	dirSynced           bool   // the store directory was synced since dir was made
 }
 
 // newLastUseFiles prepares the log of the store in storeDir; key is the store's encryption
@@ -128,6 +129,14 @@ func (l *lastUseFiles) write(touched []memstore.Touched) error {
 func (l *lastUseFiles) create() error {
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return err
+	}
+	if !l.dirSynced {
+		// The directory's own name, once: a snapshot in it may replace the times an older
+		// format kept in Badger.
+		if err := syncDir(filepath.Dir(l.dir)); err != nil {
+			return err
+		}
+		l.dirSynced = true
 	}
 	f, err := os.OpenFile(filepath.Join(l.dir, lastUseFileName(l.generation, l.segment)),
 		os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -319,7 +328,7 @@ func (l *lastUseFiles) truncate(torn []tornFile) error {
 		if t.size == 0 {
 			err = os.Remove(t.path)
 		} else {
-			err = os.Truncate(t.path, t.size)
+			err = truncateFile(t.path, t.size)
 		}
 		if err != nil {
 			return err
@@ -363,6 +372,19 @@ func listLastUseFiles(dir string) ([]lastUseFile, error) {
 		return cmp.Or(cmp.Compare(a.generation, b.generation), cmp.Compare(a.segment, b.segment))
 	})
 	return files, nil
+}
+
+// truncateFile cuts the file at path to size, durably.
+func truncateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // syncDir makes the names in dir durable.
