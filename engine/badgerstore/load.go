@@ -174,10 +174,11 @@ func (s *Store) loadSessions(txn *badger.Txn, orphans [][]byte, scan *lastUseSca
 		}
 		s.log.Warn("badgerstore: skipping a session that cannot be loaded", "session", sess.ID, "err", err)
 	}
+	releaseTables := tableReleaser(s.db.Opts().Dir)
 	batches := 0
 	for batch := range full {
 		if batches++; batches%releaseEvery == 0 {
-			releaseTables(s.db.Opts().Dir)
+			releaseTables()
 		}
 		orphans = append(orphans, batch.orphans...)
 		if err := s.mem.RestoreSessions(batch.sessions, rejected); err != nil {
