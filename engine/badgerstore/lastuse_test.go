@@ -304,9 +304,10 @@ func TestUnknownFormat(t *testing.T) {
 	openRefused(t, dir, "a store of format 9")
 }
 
-// A last-use file that a crash left with an incomplete record, or with a tail of zeros (a
-// file system can leave blocks allocated but unwritten), or without its header, is read up
-// to its last whole record, reported, and cut back there at open.
+// A last-use file that a crash left with an incomplete record, a record that fails its
+// checksum, or a tail of zeros (a file system can leave blocks allocated but unwritten), or
+// without its header, is read up to its last whole record, reported, and cut back there at
+// open.
 func TestLastUseTornRecord(t *testing.T) {
 	for _, tail := range []struct {
 		name  string
@@ -314,6 +315,7 @@ func TestLastUseTornRecord(t *testing.T) {
 	}{
 		{"incomplete record", append([]byte{100, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 10)...)}, // claims 100 bytes, has 10
 		{"zeros", make([]byte, 4096)},
+		{"wrong checksum", append([]byte{10, 0, 0, 0, 1, 2, 3, 4}, make([]byte, 10)...)}, // whole, CRC wrong
 	} {
 		t.Run(tail.name, func(t *testing.T) { testLastUseTornRecord(t, tail.bytes) })
 	}
