@@ -526,6 +526,19 @@ func TestPreferences(t *testing.T) {
 	if err := f.e.Logout(ctx, key); err != nil || f.valid(key) {
 		t.Fatalf("logout: %v", err)
 	}
+	// A well-formed key that has ended, by logout or by expiry: a tickle returns false and
+	// brings nothing back.
+	if ok, err := f.e.SetUserPreference(ctx, key, engine.TickleLabel, "x"); ok || err != nil {
+		t.Fatalf("tickle with a logged-out key: %v %v", ok, err)
+	}
+	expired, err := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+	if err != nil || expired == "" {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour) // past the 30-minute session duration
+	if ok, err := f.e.SetUserPreference(ctx, expired, engine.TickleLabel, "x"); ok || err != nil || f.valid(expired) {
+		t.Fatalf("tickle with an expired key: %v %v, valid afterwards: %v", ok, err, f.valid(expired))
+	}
 }
 
 // TestTokens checks token shape, prefixes and that corrupted tokens are refused.
