@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -325,6 +327,8 @@ type benchMachine struct {
 	Arch       string `json:"arch"`
 	GoVersion  string `json:"goVersion"`
 	Sessiond   string `json:"sessiondVersion"`
+	// SchedGroup is the client's scheduling group (Linux): see ServerGroup.
+	SchedGroup string `json:"schedGroup,omitempty"`
 }
 
 // benchRun is one measured run of one target.
@@ -350,6 +354,10 @@ type benchRun struct {
 	ServerPID   int     `json:"serverPid,omitempty"`
 	ServerCPU   float64 `json:"serverCpuMicrosecondsPerRequest,omitempty"`
 	ServerCalls float64 `json:"serverReadWriteCallsPerRequest,omitempty"`
+	// ServerGroup is the server's scheduling group: its CPU cgroup and, when the kernel
+	// has autogroup on, its autogroup (schedGroup). Servers in different groups are not
+	// driven the same way, and the report says so.
+	ServerGroup string `json:"serverSchedGroup,omitempty"`
 }
 
 // benchLatency is the latency distribution of a run in microseconds; percentiles are exact
@@ -366,6 +374,7 @@ func thisMachine() benchMachine {
 	m := benchMachine{
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS,
 		Arch: runtime.GOARCH, GoVersion: runtime.Version(), Sessiond: versionString(),
+		SchedGroup: schedGroup("/proc", "self"),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
@@ -407,8 +416,13 @@ func printBenchReport(w io.Writer, r benchReport) {
 			if run.ServerCalls > 0 {
 				calls = fmt.Sprintf("%.2f read and write system calls", run.ServerCalls)
 			}
-			fmt.Fprintf(w, "%-9s pid %-7d %6.2fµs of CPU, %s\n", run.Target, run.ServerPID, run.ServerCPU, calls)
+			group := ""
+			if run.ServerGroup != "" {
+				group = "; scheduling group " + run.ServerGroup
+			}
+			fmt.Fprintf(w, "%-9s pid %-7d %6.2fµs of CPU, %s%s\n", run.Target, run.ServerPID, run.ServerCPU, calls, group)
 		}
+		printGroupNote(w, m.SchedGroup, usage)
 	}
 	// Side by side: sessiond against each other target, over all rounds.
 	type sum struct {
@@ -448,6 +462,26 @@ func printBenchReport(w io.Writer, r benchReport) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// printGroupNote warns when the servers measured sit in different scheduling groups: the
+// kernel then shares the CPUs between the groups first, and each server takes turns with
+// the client differently. On the 2-CPU machine of the README, a redis-server started from
+// the client's shell answered 55-59k GET/s where a daemonized one (its own session, so its
+// own autogroup) answered 64-73k.
+func printGroupNote(w io.Writer, client string, runs []benchRun) {
+	var groups []string
+	for _, run := range runs {
+		if run.ServerGroup != "" && !slices.Contains(groups, run.ServerGroup) {
+			groups = append(groups, run.ServerGroup)
+		}
+	}
+	if len(groups) < 2 {
+		return
+	}
+	fmt.Fprintln(w, "note: these servers are in different scheduling groups (the client is in "+cmp.Or(client, "an unknown one")+"),")
+	fmt.Fprintln(w, "  so the kernel shares the CPUs between them and the client differently; compare servers")
+	fmt.Fprintln(w, "  started the same way: all from one shell, or each in a session of its own (setsid)")
 }
 
 // micros formats a latency given in microseconds.
@@ -736,6 +770,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 			if before.calls >= 0 && after.calls >= 0 {
 				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
 			}
+			run.ServerGroup = schedGroup("/proc", strconv.Itoa(t.pid))
 		}
 	}
 	if run.Errors > 0 {

@@ -136,3 +136,51 @@ func listenInodes(table []byte, port uint16) []string {
 	}
 	return out
 }
+
+// schedGroup names the scheduling group of process pid ("self" for bench): its CPU
+// controller's cgroup and, when the kernel's autogroup feature is on, its autogroup. The
+// kernel shares the CPUs between groups before it shares them between the tasks in a group,
+// which changes how a server and a client on the same CPUs take turns: a daemon (its own
+// session, so its own autogroup) and a server started from the client's shell are not
+// driven the same way. It returns "" when /proc says nothing of it.
+func schedGroup(root, pid string) string {
+	var parts []string
+	if data, err := os.ReadFile(filepath.Join(root, pid, "cgroup")); err == nil {
+		if path := cpuCgroup(string(data)); path != "" {
+			parts = append(parts, "cgroup "+path)
+		}
+	}
+	if on, err := os.ReadFile(filepath.Join(root, "sys/kernel/sched_autogroup_enabled")); err == nil && strings.TrimSpace(string(on)) == "1" {
+		// "/autogroup-10 nice 0"
+		if data, err := os.ReadFile(filepath.Join(root, pid, "autogroup")); err == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				parts = append(parts, strings.TrimPrefix(f[0], "/"))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuCgroup returns the path of the cgroup that controls CPU in a /proc/PID/cgroup file:
+// the line of cgroup v1's cpu controller if there is one, else v2's unified hierarchy
+// ("0::path").
+func cpuCgroup(file string) string {
+	unified := ""
+	for line := range strings.Lines(file) {
+		// hierarchy-ID:controller-list:path
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] == "0" && f[1] == "" {
+			unified = f[2]
+			continue
+		}
+		for c := range strings.SplitSeq(f[1], ",") {
+			if c == "cpu" {
+				return f[2]
+			}
+		}
+	}
+	return unified
+}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -91,6 +93,63 @@ func TestReadServerUsage(t *testing.T) {
 	if runtime.GOOS == "linux" {
 		if u := readServerUsage("/proc", os.Getpid()); !u.sample || u.calls < 0 {
 			t.Errorf("this process: %+v", u)
+		}
+	}
+}
+
+// TestSchedGroup checks how a process's scheduling group is named from /proc: the CPU
+// controller's cgroup of v1 or v2, and the autogroup only while the kernel has it on.
+func TestSchedGroup(t *testing.T) {
+	for _, c := range []struct {
+		name, cgroup, autogroupOn, autogroup, want string
+	}{
+		{"v2 and autogroup", "0::/user.slice\n", "1\n", "/autogroup-10 nice 0\n", "cgroup /user.slice, autogroup-10"},
+		{"autogroup off", "0::/\n", "0\n", "/autogroup-10 nice 0\n", "cgroup /"},
+		{"v1 cpu controller", "4:memory:/m\n3:cpu,cpuacct:/system.slice/redis.service\n0::/\n", "", "", "cgroup /system.slice/redis.service"},
+		{"v1 without cpu", "4:memory:/m\n2:cpuset:/\n", "1\n", "/autogroup-3 nice 5\n", "autogroup-3"},
+		{"nothing readable", "", "", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			write := func(name, text string) {
+				if text == "" {
+					return
+				}
+				path := filepath.Join(root, name)
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("4242/cgroup", c.cgroup)
+			write("4242/autogroup", c.autogroup)
+			write("sys/kernel/sched_autogroup_enabled", c.autogroupOn)
+			if got := schedGroup(root, "4242"); got != c.want {
+				t.Errorf("schedGroup = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestGroupNote checks that the report warns exactly when the measured servers are in
+// different scheduling groups.
+func TestGroupNote(t *testing.T) {
+	run := func(group string) benchRun { return benchRun{ServerPID: 1, ServerGroup: group} }
+	for _, c := range []struct {
+		runs []benchRun
+		note bool
+	}{
+		{[]benchRun{run("cgroup /, autogroup-9"), run("cgroup /, autogroup-10")}, true},
+		{[]benchRun{run("cgroup /, autogroup-9"), run("cgroup /, autogroup-9")}, false},
+		{[]benchRun{run("cgroup /, autogroup-9"), run("")}, false}, // unknown is not different
+		{[]benchRun{run("cgroup /a")}, false},
+	} {
+		var out bytes.Buffer
+		printGroupNote(&out, "cgroup /, autogroup-9", c.runs)
+		if got := strings.Contains(out.String(), "different scheduling groups"); got != c.note {
+			t.Errorf("runs %+v: note %v, want %v:\n%s", c.runs, got, c.note, out.String())
 		}
 	}
 }
