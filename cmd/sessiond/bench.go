@@ -44,7 +44,10 @@ for machines). The first --warmup of each run is not counted. On Linux, for a se
 machine (another process), it also reports the server's own CPU time and read and write system
 calls a request, from /proc of the process listening on the target's port: the client shares
 the CPUs, so throughput also depends on its cost, and these figures are the server's alone
-(without its children: the password hash helper's CPU is not counted for the login methods).
+(without its children: the password hash helper's CPU is not counted for the login methods),
+and its scheduling group (CPU cgroup, autogroup): servers in different groups, such as a
+daemonized redis-server and a sessiond started from this shell, share the CPUs with the client
+differently, and the report says so. Start the servers alike to compare them.
 
 Targets (several may be given; they run one after another with the same settings, so their
 figures come from one run and one client):
