@@ -890,7 +890,12 @@ func (s *Server) serveRequest(ctx context.Context, req *rawRequest, client Clien
 		out.appendError(req.replyID(), errInvalidRequest(req.invalid))
 		return true
 	}
-	method, interned := s.methodName(req.method)
+	m, interned := s.methodName(req.method)
+	return s.serveMethod(ctx, req, m.name, interned, client, bearer, out)
+}
+
+// serveMethod is serveRequest for a valid request whose method name is decoded.
+func (s *Server) serveMethod(ctx context.Context, req *rawRequest, method string, interned bool, client ClientInfo, bearer string, out *outBuf) bool {
 	call := &Call{
 		Method:         method,
 		IsNotification: req.isNotification(),
@@ -906,7 +911,7 @@ func (s *Server) serveRequest(ctx context.Context, req *rawRequest, client Clien
 		wire = s.wireError(call, err)
 	}
 	if !interned && (wire == nil || wire.Code != jsonrpc2.CodeMethodNotFound) {
-		s.names.remember(method)
+		s.names.remember(method, s.quick != nil && s.quick.Quick(method))
 	}
 	if call.IsNotification {
 		return false
@@ -960,38 +965,45 @@ func (s *Server) wireError(call *Call, err error) *jsonrpc2.Error {
 }
 
 // methodName decodes the raw method string. Names that dispatched to a known method are
-// interned, so the hot path does not allocate a string per request.
-func (s *Server) methodName(raw []byte) (name string, interned bool) {
+// interned, so the hot path does not allocate a string per request, and an interned name
+// says whether its method is quick (QuickDispatcher), so that is not looked up again.
+func (s *Server) methodName(raw []byte) (m internedMethod, interned bool) {
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') >= 0 {
 		var unescaped string
 		_ = json.Unmarshal(raw, &unescaped) // validated by the scanner
-		return unescaped, false
+		return internedMethod{name: unescaped}, false
 	}
-	if name, ok := s.names.lookup(inner); ok {
-		return name, true
+	if m, ok := s.names.lookup(inner); ok {
+		return m, true
 	}
-	return string(inner), false
+	return internedMethod{name: string(inner)}, false
+}
+
+// internedMethod is a method name the dispatcher knew, and whether the method is quick.
+type internedMethod struct {
+	name  string
+	quick bool
 }
 
 // internTable maps method names to shared strings. Reads are lock-free (copy on write); it
 // holds at most maxInterned names, and only names the dispatcher knew.
 type internTable struct {
-	names atomic.Pointer[map[string]string]
+	names atomic.Pointer[map[string]internedMethod]
 	mu    sync.Mutex
 }
 
 const maxInterned = 512
 
-func (t *internTable) lookup(b []byte) (string, bool) {
+func (t *internTable) lookup(b []byte) (internedMethod, bool) {
 	if m := t.names.Load(); m != nil {
 		s, ok := (*m)[string(b)]
 		return s, ok
 	}
-	return "", false
+	return internedMethod{}, false
 }
 
-func (t *internTable) remember(name string) {
+func (t *internTable) remember(name string, quick bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.names.Load()
@@ -1000,17 +1012,17 @@ func (t *internTable) remember(name string) {
 			return
 		}
 	}
-	next := make(map[string]string, 1+lenMap(old))
+	next := make(map[string]internedMethod, 1+lenMap(old))
 	if old != nil {
 		for k, v := range *old {
 			next[k] = v
 		}
 	}
-	next[name] = name
+	next[name] = internedMethod{name: name, quick: quick}
 	t.names.Store(&next)
 }
 
-func lenMap(m *map[string]string) int {
+func lenMap(m *map[string]internedMethod) int {
 	if m == nil {
 		return 0
 	}

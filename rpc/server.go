@@ -427,8 +427,8 @@ func (c *conn) readLoop() error {
 // connection's read buffer.
 type QuickDispatcher interface {
 	Dispatcher
-	// Quick reports whether method is quick. It is called for every request and must be
-	// cheap and safe for concurrent use.
+	// Quick reports whether method is quick. It must be safe for concurrent use, and its
+	// answer for a name must not change: the server remembers it for the names it interns.
 	Quick(method string) bool
 }
 
@@ -443,18 +443,33 @@ func (c *conn) answerInline(frame []byte) bool {
 		return false
 	}
 	req := &p.reqs[0]
-	if req.invalid != "" || !c.srv.quick.Quick(string(req.method[1:len(req.method)-1])) {
+	if req.invalid != "" {
+		return false
+	}
+	method, interned, quick := c.srv.quickMethod(req.method)
+	if !quick {
 		return false
 	}
 	defer c.handlers.Done()
 	out := getOut()
-	if c.srv.serveRequest(c.ctx, req, c.client, "", out) {
+	if c.srv.serveMethod(c.ctx, req, method, interned, c.client, "", out) {
 		c.send(out)
 	} else {
 		putOut(out)
 		c.release()
 	}
 	return true
+}
+
+// quickMethod decodes a request's raw method name and says whether the QuickDispatcher
+// calls it quick. An interned name carries the answer (internTable), so the dispatcher is
+// asked only about names not seen before, or not interned.
+func (s *Server) quickMethod(raw []byte) (method string, interned, quick bool) {
+	m, interned := s.methodName(raw)
+	if interned {
+		return m.name, true, m.quick
+	}
+	return m.name, false, s.quick.Quick(m.name)
 }
 
 // job is one frame for a handler goroutine.

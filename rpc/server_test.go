@@ -914,3 +914,56 @@ func TestMethodNamesInterned(t *testing.T) {
 		t.Error("unknown method interned")
 	}
 }
+
+// countingQuick is a QuickDispatcher whose "fast" method is quick; it counts the Quick calls.
+type countingQuick struct {
+	asked atomic.Int32
+}
+
+func (q *countingQuick) Quick(method string) bool {
+	q.asked.Add(1)
+	return method == "fast"
+}
+
+func (q *countingQuick) Dispatch(_ context.Context, call *Call) (any, error) {
+	switch call.Method {
+	case "fast", "slow":
+		return call.Method, nil
+	}
+	return nil, MethodNotFound(call.Method)
+}
+
+// TestQuickMethodRemembered checks that the server asks its QuickDispatcher about a method
+// name until the name is interned, then takes the answer from the intern table: a quick
+// method stays quick, a slow one slow, and unknown or escaped names are asked every time.
+func TestQuickMethodRemembered(t *testing.T) {
+	q := &countingQuick{}
+	srv := NewServer(q, Options{Logger: slog.New(slog.DiscardHandler)})
+	out := getOut()
+	defer putOut(out)
+	serve := func(method string) {
+		out.b = out.b[:0]
+		srv.serveFrame(context.Background(), []byte(`{"jsonrpc":"2.0","method":"`+method+`","id":1}`), ClientInfo{}, "", out)
+	}
+	for _, c := range []struct {
+		raw        string // the method as it is on the wire, quoted
+		serveFirst bool   // dispatch it once first, which interns a known name
+		quick      bool
+		asked      int32 // Quick calls for this check
+	}{
+		{`"fast"`, false, true, 1},      // not interned yet
+		{`"fast"`, true, true, 0},       // interned: remembered as quick
+		{`"slow"`, true, false, 0},      // interned: remembered as not quick
+		{`"nope"`, true, false, 1},      // unknown names are never interned
+		{`"f\u0061st"`, false, true, 1}, // escaped: decoded, not interned
+	} {
+		if c.serveFirst {
+			serve(c.raw[1 : len(c.raw)-1])
+		}
+		q.asked.Store(0)
+		name, _, quick := srv.quickMethod([]byte(c.raw))
+		if quick != c.quick || q.asked.Load() != c.asked {
+			t.Errorf("%s: %q quick %v after %d Quick calls, want %v after %d", c.raw, name, quick, q.asked.Load(), c.quick, c.asked)
+		}
+	}
+}
