@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -486,4 +488,80 @@ func verifyCrashModel(t *testing.T, addr string, m *crashModel, cycle int, check
 		}
 	}
 	return admin.AuthToken
+}
+
+// TestLastUseAfterKill checks the README's promise for a crash: once a flush interval (100 ms
+// here) has passed since a session was used, its last use survives a SIGKILL.
+func TestLastUseAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--config", crashConfigPath, "--data", dir, "--tcp", "127.0.0.1:0", "--http", "off"}
+	p := startServer(t, args...)
+	c := dialLine(t, p.tcpAddr)
+	var used sessionResult
+	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &used)
+	// Timestamps have whole seconds: the session is used in a later second than its start,
+	// and at least half a second (five flush intervals) after it, when its creation's times
+	// are written.
+	created := time.Now()
+	useAt := created.Truncate(time.Second).Add(time.Second + 50*time.Millisecond)
+	if useAt.Sub(created) < 500*time.Millisecond {
+		useAt = useAt.Add(time.Second)
+	}
+	time.Sleep(time.Until(useAt))
+	logDir := filepath.Join(dir, "lastuse")
+	before := dirSignature(t, logDir)
+	usedAt := time.Now().UTC().Truncate(time.Second)
+	c.mustCall("pingSession", map[string]any{"authToken": used.AuthToken}, nil)
+	// The use is on disk once the log changes, and no file of it is empty (a segment is
+	// created before its first record is written): nothing else touches a session meanwhile.
+	deadline := time.Now().Add(10 * time.Second)
+	var after string
+	for after = dirSignature(t, logDir); after == before || strings.Contains(after, ":0 "); after = dirSignature(t, logDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last-use log did not change within 10 s of a use (flush interval 100 ms): %s", before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill()
+
+	p2 := startServer(t, args...)
+	c2 := dialLine(t, p2.tcpAddr)
+	var other sessionResult
+	c2.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &other)
+	var described struct {
+		Sessions []struct {
+			SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
+			SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
+		}
+	}
+	c2.mustCall("describeSessions", map[string]any{"authToken": other.AuthToken, "sessionIds": []string{used.SessionID}}, &described)
+	if len(described.Sessions) != 1 {
+		t.Fatalf("the session is gone after SIGKILL: %+v", described)
+	}
+	s := described.Sessions[0]
+	if s.SessionLastAccessedTimestamp.Before(usedAt) {
+		t.Errorf("sessionLastAccessedTimestamp %v after SIGKILL, want ≥ %v (the use flushed before it; created %v); log before the use %q, after %q",
+			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp, before, after)
+	}
+}
+
+// dirSignature names the files of dir with their sizes ("" if dir does not exist yet).
+func dirSignature(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue // replaced by a snapshot meanwhile
+		}
+		fmt.Fprintf(&b, "%s:%d ", e.Name(), info.Size())
+	}
+	return b.String()
 }
