@@ -6,10 +6,12 @@ package main
 // logged as a warning.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -88,4 +90,77 @@ func replyBodies(t *testing.T, out, framing string) []string {
 		bodies, out = append(bodies, rest[:n]), rest[n:]
 	}
 	return bodies
+}
+
+// TestStdioEOFFlushes checks that the end of stdin stops a server with a data directory as a
+// SIGTERM would: every request is answered, it exits 0, and the last use of a session, kept
+// only in memory until then (a flush interval of an hour), is on disk for the next start.
+func TestStdioEOFFlushes(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "serve", "--log-format", "json", "--config", shutdownConfigPath,
+		"--data", dir, "--stdio")
+	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	replies := bufio.NewReader(stdout)
+	call := func(id int, method string, params any) json.RawMessage {
+		t.Helper()
+		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": id})
+		if _, err := stdin.Write(append(req, '\n')); err != nil {
+			t.Fatalf("%s: %v; logs:\n%s", method, err, logs.String())
+		}
+		line, err := replies.ReadBytes('\n')
+		var rep rpcReply
+		if err != nil || json.Unmarshal(line, &rep) != nil || rep.Error != nil {
+			t.Fatalf("%s: reply %q, %v; logs:\n%s", method, line, err, logs.String())
+		}
+		return rep.Result
+	}
+	var used sessionResult
+	if err := json.Unmarshal(call(1, "createSession", map[string]any{"username": "admin", "password": testAdminPassword}), &used); err != nil {
+		t.Fatal(err)
+	}
+	// Timestamps have whole seconds: the session is used in a later second than its start.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	usedAt := time.Now().UTC().Truncate(time.Second)
+	call(2, "pingSession", map[string]any{"authToken": used.AuthToken})
+	stdin.Close()
+	if rest, _ := io.ReadAll(replies); len(rest) > 0 {
+		t.Errorf("output after the last reply: %q", rest)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sessiond: %v after stdin ended, want exit status 0; logs:\n%s", err, logs.String())
+	}
+
+	p := startServer(t, "--config", shutdownConfigPath, "--data", dir, "--tcp", "127.0.0.1:0", "--http", "off")
+	c := dialLine(t, p.tcpAddr)
+	var other sessionResult
+	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &other)
+	var described struct {
+		Sessions []struct {
+			SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
+			SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
+		}
+	}
+	c.mustCall("describeSessions", map[string]any{"authToken": other.AuthToken, "sessionIds": []string{used.SessionID}}, &described)
+	if len(described.Sessions) != 1 {
+		t.Fatalf("the session is gone after stdin ended: %+v", described)
+	}
+	if s := described.Sessions[0]; s.SessionLastAccessedTimestamp.Before(usedAt) {
+		t.Errorf("sessionLastAccessedTimestamp %v after restart, want ≥ %v (the use before stdin ended; created %v)",
+			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp)
+	}
 }
