@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -174,6 +175,16 @@ func TestSessionClocks(t *testing.T) {
 				{20 * time.Minute, "tickle", true}, {20 * time.Minute, "tickle", true}, {20 * time.Minute, "tickle", true},
 				{time.Minute - time.Second, "", true}, {time.Second, "", false},
 			},
+		},
+		{
+			name:      "user.sessionInactivityTimeout 0: tickles keep a key alive for hours, and it idles out once they stop",
+			configure: func(c *engine.Config) { c.NetX.InactivityTimeoutMinutes = 0 },
+			start: func(f *fixture) string {
+				k, _ := f.e.Authenticate(ctx, "admin", adminPassword, f.client)
+				return k
+			},
+			steps: append(slices.Repeat([]step{{29 * time.Minute, "tickle", true}}, 10), // 290 minutes
+				step{29 * time.Minute, "", true}, step{time.Minute, "", false}),
 		},
 		{
 			name: "real calls reset the inactivity clock",
