@@ -195,7 +195,7 @@ func TestLastUseRestartKeepsSnapshot(t *testing.T) {
 
 // A store of format 1 (last-use times under t/ keys) or 2 (under u/ keys) opens with those
 // times, is marked with the current format, and loses those keys once a snapshot in the
-// last-use files holds their times.
+// last-use files holds their times; a crash before that snapshot loses none of them.
 func TestLegacyFormatUpgrade(t *testing.T) {
 	later, active := testNow.Add(time.Hour), testNow.Add(time.Minute)
 	for _, tc := range []struct {
@@ -255,6 +255,24 @@ func TestLegacyFormatUpgrade(t *testing.T) {
 			if s.lastUse.snapshotFrom != 0 || !s.lastUse.legacy {
 				t.Fatal("no snapshot started after opening a store with last-use keys")
 			}
+			// A crash before the snapshot: the store is marked with the current format and
+			// still holds the older keys, and one newer time is in a last-use file. The next
+			// open reads both, and starts the snapshot again.
+			newer := later.Add(30 * time.Second) // before the inactivity clock (an hour from active) ends
+			if err := s.Touch(context.Background(), ids[0], newer, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.writeTouched(false); err != nil {
+				t.Fatal(err)
+			}
+			s.mem.Close() // what a crash leaves: no flush, no Badger close
+			s.db.Close()
+			s = openTest(t, dir, Options{FlushInterval: -1})
+			checkTimes(t, s, ids[:1], newer, active)
+			checkTimes(t, s, ids[1:], later, active)
+			if s.lastUse.snapshotFrom != 0 || !s.lastUse.legacy {
+				t.Fatal("no snapshot started again after a crash before the first one")
+			}
 			if err := s.writeTouched(true); err != nil { // one page holds all five
 				t.Fatal(err)
 			}
@@ -267,7 +285,8 @@ func TestLegacyFormatUpgrade(t *testing.T) {
 				}
 			}
 			s = openTest(t, dir, Options{FlushInterval: -1})
-			checkTimes(t, s, ids, later, active)
+			checkTimes(t, s, ids[:1], newer, active)
+			checkTimes(t, s, ids[1:], later, active)
 			if s.lastUse.snapshotFrom >= 0 || s.lastUse.legacy {
 				t.Error("a snapshot started again at the open after the upgrade")
 			}
