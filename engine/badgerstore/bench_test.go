@@ -262,3 +262,23 @@ func BenchmarkTouch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodeSession decodes session records as load does (one decoder that interns
+// repeated strings), sessions like the other benchmarks': varied users and addresses, the
+// same settings.
+func BenchmarkDecodeSession(b *testing.B) {
+	now := time.Now()
+	records := make([][]byte, 1024)
+	for i := range records {
+		records[i] = encodeSession(storetest.BenchSession(i, now))
+	}
+	d := decoder{intern: make(map[string]string)}
+	var s engine.Session
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		d.buf, d.err = records[i%len(records)], nil
+		if err := decodeSession(&d, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

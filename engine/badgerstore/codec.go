@@ -85,8 +85,11 @@ type decoder struct {
 	buf []byte
 	err error
 	// intern, when not nil, shares repeated strings (settings, usernames, addresses) among
-	// the records decoded at open.
+	// the records decoded at open. recent holds strings of it by length and first byte:
+	// records of one account repeat the same values field by field, and comparing with the
+	// one held there is cheaper than a lookup in intern.
 	intern map[string]string
+	recent [64]string
 }
 
 // maxInterned bounds the intern table, so unique strings cannot make it grow without end.
@@ -150,16 +153,25 @@ func (d *decoder) raw(n uint64) []byte {
 
 func (d *decoder) str() string {
 	b := d.raw(d.uvarint())
+	if len(b) == 0 {
+		return ""
+	}
 	if d.intern == nil {
 		return string(b)
 	}
-	if s, ok := d.intern[string(b)]; ok {
-		return s
+	slot := &d.recent[(len(b)*7+int(b[0]))%len(d.recent)]
+	if *slot == string(b) {
+		return *slot
 	}
-	s := string(b)
-	if len(d.intern) < maxInterned {
+	s, ok := d.intern[string(b)]
+	if !ok {
+		s = string(b)
+		if len(d.intern) >= maxInterned {
+			return s
+		}
 		d.intern[s] = s
 	}
+	*slot = s
 	return s
 }
 
