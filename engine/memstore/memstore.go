@@ -79,6 +79,7 @@ func (s *Store) Reserve(n int) {
 	s.sessions.reserve(n)
 	s.byToken.reserve(n)
 	s.expiry = make([]dueEntry, 0, n)
+	prefault(s.expiry)
 	s.slabs.chunks = make([]*[chunkSize]record, 0, n/chunkSize+1)
 }
 

@@ -208,7 +208,9 @@ func (sl *slabs) alloc() slot {
 		sl.used = 1
 	}
 	if int(sl.used) >= len(sl.chunks)*chunkSize {
-		sl.chunks = append(sl.chunks, new([chunkSize]record))
+		c := new([chunkSize]record)
+		prefault(c[:])
+		sl.chunks = append(sl.chunks, c)
 	}
 	n := sl.used
 	sl.used++
@@ -416,6 +418,7 @@ func (x *index[K]) reserve(n int) {
 func (x *index[K]) resize(size int) {
 	old := x.entries
 	x.entries = make([]indexEntry, size)
+	prefault(x.entries)
 	mask := size - 1
 	for _, e := range old {
 		if e.n == 0 {
