@@ -524,21 +524,7 @@ func TestLastUseAfterKill(t *testing.T) {
 	}
 	p.kill()
 
-	p2 := startServer(t, args...)
-	c2 := dialLine(t, p2.tcpAddr)
-	var other sessionResult
-	c2.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &other)
-	var described struct {
-		Sessions []struct {
-			SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
-			SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
-		}
-	}
-	c2.mustCall("describeSessions", map[string]any{"authToken": other.AuthToken, "sessionIds": []string{used.SessionID}}, &described)
-	if len(described.Sessions) != 1 {
-		t.Fatalf("the session is gone after SIGKILL: %+v", described)
-	}
-	s := described.Sessions[0]
+	_, s := sessionAfterRestart(t, args, used.SessionID, "SIGKILL")
 	if s.SessionLastAccessedTimestamp.Before(usedAt) {
 		t.Errorf("sessionLastAccessedTimestamp %v after SIGKILL, want ≥ %v (the use flushed before it; created %v); log before the use %q, after %q",
 			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp, before, after)

@@ -165,3 +165,26 @@ func TestLogsHideSecrets(t *testing.T) {
 		t.Errorf("expected session logs; got:\n%s", logs)
 	}
 }
+
+// sessionTimes are the clocks describeSessions reports of a session.
+type sessionTimes struct {
+	SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
+	SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
+}
+
+// sessionAfterRestart starts sessiond again with args, logs in as admin there (a session of
+// its own, so the one described is not touched) and returns the server and the times it
+// reports of session id. The test fails if the session is gone; after says after what.
+func sessionAfterRestart(t *testing.T, args []string, id, after string) (*proc, sessionTimes) {
+	t.Helper()
+	p := startServer(t, args...)
+	c := dialLine(t, p.tcpAddr)
+	var other sessionResult
+	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &other)
+	var described struct{ Sessions []sessionTimes }
+	c.mustCall("describeSessions", map[string]any{"authToken": other.AuthToken, "sessionIds": []string{id}}, &described)
+	if len(described.Sessions) != 1 {
+		t.Fatalf("the session is gone after %s: %+v", after, described)
+	}
+	return p, described.Sessions[0]
+}

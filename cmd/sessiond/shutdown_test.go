@@ -181,21 +181,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	}
 
 	// The last use before SIGTERM was flushed by the shutdown.
-	p2 := startServer(t, args...)
-	c2 := dialLine(t, p2.tcpAddr)
-	var again sessionResult
-	c2.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &again)
-	var described struct {
-		Sessions []struct {
-			SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
-			SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
-		}
-	}
-	c2.mustCall("describeSessions", map[string]any{"authToken": again.AuthToken, "sessionIds": []string{idle.SessionID}}, &described)
-	if len(described.Sessions) != 1 {
-		t.Fatalf("the idle session is gone after a clean restart: %+v", described)
-	}
-	s := described.Sessions[0]
+	p2, s := sessionAfterRestart(t, args, idle.SessionID, "a clean restart")
 	if s.SessionLastAccessedTimestamp.Before(usedAt) || !s.SessionLastAccessedTimestamp.After(s.SessionStartTimestamp) {
 		t.Errorf("sessionLastAccessedTimestamp %v after restart, want ≥ %v (the use before SIGTERM; created %v)",
 			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp)

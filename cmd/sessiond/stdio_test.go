@@ -145,21 +145,8 @@ func TestStdioEOFFlushes(t *testing.T) {
 		t.Fatalf("sessiond: %v after stdin ended, want exit status 0; logs:\n%s", err, logs.String())
 	}
 
-	p := startServer(t, "--config", shutdownConfigPath, "--data", dir, "--tcp", "127.0.0.1:0", "--http", "off")
-	c := dialLine(t, p.tcpAddr)
-	var other sessionResult
-	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &other)
-	var described struct {
-		Sessions []struct {
-			SessionStartTimestamp        time.Time `json:"sessionStartTimestamp"`
-			SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
-		}
-	}
-	c.mustCall("describeSessions", map[string]any{"authToken": other.AuthToken, "sessionIds": []string{used.SessionID}}, &described)
-	if len(described.Sessions) != 1 {
-		t.Fatalf("the session is gone after stdin ended: %+v", described)
-	}
-	if s := described.Sessions[0]; s.SessionLastAccessedTimestamp.Before(usedAt) {
+	args := []string{"--config", shutdownConfigPath, "--data", dir, "--tcp", "127.0.0.1:0", "--http", "off"}
+	if _, s := sessionAfterRestart(t, args, used.SessionID, "stdin ended"); s.SessionLastAccessedTimestamp.Before(usedAt) {
 		t.Errorf("sessionLastAccessedTimestamp %v after restart, want ≥ %v (the use before stdin ended; created %v)",
 			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp)
 	}
