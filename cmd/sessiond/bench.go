@@ -44,7 +44,7 @@ for machines). The first --warmup of each run is not counted. On Linux, for a se
 machine (another process), it also reports the server's own CPU time and read and write system
 calls a request, from /proc of the process listening on the target's port: the client shares
 the CPUs, so throughput also depends on its cost, and these figures are the server's alone
-(without its children: the password hash helper's CPU is not counted for the login methods),
+(its child processes, sessiond's password hash helpers, are counted apart),
 and its scheduling group (CPU cgroup, autogroup): servers in different groups, such as a
 daemonized redis-server and a sessiond started from this shell, share the CPUs with the client
 differently, and the report says so. Start the servers alike to compare them.
@@ -357,6 +357,9 @@ type benchRun struct {
 	ServerPID   int     `json:"serverPid,omitempty"`
 	ServerCPU   float64 `json:"serverCpuMicrosecondsPerRequest,omitempty"`
 	ServerCalls float64 `json:"serverReadWriteCallsPerRequest,omitempty"`
+	// ServerChildrenCPU is the CPU of the server's child processes a request, over the same
+	// window: sessiond's password hash helpers. Left out when it is 0.
+	ServerChildrenCPU float64 `json:"serverChildrenCpuMicrosecondsPerRequest,omitempty"`
 	// ServerGroup is the server's scheduling group: its CPU cgroup and, when the kernel
 	// has autogroup on, its autogroup (schedGroup). Servers in different groups are not
 	// driven the same way, and the report says so.
@@ -419,11 +422,14 @@ func printBenchReport(w io.Writer, r benchReport) {
 			if run.ServerCalls > 0 {
 				calls = fmt.Sprintf("%.2f read and write system calls", run.ServerCalls)
 			}
-			group := ""
+			children, group := "", ""
+			if run.ServerChildrenCPU > 0 {
+				children = fmt.Sprintf(" (and %.2fµs in its child processes)", run.ServerChildrenCPU)
+			}
 			if run.ServerGroup != "" {
 				group = "; scheduling group " + run.ServerGroup
 			}
-			fmt.Fprintf(w, "%-9s pid %-7d %6.2fµs of CPU, %s%s\n", run.Target, run.ServerPID, run.ServerCPU, calls, group)
+			fmt.Fprintf(w, "%-9s pid %-7d %6.2fµs of CPU%s, %s%s\n", run.Target, run.ServerPID, run.ServerCPU, children, calls, group)
 		}
 		printGroupNote(w, m.SchedGroup, usage)
 	}
@@ -774,6 +780,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
 			}
 			run.ServerGroup = schedGroup("/proc", strconv.Itoa(t.pid))
+			run.ServerChildrenCPU = math.Round(float64((after.children-before.children).Nanoseconds())/1e3/float64(answered)*100) / 100
 		}
 	}
 	if run.Errors > 0 {

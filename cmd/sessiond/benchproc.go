@@ -15,13 +15,17 @@ import (
 // The server's side of a run: on Linux, bench finds the process listening on the target's
 // address and reads its CPU time and its read and write system calls from /proc before and
 // after the measured window. On a machine whose CPUs the client shares, throughput depends on
-// the client's cost as much as the server's; CPU a request is the server's alone.
+// the client's cost as much as the server's; CPU a request is the server's alone. Its child
+// processes (sessiond's password hash helpers) are counted apart.
 
 // serverUsage is what /proc says a process has used so far.
 type serverUsage struct {
 	cpu    time.Duration // user and system, all threads
 	calls  int64         // read and write system calls; -1 when /proc/PID/io is not readable
 	sample bool          // false when nothing could be read
+	// children is the CPU time of its child processes: those alive (their own threads) and
+	// those it has waited for, so a helper that exits and is restarted is still counted.
+	children time.Duration
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux
@@ -50,6 +54,18 @@ func readServerUsage(root string, pid int) serverUsage {
 		return serverUsage{}
 	}
 	u := serverUsage{cpu: time.Duration(utime+stime) * time.Second / clockTicks, calls: -1, sample: true}
+	if len(fields) >= 15 {
+		cutime, err1 := strconv.ParseInt(fields[13], 10, 64) // field 16
+		cstime, err2 := strconv.ParseInt(fields[14], 10, 64) // field 17
+		if err1 == nil && err2 == nil {
+			u.children = time.Duration(cutime+cstime) * time.Second / clockTicks
+		}
+	}
+	for _, child := range childProcesses(root, pid) {
+		if c := readServerUsage(root, child); c.sample {
+			u.children += c.cpu
+		}
+	}
 	if io, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "io")); err == nil {
 		var syscr, syscw int64 = -1, -1
 		for line := range strings.Lines(string(io)) {
@@ -69,6 +85,28 @@ func readServerUsage(root string, pid int) serverUsage {
 		}
 	}
 	return u
+}
+
+// childProcesses lists the live children of process pid, from the children files of its
+// threads (a Go program forks from any of them).
+func childProcesses(root string, pid int) []int {
+	tasks, err := filepath.Glob(filepath.Join(root, strconv.Itoa(pid), "task", "*", "children"))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, file := range tasks {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if child, err := strconv.Atoi(f); err == nil && child != pid {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
 }
 
 // listeningProcess returns the process that listens on the TCP address addr (host:port), or

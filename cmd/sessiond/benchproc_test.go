@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -151,5 +153,45 @@ func TestGroupNote(t *testing.T) {
 		if got := strings.Contains(out.String(), "different scheduling groups"); got != c.note {
 			t.Errorf("runs %+v: note %v, want %v:\n%s", c.runs, got, c.note, out.String())
 		}
+	}
+}
+
+// TestReadServerChildren checks that a server's children count apart from it: the live ones
+// found through every thread's children file, and those it has waited for (cutime, cstime).
+func TestReadServerChildren(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, text string) {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stat := func(pid string, utime, stime, cutime, cstime int) string {
+		return fmt.Sprintf("%s (sd) S 1 1 1 0 -1 0 0 0 0 0 %d %d %d %d 20 0 5 0 100 0 0\n", pid, utime, stime, cutime, cstime)
+	}
+	write("4242/stat", stat("4242", 300, 100, 5, 5))
+	write("4242/task/4242/children", "4243 ")
+	write("4242/task/4250/children", "4244 4299\n") // 4299 has exited: no stat
+	write("4243/stat", stat("4243", 100, 0, 0, 0))
+	write("4244/stat", stat("4244", 20, 30, 0, 0))
+	u := readServerUsage(root, 4242)
+	if u.cpu != 4*time.Second || u.children != 1600*time.Millisecond {
+		t.Errorf("usage %+v, want 4s of CPU and 1.6s in children (0.1 waited for, 1 and 0.5 alive)", u)
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	// This process, after a child that used CPU and was waited for.
+	before := readServerUsage("/proc", os.Getpid()).children
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("sh: %v", err)
+	}
+	used := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if after := readServerUsage("/proc", os.Getpid()).children; after-before < used/2 {
+		t.Errorf("children's CPU went from %v to %v after a child that used %v", before, after, used)
 	}
 }
