@@ -78,8 +78,7 @@ func (s *Store) Reserve(n int) {
 	n = min(n, 1<<26)
 	s.sessions.reserve(n)
 	s.byToken.reserve(n)
-	s.expiry = make([]dueEntry, 0, n)
-	prefault(s.expiry)
+	s.expiry = make([]dueEntry, 0, n) // not prefaulted: n is a hint, and the heap fills from the front
 	s.slabs.chunks = make([]*[chunkSize]record, 0, n/chunkSize+1)
 }
 
