@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -175,34 +176,42 @@ func listenInodes(table []byte, port uint16) []string {
 	return out
 }
 
-// schedGroup names the scheduling group of process pid ("self" for bench): its CPU
-// controller's cgroup and, when the kernel's autogroup feature is on, its autogroup. The
-// kernel shares the CPUs between groups before it shares them between the tasks in a group,
-// which changes how a server and a client on the same CPUs take turns: a daemon (its own
-// session, so its own autogroup) and a server started from the client's shell are not
-// driven the same way. It returns "" when /proc says nothing of it.
-func schedGroup(root, pid string) string {
-	var parts []string
+// schedGroup names the scheduling group of process pid ("self" for bench), from the /proc
+// at root and the cgroup v2 hierarchy at cgroupRoot: the cgroup whose CPU controller governs
+// it and, when that is the root one and the kernel's autogroup feature is on, its autogroup
+// (the kernel ignores autogroups inside a CPU cgroup). The kernel shares the CPUs between
+// groups before it shares them between the tasks in a group, which changes how a server and
+// a client on the same CPUs take turns: a daemon (its own session, so its own autogroup) and
+// a server started from the client's shell are not driven the same way. It returns "" when
+// /proc says nothing of it.
+func schedGroup(root, cgroupRoot, pid string) string {
+	path := "" // none named: the root CPU group, if any
 	if data, err := os.ReadFile(filepath.Join(root, pid, "cgroup")); err == nil {
-		if path := cpuCgroup(string(data)); path != "" {
-			parts = append(parts, "cgroup "+path)
-		}
+		path = cpuCgroup(string(data), cgroupRoot)
 	}
-	if on, err := os.ReadFile(filepath.Join(root, "sys/kernel/sched_autogroup_enabled")); err == nil && strings.TrimSpace(string(on)) == "1" {
-		// "/autogroup-10 nice 0"
-		if data, err := os.ReadFile(filepath.Join(root, pid, "autogroup")); err == nil {
-			if f := strings.Fields(string(data)); len(f) > 0 {
-				parts = append(parts, strings.TrimPrefix(f[0], "/"))
+	var parts []string
+	if path != "" {
+		parts = append(parts, "cgroup "+path)
+	}
+	if path == "/" || path == "" {
+		if on, err := os.ReadFile(filepath.Join(root, "sys/kernel/sched_autogroup_enabled")); err == nil && strings.TrimSpace(string(on)) == "1" {
+			// "/autogroup-10 nice 0"
+			if data, err := os.ReadFile(filepath.Join(root, pid, "autogroup")); err == nil {
+				if f := strings.Fields(string(data)); len(f) > 0 {
+					parts = append(parts, strings.TrimPrefix(f[0], "/"))
+				}
 			}
 		}
 	}
 	return strings.Join(parts, ", ")
 }
 
-// cpuCgroup returns the path of the cgroup that controls CPU in a /proc/PID/cgroup file:
-// the line of cgroup v1's cpu controller if there is one, else v2's unified hierarchy
-// ("0::path").
-func cpuCgroup(file string) string {
+// cpuCgroup returns the cgroup whose CPU controller governs a process, from its
+// /proc/PID/cgroup file: cgroup v1's cpu controller if it is mounted, else the nearest
+// cgroup of v2's unified hierarchy ("0::path") that has the cpu controller (its
+// cgroup.controllers under cgroupRoot lists cpu), the root at the latest. A v2 cgroup whose
+// controllers cannot be read counts as its own. "" when the file names neither.
+func cpuCgroup(file, cgroupRoot string) string {
 	unified := ""
 	for line := range strings.Lines(file) {
 		// hierarchy-ID:controller-list:path
@@ -219,6 +228,13 @@ func cpuCgroup(file string) string {
 				return f[2]
 			}
 		}
+	}
+	for unified != "" && unified != "/" {
+		data, err := os.ReadFile(filepath.Join(cgroupRoot, unified, "cgroup.controllers"))
+		if err != nil || slices.Contains(strings.Fields(string(data)), "cpu") {
+			break
+		}
+		unified = filepath.Dir(unified)
 	}
 	return unified
 }

@@ -99,25 +99,36 @@ func TestReadServerUsage(t *testing.T) {
 	}
 }
 
-// TestSchedGroup checks how a process's scheduling group is named from /proc: the CPU
-// controller's cgroup of v1 or v2, and the autogroup only while the kernel has it on.
+// TestSchedGroup checks how a process's scheduling group is named from /proc and the cgroup
+// v2 hierarchy: the cgroup whose CPU controller governs it (v1's cpu controller, or the
+// nearest v2 cgroup with cpu among its controllers), and the autogroup only in the root CPU
+// group and while the kernel has autogroup on.
 func TestSchedGroup(t *testing.T) {
+	v2 := map[string]string{ // cgroup.controllers of the v2 hierarchy
+		"user.slice":              "cpuset cpu io memory pids",
+		"user.slice/session-1":    "memory pids",
+		"system.slice":            "memory pids",
+		"system.slice/redis.slot": "io",
+	}
 	for _, c := range []struct {
 		name, cgroup, autogroupOn, autogroup, want string
 	}{
-		{"v2 and autogroup", "0::/user.slice\n", "1\n", "/autogroup-10 nice 0\n", "cgroup /user.slice, autogroup-10"},
-		{"autogroup off", "0::/\n", "0\n", "/autogroup-10 nice 0\n", "cgroup /"},
-		{"v1 cpu controller", "4:memory:/m\n3:cpu,cpuacct:/system.slice/redis.service\n0::/\n", "", "", "cgroup /system.slice/redis.service"},
+		{"v2 with cpu: no autogroup", "0::/user.slice\n", "1\n", "/autogroup-10 nice 0\n", "cgroup /user.slice"},
+		{"v2 child without cpu: its parent's", "0::/user.slice/session-1\n", "1\n", "/autogroup-10 nice 0\n", "cgroup /user.slice"},
+		{"v2 without cpu up to the root: autogroup", "0::/system.slice/redis.slot\n", "1\n", "/autogroup-10 nice 0\n", "cgroup /, autogroup-10"},
+		{"root, autogroup off", "0::/\n", "0\n", "/autogroup-10 nice 0\n", "cgroup /"},
+		{"v1 cpu controller", "4:memory:/m\n3:cpu,cpuacct:/system.slice/redis.service\n0::/\n", "1\n", "/autogroup-3 nice 5\n", "cgroup /system.slice/redis.service"},
+		{"v1 root cpu group", "3:cpu,cpuacct:/\n0::/\n", "1\n", "/autogroup-3 nice 5\n", "cgroup /, autogroup-3"},
 		{"v1 without cpu", "4:memory:/m\n2:cpuset:/\n", "1\n", "/autogroup-3 nice 5\n", "autogroup-3"},
 		{"nothing readable", "", "", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			write := func(name, text string) {
+			root, cgroups := t.TempDir(), t.TempDir()
+			write := func(dir, name, text string) {
 				if text == "" {
 					return
 				}
-				path := filepath.Join(root, name)
+				path := filepath.Join(dir, name)
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
@@ -125,10 +136,13 @@ func TestSchedGroup(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			write("4242/cgroup", c.cgroup)
-			write("4242/autogroup", c.autogroup)
-			write("sys/kernel/sched_autogroup_enabled", c.autogroupOn)
-			if got := schedGroup(root, "4242"); got != c.want {
+			write(root, "4242/cgroup", c.cgroup)
+			write(root, "4242/autogroup", c.autogroup)
+			write(root, "sys/kernel/sched_autogroup_enabled", c.autogroupOn)
+			for dir, controllers := range v2 {
+				write(cgroups, filepath.Join(dir, "cgroup.controllers"), controllers+"\n")
+			}
+			if got := schedGroup(root, cgroups, "4242"); got != c.want {
 				t.Errorf("schedGroup = %q, want %q", got, c.want)
 			}
 		})
