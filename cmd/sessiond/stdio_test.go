@@ -102,8 +102,8 @@ func TestStdioEOFFlushes(t *testing.T) {
 	cmd := exec.CommandContext(ctx, binPath, "serve", "--log-format", "json", "--config", shutdownConfigPath,
 		"--data", dir, "--stdio")
 	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := &syncBuffer{} // written by exec's goroutine while the test reads it on failure
+	cmd.Stderr = logs
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -265,7 +265,9 @@ func TestLegacyFormatUpgrade(t *testing.T) {
 			if err := s.writeTouched(false); err != nil {
 				t.Fatal(err)
 			}
-			s.mem.Close() // what a crash leaves: no flush, no Badger close
+			// A crash as far as the last-use times go: nothing more is flushed or closed in
+			// them. Badger itself is closed, so that this process can open it again.
+			s.mem.Close()
 			s.db.Close()
 			s = openTest(t, dir, Options{FlushInterval: -1})
 			checkTimes(t, s, ids[:1], newer, active)
