@@ -282,3 +282,25 @@ func BenchmarkDecodeSession(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeLastUses decodes a full chunk of last-use times, as load reads them from
+// the log's files.
+func BenchmarkDecodeLastUses(b *testing.B) {
+	now := time.Now()
+	touched := make([]memstore.Touched, maxChunkEntries)
+	for i := range touched {
+		s := storetest.BenchSession(i, now)
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		touched[i] = memstore.Touched{ID: s.ID, LastAccessedAt: at, LastActiveAt: at}
+	}
+	chunk := appendLastUses(nil, touched)
+	var dst []memstore.Touched
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = decodeLastUses(chunk, dst[:0]); err != nil || len(dst) != len(touched) {
+			b.Fatal(err, len(dst))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(touched)), "ns/entry")
+}

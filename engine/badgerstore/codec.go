@@ -413,6 +413,8 @@ func appendLastUses(dst []byte, touched []memstore.Touched) []byte {
 
 // decodeLastUses appends the entries of a chunk to dst.
 func decodeLastUses(b []byte, dst []memstore.Touched) ([]memstore.Touched, error) {
+	// The ids are cut from one copy of the chunk: an allocation a chunk, not one an entry.
+	whole := string(b)
 	d := decoder{buf: b}
 	d.version()
 	n := d.uvarint()
@@ -421,7 +423,13 @@ func decodeLastUses(b []byte, dst []memstore.Touched) ([]memstore.Touched, error
 	}
 	var previous int64
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		t := memstore.Touched{ID: d.uniqueStr()}
+		size := d.uvarint()
+		at := len(b) - len(d.buf)
+		d.raw(size)
+		if d.err != nil {
+			break
+		}
+		t := memstore.Touched{ID: whole[at : at+int(size)]}
 		flags := d.byte()
 		if flags&^(lastUseAccessed|lastUseActive|lastUseActiveSame) != 0 ||
 			flags&lastUseActiveSame != 0 && flags&(lastUseAccessed|lastUseActive) != lastUseAccessed {
