@@ -107,7 +107,9 @@ func launchServer(t testing.TB, args ...string) *proc {
 		t.Fatal(err)
 	}
 	ready := p.ready
+	stderrRead := make(chan struct{})
 	go func() {
+		defer close(stderrRead)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64*1024), 1<<20)
 		signalled := false
@@ -136,7 +138,9 @@ func launchServer(t testing.TB, args ...string) *proc {
 			ready <- fmt.Errorf("sessiond exited before it was ready")
 		}
 	}()
-	go func() { cmd.Wait(); close(p.exited) }()
+	// Wait closes the pipes once the process has exited: only after the logs are read to
+	// their end, or their last lines (why it exited) could be lost.
+	go func() { <-stderrRead; cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() { p.kill() })
 	return p
 }
