@@ -12,20 +12,28 @@ import (
 	"time"
 )
 
+// writeTree writes text to the file name under dir, making its directories; an empty text
+// writes nothing.
+func writeTree(t *testing.T, dir, name, text string) {
+	t.Helper()
+	if text == "" {
+		return
+	}
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fakeProc writes a /proc with one TCP table and process 4242, whose fd 3 is the socket of
 // inode 777.
 func fakeProc(t *testing.T, table, stat, io string) string {
 	t.Helper()
 	root := t.TempDir()
-	write := func(name, text string) {
-		path := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, text string) { writeTree(t, root, name, text) }
 	write("net/tcp", table)
 	write("4242/stat", stat)
 	if io != "" {
@@ -124,18 +132,7 @@ func TestSchedGroup(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root, cgroups := t.TempDir(), t.TempDir()
-			write := func(dir, name, text string) {
-				if text == "" {
-					return
-				}
-				path := filepath.Join(dir, name)
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			write := func(dir, name, text string) { writeTree(t, dir, name, text) }
 			write(root, "4242/cgroup", c.cgroup)
 			write(root, "4242/autogroup", c.autogroup)
 			write(root, "sys/kernel/sched_autogroup_enabled", c.autogroupOn)
@@ -174,15 +171,7 @@ func TestGroupNote(t *testing.T) {
 // found through every thread's children file, and those it has waited for (cutime, cstime).
 func TestReadServerChildren(t *testing.T) {
 	root := t.TempDir()
-	write := func(name, text string) {
-		path := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, text string) { writeTree(t, root, name, text) }
 	stat := func(pid string, utime, stime, cutime, cstime int) string {
 		return fmt.Sprintf("%s (sd) S 1 1 1 0 -1 0 0 0 0 0 %d %d %d %d 20 0 5 0 100 0 0\n", pid, utime, stime, cutime, cstime)
 	}
