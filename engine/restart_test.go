@@ -3,9 +3,11 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -138,4 +140,64 @@ func scanDir(t *testing.T, dir string, secrets []string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
+}
+
+// TestTickleWritesNothing checks issue 6's "no synchronous disk write per tickle": tickles
+// and pingSession on a Badger store change no file in its directory (the background writer
+// is off here; it writes their times in batches), while a preference, which is durable,
+// does.
+func TestTickleWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := badgerstore.Open(badgerstore.Options{Dir: dir, FlushInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, st, nil)
+	f.createUser("tess")
+	key, err := f.e.Authenticate(ctx, "tess", "tess-pw", f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dirDigest(t, dir)
+	for range 50 {
+		f.clock.Advance(time.Second)
+		if ok, err := f.e.SetUserPreference(ctx, key, engine.TickleLabel, "x"); !ok || err != nil {
+			t.Fatalf("tickle: %v %v", ok, err)
+		}
+		if err := f.e.PingSession(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dirDigest(t, dir) != before {
+		t.Error("tickles and pings changed the store's files")
+	}
+	if ok, err := f.e.SetUserPreference(ctx, key, "lang", "fr"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if dirDigest(t, dir) == before {
+		t.Error("a preference left the store's files as they were: the check cannot see a write")
+	}
+}
+
+// dirDigest hashes the names and contents of the files under dir.
+func dirDigest(t *testing.T, dir string) [32]byte {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(data))
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
 }
