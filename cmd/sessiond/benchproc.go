@@ -35,36 +35,14 @@ const clockTicks = 100
 
 // readServerUsage reads the usage of process pid from root (normally "/proc").
 func readServerUsage(root string, pid int) serverUsage {
-	stat, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
-	if err != nil {
+	own, waited, ok := statTimes(root, pid)
+	if !ok {
 		return serverUsage{}
 	}
-	// The command name, field 2, is in parentheses and may hold spaces: fields count
-	// from after its closing parenthesis, where field 3 (state) is the first.
-	end := bytes.LastIndexByte(stat, ')')
-	if end < 0 {
-		return serverUsage{}
-	}
-	fields := strings.Fields(string(stat[end+1:]))
-	if len(fields) < 13 {
-		return serverUsage{}
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return serverUsage{}
-	}
-	u := serverUsage{cpu: time.Duration(utime+stime) * time.Second / clockTicks, calls: -1, sample: true}
-	if len(fields) >= 15 {
-		cutime, err1 := strconv.ParseInt(fields[13], 10, 64) // field 16
-		cstime, err2 := strconv.ParseInt(fields[14], 10, 64) // field 17
-		if err1 == nil && err2 == nil {
-			u.children = time.Duration(cutime+cstime) * time.Second / clockTicks
-		}
-	}
+	u := serverUsage{cpu: own, children: waited, calls: -1, sample: true}
 	for _, child := range childProcesses(root, pid) {
-		if c := readServerUsage(root, child); c.sample {
-			u.children += c.cpu
+		if cpu, _, ok := statTimes(root, child); ok {
+			u.children += cpu
 		}
 	}
 	if io, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "io")); err == nil {
@@ -86,6 +64,34 @@ func readServerUsage(root string, pid int) serverUsage {
 		}
 	}
 	return u
+}
+
+// statTimes reads from /proc/PID/stat the CPU time process pid has used (user and system,
+// all threads) and that of the children it has waited for; ok is false if it cannot.
+func statTimes(root string, pid int) (own, waited time.Duration, ok bool) {
+	stat, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces: fields count
+	// from after its closing parenthesis, where field 3 (state) is the first.
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, 0, false
+	}
+	fields := strings.Fields(string(stat[end+1:]))
+	// sum adds fields a and b (1-based, as proc(5) numbers them), in clock ticks.
+	sum := func(a, b int) (time.Duration, bool) {
+		if len(fields) < b-2 {
+			return 0, false
+		}
+		x, err1 := strconv.ParseInt(fields[a-3], 10, 64)
+		y, err2 := strconv.ParseInt(fields[b-3], 10, 64)
+		return time.Duration(x+y) * time.Second / clockTicks, err1 == nil && err2 == nil
+	}
+	own, ok = sum(14, 15)   // utime, stime
+	waited, _ = sum(16, 17) // cutime, cstime
+	return own, waited, ok
 }
 
 // childProcesses lists the live children of process pid, from the children files of its
