@@ -286,7 +286,12 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 	}
 
 	for _, t := range targets {
-		t.pid = serverProcess(t)
+		if t.pid == 0 {
+			t.pid = serverProcess(t)
+		}
+		if t.pid != 0 {
+			t.group = schedGroup("/proc", "/sys/fs/cgroup", strconv.Itoa(t.pid))
+		}
 	}
 	report := benchReport{Machine: thisMachine()}
 	for round := 0; round < o.rounds; round++ {
@@ -615,8 +620,10 @@ type benchTarget struct {
 	sessions  int
 	// workers overrides --connections (argon2: one per core).
 	workers int
-	// pid is the server's process, or 0 when it cannot be inspected.
-	pid int
+	// pid is the server's process, or 0 when it cannot be inspected; group is its
+	// scheduling group (schedGroup).
+	pid   int
+	group string
 	// open returns the client of worker i, connected.
 	open func(i int) (benchClient, error)
 }
@@ -779,7 +786,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 			if before.calls >= 0 && after.calls >= 0 {
 				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
 			}
-			run.ServerGroup = schedGroup("/proc", "/sys/fs/cgroup", strconv.Itoa(t.pid))
+			run.ServerGroup = t.group
 			run.ServerChildrenCPU = math.Round(float64((after.children-before.children).Nanoseconds())/1e3/float64(answered)*100) / 100
 		}
 	}
@@ -1512,7 +1519,8 @@ func floorTarget(o benchOptions) (*benchTarget, func(), error) {
 	}
 	m := benchMethods["pingSession"]
 	token := strings.Repeat("x", engine.TokenLength)
-	t := &benchTarget{name: "floor", transport: "tcp", address: addr, method: "fixed reply", sessions: 1}
+	t := &benchTarget{name: "floor", transport: "tcp", address: addr, method: "fixed reply", sessions: 1,
+		pid: cmd.Process.Pid}
 	t.open = func(int) (benchClient, error) {
 		return dialBenchLine(addr, &benchRequests{m: m, tokens: []string{token}}, o.timeout)
 	}

@@ -52,7 +52,7 @@ func releaseTables(dir string) {
 	}
 }
 
-// mapsLine splits a mapping's line of /proc/self/maps or smaps, "start-end perms offset dev
+// mapsLine splits a mapping's line of /proc/self/maps, "start-end perms offset dev
 // inode path", into its address range and its path ("" for none), which may hold spaces.
 func mapsLine(line []byte) (addresses []byte, path string) {
 	addresses, rest, _ := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
