@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -44,13 +45,12 @@ const (
 // startHashers starts the idle helper from the sessiond binary at path, and prepares the
 // nice-10 one.
 func startHashers(path string, log *slog.Logger) (*hashers, error) {
-	hs := &hashers{log: log, lastSeen: time.Now(), niced: newHashProcess(path, log, false)}
-	idle := newHashProcess(path, log, true)
-	idle.answered = hs.answered
-	if _, err := startHashProcess(idle); err != nil {
+	hs := &hashers{log: log, lastSeen: time.Now(), niced: newHashProcess(path, log, false),
+		idle: newHashProcess(path, log, true)}
+	hs.idle.answered = hs.answered
+	if err := hs.idle.start(); err != nil {
 		return nil, err
 	}
-	hs.idle = idle
 	return hs, nil
 }
 
@@ -117,8 +117,8 @@ func (hs *hashers) derive(ctx context.Context, password, salt []byte, p engine.H
 			defer hs.mu.Unlock()
 			return time.Since(hs.lastSeen) < patience
 		}
-		key, late, err := hs.idle.deriveWithin(ctx, password, salt, p, keyLen, patience, progressing)
-		if !late {
+		key, err := hs.idle.deriveWithin(ctx, password, salt, p, keyLen, patience, progressing)
+		if !errors.Is(err, errHashLate) {
 			return key, err
 		}
 		hs.mu.Lock()

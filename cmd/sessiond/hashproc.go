@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,17 +77,18 @@ func newHashProcess(path string, log *slog.Logger, idle bool) *hashProcess {
 
 // startHashProcessAt starts a nice-10 helper from the sessiond binary at path.
 func startHashProcessAt(path string, log *slog.Logger) (*hashProcess, error) {
-	return startHashProcess(newHashProcess(path, log, false))
-}
-
-// startHashProcess starts the helper h prepared by newHashProcess.
-func startHashProcess(h *hashProcess) (*hashProcess, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.startLocked(); err != nil {
+	h := newHashProcess(path, log, false)
+	if err := h.start(); err != nil {
 		return nil, err
 	}
 	return h, nil
+}
+
+// start starts the helper h prepared by newHashProcess.
+func (h *hashProcess) start() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.startLocked()
 }
 
 // startLocked starts a helper process; h.mu is held.
@@ -206,19 +208,21 @@ type pendingHash struct {
 // derive is an engine.DeriveKeyFunc: the helper computes the key, or the server does when
 // there is no helper.
 func (h *hashProcess) derive(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
-	key, _, err := h.deriveWithin(ctx, password, salt, p, keyLen, 0, nil)
-	return key, err
+	return h.deriveWithin(ctx, password, salt, p, keyLen, 0, nil)
 }
 
+// errHashLate is deriveWithin's error when it stopped waiting for the helper.
+var errHashLate = errors.New("the password hash helper did not answer in time")
+
 // deriveWithin is derive, but if patience is not 0, the helper has not answered within it
-// and wait says not to wait on, it stops waiting and returns late set (and no key). wait
-// is asked every patience.
-func (h *hashProcess) deriveWithin(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32, patience time.Duration, wait func() bool) (key []byte, late bool, err error) {
-	inProcess := func() ([]byte, bool, error) {
-		return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), false, nil
+// and wait says not to wait on, it stops waiting and returns errHashLate. wait is asked
+// every patience.
+func (h *hashProcess) deriveWithin(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32, patience time.Duration, wait func() bool) ([]byte, error) {
+	inProcess := func() ([]byte, error) {
+		return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if len(password) >= maxHashField || len(salt) > 255 || keyLen >= maxHashField {
 		return inProcess()
@@ -240,17 +244,17 @@ func (h *hashProcess) deriveWithin(ctx context.Context, password, salt []byte, p
 			if !ok || len(key) != int(keyLen) {
 				return inProcess()
 			}
-			return key, false, nil
+			return key, nil
 		case <-ctx.Done():
 			h.forget(id)
-			return nil, false, ctx.Err()
+			return nil, ctx.Err()
 		case <-timeout:
 			if wait != nil && wait() {
 				timer.Reset(patience)
 				continue
 			}
 			h.forget(id)
-			return nil, true, nil
+			return nil, errHashLate
 		}
 	}
 }
