@@ -1528,43 +1528,25 @@ func floorTarget(o benchOptions) (*benchTarget, func(), error) {
 }
 
 // serveFloor is the floor process: it listens on addr, writes the address it got on stdout,
-// and answers every line of every connection with floorReply until stdin ends.
+// and answers every line of every connection with floorReply until stdin ends. Its
+// connections close as the process exits right after.
 func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
 	if _, err := fmt.Fprintln(stdout, ln.Addr()); err != nil {
-		ln.Close()
 		return err
 	}
-	var (
-		mu      sync.Mutex
-		conns   = map[net.Conn]bool{}
-		stopped bool // set once stdin ended; a connection accepted after it is closed
-		wg      sync.WaitGroup
-	)
-	wg.Go(func() {
+	go func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			if stopped {
-				mu.Unlock()
-				conn.Close()
-				continue
-			}
-			conns[conn] = true
-			mu.Unlock()
-			wg.Go(func() {
-				defer func() {
-					mu.Lock()
-					delete(conns, conn)
-					mu.Unlock()
-					conn.Close()
-				}()
+			go func() {
+				defer conn.Close()
 				rd := bufio.NewReaderSize(conn, 16<<10)
 				reply := []byte(floorReply)
 				for {
@@ -1575,18 +1557,10 @@ func serveFloor(addr string, stdin io.Reader, stdout io.Writer) error {
 						return
 					}
 				}
-			})
+			}()
 		}
-	})
+	}()
 	_, _ = io.Copy(io.Discard, stdin)
-	ln.Close()
-	mu.Lock()
-	stopped = true
-	for conn := range conns {
-		conn.Close()
-	}
-	mu.Unlock()
-	wg.Wait()
 	return nil
 }
 

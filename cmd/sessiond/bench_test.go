@@ -149,14 +149,25 @@ func TestBenchJSON(t *testing.T) {
 // TestServeFloor checks the floor process: it answers every line with the fixed reply, and
 // stops, closing its connections, when its stdin ends.
 func TestServeFloor(t *testing.T) {
-	stdinR, stdinW := io.Pipe()
-	stdoutR, stdoutW := io.Pipe()
+	cmd := exec.Command(binPath, "bench", "--serve-floor", "127.0.0.1:0")
+	stdinW, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdoutR, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	done := make(chan error, 1)
-	go func() { done <- serveFloor("127.0.0.1:0", stdinR, stdoutW) }()
 	line, err := bufio.NewReader(stdoutR).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { done <- cmd.Wait() }()
 	conn, err := net.DialTimeout("tcp", strings.TrimSpace(line), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +190,7 @@ func TestServeFloor(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("serveFloor did not return after its stdin ended")
+		t.Fatal("the floor did not exit after its stdin ended")
 	}
 	if _, err := rd.ReadString('\n'); err != io.EOF {
 		t.Errorf("read after the floor stopped: %v, want EOF (the connection closed)", err)
