@@ -177,30 +177,29 @@ func (l *lastUseFiles) sync() error {
 // record at its end, or a segment that could not be created: the next write starts a new
 // segment, under the next name.
 func (l *lastUseFiles) abandon() {
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
+	_ = l.closeSegment()
 	l.segment++
 }
 
 // startGeneration closes the current segment and makes the next write begin generation.
 // Every write of the segment was synced by its run, so closing it cannot lose anything.
 func (l *lastUseFiles) startGeneration(generation uint64) {
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
+	_ = l.closeSegment()
 	l.generation, l.segment = generation, 0
 }
 
 // close syncs and closes the current segment.
 func (l *lastUseFiles) close() error {
-	err := l.sync()
-	if l.f != nil {
-		err = errors.Join(err, l.f.Close())
-		l.f = nil
+	return errors.Join(l.sync(), l.closeSegment())
+}
+
+// closeSegment closes the current segment's file, if any; the next write creates one.
+func (l *lastUseFiles) closeSegment() error {
+	if l.f == nil {
+		return nil
 	}
+	err := l.f.Close()
+	l.f = nil
 	return err
 }
 
