@@ -122,6 +122,19 @@ func TestRestartKeepsEverything(t *testing.T) {
 // scanDir fails the test if any file under dir contains any of secrets.
 func scanDir(t *testing.T, dir string, secrets []string) {
 	t.Helper()
+	eachFile(t, dir, func(path string, data []byte) {
+		for _, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s contains a secret in clear (%d bytes)", filepath.Base(path), len(s))
+			}
+		}
+	})
+}
+
+// eachFile calls fn with the path and contents of every file under dir, in lexical order.
+// A file that goes away meanwhile is skipped.
+func eachFile(t *testing.T, dir string, fn func(path string, data []byte)) {
+	t.Helper()
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -130,11 +143,7 @@ func scanDir(t *testing.T, dir string, secrets []string) {
 		if err != nil {
 			return err
 		}
-		for _, s := range secrets {
-			if bytes.Contains(data, []byte(s)) {
-				t.Errorf("%s contains a secret in clear (%d bytes)", filepath.Base(path), len(s))
-			}
-		}
+		fn(path, data)
 		return nil
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -184,20 +193,9 @@ func TestTickleWritesNothing(t *testing.T) {
 func dirDigest(t *testing.T, dir string) [32]byte {
 	t.Helper()
 	h := sha256.New()
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, data []byte) {
 		fmt.Fprintf(h, "%s %d\n", path, len(data))
 		h.Write(data)
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return [32]byte(h.Sum(nil))
 }
