@@ -271,10 +271,10 @@ func (r *fastReader) integer(bits int) (int64, bool) {
 	return v, err == nil
 }
 
-// decode decodes raw params (already trimmed) into a new *T of the plan's type. ok is false
-// when the general path must decide.
-func (p *fastPlan) decode(raw []byte, bearer string) (any, bool) {
-	ptr := reflect.New(p.typ)
+// decode decodes raw params (already trimmed) into ptr, a *T of the plan's type holding T's
+// zero value. It returns false when the general path must decide; ptr may then be partly
+// filled.
+func (p *fastPlan) decode(ptr reflect.Value, raw []byte, bearer string) bool {
 	v := ptr.Elem()
 	r := fastReader{data: raw}
 	var seen uint64
@@ -284,30 +284,30 @@ func (p *fastPlan) decode(raw []byte, bearer string) (any, bool) {
 	case raw[0] == '{':
 		var ok bool
 		if seen, ok = p.object(&r, v); !ok {
-			return nil, false
+			return false
 		}
 	case raw[0] == '[' && p.positional != nil:
 		var ok bool
 		if seen, ok = p.array(&r, v); !ok {
-			return nil, false
+			return false
 		}
 	default:
-		return nil, false
+		return false
 	}
 	if r.space(); r.pos != len(raw) {
-		return nil, false
+		return false
 	}
 	if p.token >= 0 && bearer != "" && seen&(1<<p.token) == 0 {
 		if !utf8.ValidString(bearer) {
-			return nil, false
+			return false
 		}
 		v.FieldByIndex(p.fields[p.token].index).SetString(bearer)
 		seen |= 1 << p.token
 	}
 	if seen&p.required != p.required {
-		return nil, false
+		return false
 	}
-	return ptr.Interface(), true
+	return true
 }
 
 // array reads positional params into v and returns which members it had.

@@ -106,10 +106,11 @@ func fastCorpus(m *compiledMethod) []string {
 func checkFastAgrees(t *testing.T, m *compiledMethod, raw, bearer string) (fastTaken bool) {
 	t.Helper()
 	trimmed := []byte(strings.TrimSpace(raw))
-	fast, ok := m.fast.decode(trimmed, bearer)
-	if !ok {
+	ptr := reflect.New(m.Params)
+	if !m.fast.decode(ptr, trimmed, bearer) {
 		return false
 	}
+	fast := ptr.Interface()
 	general, werr := m.decodeGeneral(json.RawMessage(raw), bearer)
 	if werr != nil {
 		t.Errorf("%s %s (bearer %q): fast path accepted params the general path refuses: %v %s", m.Name, raw, bearer, werr.Message, *werr.Data)
@@ -189,4 +190,31 @@ func FuzzFastParams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, raw, bearer string) {
 		checkFastAgrees(t, methods[int(which)%len(methods)], raw, bearer)
 	})
+}
+
+// TestQuickParamsReused checks that a quick method's params, which are reused, come back
+// zeroed: decoding one request after another gives what decoding it alone gives.
+func TestQuickParamsReused(t *testing.T) {
+	for _, method := range Methods {
+		m := compile(method)
+		if !m.Quick || m.fast == nil {
+			continue
+		}
+		corpus := fastCorpus(m)
+		for _, first := range corpus {
+			for _, second := range corpus {
+				if p, werr := m.decode(json.RawMessage(first), ""); werr == nil {
+					m.release(p)
+				}
+				got, gotErr := m.decode(json.RawMessage(second), "")
+				want, wantErr := m.decodeGeneral(json.RawMessage(second), "")
+				if (gotErr == nil) != (wantErr == nil) || gotErr == nil && !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: %s after %s decoded to %#v (%v), alone to %#v (%v)", m.Name, second, first, got, gotErr, want, wantErr)
+				}
+				if gotErr == nil {
+					m.release(got)
+				}
+			}
+		}
+	}
 }

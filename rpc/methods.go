@@ -57,7 +57,8 @@ type Method struct {
 	// Quick means the method answers from memory in microseconds: no password hash, no disk
 	// write it waits for (setUserPreference of a stored label excepted: one write, synced
 	// with others), no list of every session. Connections answer quick requests on their
-	// reader goroutine (QuickDispatcher).
+	// reader goroutine (QuickDispatcher). A quick method's handler keeps no pointer to its
+	// params once it returns: they are reused.
 	Quick bool
 
 	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
@@ -99,6 +100,7 @@ type compiledMethod struct {
 	fields   map[string]bool // params members
 	required []string        // members without omitempty
 	fast     *fastPlan       // nil: params always take the general path
+	pool     sync.Pool       // of *P, for a quick method
 }
 
 // NewService returns the dispatcher of the method table on eng. openRPC is the document
@@ -168,6 +170,7 @@ func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 	}
 	client := engine.Client{Address: call.Client.Addr}
 	result, err := m.call(ctx, s, params, client)
+	m.release(params)
 	if err != nil {
 		return nil, toWireError(s.log, err)
 	}
@@ -189,11 +192,35 @@ var paramsBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonrpc2.Error) {
 	raw = bytes.TrimSpace(raw)
 	if m.fast != nil {
-		if p, ok := m.fast.decode(raw, bearer); ok {
-			return p, nil
+		ptr := m.newParams()
+		if m.fast.decode(ptr, raw, bearer) {
+			return ptr.Interface(), nil
 		}
+		m.release(ptr.Interface())
 	}
 	return m.decodeGeneral(raw, bearer)
+}
+
+// newParams returns a new *P holding P's zero value; a quick method's come from its pool.
+func (m *compiledMethod) newParams() reflect.Value {
+	if m.Quick {
+		if p := m.pool.Get(); p != nil {
+			return reflect.ValueOf(p)
+		}
+	}
+	return reflect.New(m.Params)
+}
+
+// release gives a quick method's *P back to its pool once the call is over, zeroed: its
+// handler keeps no pointer to it (see Method.Quick), and what it kept of the fields (strings,
+// slices) is not written again, since decoding fills fields anew. It is a no-op for other
+// methods.
+func (m *compiledMethod) release(params any) {
+	if !m.Quick {
+		return
+	}
+	reflect.ValueOf(params).Elem().SetZero()
+	m.pool.Put(params)
 }
 
 // decodeGeneral is decode without the fast path: members into a map, checked, re-encoded and

@@ -6,6 +6,7 @@ package rpc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -24,7 +25,7 @@ import (
 // benchPathService is a Service on a memstore engine with n live sessions of the admin
 // inserted directly into the store (logging in n times would only measure argon2). It
 // returns the service and the sessions' tokens.
-func benchPathService(b *testing.B, n int) (*Service, []string) {
+func benchPathService(b testing.TB, n int) (*Service, []string) {
 	b.Helper()
 	cfg := engine.Config{
 		Defaults: engine.Defaults{
@@ -177,4 +178,28 @@ func processCPU() time.Duration {
 // when other processes compete for the cores, so it compares runs on a busy machine.
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// TestQuickPathAllocs checks that a pingSession answered through serveFrame allocates once:
+// the token's string. The Call and the params are reused (QuickDispatcher, Method.Quick).
+func TestQuickPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled objects at random")
+	}
+	service, tokens := benchPathService(t, 1)
+	srv := NewServer(service, Options{Logger: slog.New(slog.DiscardHandler)})
+	frame := []byte(pathFrames["pingSession"](1, tokens[0]))
+	client := ClientInfo{Addr: "127.0.0.1", Transport: TransportTCP}
+	serve := func() {
+		out := getOut()
+		srv.serveFrame(context.Background(), frame, client, "", out)
+		if !bytes.Contains(out.b, []byte(`"result":{}`)) {
+			t.Fatalf("%s", out.b)
+		}
+		putOut(out)
+	}
+	serve() // interns the method name
+	if n := testing.AllocsPerRun(1000, serve); n > 1 {
+		t.Errorf("pingSession allocates %.1f times a request, want at most 1", n)
+	}
 }

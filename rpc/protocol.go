@@ -891,29 +891,39 @@ func (s *Server) serveRequest(ctx context.Context, req *rawRequest, client Clien
 		return true
 	}
 	m, interned := s.methodName(req.method)
-	return s.serveMethod(ctx, req, m.name, interned, client, bearer, out)
+	return s.serveMethod(ctx, req, m, interned, client, bearer, out)
 }
 
-// serveMethod is serveRequest for a valid request whose method name is decoded.
-func (s *Server) serveMethod(ctx context.Context, req *rawRequest, method string, interned bool, client ClientInfo, bearer string, out *outBuf) bool {
-	call := &Call{
+// serveMethod is serveRequest for a valid request whose method name is decoded. The Call of a
+// quick method is reused (QuickDispatcher).
+func (s *Server) serveMethod(ctx context.Context, req *rawRequest, m internedMethod, interned bool, client ClientInfo, bearer string, out *outBuf) bool {
+	method := m.name
+	var call *Call
+	if m.quick {
+		call = callPool.Get().(*Call)
+	} else {
+		call = new(Call)
+	}
+	*call = Call{
 		Method:         method,
+		Params:         req.params,
 		IsNotification: req.isNotification(),
 		Client:         client,
 		BearerToken:    bearer,
-	}
-	if req.params != nil {
-		call.Params = req.params
 	}
 	result, err := s.dispatch(ctx, call)
 	var wire *jsonrpc2.Error
 	if err != nil {
 		wire = s.wireError(call, err)
 	}
+	if m.quick {
+		*call = Call{}
+		callPool.Put(call)
+	}
 	if !interned && (wire == nil || wire.Code != jsonrpc2.CodeMethodNotFound) {
 		s.names.remember(method, s.quick != nil && s.quick.Quick(method))
 	}
-	if call.IsNotification {
+	if req.isNotification() {
 		return false
 	}
 	if wire != nil {
@@ -923,12 +933,14 @@ func (s *Server) serveMethod(ctx context.Context, req *rawRequest, method string
 	mark := len(out.b)
 	if err := out.appendResult(req.replyID(), result); err != nil {
 		out.b = out.b[:mark]
-		s.log.Error("rpc: cannot encode result", "method", call.Method,
+		s.log.Error("rpc: cannot encode result", "method", method,
 			"transport", client.Transport, "client", client.Addr, "err", err)
 		out.appendError(req.replyID(), errInternal())
 	}
 	return true
 }
+
+var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // dispatch runs the dispatcher, turning a panic into errPanicked after logging it.
 func (s *Server) dispatch(ctx context.Context, call *Call) (result any, err error) {

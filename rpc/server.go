@@ -423,8 +423,8 @@ func (c *conn) readLoop() error {
 // request pipelined behind it is read once it is answered. Other requests, batches included,
 // go to handler goroutines as before.
 //
-// Dispatch of a quick method must not keep call.Params once it returns: they alias the
-// connection's read buffer.
+// Dispatch of a quick method must not keep call, or call.Params, once it returns: the Call is
+// reused, and the params alias the connection's read buffer.
 type QuickDispatcher interface {
 	Dispatcher
 	// Quick reports whether method is quick. It must be safe for concurrent use, and its
@@ -452,7 +452,7 @@ func (c *conn) answerInline(frame []byte) bool {
 	}
 	defer c.handlers.Done()
 	out := getOut()
-	if c.srv.serveMethod(c.ctx, req, method, interned, c.client, "", out) {
+	if c.srv.serveMethod(c.ctx, req, internedMethod{name: method, quick: true}, interned, c.client, "", out) {
 		c.send(out)
 	} else {
 		putOut(out)
