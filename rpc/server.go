@@ -382,17 +382,9 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			if fe, ok := err.(*frameError); ok {
 				c.frames++
-				if !c.begin() {
+				if !c.replyBadFrame(fe.reply) {
 					return errStopped
 				}
-				// Replied from another goroutine: the reader never waits on output, or a
-				// client that writes before it reads would deadlock with it.
-				go func() {
-					defer c.handlers.Done()
-					out := getOut()
-					out.appendError(nil, fe.reply)
-					c.send(out)
-				}()
 				continue
 			}
 			if c.retryRead(err) {
@@ -414,6 +406,23 @@ func (c *conn) readLoop() error {
 		copy(owned, frame)
 		c.srv.run(job{c, owned})
 	}
+}
+
+// replyBadFrame answers a frame that cannot be served with reply (id null). The reply is
+// written by a goroutine of its own: the reader never waits on output, or a client that
+// writes before it reads would deadlock with it; finish waits for it. It reports false when
+// the connection is stopping and takes no more frames.
+func (c *conn) replyBadFrame(reply *jsonrpc2.Error) bool {
+	if !c.begin() {
+		return false
+	}
+	go func() {
+		defer c.handlers.Done()
+		out := getOut()
+		out.appendError(nil, reply)
+		c.send(out)
+	}()
+	return true
 }
 
 // QuickDispatcher is a Dispatcher that says which of its methods are quick: answered from

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"time"
-
-	"github.com/sourcegraph/jsonrpc2"
 )
 
 // ServeStdio serves one client that writes requests to r and reads replies from w, such as a
@@ -75,19 +73,4 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 	default:
 		return readErr
 	}
-}
-
-// replyBadFrame answers a frame that cannot be served with reply (id null), as the reader does
-// for a frameError. The reply is written by its own goroutine, so a client that is not reading
-// cannot block the caller; finish waits for it.
-func (c *conn) replyBadFrame(reply *jsonrpc2.Error) {
-	if !c.begin() {
-		return
-	}
-	go func() {
-		defer c.handlers.Done()
-		out := getOut()
-		out.appendError(nil, reply)
-		c.send(out)
-	}()
 }
