@@ -577,3 +577,42 @@ func lastUseKey(generation, sequence uint64) []byte {
 	k = binary.BigEndian.AppendUint64(k, generation)
 	return binary.BigEndian.AppendUint64(k, sequence)
 }
+
+// TestLastUseLongIDs checks that entries too long to fit maxChunkEntries in one record are
+// written in smaller records, which load reads back whole, with and without encryption.
+func TestLastUseLongIDs(t *testing.T) {
+	for _, key := range [][]byte{nil, bytes.Repeat([]byte{7}, 32)} {
+		l, err := newLastUseFiles(t.TempDir(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		touched := make([]memstore.Touched, maxChunkEntries)
+		for i := range touched {
+			touched[i] = memstore.Touched{ID: fmt.Sprintf("%04d%s", i, strings.Repeat("x", 3000)), LastAccessedAt: testNow}
+		}
+		if err := l.write(touched); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.close(); err != nil {
+			t.Fatal(err)
+		}
+		var got []memstore.Touched
+		records := 0
+		_, torn, err := l.read(func(_ uint64, chunk []byte) error {
+			records++
+			got, err = decodeLastUses(chunk, got)
+			return err
+		})
+		if err != nil || len(torn) != 0 {
+			t.Fatalf("encrypted %v: read: %v, torn %v", key != nil, err, torn)
+		}
+		if len(got) != len(touched) || records < 2 {
+			t.Fatalf("encrypted %v: read %d entries in %d records, want %d in several", key != nil, len(got), records, len(touched))
+		}
+		for i := range got {
+			if got[i].ID != touched[i].ID || !got[i].LastAccessedAt.Equal(testNow) {
+				t.Fatalf("encrypted %v: entry %d is %.10q at %v", key != nil, i, got[i].ID, got[i].LastAccessedAt)
+			}
+		}
+	}
+}

@@ -46,9 +46,12 @@ const (
 	lastUseMagic   = "sessiond-lastuse-1\n"
 	lastUseHeader  = len(lastUseMagic) + 1 // the magic, then 0 (plain) or 1 (encrypted)
 	recordHeader   = 8                     // body length and CRC-32C
-	// maxRecordBody bounds a record's body: a chunk of maxChunkEntries entries, whose ids
-	// and times take at most about 280 bytes each, with room to spare.
+	// maxRecordBody bounds a record's body: a chunk of at most maxChunkEntries entries, each
+	// an id and two times (a few dozen bytes with the engine's ids), and fewer when they
+	// would not fit.
 	maxRecordBody = 4 << 20
+	// maxSealOverhead is what encryption adds to a chunk: a nonce and an AES-GCM tag.
+	maxSealOverhead = 12 + 16
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -102,8 +105,19 @@ func (l *lastUseFiles) write(touched []memstore.Touched) error {
 		}
 	}
 	for len(touched) > 0 {
+		// At most maxChunkEntries a chunk, and fewer when their ids are long: load refuses a
+		// record over maxRecordBody as damaged.
 		n := min(len(touched), maxChunkEntries)
-		l.chunk = appendLastUses(l.chunk[:0], touched[:n])
+		for {
+			l.chunk = appendLastUses(l.chunk[:0], touched[:n])
+			if len(l.chunk)+maxSealOverhead <= maxRecordBody {
+				break
+			}
+			if n == 1 {
+				return fmt.Errorf("badgerstore: the last-use entry of session %.40q… is over %d bytes", touched[0].ID, maxRecordBody)
+			}
+			n /= 2
+		}
 		touched = touched[n:]
 		body := l.chunk
 		if l.aead != nil {
