@@ -3,6 +3,9 @@ package badgerstore
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -110,8 +113,16 @@ func (j *journal) writeSome(writes []write) (int, error) {
 // groupSync makes committed transactions durable with as few fsyncs as possible: a caller
 // whose transaction was covered by a sync that started after it committed returns at once,
 // so concurrent writers share one fsync.
+//
+// Badger's Sync writes out only the log of the memtable being filled. A transaction that
+// committed into the previous one, just before Badger switched memtables, is in that one's log,
+// which stays unsynced until Badger has flushed the memtable into a table (synced) and deleted
+// the log: a machine that stops meanwhile would lose an acknowledged change. So sync also
+// writes out every memtable log in the directory; there are at most NumMemtables, and a log
+// that Sync just wrote out has nothing left to write.
 type groupSync struct {
 	db        *badger.DB
+	dir       string
 	committed *atomic.Uint64
 	mu        sync.Mutex
 	synced    uint64 // committed count covered by the last successful sync; under mu
@@ -129,6 +140,45 @@ func (g *groupSync) sync() error {
 	if err := g.db.Sync(); err != nil {
 		return fmt.Errorf("badgerstore: sync: %w", err)
 	}
+	if err := syncMemtableLogs(g.dir); err != nil {
+		return fmt.Errorf("badgerstore: sync: %w", err)
+	}
 	g.synced = target
 	return nil
 }
+
+// memtableLogExt names the write-ahead logs of Badger's memtables (badger's memFileExt).
+const memtableLogExt = ".mem"
+
+// syncMemtableLogs writes out the memtable logs in dir. A log that Badger deletes meanwhile was
+// flushed into a table, which Badger synced first.
+func syncMemtableLogs(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != memtableLogExt {
+			continue
+		}
+		if err := syncFile(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFile writes out the data of the file at path.
+func syncFile(path string) error {
+	if testHookSyncFile != nil {
+		testHookSyncFile(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(datasync(f), f.Close())
+}
+
+// testHookSyncFile, when set by a test, sees each file syncFile syncs.
+var testHookSyncFile func(path string)
