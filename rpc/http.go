@@ -71,12 +71,21 @@ type httpHandler struct{ s *Server }
 
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
+	// The body's deadline is set before anything else: a request refused without its body
+	// being read still has it read, or drained, after the reply (net/http does so to keep the
+	// connection), and a client that never sends it must not hold the connection.
+	rc := http.NewResponseController(w)
+	if t := s.opts.RequestReadTimeout; t > 0 {
+		_ = rc.SetReadDeadline(time.Now().Add(t))
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
+		w.Header().Set("Connection", "close")
 		writeHTTPError(w, http.StatusMethodNotAllowed, errInvalidRequest(reasonMethodNotAllowed))
 		return
 	}
 	if !jsonContentType(r.Header.Get("Content-Type")) {
+		w.Header().Set("Connection", "close")
 		writeHTTPError(w, http.StatusUnsupportedMediaType, errInvalidRequest(reasonUnsupportedMedia))
 		return
 	}
@@ -94,10 +103,6 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer leave()
 
-	rc := http.NewResponseController(w)
-	if t := s.opts.RequestReadTimeout; t > 0 {
-		_ = rc.SetReadDeadline(time.Now().Add(t))
-	}
 	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
 		w.Header().Set("Connection", "close")

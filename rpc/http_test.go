@@ -147,16 +147,18 @@ func TestHTTPShutdown(t *testing.T) {
 	}
 }
 
-// TestHTTPStalledClients checks that clients stalling in the headers or the body are dropped after RequestReadTimeout while another client is served.
+// TestHTTPStalledClients checks that clients stalling in the headers or the body are dropped after RequestReadTimeout while another client is served, refused requests whose body never comes included.
 func TestHTTPStalledClients(t *testing.T) {
 	ts := newTestServer(t, Options{RequestReadTimeout: 200 * time.Millisecond})
 	url := ts.listenHTTP(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 	for _, tc := range []struct {
-		name, sent, status string
+		name, sent, status, reason string
 	}{
-		{"headers", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: appl", ""},
-		{"body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":", "HTTP/1.1 400"},
+		{"headers", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: appl", "", ""},
+		{"body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":", "HTTP/1.1 400", "incompleteBody"},
+		{"refused media type", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n", "HTTP/1.1 415", "unsupportedMediaType"},
+		{"refused method", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "HTTP/1.1 405", "httpMethodNotAllowed"},
 	} {
 		stalled, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -179,8 +181,8 @@ func TestHTTPStalledClients(t *testing.T) {
 		if !strings.HasPrefix(string(got), tc.status) {
 			t.Errorf("%s: stalled client got %q", tc.name, got)
 		}
-		if tc.status != "" && !bytes.Contains(got, []byte(`"incompleteBody"`)) {
-			t.Errorf("%s: no incompleteBody error in %q", tc.name, got)
+		if tc.reason != "" && !bytes.Contains(got, []byte(`"`+tc.reason+`"`)) {
+			t.Errorf("%s: no %s error in %q", tc.name, tc.reason, got)
 		}
 	}
 }

@@ -33,7 +33,8 @@ type ClientInfo struct {
 // Call is one valid JSON-RPC request, after the protocol checks.
 //
 // A Call and everything it holds belong to the dispatcher: nothing in it is reused after
-// Dispatch returns, so it may be kept.
+// Dispatch returns, so it may be kept. The one exception is a call of a method that a
+// QuickDispatcher calls quick: that Call is reused, and its Params alias a read buffer.
 type Call struct {
 	// Method is the request's method name.
 	Method string
