@@ -5,8 +5,11 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/enginetest"
@@ -580,4 +583,70 @@ func flip(c byte) string {
 		return "B"
 	}
 	return "A"
+}
+
+// insertHookStore runs beforeInsert, once, before the next InsertSession.
+type insertHookStore struct {
+	engine.Store
+	beforeInsert func()
+}
+
+func (s *insertHookStore) InsertSession(ctx context.Context, sess *engine.Session, caps engine.Caps, now time.Time) error {
+	if hook := s.beforeInsert; hook != nil {
+		s.beforeInsert = nil
+		hook()
+	}
+	return s.Store.InsertSession(ctx, sess, caps, now)
+}
+
+// TestPasswordChangeRacingLogin checks that a login with the old password that races a
+// password change fails and leaves no session, whether the change lands while the old password
+// is being hashed or between the check and the session's insert.
+func TestPasswordChangeRacingLogin(t *testing.T) {
+	for _, when := range []string{"during the hash", "before the insert"} {
+		t.Run(when, func(t *testing.T) {
+			store := &insertHookStore{Store: memstore.New(memstore.Options{})}
+			var armed atomic.Bool
+			entered, release := make(chan struct{}), make(chan struct{})
+			f := newFixtureOn(t, store, func(cfg *engine.Config) {
+				cfg.DeriveKey = func(_ context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+					if string(password) == "bob-pw" && armed.CompareAndSwap(true, false) {
+						close(entered)
+						<-release
+					}
+					return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+				}
+			})
+			f.createUser("bob")
+			change := func() {
+				if _, err := f.e.AlterAccount(context.Background(), f.admin, engine.AlterAccountRequest{Username: "bob", Password: ptr("bob-new-pw")}); err != nil {
+					t.Error(err)
+				}
+			}
+			var err error
+			login := func() {
+				_, err = f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "bob", Password: "bob-pw", Client: f.client})
+			}
+			if when == "during the hash" {
+				armed.Store(true)
+				done := make(chan struct{})
+				go func() { defer close(done); login() }()
+				<-entered
+				change()
+				close(release)
+				<-done
+			} else {
+				store.beforeInsert = change
+				login()
+			}
+			if !errors.Is(err, engine.ErrInvalidCredentials) {
+				t.Errorf("login with the old password: %v, want invalid credentials", err)
+			}
+			left, lerr := store.ListSessions(context.Background(), []string{engine.UserKey("bob")}, f.clock.Now())
+			if lerr != nil || len(left) != 0 {
+				t.Errorf("bob's sessions after the change: %d (%v), want none", len(left), lerr)
+			}
+			f.login("bob", "bob-new-pw")
+		})
+	}
 }

@@ -61,7 +61,7 @@ func (e *Engine) CreateSession(ctx context.Context, req CreateSessionRequest) (S
 	if !req.Permanent && e.cfg.Defaults.MaxSessionLifetime > 0 {
 		s.LifetimeEnd = now.Add(e.cfg.Defaults.MaxSessionLifetime)
 	}
-	token, err := e.insert(ctx, s, now)
+	token, err := e.insertLoggedIn(ctx, acct, s, now)
 	if err != nil {
 		return SessionInfo{}, err
 	}
@@ -93,12 +93,35 @@ func (e *Engine) Authenticate(ctx context.Context, login, password string, clien
 	if e.cfg.Defaults.MaxSessionLifetime > 0 {
 		s.LifetimeEnd = now.Add(e.cfg.Defaults.MaxSessionLifetime)
 	}
-	token, err := e.insert(ctx, s, now)
+	token, err := e.insertLoggedIn(ctx, acct, s, now)
 	if err != nil {
 		return "", err
 	}
 	e.log.Info("session key issued", "user", acct.Username, "session", s.ID, "token", Fingerprint(token), "client", client.Address)
 	return token, nil
+}
+
+// insertLoggedIn stores s, a session of acct, which login has just returned. A password
+// change ends the account's temporary sessions once the new password is stored; one that
+// raced the login may have done so before s was stored, so a temporary s is taken back if
+// acct's password is not the one login checked any more.
+func (e *Engine) insertLoggedIn(ctx context.Context, acct *Account, s *Session, now time.Time) (string, error) {
+	token, err := e.insert(ctx, s, now)
+	if err != nil || s.Permanent {
+		return token, err
+	}
+	current, err := e.store.GetAccount(ctx, acct.Key())
+	if err == nil && current.PasswordHash == acct.PasswordHash {
+		return token, nil
+	}
+	if _, derr := e.store.DeleteSessions(ctx, []string{s.ID}, now); derr != nil {
+		return "", derr
+	}
+	if err != nil && !errors.Is(err, ErrAccountNotFound) {
+		return "", err
+	}
+	e.log.Info("login failed", "user", acct.Username, "client", s.ClientAddress, "reason", "password changed during the login")
+	return "", &CredentialsError{Username: acct.Username}
 }
 
 // insert gives s an id, a token and its clocks, and stores it under the caps.
@@ -169,6 +192,9 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 			if now.Before(a.LockedUntil) {
 				return errLocked
 			}
+			if a.PasswordHash != encoded {
+				return errPasswordChanged
+			}
 			a.FailedAttempts = 0
 			a.LockedUntil = time.Time{}
 			a.LastLoginAt = now
@@ -177,6 +203,8 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 		switch {
 		case errors.Is(err, errLocked):
 			reason = "locked"
+		case errors.Is(err, errPasswordChanged):
+			reason = "password changed during the login"
 		case errors.Is(err, ErrAccountNotFound):
 			reason = "unknown user"
 		case err != nil:
@@ -200,6 +228,9 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 
 // errLocked aborts a login's account update when the account is locked.
 var errLocked = errors.New("account locked")
+
+// errPasswordChanged: the account's password changed while a login checked the old one.
+var errPasswordChanged = errors.New("password changed during the login")
 
 // countFailure records a wrong password for key and locks the account at its limit. A locked
 // account counts nothing more.
