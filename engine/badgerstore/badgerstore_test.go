@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -331,7 +332,7 @@ func TestLargeBatch(t *testing.T) {
 	}
 	j := &journal{db: s.db, committed: &s.committed}
 	before := s.committed.Load()
-	if err := j.write(writes); err != nil {
+	if _, err := j.write(writes); err != nil {
 		t.Fatal(err)
 	}
 	if txns := s.committed.Load() - before; txns < 2 {
@@ -626,7 +627,7 @@ func TestSyncCoversSwitchedMemtable(t *testing.T) {
 		writes = append(writes, write{key: fmt.Appendf(nil, "test/filler%02d", i), value: big})
 	}
 	for _, w := range writes {
-		if err := s.journal.write([]write{w}); err != nil {
+		if _, err := s.journal.write([]write{w}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -647,5 +648,60 @@ func TestSyncCoversSwitchedMemtable(t *testing.T) {
 	}
 	if len(synced) == 0 {
 		t.Errorf("no memtable log synced; logs now %v", memLogs())
+	}
+}
+
+// TestDeleteAccountPartlyWritten checks that an account deletion whose account is written
+// but whose sessions fail to be leaves memory as the next open will find the store: the
+// account gone, and no write for it acknowledged only to be dropped at that open.
+func TestDeleteAccountPartlyWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := make([]engine.Session, 60_000) // more deletions than one transaction takes
+	for i := range sessions {
+		id := fmt.Sprintf("ses_partly%06d", i)
+		sessions[i] = engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: "u",
+			CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
+			Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+	}
+	if err := s.ImportSessions(ctx, sessions); err != nil {
+		t.Fatal(err)
+	}
+	commits := 0
+	testHookCommit = func() error {
+		if commits++; commits == 2 {
+			return errors.New("injected write failure")
+		}
+		return nil
+	}
+	_, err := s.DeleteAccounts(ctx, []string{"u"})
+	testHookCommit = nil
+	if err == nil {
+		t.Fatal("DeleteAccounts succeeded despite the failed write")
+	}
+	if _, err := s.GetAccount(ctx, "u"); !errors.Is(err, engine.ErrAccountNotFound) {
+		t.Errorf("account after the partly written deletion: %v, want not found", err)
+	}
+	late := engine.Session{ID: "ses_late", TokenHash: sha256.Sum256([]byte("late")), Username: "u",
+		CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
+		Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+	acknowledged := s.InsertSession(ctx, &late, engine.Caps{}, testNow) == nil
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	_, err = s.SessionByID(ctx, "ses_late", testNow)
+	if acknowledged && err != nil {
+		t.Errorf("a session stored after the partly written deletion was acknowledged and lost: %v", err)
+	}
+	if _, err := s.GetAccount(ctx, "u"); !errors.Is(err, engine.ErrAccountNotFound) {
+		t.Errorf("account after reopening: %v, want not found", err)
+	}
+	if _, err := s.SessionByID(ctx, sessions[0].ID, testNow); err == nil {
+		t.Errorf("a session of the deleted account came back")
 	}
 }

@@ -54,26 +54,32 @@ func (j *journal) Commit(b *memstore.Batch) error {
 	for _, p := range b.DeletedPreferences {
 		writes = append(writes, write{key: preferenceKey(p.UserKey, p.Label)})
 	}
-	if err := j.write(writes); err != nil {
+	done, err := j.write(writes)
+	switch {
+	case err == nil:
+		return nil
+	case len(b.DeletedAccounts) > 0 && done >= len(b.DeletedAccounts):
+		return fmt.Errorf("badgerstore: write: %w: %w", memstore.ErrAccountsDeleted, err)
+	default:
 		return fmt.Errorf("badgerstore: write: %w", err)
 	}
-	return nil
 }
 
 // maxConflictRetries bounds retries of a transaction that lost a conflict. Transactions here
 // only write, so Badger has no reads to find in conflict; the retry is a safety net.
 const maxConflictRetries = 8
 
-// write commits writes in as few transactions as Badger allows.
-func (j *journal) write(writes []write) error {
-	for len(writes) > 0 {
-		n, err := j.writeSome(writes)
+// write commits writes in as few transactions as Badger allows. done counts the writes
+// committed, also when a later transaction failed.
+func (j *journal) write(writes []write) (done int, err error) {
+	for done < len(writes) {
+		n, err := j.writeSome(writes[done:])
 		if err != nil {
-			return err
+			return done, err
 		}
-		writes = writes[n:]
+		done += n
 	}
-	return nil
+	return done, nil
 }
 
 // writeSome commits the longest prefix of writes that fits in one transaction and returns
@@ -98,6 +104,12 @@ func (j *journal) writeSome(writes []write) (int, error) {
 			}
 			n++
 		}
+		if testHookCommit != nil {
+			if err := testHookCommit(); err != nil {
+				txn.Discard()
+				return 0, err
+			}
+		}
 		err := txn.Commit()
 		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 			continue
@@ -109,6 +121,10 @@ func (j *journal) writeSome(writes []write) (int, error) {
 		return n, nil
 	}
 }
+
+// testHookCommit, when set by a test, runs before each transaction commits; an error fails
+// the commit.
+var testHookCommit func() error
 
 // groupSync makes committed transactions durable with as few fsyncs as possible: a caller
 // whose transaction was covered by a sync that started after it committed returns at once,

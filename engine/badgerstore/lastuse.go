@@ -135,7 +135,7 @@ func (s *Store) dropObsolete() error {
 		for i, key := range keys {
 			writes[i].key = key
 		}
-		err = s.journal.write(writes)
+		_, err = s.journal.write(writes)
 	}
 	if err == nil {
 		err = s.syncer.sync()

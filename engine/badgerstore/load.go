@@ -114,7 +114,7 @@ func (s *Store) repair(repairs []write, torn []tornFile) error {
 	if len(repairs) == 0 {
 		return nil
 	}
-	if err := s.journal.write(repairs); err != nil {
+	if _, err := s.journal.write(repairs); err != nil {
 		return fmt.Errorf("marking the format or deleting leftovers of deleted records: %w", err)
 	}
 	return s.syncer.sync()

@@ -111,10 +111,21 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 			}
 		}
 		if err := s.journal.Commit(b); err != nil {
+			if !errors.Is(err, ErrAccountsDeleted) {
+				return nil, err
+			}
+			s.forgetAccounts(removed)
 			return nil, err
 		}
 	}
-	for _, key := range removed {
+	s.forgetAccounts(removed)
+	return removed, nil
+}
+
+// forgetAccounts removes the accounts in keys from memory, with their sessions and
+// preferences.
+func (s *Store) forgetAccounts(keys []string) {
+	for _, key := range keys {
 		for members := s.users.members(key); len(members) > 0; members = s.users.members(key) {
 			s.removeRecord(members[len(members)-1])
 		}
@@ -124,7 +135,6 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 		}
 		delete(s.accounts, key)
 	}
-	return removed, nil
 }
 
 // ListAccounts returns copies of the accounts whose key starts with one of prefixes (all of

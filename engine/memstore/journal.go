@@ -14,10 +14,19 @@ import (
 type Journal interface {
 	// Commit writes b, all of it or nothing where it can. The Store calls it with its write
 	// lock held, before it changes memory, and applies b only if Commit returns nil;
-	// otherwise it returns Commit's error and memory is unchanged. Commit must not call the
-	// Store, and must not modify b or keep it after returning.
+	// otherwise it returns Commit's error and memory is unchanged, with one exception: an
+	// error wrapping ErrAccountsDeleted. Commit must not call the Store, and must not modify b
+	// or keep it after returning.
 	Commit(b *Batch) error
 }
+
+// ErrAccountsDeleted is wrapped by the error of a Commit that wrote a batch's DeletedAccounts
+// but failed to write the rest (a journal that cannot write a large batch at once writes the
+// account deletions first, and drops what is left of those accounts when it next loads). The
+// Store then forgets those accounts, with their sessions and preferences, as the next load
+// will, and returns the error: a write for one of them afterwards would be acknowledged and
+// then dropped.
+var ErrAccountsDeleted = errors.New("memstore: the accounts were deleted, but not all of what they held")
 
 // Batch is one change: the records to write and the keys to delete. Records are the complete
 // new versions, as the Store will give them back.
