@@ -222,6 +222,14 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 		return nil, err
 	}
 	now := e.clock.Now()
+	if newHash != "" {
+		// The account's temporary sessions end before the new password is stored, so that a
+		// crash between the two cannot leave them alive with it, and again after, for those
+		// the old password opened meanwhile.
+		if err := e.endTemporarySessions(ctx, key, c.session.ID, now); err != nil {
+			return nil, err
+		}
+	}
 	updated, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
 		if req.Description != nil {
 			a.Description = *req.Description

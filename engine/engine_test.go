@@ -650,3 +650,39 @@ func TestPasswordChangeRacingLogin(t *testing.T) {
 		})
 	}
 }
+
+// failAfterUpdateStore fails every DeleteSessions once an account has been updated, as a
+// process killed right after storing a new password would leave it.
+type failAfterUpdateStore struct {
+	engine.Store
+	updated atomic.Bool
+}
+
+func (s *failAfterUpdateStore) UpdateAccount(ctx context.Context, key string, fn func(*engine.Account) error) (*engine.Account, error) {
+	a, err := s.Store.UpdateAccount(ctx, key, fn)
+	s.updated.Store(err == nil)
+	return a, err
+}
+
+func (s *failAfterUpdateStore) DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error) {
+	if s.updated.Load() {
+		return 0, errors.New("injected: the process stopped")
+	}
+	return s.Store.DeleteSessions(ctx, ids, now)
+}
+
+// TestPasswordChangeEndsSessionsFirst checks that a password change that stops right after
+// storing the new password has already ended the account's other temporary sessions.
+func TestPasswordChangeEndsSessionsFirst(t *testing.T) {
+	store := &failAfterUpdateStore{Store: memstore.New(memstore.Options{})}
+	f := newFixtureOn(t, store, nil)
+	f.createUser("bob")
+	old := f.login("bob", "bob-pw").AuthToken
+	store.updated.Store(false)
+	// Whether AlterAccount fails depends on what is left to end after the store; the session
+	// must be ended either way.
+	_, _ = f.e.AlterAccount(context.Background(), f.admin, engine.AlterAccountRequest{Username: "bob", Password: ptr("bob-new-pw")})
+	if f.valid(old) {
+		t.Errorf("a session opened with the old password outlived the stored password change")
+	}
+}
