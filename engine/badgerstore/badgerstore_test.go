@@ -632,7 +632,7 @@ func TestSyncCoversSwitchedMemtable(t *testing.T) {
 		}
 	}
 	var synced []string
-	testHookSyncFile = func(path string) { synced = append(synced, path) }
+	testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
 	defer func() { testHookSyncFile = nil }()
 	if err := s.syncer.sync(); err != nil {
 		t.Fatal(err)
@@ -703,5 +703,27 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	}
 	if _, err := s.SessionByID(ctx, sessions[0].ID, testNow); err == nil {
 		t.Errorf("a session of the deleted account came back")
+	}
+}
+
+// TestSyncFailureIsFinal checks that once a sync has failed no later change is acknowledged,
+// even when syncing works again: the failed one may have lost pages a later one cannot see.
+func TestSyncFailureIsFinal(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{FlushInterval: -1})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "before", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	testHookSyncFile = func(string) error { return errors.New("injected: I/O error") }
+	err := s.CreateAccount(ctx, &engine.Account{Username: "failed", CreatedAt: testNow})
+	testHookSyncFile = nil
+	if err == nil {
+		t.Fatal("a change whose sync failed was acknowledged")
+	}
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "after", CreatedAt: testNow}); err == nil {
+		t.Error("a change was acknowledged after a failed sync")
+	}
+	if _, err := s.GetAccount(ctx, "before"); err != nil {
+		t.Errorf("reads after a failed sync: %v", err)
 	}
 }

@@ -136,12 +136,17 @@ var testHookCommit func() error
 // the log: a machine that stops meanwhile would lose an acknowledged change. So sync also
 // writes out every memtable log in the directory; there are at most NumMemtables, and a log
 // that Sync just wrote out has nothing left to write.
+//
+// A failed sync is final: every later sync fails with its error. After a failed fsync the
+// kernel may have dropped the pages it could not write and marked them clean, so a later
+// fsync that succeeds proves nothing about the changes committed before it.
 type groupSync struct {
 	db        *badger.DB
 	dir       string
 	committed *atomic.Uint64
 	mu        sync.Mutex
 	synced    uint64 // committed count covered by the last successful sync; under mu
+	failed    error  // the first sync's failure; under mu
 }
 
 // sync returns once everything committed before the call is on stable storage.
@@ -149,15 +154,20 @@ func (g *groupSync) sync() error {
 	target := g.committed.Load()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.failed != nil {
+		return g.failed
+	}
 	if g.synced >= target {
 		return nil
 	}
 	target = g.committed.Load() // everything committed by now is covered too
-	if err := g.db.Sync(); err != nil {
-		return fmt.Errorf("badgerstore: sync: %w", err)
+	err := g.db.Sync()
+	if err == nil {
+		err = syncMemtableLogs(g.dir)
 	}
-	if err := syncMemtableLogs(g.dir); err != nil {
-		return fmt.Errorf("badgerstore: sync: %w", err)
+	if err != nil {
+		g.failed = fmt.Errorf("badgerstore: sync failed; no change is acknowledged any more until the server restarts: %w", err)
+		return g.failed
 	}
 	g.synced = target
 	return nil
@@ -187,7 +197,9 @@ func syncMemtableLogs(dir string) error {
 // syncFile writes out the data of the file at path.
 func syncFile(path string) error {
 	if testHookSyncFile != nil {
-		testHookSyncFile(path)
+		if err := testHookSyncFile(path); err != nil {
+			return err
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -196,5 +208,5 @@ func syncFile(path string) error {
 	return errors.Join(datasync(f), f.Close())
 }
 
-// testHookSyncFile, when set by a test, sees each file syncFile syncs.
-var testHookSyncFile func(path string)
+// testHookSyncFile, when set by a test, sees each file syncFile syncs; an error fails it.
+var testHookSyncFile func(path string) error
