@@ -158,12 +158,18 @@ func (s *Server) leaveHTTP() {
 
 var errBodyTooLarge = errors.New("rpc: request body too large")
 
+// firstBodyChunk is the most readBody reserves before a body's bytes arrive.
+const firstBodyChunk = 64 << 10
+
 // readBody reads a whole body of at most limit bytes into a new slice (calls keep slices of
 // it, so it is not pooled).
 func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 	size := 512
 	if contentLength > 0 {
-		size = int(contentLength) + 1 // room to see the EOF without growing
+		// Room to see the EOF without growing, up to a first chunk: beyond it the buffer
+		// grows with what arrives, so clients that announce big bodies and send nothing do
+		// not get a megabyte each reserved.
+		size = int(min(contentLength+1, firstBodyChunk))
 	}
 	buf := make([]byte, 0, size)
 	for {

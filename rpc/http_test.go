@@ -235,3 +235,28 @@ func BenchmarkHTTPRoundTrip(b *testing.B) {
 		client.replies = client.replies[:0]
 	}
 }
+
+// TestReadBodyReservesWhatArrives checks that readBody reserves memory for the bytes that
+// arrive, not for the Content-Length a client announces, and still reads whole bodies of
+// every size up to the limit.
+func TestReadBodyReservesWhatArrives(t *testing.T) {
+	const limit = 1 << 20
+	for _, tc := range []struct {
+		announced, sent int
+		maxCap          int
+	}{
+		{limit, 10, firstBodyChunk},
+		{100, 100, 101},
+		{limit, limit, 2 * limit},
+		{-1, 3000, 2 * 3000},
+	} {
+		body := bytes.Repeat([]byte{'x'}, tc.sent)
+		got, err := readBody(bytes.NewReader(body), int64(tc.announced), limit)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("announced %d, sent %d: read %d bytes, %v", tc.announced, tc.sent, len(got), err)
+		}
+		if cap(got) > tc.maxCap {
+			t.Errorf("announced %d, sent %d: reserved %d bytes, want at most %d", tc.announced, tc.sent, cap(got), tc.maxCap)
+		}
+	}
+}
