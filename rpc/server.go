@@ -109,6 +109,7 @@ type Server struct {
 	cancelBase context.CancelFunc
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
+	refusing   chan struct{} // a token per connection being refused (maxRefusing)
 
 	mu               sync.Mutex
 	closing          bool
@@ -140,6 +141,7 @@ func NewServer(d Dispatcher, opts Options) *Server {
 		cancelBase:  cancel,
 		shutdownCh:  make(chan struct{}),
 		jobs:        make(chan job),
+		refusing:    make(chan struct{}, maxRefusing),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		httpServers: make(map[*http.Server]struct{}),

@@ -62,8 +62,18 @@ func (s *Server) startTCP(nc net.Conn) {
 	c := s.newConn(s.baseCtx, client, nc, nc, FramingNewline, nc)
 	if refusal := s.track(c); refusal != nil {
 		c.cancel()
-		s.log.Warn("rpc: refusing connection", "client", client.Addr, "reason", refusal.Message)
-		go s.refuse(nc, refusal)
+		select {
+		case s.refusing <- struct{}{}:
+			s.log.Warn("rpc: refusing connection", "client", client.Addr, "reason", refusal.Message)
+			go func() {
+				defer func() { <-s.refusing }()
+				s.refuse(nc, refusal)
+			}()
+		default:
+			// maxRefusing connections are being told already, each for up to a second:
+			// more would hold descriptors beyond MaxConnections, as fast as clients connect.
+			_ = nc.Close()
+		}
 		return
 	}
 	go c.serve()
@@ -146,6 +156,10 @@ func discardInput(nc net.Conn, buf []byte) bool {
 		}
 	}
 }
+
+// maxRefusing bounds the connections being refused with an error line at once; the ones
+// beyond are closed without it.
+const maxRefusing = 64
 
 const (
 	// lingerGrace is how long a client whose kernel has every reply gets to read them.

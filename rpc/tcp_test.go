@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -445,4 +446,30 @@ func TestTCPShutdownSlowReaderStillSending(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	t.Logf("%d replies of 200 kB, all whole, read one every 100 ms", replies)
+}
+
+// TestTCPRefusalsBounded checks that at most maxRefusing connections over the limit are being
+// told so at once, each for up to lingerGrace: the ones beyond are closed without the error
+// line, so refused clients cannot hold descriptors as fast as they connect.
+func TestTCPRefusalsBounded(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 1})
+	addr := ts.listenTCP(t)
+	if got := dialTCP(t, addr).call(t, subtractFrame); got != subtractReply {
+		t.Fatal(got)
+	}
+	const extra = maxRefusing + 16
+	clients := make([]*tcpClient, extra)
+	for i := range clients {
+		clients[i] = dialTCP(t, addr) // none reads yet, so every refusal lingers
+	}
+	told := 0
+	for _, c := range clients {
+		_ = c.conn.SetReadDeadline(time.Now().Add(clientTimeout))
+		if got, _ := c.Recv(); bytes.Contains(got, []byte("tooManyConnections")) {
+			told++
+		}
+	}
+	if told == 0 || told > maxRefusing {
+		t.Errorf("%d of %d refused connections got the error line, want 1 to %d", told, extra, maxRefusing)
+	}
 }
