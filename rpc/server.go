@@ -109,7 +109,7 @@ type Server struct {
 	cancelBase context.CancelFunc
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
-	refusing   chan struct{} // a token per connection being refused (maxRefusing)
+	refusing   chan struct{} // a token per connection being refused (maxRefusing; tests shrink it)
 
 	mu               sync.Mutex
 	closing          bool

@@ -70,7 +70,7 @@ func (s *Server) startTCP(nc net.Conn) {
 				s.refuse(nc, refusal)
 			}()
 		default:
-			// maxRefusing connections are being told already, each for up to a second:
+			// Many connections are being told already, each for up to a second:
 			// more would hold descriptors beyond MaxConnections, as fast as clients connect.
 			_ = nc.Close()
 		}
@@ -157,9 +157,10 @@ func discardInput(nc net.Conn, buf []byte) bool {
 	}
 }
 
-// maxRefusing bounds the connections being refused with an error line at once; the ones
-// beyond are closed without it.
-const maxRefusing = 64
+// maxRefusing bounds the connections being refused with an error line at once (2,000
+// clients connecting at once to a server with room for 64 are all told); the ones beyond are
+// closed without it.
+const maxRefusing = 4096
 
 const (
 	// lingerGrace is how long a client whose kernel has every reply gets to read them.

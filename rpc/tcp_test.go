@@ -448,11 +448,13 @@ func TestTCPShutdownSlowReaderStillSending(t *testing.T) {
 	t.Logf("%d replies of 200 kB, all whole, read one every 100 ms", replies)
 }
 
-// TestTCPRefusalsBounded checks that at most maxRefusing connections over the limit are being
+// TestTCPRefusalsBounded checks that at most so many connections over the limit are being
 // told so at once, each for up to lingerGrace: the ones beyond are closed without the error
 // line, so refused clients cannot hold descriptors as fast as they connect.
 func TestTCPRefusalsBounded(t *testing.T) {
+	const maxRefusing = 64 // instead of 4,096
 	ts := newTestServer(t, Options{MaxConnections: 1})
+	ts.refusing = make(chan struct{}, maxRefusing)
 	addr := ts.listenTCP(t)
 	if got := dialTCP(t, addr).call(t, subtractFrame); got != subtractReply {
 		t.Fatal(got)
