@@ -508,9 +508,22 @@ func TestPermanentSessionRules(t *testing.T) {
 	if err != nil || s.Settings.Description != "changed" || s.Settings.DefaultDebug != "max" || s.Settings.DefaultResponseOptions.NumberFormat != "string" {
 		t.Fatalf("alterSession: %+v %v", s, err)
 	}
-	var ve *engine.ValidationError
-	if _, err := f.e.AlterSession(ctx, f.admin, engine.SessionOptions{DefaultDebug: ptr("loud")}, nil); !errors.As(err, &ve) || ve.Field != "defaultDebug" {
-		t.Fatalf("invalid defaultDebug: %v", err)
+	for _, tc := range []struct {
+		field string
+		opts  engine.SessionOptions
+	}{
+		{"defaultDebug", engine.SessionOptions{DefaultDebug: ptr("loud")}},
+		{"defaultDebug", engine.SessionOptions{DefaultDebug: ptr("")}},
+		{"defaultBinaryFormat", engine.SessionOptions{DefaultBinaryFormat: ptr("octal")}},
+		{"defaultBinaryFormat", engine.SessionOptions{DefaultBinaryFormat: ptr("")}},
+	} {
+		var ve *engine.ValidationError
+		if _, err := f.e.AlterSession(ctx, f.admin, tc.opts, nil); !errors.As(err, &ve) || ve.Field != tc.field {
+			t.Errorf("invalid %s %+v: %v", tc.field, tc.opts, err)
+		}
+		if _, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword, Options: tc.opts}); !errors.As(err, &ve) || ve.Field != tc.field {
+			t.Errorf("createSession with invalid %s %+v: %v", tc.field, tc.opts, err)
+		}
 	}
 }
 

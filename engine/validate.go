@@ -145,6 +145,17 @@ func (o *SessionOptions) apply(s *SessionSettings) error {
 			}
 		}
 	}
+	// Values given explicitly must be one of the spec's, "" included: an unset default stays
+	// unset only when the option is left out.
+	for _, n := range []struct {
+		field   string
+		v       *string
+		allowed []string
+	}{{"defaultDebug", o.DefaultDebug, DebugValues}, {"defaultBinaryFormat", o.DefaultBinaryFormat, BinaryFormatValues}} {
+		if n.v != nil && !oneOf(*n.v, n.allowed) {
+			return invalid(n.field, "must be one of %q", n.allowed)
+		}
+	}
 	setString(&s.Description, o.Description)
 	setString(&s.DefaultAPI, o.DefaultAPI)
 	setString(&s.DefaultDebug, o.DefaultDebug)
