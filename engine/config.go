@@ -95,5 +95,6 @@ type Config struct {
 
 // DeriveKeyFunc returns the argon2id key of password and salt with parameters p, as
 // argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen) does. It may
-// be called concurrently (at most MaxConcurrentHashes at once) and must not keep password.
+// be called concurrently (at most MaxConcurrentHashes at once) and must not keep password. Its
+// context is not cancelled when the caller gives up: a hash holds its slot until it is done.
 type DeriveKeyFunc func(ctx context.Context, password, salt []byte, p HashParams, keyLen uint32) ([]byte, error)

@@ -699,3 +699,67 @@ func TestPasswordChangeEndsSessionsFirst(t *testing.T) {
 		t.Errorf("a session opened with the old password outlived the stored password change")
 	}
 }
+
+// TestAbandonedHashKeepsItsSlot checks that a login whose client gives up during the hash
+// keeps its hash slot until the hash is done, so clients that send a login and leave cannot
+// start more hashes at once than MaxConcurrentHashes, and that the attempt still counts.
+func TestAbandonedHashKeepsItsSlot(t *testing.T) {
+	var running, most atomic.Int32
+	started, release := make(chan struct{}, 4), make(chan struct{})
+	f := newFixture(t, func(cfg *engine.Config) {
+		cfg.MaxConcurrentHashes = 1
+		// Like the hash helper: the work goes on until it is done (release), and the caller
+		// stops waiting for it if its context ends.
+		cfg.DeriveKey = func(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			if string(password) != "wrong-pw" {
+				defer running.Add(-1)
+				return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+			}
+			done := make(chan struct{})
+			go func() {
+				<-release
+				running.Add(-1)
+				close(done)
+			}()
+			started <- struct{}{}
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+		}
+	})
+	f.createUser("bob")
+	ctx, cancel := context.WithCancel(context.Background())
+	abandoned := make(chan error, 1)
+	go func() {
+		_, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "bob", Password: "wrong-pw", Client: f.client})
+		abandoned <- err
+	}()
+	<-started
+	cancel() // the client leaves while its hash runs
+	second := make(chan error, 1)
+	go func() {
+		_, err := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "bob", Password: "bob-pw", Client: f.client})
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("a second login hashed beside the abandoned one: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-abandoned; !errors.Is(err, engine.ErrInvalidCredentials) {
+		t.Errorf("abandoned login with a wrong password: %v, want invalid credentials (its hash finished)", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second login: %v", err)
+	}
+	if m := most.Load(); m > 1 {
+		t.Errorf("%d hashes ran at once, want at most 1", m)
+	}
+}

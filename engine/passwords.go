@@ -17,7 +17,10 @@ const (
 )
 
 // hasher computes argon2id hashes, at most cap(slots) at once: each hash allocates its
-// memory parameter, so an unbounded login flood would otherwise exhaust memory.
+// memory parameter, so an unbounded login flood would otherwise exhaust memory. A hash that
+// has started keeps its slot until it is done, even when its caller gives up (a client that
+// disconnects): derive gets a context that is not cancelled, or clients that connect, send a
+// login and leave at once would start hashes without bound, out of the throttle's sight.
 type hasher struct {
 	params HashParams
 	slots  chan struct{}
@@ -64,7 +67,7 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	key, err := h.derive(ctx, []byte(password), salt, h.params, keyBytes)
+	key, err := h.derive(context.WithoutCancel(ctx), []byte(password), salt, h.params, keyBytes)
 	h.release()
 	if err != nil {
 		return "", err
@@ -89,7 +92,7 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	got, err := h.derive(ctx, []byte(password), salt, p, uint32(len(want)))
+	got, err := h.derive(context.WithoutCancel(ctx), []byte(password), salt, p, uint32(len(want)))
 	h.release()
 	if err != nil {
 		return false, err
