@@ -13,7 +13,8 @@ import (
 
 // servePprof serves Go's profiles (net/http/pprof: /debug/pprof/) on addr, for `serve
 // --pprof`. It is off by default and meant for a loopback address: profiles show where time
-// goes, not data, but nothing guards them. It returns a function that stops the listener.
+// goes, not data, but nothing guards them. The command line (/debug/pprof/cmdline) is left
+// out: --store may carry a password. It returns a function that stops the listener.
 func servePprof(addr string, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -21,7 +22,6 @@ func servePprof(addr string, log *slog.Logger) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

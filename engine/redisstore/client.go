@@ -133,11 +133,25 @@ func limits(q url.Values, dial, read, write, pool *time.Duration, maxRetries, di
 	}
 }
 
-// RedactURL returns the URL with any user name and password replaced by "…", for logs.
+// RedactURL returns the URL with any user name and password replaced by "…", and the value of
+// any parameter whose name contains "password" by REDACTED, for logs.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(an unparsable URL)"
+	}
+	// A Sentinel URL carries the main servers' password as a parameter.
+	if q := u.Query(); len(q) > 0 {
+		redacted := false
+		for name := range q {
+			if strings.Contains(strings.ToLower(name), "password") {
+				q.Set(name, "REDACTED")
+				redacted = true
+			}
+		}
+		if redacted {
+			u.RawQuery = q.Encode()
+		}
 	}
 	if u.User == nil {
 		return u.String()

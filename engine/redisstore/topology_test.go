@@ -66,3 +66,25 @@ func TestRedisSentinel(t *testing.T) {
 		t.Errorf("Persistence through Sentinel = %+v, %v; want the primary's durable settings", list, err)
 	}
 }
+
+// TestRedactURL checks that no password of a store URL reaches what RedactURL returns, the
+// user-info one or a Sentinel URL's parameter.
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"redis://user:secret@127.0.0.1:6379/0", "redis://…@127.0.0.1:6379/0"},
+		{"redis+sentinel://:secret@127.0.0.1:26379/0?master_name=m&password=MAIN", "redis+sentinel://…@127.0.0.1:26379/0?master_name=m&password=REDACTED"},
+		{"redis+sentinel://127.0.0.1:26379/0?master_name=m&sentinel_password=S&password=MAIN", "redis+sentinel://127.0.0.1:26379/0?master_name=m&password=REDACTED&sentinel_password=REDACTED"},
+		{"redis://%zz", "(an unparsable URL)"},
+	} {
+		got := RedactURL(tc.url)
+		if got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+		for _, secret := range []string{"secret", "MAIN", "=S"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("RedactURL(%q) = %q: it holds %q", tc.url, got, secret)
+			}
+		}
+	}
+}
