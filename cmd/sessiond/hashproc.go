@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -97,9 +98,10 @@ func (h *hashProcess) startLocked() error {
 	// dies, so it never outlives the server.
 	cmd := exec.Command(h.path, "serve", "--hash-worker")
 	cmd.Stderr = os.Stderr
-	if h.idle {
-		cmd.Env = append(os.Environ(), hashWorkerIdle+"=1")
-	}
+	cmd.Env = helperEnv(os.Environ(), h.idle)
+	// A group of its own: a Ctrl-C at the terminal reaches the server, which drains and
+	// closes the helper's stdin, and not the helper, which would die under hashes in flight.
+	ownProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -119,6 +121,23 @@ func (h *hashProcess) startLocked() error {
 	h.done = done
 	go h.readReplies(cmd, stdout, done)
 	return nil
+}
+
+// helperEnv is the environment of a helper: the server's without its secrets (every
+// SESSIOND_ variable: the admin password, the encryption key, a token), which would
+// otherwise sit in clear in /proc/PID/environ of a process that never needs them, and with
+// hashWorkerIdle set for the idle helper.
+func helperEnv(environ []string, idle bool) []string {
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "SESSIOND_") {
+			env = append(env, kv)
+		}
+	}
+	if idle {
+		env = append(env, hashWorkerIdle+"=1")
+	}
+	return env
 }
 
 // hashWorkerNiced marks a helper that already lowered its priority; hashWorkerIdle asks the
