@@ -169,12 +169,22 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
 	}
 
+	// Signals are caught from here on: one that arrives while the store loads stops the
+	// server once it is up, and the store is closed as after any stop. A client of --stdio
+	// that stops reading makes writes fail (EPIPE) instead of killing the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGPIPE)
+
 	memLimit, err := applyMemoryLimit(o.memoryLimit)
 	if err != nil {
 		return err
 	}
 	if memLimit > 0 {
 		log.Info("memory limit", "bytes", memLimit)
+	}
+	if !o.stdio && cfg.Server.TCPAddr == "" && cfg.Server.HTTPAddr == "" {
+		return errors.New("nothing to serve: give --stdio, --tcp or --http")
 	}
 
 	// The helper starts first: it executes itself twice and sets up its runtime while the
@@ -209,6 +219,35 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		return fmt.Errorf("configuration: %w", err)
 	}
 	defer eng.Close()
+
+	// The listeners are bound before the admin account is created: when one cannot be, the
+	// server stops with a store as it found it, and a generated password is not shown for an
+	// account nobody could then reach.
+	var tcpLn, httpLn net.Listener
+	defer func() {
+		for _, ln := range []net.Listener{tcpLn, httpLn} {
+			if ln != nil {
+				_ = ln.Close() // the Serve methods close theirs too; a second close is harmless
+			}
+		}
+	}()
+	if cfg.Server.TCPAddr != "" {
+		if tcpLn, err = net.Listen("tcp", cfg.Server.TCPAddr); err != nil {
+			return fmt.Errorf("tcp listener: %w", err)
+		}
+	}
+	if cfg.Server.HTTPAddr != "" {
+		if httpLn, err = net.Listen("tcp", cfg.Server.HTTPAddr); err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+	}
+	if o.pprofAddr != "" {
+		stopProfiles, err := servePprof(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
 	if err := bootstrapAdmin(eng, stderr, log); err != nil {
 		return err
 	}
@@ -222,47 +261,29 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		WriteTimeout:       cfg.Server.WriteTimeout,
 		Logger:             log,
 	})
-	if o.pprofAddr != "" {
-		stopProfiles, err := servePprof(o.pprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopProfiles()
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
-	if cfg.Server.TCPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.Server.TCPAddr)
-		if err != nil {
-			return fmt.Errorf("tcp listener: %w", err)
-		}
-		log.Info("listening", "transport", "tcp", "addr", ln.Addr().String())
+	if tcpLn != nil {
+		log.Info("listening", "transport", "tcp", "addr", tcpLn.Addr().String())
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- srv.ServeTCP(ln) }()
+		go func() { defer wg.Done(); errs <- srv.ServeTCP(tcpLn) }()
 	}
-	if cfg.Server.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.Server.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("http listener: %w", err)
-		}
-		log.Info("listening", "transport", "http", "addr", ln.Addr().String())
+	if httpLn != nil {
+		log.Info("listening", "transport", "http", "addr", httpLn.Addr().String())
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- srv.ServeHTTPListener(ln) }()
+		go func() { defer wg.Done(); errs <- srv.ServeHTTPListener(httpLn) }()
 	}
 	stdioDone := make(chan struct{})
 	if o.stdio {
 		log.Info("serving stdio", "framing", o.framing)
 		go func() {
 			defer close(stdioDone)
-			if err := srv.ServeStdio(ctx, stdin, stdout, framing); err != nil && ctx.Err() == nil && !errors.Is(err, rpc.ErrServerClosed) {
+			// Not ctx: a signal drains stdio's calls through Shutdown, as it does TCP's,
+			// instead of cancelling them.
+			if err := srv.ServeStdio(context.Background(), stdin, stdout, framing); err != nil && ctx.Err() == nil && !errors.Is(err, rpc.ErrServerClosed) {
 				errs <- fmt.Errorf("stdio: %w", err)
 			}
 		}()
-	} else if cfg.Server.TCPAddr == "" && cfg.Server.HTTPAddr == "" {
-		return errors.New("nothing to serve: give --stdio, --tcp or --http")
 	}
 	log.Info("sessiond ready", "version", versionString(), "store", where)
 

@@ -14,7 +14,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -149,5 +151,59 @@ func TestStdioEOFFlushes(t *testing.T) {
 	if _, s := sessionAfterRestart(t, args, used.SessionID, "stdin ended"); s.SessionLastAccessedTimestamp.Before(usedAt) {
 		t.Errorf("sessionLastAccessedTimestamp %v after restart, want ≥ %v (the use before stdin ended; created %v)",
 			s.SessionLastAccessedTimestamp, usedAt, s.SessionStartTimestamp)
+	}
+}
+
+// TestStdioSIGTERMDrains checks that SIGTERM lets a --stdio call in flight finish and answers
+// it, as it does over TCP, instead of cancelling it.
+func TestStdioSIGTERMDrains(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "slow-hash.json")
+	// A hash of about a second: the login is surely in flight when the signal comes.
+	slow := `{"security": {"passwordHash": {"memoryKiB": 65536, "iterations": 12, "parallelism": 1}}}`
+	if err := os.WriteFile(config, []byte(slow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "serve", "--config", config, "--data", filepath.Join(dir, "data"), "--stdio", "--hash-process=false")
+	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	replies := bufio.NewReader(stdout)
+	// The server is up once it answers.
+	if _, err := stdin.Write([]byte(`{"jsonrpc":"2.0","method":"pingSession","id":0}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := replies.ReadBytes('\n'); err != nil {
+		t.Fatalf("ping: %q, %v; logs:\n%s", line, err, logs.String())
+	}
+	login := fmt.Sprintf(`{"jsonrpc":"2.0","method":"createSession","params":{"username":"admin","password":%q},"id":1}`, testAdminPassword)
+	if _, err := stdin.Write([]byte(login + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // read and hashing
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	line, err := replies.ReadBytes('\n')
+	var rep rpcReply
+	if err != nil || json.Unmarshal(line, &rep) != nil || rep.Error != nil || len(rep.Result) == 0 {
+		t.Errorf("login in flight at SIGTERM: %q, %v; want its session; logs:\n%s", line, err, logs.String())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("sessiond: %v after SIGTERM, want exit status 0; logs:\n%s", err, logs.String())
 	}
 }

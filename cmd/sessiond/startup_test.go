@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHelperEnv checks that the hash helpers get the server's environment without its
+// secrets, and the idle helper its marker.
+func TestHelperEnv(t *testing.T) {
+	environ := []string{"PATH=/bin", "SESSIOND_ADMIN_PASSWORD=pw", "SESSIOND_ENCRYPTION_KEY=key", "SESSIOND_TOKEN=tok", "HOME=/root"}
+	for _, idle := range []bool{false, true} {
+		got := helperEnv(environ, idle)
+		want := []string{"PATH=/bin", "HOME=/root"}
+		if idle {
+			want = append(want, hashWorkerIdle+"=1")
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("idle %v: %q, want %q", idle, got, want)
+		}
+	}
+}
+
+// TestBusyPortCreatesNoAdmin checks that a server whose listener cannot be bound stops before
+// creating the admin account, so the generated password is shown by the start that succeeds.
+func TestBusyPortCreatesNoAdmin(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	run := func(tcp string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binPath, "serve", "--config", testConfigPath, "--data", dir, "--tcp", tcp, "--http", "off", "--stdio")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SESSIOND_ADMIN_PASSWORD=") })
+		out, err := cmd.CombinedOutput() // stdin is empty: a server that starts stops at once
+		return string(out), err
+	}
+	out, err := run(busy.Addr().String())
+	if err == nil || strings.Contains(out, "created account") {
+		t.Fatalf("with its port taken: %v, output:\n%s", err, out)
+	}
+	out, err = run("127.0.0.1:0")
+	if err != nil || !strings.Contains(out, `created account "admin" with password`) {
+		t.Fatalf("the next start: %v, output:\n%s", err, out)
+	}
+}
+
+// TestStdioReaderGone checks that a --stdio server whose client closed its end of stdout
+// stops with an error, not killed by SIGPIPE.
+func TestStdioReaderGone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "serve", "--config", testConfigPath, "--in-memory", "--stdio", "--hash-process=false")
+	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	for range 3 {
+		if _, err := io.WriteString(stdin, `{"jsonrpc":"2.0","method":"rpc.discover","id":1}`+"\n"); err != nil {
+			break // it stopped
+		}
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("sessiond was killed by %v; logs:\n%s", ws.Signal(), logs.String())
+		}
+	}
+}
+
+// TestPprofHidesCommandLine checks that --pprof does not serve the command line, where
+// --store may hold a password, and still serves profiles.
+func TestPprofHidesCommandLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--pprof", addr)
+	for path, want := range map[string]int{"/debug/pprof/cmdline": http.StatusNotFound, "/debug/pprof/goroutine?debug=1": http.StatusOK} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
