@@ -162,6 +162,9 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	default:
 		return fmt.Errorf("--stdio-framing: %q is not newline or content-length", o.framing)
 	}
+	if o.drainTimeout <= 0 {
+		return fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)
+	}
 	if o.storeURL != "" && (o.inMemory || fs.Changed("data")) {
 		return errors.New("--store cannot be combined with --data or --in-memory: choose one store")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -112,6 +113,18 @@ func TestPprofHidesCommandLine(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestServeRefusesNonPositiveDrainTimeout checks that serve refuses a drain timeout that would
+// cancel every call in flight at shutdown.
+func TestServeRefusesNonPositiveDrainTimeout(t *testing.T) {
+	for _, bad := range []string{"0s", "-1s"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"serve", "--in-memory", "--drain-timeout", bad}, nil, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "--drain-timeout") {
+			t.Errorf("%s: exit %d, stderr %q", bad, code, stderr.String())
 		}
 	}
 }
