@@ -62,31 +62,16 @@ func TestBusyPortCreatesNoAdmin(t *testing.T) {
 // TestStdioReaderGone checks that a --stdio server whose client closed its end of stdout
 // stops with an error, not killed by SIGPIPE.
 func TestStdioReaderGone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "serve", "--config", testConfigPath, "--in-memory", "--stdio", "--hash-process=false")
-	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stdout.Close()
+	srv := startStdio(t, "--config", testConfigPath, "--in-memory", "--hash-process=false")
+	srv.stdout.Close()
 	for range 3 {
-		if _, err := io.WriteString(stdin, `{"jsonrpc":"2.0","method":"rpc.discover","id":1}`+"\n"); err != nil {
+		if _, err := io.WriteString(srv.stdin, `{"jsonrpc":"2.0","method":"rpc.discover","id":1}`+"\n"); err != nil {
 			break // it stopped
 		}
 	}
-	stdin.Close()
-	err = cmd.Wait()
+	srv.stdin.Close()
+	err := srv.cmd.Wait()
+	logs := srv.logs
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

@@ -99,25 +99,9 @@ func replyBodies(t *testing.T, out, framing string) []string {
 // only in memory until then (a flush interval of an hour), is on disk for the next start.
 func TestStdioEOFFlushes(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "serve", "--log-format", "json", "--config", shutdownConfigPath,
-		"--data", dir, "--stdio")
-	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	logs := &syncBuffer{} // written by exec's goroutine while the test reads it on failure
-	cmd.Stderr = logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	replies := bufio.NewReader(stdout)
+	srv := startStdio(t, "--log-format", "json", "--config", shutdownConfigPath, "--data", dir)
+	cmd, stdin, logs := srv.cmd, srv.stdin, srv.logs
+	replies := bufio.NewReader(srv.stdout)
 	call := func(id int, method string, params any) json.RawMessage {
 		t.Helper()
 		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params, "id": id})
@@ -164,25 +148,10 @@ func TestStdioSIGTERMDrains(t *testing.T) {
 	if err := os.WriteFile(config, []byte(slow), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "serve", "--config", config, "--data", filepath.Join(dir, "data"), "--stdio", "--hash-process=false")
-	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := startStdio(t, "--config", config, "--data", filepath.Join(dir, "data"), "--hash-process=false")
+	cmd, stdin, logs := srv.cmd, srv.stdin, srv.logs
 	defer stdin.Close()
-	replies := bufio.NewReader(stdout)
+	replies := bufio.NewReader(srv.stdout)
 	// The server is up once it answers.
 	if _, err := stdin.Write([]byte(`{"jsonrpc":"2.0","method":"pingSession","id":0}` + "\n")); err != nil {
 		t.Fatal(err)
@@ -206,4 +175,34 @@ func TestStdioSIGTERMDrains(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("sessiond: %v after SIGTERM, want exit status 0; logs:\n%s", err, logs.String())
 	}
+}
+
+// stdioServer is `sessiond serve ARGS --stdio` running, with the admin password set.
+type stdioServer struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	logs   *syncBuffer // written by exec's goroutine while the test reads it on failure
+}
+
+// startStdio starts `sessiond serve` with args and --stdio; it is killed when the test ends.
+func startStdio(t *testing.T, args ...string) *stdioServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, binPath, append(append([]string{"serve"}, args...), "--stdio")...)
+	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	s := &stdioServer{cmd: cmd, logs: &syncBuffer{}}
+	cmd.Stderr = s.logs
+	var err error
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if s.stdout, err = cmd.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -663,10 +663,7 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	}
 	sessions := make([]engine.Session, 60_000) // more deletions than one transaction takes
 	for i := range sessions {
-		id := fmt.Sprintf("ses_partly%06d", i)
-		sessions[i] = engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: "u",
-			CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
-			Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+		sessions[i] = hourSession(fmt.Sprintf("ses_partly%06d", i), "u")
 	}
 	if err := s.ImportSessions(ctx, sessions); err != nil {
 		t.Fatal(err)
@@ -686,9 +683,7 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	if _, err := s.GetAccount(ctx, "u"); !errors.Is(err, engine.ErrAccountNotFound) {
 		t.Errorf("account after the partly written deletion: %v, want not found", err)
 	}
-	late := engine.Session{ID: "ses_late", TokenHash: sha256.Sum256([]byte("late")), Username: "u",
-		CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
-		Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+	late := hourSession("ses_late", "u")
 	acknowledged := s.InsertSession(ctx, &late, engine.Caps{}, testNow) == nil
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -726,4 +721,12 @@ func TestSyncFailureIsFinal(t *testing.T) {
 	if _, err := s.GetAccount(ctx, "before"); err != nil {
 		t.Errorf("reads after a failed sync: %v", err)
 	}
+}
+
+// hourSession is a session of username with the given id, started at testNow, that ends after
+// an hour unused; its token hash is the id's.
+func hourSession(id, username string) engine.Session {
+	return engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: username,
+		CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
+		Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
 }

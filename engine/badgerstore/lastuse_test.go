@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -536,10 +535,7 @@ func TestLoadManyLastUses(t *testing.T) {
 	}
 	sessions := make([]engine.Session, n)
 	for i := range sessions {
-		id := fmt.Sprintf("ses_many%06d", i)
-		sessions[i] = engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: "u",
-			CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
-			Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+		sessions[i] = hourSession(fmt.Sprintf("ses_many%06d", i), "u")
 	}
 	if err := s.ImportSessions(ctx, sessions); err != nil {
 		t.Fatal(err)
