@@ -58,8 +58,10 @@ func (j *journal) Commit(b *memstore.Batch) error {
 	switch {
 	case err == nil:
 		return nil
-	case len(b.DeletedAccounts) > 0 && done >= len(b.DeletedAccounts):
-		return fmt.Errorf("badgerstore: write: %w: %w", memstore.ErrAccountsDeleted, err)
+	case done > 0 && len(b.DeletedAccounts) > 0:
+		// The account deletions come first: those written are final.
+		return &memstore.AccountsDeletedError{Keys: b.DeletedAccounts[:min(done, len(b.DeletedAccounts))],
+			Err: fmt.Errorf("badgerstore: write: %w", err)}
 	default:
 		return fmt.Errorf("badgerstore: write: %w", err)
 	}

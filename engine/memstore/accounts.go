@@ -21,6 +21,11 @@ func (s *Store) CreateAccount(ctx context.Context, a *engine.Account) error {
 	if _, ok := s.accounts[key]; ok {
 		return engine.ErrAccountExists
 	}
+	if _, ok := s.deletedOnDisk[key]; ok {
+		// Its deletion was written only in part: the name is free once the next load has
+		// dropped the rest.
+		return engine.ErrAccountExists
+	}
 	stored := normalAccount(a)
 	if err := s.commit(&Batch{Accounts: []*engine.Account{stored}}); err != nil {
 		return err
@@ -111,10 +116,13 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 			}
 		}
 		if err := s.journal.Commit(b); err != nil {
-			if !errors.Is(err, ErrAccountsDeleted) {
-				return nil, err
+			var partial *AccountsDeletedError
+			if errors.As(err, &partial) {
+				s.forgetAccounts(partial.Keys)
+				for _, key := range partial.Keys {
+					s.deletedOnDisk[key] = struct{}{}
+				}
 			}
-			s.forgetAccounts(removed)
 			return nil, err
 		}
 	}
@@ -123,9 +131,12 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 }
 
 // forgetAccounts removes the accounts in keys from memory, with their sessions and
-// preferences.
+// preferences; keys not in memory are skipped.
 func (s *Store) forgetAccounts(keys []string) {
 	for _, key := range keys {
+		if _, ok := s.accounts[key]; !ok {
+			continue
+		}
 		for members := s.users.members(key); len(members) > 0; members = s.users.members(key) {
 			s.removeRecord(members[len(members)-1])
 		}

@@ -15,18 +15,28 @@ type Journal interface {
 	// Commit writes b, all of it or nothing where it can. The Store calls it with its write
 	// lock held, before it changes memory, and applies b only if Commit returns nil;
 	// otherwise it returns Commit's error and memory is unchanged, with one exception: an
-	// error wrapping ErrAccountsDeleted. Commit must not call the Store, and must not modify b
+	// *AccountsDeletedError. Commit must not call the Store, and must not modify b
 	// or keep it after returning.
 	Commit(b *Batch) error
 }
 
-// ErrAccountsDeleted is wrapped by the error of a Commit that wrote a batch's DeletedAccounts
-// but failed to write the rest (a journal that cannot write a large batch at once writes the
-// account deletions first, and drops what is left of those accounts when it next loads). The
-// Store then forgets those accounts, with their sessions and preferences, as the next load
-// will, and returns the error: a write for one of them afterwards would be acknowledged and
-// then dropped.
-var ErrAccountsDeleted = errors.New("memstore: the accounts were deleted, but not all of what they held")
+// AccountsDeletedError is the error of a Commit that wrote the deletion of some of a batch's
+// DeletedAccounts but failed to write the rest of the batch (a journal that cannot write a
+// large batch at once writes the account deletions first, and drops what is left of those
+// accounts when it next loads). The Store then forgets the accounts in Keys, with their
+// sessions and preferences, as the next load will, and returns the error: a write for one of
+// them afterwards would be acknowledged and then dropped. Until the next load it also refuses
+// to create an account of one of those names, which would otherwise inherit the leftovers.
+type AccountsDeletedError struct {
+	Keys []string // canonical usernames whose deletion is written
+	Err  error    // why the rest was not
+}
+
+func (e *AccountsDeletedError) Error() string {
+	return fmt.Sprintf("memstore: accounts %q deleted, but not everything they held: %v", e.Keys, e.Err)
+}
+
+func (e *AccountsDeletedError) Unwrap() error { return e.Err }
 
 // Batch is one change: the records to write and the keys to delete. Records are the complete
 // new versions, as the Store will give them back.

@@ -27,8 +27,11 @@ type Store struct {
 	journal Journal
 
 	accounts map[string]*engine.Account // by canonical username
-	admins   int                        // accounts with the admin role
-	prefs    map[string]map[string]string
+	// deletedOnDisk holds the accounts whose deletion a journal wrote only in part
+	// (AccountsDeletedError): their names are not taken again before the next load.
+	deletedOnDisk map[string]struct{}
+	admins        int // accounts with the admin role
+	prefs         map[string]map[string]string
 
 	slabs    slabs
 	sessions index[string]           // by id
@@ -47,13 +50,14 @@ var _ engine.Store = (*Store)(nil)
 // New returns an empty Store.
 func New(opts Options) *Store {
 	return &Store{
-		journal:  opts.Journal,
-		accounts: make(map[string]*engine.Account),
-		prefs:    make(map[string]map[string]string),
-		sessions: newIndex(idDigest(maphash.MakeSeed()), func(r *record) string { return r.id }),
-		byToken:  newIndex(tokenDigest, func(r *record) engine.TokenHash { return r.tokenHash }),
-		users:    newGroupSet(),
-		addrs:    newGroupSet(),
+		journal:       opts.Journal,
+		accounts:      make(map[string]*engine.Account),
+		deletedOnDisk: make(map[string]struct{}),
+		prefs:         make(map[string]map[string]string),
+		sessions:      newIndex(idDigest(maphash.MakeSeed()), func(r *record) string { return r.id }),
+		byToken:       newIndex(tokenDigest, func(r *record) engine.TokenHash { return r.tokenHash }),
+		users:         newGroupSet(),
+		addrs:         newGroupSet(),
 	}
 }
 
