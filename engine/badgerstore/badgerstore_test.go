@@ -602,42 +602,28 @@ func TestOpenRefusesChangeWhileLoading(t *testing.T) {
 	}
 }
 
-// TestSyncCoversSwitchedMemtable checks that a sync fsyncs the log of a memtable Badger has
-// switched away from, which Badger's own Sync leaves unsynced until it flushes that memtable:
-// a change committed just before the switch must be on disk when it is acknowledged.
+// TestSyncCoversSwitchedMemtable checks that a sync writes out the log of a memtable Badger
+// has switched away from, which Badger's own Sync leaves unsynced until it flushes that
+// memtable: a change committed just before the switch must be on disk when it is
+// acknowledged. It checks too that such a log is written out once, not at every sync.
 func TestSyncCoversSwitchedMemtable(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
-	memLogs := func() []string {
-		paths, err := filepath.Glob(filepath.Join(dir, "*"+memtableLogExt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return paths
+	first, err := filepath.Glob(filepath.Join(dir, "*"+memtableLogExt))
+	if err != nil || len(first) != 1 {
+		t.Fatalf("memtable logs at open: %v %v, want one", first, err)
 	}
-	first := memLogs()
-	if len(first) != 1 {
-		t.Fatalf("memtable logs at open: %v, want one", first)
+	if _, err := s.journal.write([]write{{key: []byte("test/acknowledged"), value: []byte("yes")}}); err != nil {
+		t.Fatal(err)
 	}
-	// A change into the first memtable, then enough to make Badger switch (8 MB memtables;
-	// values under a megabyte stay in the memtable's log).
-	big := bytes.Repeat([]byte{'x'}, 512<<10)
-	writes := []write{{key: []byte("test/acknowledged"), value: []byte("yes")}}
-	for i := range 24 {
-		writes = append(writes, write{key: fmt.Appendf(nil, "test/filler%02d", i), value: big})
-	}
-	for _, w := range writes {
-		if _, err := s.journal.write([]write{w}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	switchMemtable(t, s)
 	var synced []string
 	testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
 	defer func() { testHookSyncFile = nil }()
 	if err := s.syncer.sync(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := os.Stat(first[0])
+	_, err = os.Stat(first[0])
 	switch {
 	case err == nil && !slices.Contains(synced, first[0]):
 		t.Errorf("the first memtable's log %s was not synced; synced %v", first[0], synced)
@@ -646,8 +632,27 @@ func TestSyncCoversSwitchedMemtable(t *testing.T) {
 	case err != nil:
 		t.Fatal(err)
 	}
-	if len(synced) == 0 {
-		t.Errorf("no memtable log synced; logs now %v", memLogs())
+	synced = nil
+	if _, err := s.journal.write([]write{{key: []byte("test/later"), value: []byte("yes")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.syncer.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(synced, first[0]) {
+		t.Errorf("the first memtable's log was written out again by the next sync")
+	}
+}
+
+// switchMemtable commits, without syncing, enough to make Badger switch memtables (8 MB
+// memtables; values under a megabyte stay in the memtable's log).
+func switchMemtable(t *testing.T, s *Store) {
+	t.Helper()
+	big := bytes.Repeat([]byte{'x'}, 512<<10)
+	for i := range 24 {
+		if _, err := s.journal.write([]write{{key: fmt.Appendf(nil, "test/filler%02d", i), value: big}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -708,25 +713,42 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	}
 }
 
-// TestSyncFailureIsFinal checks that once a sync has failed no later change is acknowledged,
-// even when syncing works again: the failed one may have lost pages a later one cannot see.
+// TestSyncFailureIsFinal checks that once writing a log out has failed no later change is
+// acknowledged, even when writing out works again: the failed one may have lost pages a later
+// one cannot see. A log that could not even be opened wrote nothing out, and is not final.
 func TestSyncFailureIsFinal(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, t.TempDir(), Options{FlushInterval: -1})
-	if err := s.CreateAccount(ctx, &engine.Account{Username: "before", CreatedAt: testNow}); err != nil {
-		t.Fatal(err)
-	}
-	testHookSyncFile = func(string) error { return errors.New("injected: I/O error") }
-	err := s.CreateAccount(ctx, &engine.Account{Username: "failed", CreatedAt: testNow})
-	testHookSyncFile = nil
-	if err == nil {
-		t.Fatal("a change whose sync failed was acknowledged")
-	}
-	if err := s.CreateAccount(ctx, &engine.Account{Username: "after", CreatedAt: testNow}); err == nil {
-		t.Error("a change was acknowledged after a failed sync")
-	}
-	if _, err := s.GetAccount(ctx, "before"); err != nil {
-		t.Errorf("reads after a failed sync: %v", err)
+	for _, tc := range []struct {
+		name  string
+		err   error
+		final bool
+	}{
+		{"write-out failed", errors.New("injected: I/O error"), true},
+		{"open failed", &syncNotStartedError{errors.New("injected: too many open files")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openTest(t, t.TempDir(), Options{FlushInterval: -1})
+			if err := s.CreateAccount(ctx, &engine.Account{Username: "before", CreatedAt: testNow}); err != nil {
+				t.Fatal(err)
+			}
+			switchMemtable(t, s)
+			testHookSyncFile = func(string) error { return tc.err }
+			err := s.CreateAccount(ctx, &engine.Account{Username: "failed", CreatedAt: testNow})
+			testHookSyncFile = nil
+			if err == nil {
+				t.Fatal("a change whose sync failed was acknowledged")
+			}
+			err = s.CreateAccount(ctx, &engine.Account{Username: "after", CreatedAt: testNow})
+			if tc.final && err == nil {
+				t.Error("a change was acknowledged after a failed write-out")
+			}
+			if !tc.final && err != nil {
+				t.Errorf("a change after a sync that wrote nothing out: %v", err)
+			}
+			if _, err := s.GetAccount(ctx, "before"); err != nil {
+				t.Errorf("reads after a failed sync: %v", err)
+			}
+		})
 	}
 }
 

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -136,19 +140,20 @@ var testHookCommit func() error
 // committed into the previous one, just before Badger switched memtables, is in that one's log,
 // which stays unsynced until Badger has flushed the memtable into a table (synced) and deleted
 // the log: a machine that stops meanwhile would lose an acknowledged change. So sync also
-// writes out every memtable log in the directory; there are at most NumMemtables, and a log
-// that Sync just wrote out has nothing left to write.
+// writes out each log of a memtable Badger has switched away from, once.
 //
-// A failed sync is final: every later sync fails with its error. After a failed fsync the
+// A failed fsync is final: every later sync fails with its error. After a failed fsync the
 // kernel may have dropped the pages it could not write and marked them clean, so a later
-// fsync that succeeds proves nothing about the changes committed before it.
+// fsync that succeeds proves nothing about the changes committed before it. Failing to open
+// a log (out of descriptors, say) writes nothing out and is not final.
 type groupSync struct {
 	db        *badger.DB
 	dir       string
 	committed *atomic.Uint64
 	mu        sync.Mutex
-	synced    uint64 // committed count covered by the last successful sync; under mu
-	failed    error  // the first sync's failure; under mu
+	synced    uint64              // committed count covered by the last successful sync; under mu
+	failed    error               // the first failed fsync; under mu
+	logsDone  map[uint64]struct{} // switched-away memtable logs written out; under mu
 }
 
 // sync returns once everything committed before the call is on stable storage.
@@ -165,9 +170,13 @@ func (g *groupSync) sync() error {
 	target = g.committed.Load() // everything committed by now is covered too
 	err := g.db.Sync()
 	if err == nil {
-		err = syncMemtableLogs(g.dir)
+		err = g.syncSwitchedLogs()
 	}
-	if err != nil {
+	var notStarted *syncNotStartedError
+	switch {
+	case errors.As(err, &notStarted):
+		return fmt.Errorf("badgerstore: sync: %w", err)
+	case err != nil:
 		g.failed = fmt.Errorf("badgerstore: sync failed; no change is acknowledged any more until the server restarts: %w", err)
 		return g.failed
 	}
@@ -175,40 +184,70 @@ func (g *groupSync) sync() error {
 	return nil
 }
 
-// memtableLogExt names the write-ahead logs of Badger's memtables (badger's memFileExt).
+// memtableLogExt names the write-ahead logs of Badger's memtables (badger's memFileExt); the
+// name before it is the memtable's number, which grows.
 const memtableLogExt = ".mem"
 
-// syncMemtableLogs writes out the memtable logs in dir. A log that Badger deletes meanwhile was
-// flushed into a table, which Badger synced first.
-func syncMemtableLogs(dir string) error {
-	entries, err := os.ReadDir(dir)
+// syncSwitchedLogs writes out the memtable logs in g.dir not written out yet, except the
+// newest: that one is the memtable Badger's Sync has just written out, and any other belongs
+// to a memtable Badger switched away from, which takes no more writes. A log that Badger
+// deletes meanwhile was flushed into a table, which Badger synced first. g.mu is held.
+func (g *groupSync) syncSwitchedLogs() error {
+	entries, err := os.ReadDir(g.dir)
 	if err != nil {
-		return err
+		return &syncNotStartedError{err}
 	}
+	var fids []uint64
 	for _, e := range entries {
-		if filepath.Ext(e.Name()) != memtableLogExt {
+		if name, ok := strings.CutSuffix(e.Name(), memtableLogExt); ok {
+			if fid, err := strconv.ParseUint(name, 10, 64); err == nil {
+				fids = append(fids, fid)
+			}
+		}
+	}
+	if g.logsDone == nil {
+		g.logsDone = make(map[uint64]struct{})
+	}
+	maps.DeleteFunc(g.logsDone, func(fid uint64, _ struct{}) bool { return !slices.Contains(fids, fid) })
+	newest := slices.Max(append(fids, 0))
+	for _, fid := range fids {
+		if _, done := g.logsDone[fid]; done || fid == newest {
 			continue
 		}
-		if err := syncFile(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		path := filepath.Join(g.dir, fmt.Sprintf("%05d%s", fid, memtableLogExt))
+		if err := syncFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		g.logsDone[fid] = struct{}{}
 	}
 	return nil
 }
 
-// syncFile writes out the data of the file at path.
+// syncNotStartedError is a sync that failed before writing anything out.
+type syncNotStartedError struct{ err error }
+
+func (e *syncNotStartedError) Error() string { return e.err.Error() }
+func (e *syncNotStartedError) Unwrap() error { return e.err }
+
+// syncFile writes out the data of the file at path. Failing to open it is a
+// *syncNotStartedError.
 func syncFile(path string) error {
-	if testHookSyncFile != nil {
-		if err := testHookSyncFile(path); err != nil {
-			return err
+	f, err := os.Open(path)
+	if err == nil && testHookSyncFile != nil {
+		if hookErr := testHookSyncFile(path); hookErr != nil {
+			_ = f.Close()
+			return hookErr
 		}
 	}
-	f, err := os.Open(path)
 	if err != nil {
-		return err
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return &syncNotStartedError{err}
 	}
 	return errors.Join(datasync(f), f.Close())
 }
 
-// testHookSyncFile, when set by a test, sees each file syncFile syncs; an error fails it.
+// testHookSyncFile, when set by a test, sees each file syncFile opened before it is written
+// out; an error stands for the write-out's (a *syncNotStartedError for the open's).
 var testHookSyncFile func(path string) error
