@@ -26,8 +26,10 @@ type Options struct {
 	MaxBatch int
 	// MaxConnections bounds concurrent TCP connections and, separately, concurrent HTTP
 	// requests. An extra TCP connection gets one -32000 error line, data
-	// {"reason":"tooManyConnections","limit":N}, and is closed; an extra HTTP request gets
-	// HTTP 503 with the same error. Default 1024; negative means no limit.
+	// {"reason":"tooManyConnections","limit":N}, and is closed (when 4,096 extra connections
+	// are being told already, each for up to a second, further ones are closed without it);
+	// an extra HTTP request gets HTTP 503 with the same error. Default 1024; negative means
+	// no limit.
 	MaxConnections int
 	// MaxInFlightPerConn bounds the requests (frames) of one TCP or stdio connection that are
 	// being answered at once, replies not yet written included. A connection that pipelines

@@ -99,9 +99,6 @@ func (h *hashProcess) startLocked() error {
 	cmd := exec.Command(h.path, "serve", "--hash-worker")
 	cmd.Stderr = os.Stderr
 	cmd.Env = helperEnv(os.Environ(), h.idle)
-	// A group of its own: a Ctrl-C at the terminal reaches the server, which drains and
-	// closes the helper's stdin, and not the helper, which would die under hashes in flight.
-	ownProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
