@@ -18,7 +18,9 @@
 //
 // Errors the server answers with are [*Error] values whose Is method compares codes, so
 // errors.Is(err, sessiond.ErrInvalidAuthToken) holds for any reply with code 12031. Optional
-// params are pointers; [Ptr] makes one: sessiond.Ptr(true).
+// params whose zero value means something (booleans, numbers, settings) are pointers; [Ptr]
+// makes one: sessiond.Ptr(true). Optional strings such as a token are plain strings, left out
+// when empty.
 //
 // The methods, their params and results and the Err variables (types.go, errors.go and one
 // file per method family: session.go, account.go, netx.go, discovery.go) are generated from
