@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // StreamTransport carries JSON-RPC over a byte stream with newline framing, one JSON value
@@ -24,6 +25,10 @@ type StreamTransport struct {
 	nextID  uint64
 	pending map[uint64]chan response // calls sent and not yet answered, by id
 	err     error                    // why the transport stopped; set once
+	// unclaimed is an error with id null that came while no call was waiting, and no reply
+	// since: a server refusing the connection (-32000, tooManyConnections) sends one at once,
+	// then closes. If the stream ends next, calls fail with it rather than "connection lost".
+	unclaimed *response
 
 	stopOnce   sync.Once
 	stopped    chan struct{} // closed when the transport stops: Close, or the stream ended
@@ -70,16 +75,37 @@ func (t *StreamTransport) RoundTrip(ctx context.Context, method string, params j
 	t.mu.Unlock()
 
 	frame, err := newRequest(id, method, params)
-	if err == nil {
-		// json.Marshal escapes newlines inside strings, so a frame is one line.
-		frame = append(frame, '\n')
-		t.writeMu.Lock()
-		_, err = t.w.Write(frame)
-		t.writeMu.Unlock()
-	}
 	if err != nil {
 		t.mu.Lock()
 		delete(t.pending, id)
+		t.mu.Unlock()
+		return nil, err
+	}
+	// json.Marshal escapes newlines inside strings, so a frame is one line.
+	frame = append(frame, '\n')
+	t.writeMu.Lock()
+	_, err = t.w.Write(frame)
+	t.writeMu.Unlock()
+	if err != nil {
+		// A write fails when the server has closed the connection; the reader may be about
+		// to find why (a refusal it sent first): give it a moment.
+		select {
+		case <-t.readerDone:
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		select {
+		case r := <-reply: // it was given to this call
+			return r.outcome()
+		default:
+		}
+		t.mu.Lock()
+		delete(t.pending, id)
+		if t.unclaimed != nil { // the server refused the connection before this call
+			_, err = t.unclaimed.outcome()
+		} else if refusal, ok := t.err.(*Error); ok {
+			err = refusal
+		}
 		t.mu.Unlock()
 		return nil, err
 	}
@@ -114,6 +140,14 @@ func (t *StreamTransport) read(r *bufio.Reader) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
+			t.mu.Lock()
+			unclaimed := t.unclaimed
+			t.mu.Unlock()
+			if unclaimed != nil {
+				_, refusal := unclaimed.outcome()
+				t.stop(refusal)
+				return
+			}
 			t.stop(fmt.Errorf("sessiond: connection lost: %w", err))
 			return
 		}
@@ -132,6 +166,10 @@ func (t *StreamTransport) dispatch(line []byte) {
 	defer t.mu.Unlock()
 	var id uint64
 	if string(r.ID) == "null" {
+		if r.Error != nil && len(t.pending) == 0 {
+			t.unclaimed = &r
+			return
+		}
 		if r.Error == nil || len(t.pending) != 1 {
 			return
 		}
@@ -143,6 +181,7 @@ func (t *StreamTransport) dispatch(line []byte) {
 	}
 	if reply, ok := t.pending[id]; ok {
 		delete(t.pending, id)
+		t.unclaimed = nil
 		reply <- r // buffered: never blocks, even when the caller has given up
 	}
 }

@@ -193,3 +193,31 @@ func TestErrorIs(t *testing.T) {
 		t.Errorf("Error() = %q; want %q", got, want)
 	}
 }
+
+// TestStreamRefusedConnection checks that a server's refusal of the connection, an error with
+// id null sent before any call and followed by the end of the stream, is what calls fail
+// with, not "connection lost", whether it comes before or after the call is sent.
+func TestStreamRefusedConnection(t *testing.T) {
+	refusal := `"error":{"code":-32000,"message":"Server unavailable","data":{"reason":"tooManyConnections","limit":1}}`
+	for _, before := range []bool{true, false} {
+		client, r, w := fakeServer(t)
+		sent := make(chan struct{})
+		go func() {
+			if !before {
+				readRequest(t, r)
+			}
+			reply(t, w, json.RawMessage("null"), refusal)
+			if before {
+				close(sent)
+			}
+			w.Close()
+		}()
+		if before {
+			<-sent
+		}
+		err := client.PingSession(context.Background(), sessiond.PingSessionParams{})
+		if e, ok := errors.AsType[*sessiond.Error](err); !ok || e.Code != -32000 || e.Reason() != "tooManyConnections" {
+			t.Errorf("refusal sent before the call %v: err = %v; want the -32000 tooManyConnections error", before, err)
+		}
+	}
+}
