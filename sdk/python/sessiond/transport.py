@@ -84,11 +84,17 @@ class TcpTransport:
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._error: OSError | None = None
+        # An error with id null that came while no call was waiting, and no reply since: a
+        # server refusing the connection (-32000, tooManyConnections) sends one, then closes.
+        self._unclaimed: dict[str, Any] | None = None
+        self._refusal: dict[str, Any] | None = None  # the unclaimed error the stream ended on
         self._reader = threading.Thread(target=self._read, name="sessiond-tcp-reader", daemon=True)
         self._reader.start()
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
+            if self._refusal is not None:
+                return self._refusal
             if self._error is not None:
                 raise self._error
             request_id = next(self._ids)
@@ -98,8 +104,15 @@ class TcpTransport:
             with self._write_lock:
                 self._sock.sendall(_encode(request_id, method, params) + b"\n")
         except OSError:
+            # The server closed the connection; the reader may be about to find why (a
+            # refusal it sent first): give it a moment.
+            self._reader.join(timeout=1.0)
+            if reply.done() and reply.exception() is None:
+                return reply.result()
             with self._lock:
                 self._pending.pop(request_id, None)
+                if self._refusal is not None:
+                    return self._refusal
             raise
         try:
             return reply.result(timeout=self._timeout)
@@ -116,6 +129,8 @@ class TcpTransport:
             error = ConnectionError("sessiond: connection lost: the server closed it")
         except OSError as exc:
             error = ConnectionError(f"sessiond: connection lost: {exc}")
+        with self._lock:
+            self._refusal = self._unclaimed
         self._stop(error)
 
     def _dispatch(self, line: bytes) -> None:
@@ -126,9 +141,14 @@ class TcpTransport:
             return
         request_id = reply.get("id")
         with self._lock:
+            if request_id is None and reply.get("error") is not None and not self._pending:
+                self._unclaimed = reply
+                return
             if request_id is None and reply.get("error") is not None and len(self._pending) == 1:
                 request_id = next(iter(self._pending))
             waiting = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+            if waiting is not None:
+                self._unclaimed = None
         if waiting is not None and not waiting.done():
             waiting.set_result(reply)
 
@@ -138,8 +158,13 @@ class TcpTransport:
                 self._error = error
             pending = list(self._pending.values())
             self._pending.clear()
+            refusal = self._refusal
         for waiting in pending:
-            if not waiting.done():
+            if waiting.done():
+                continue
+            if refusal is not None:
+                waiting.set_result(refusal)
+            else:
                 waiting.set_exception(self._error)
 
     def close(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import unittest
 from datetime import datetime, timezone
 from typing import Any
@@ -96,3 +99,45 @@ class OfflineTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+REFUSAL = (
+    b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable",'
+    b'"data":{"reason":"tooManyConnections","limit":1}},"id":null}\n'
+)
+
+
+class RefusedConnectionTest(unittest.TestCase):
+    def test_refusal_is_the_error(self) -> None:
+        """A connection the server refuses (an error with id null, then the end of the stream)
+        fails calls with that error, not a lost connection, whether it comes before or after
+        the call."""
+        for before in (True, False):
+            with self.subTest(before=before):
+                server = socket.create_server(("127.0.0.1", 0))
+                port = server.getsockname()[1]
+                sent = threading.Event()
+
+                def serve() -> None:
+                    conn, _ = server.accept()
+                    with conn:
+                        if not before:
+                            conn.makefile("rb").readline()
+                        conn.sendall(REFUSAL)
+                        sent.set()
+
+                thread = threading.Thread(target=serve)
+                thread.start()
+                try:
+                    with Client(sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)) as client:
+                        if before:
+                            sent.wait(5)
+                            time.sleep(0.1)  # the reader has read it and the end
+                        with self.assertRaises(sessiond.SessiondError) as caught:
+                            client.ping_session()
+                        self.assertEqual(caught.exception.code, -32000)
+                        self.assertEqual(caught.exception.reason, "tooManyConnections")
+                finally:
+                    thread.join(5)
+                    server.close()
+
