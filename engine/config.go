@@ -68,6 +68,10 @@ type Config struct {
 	Hash     HashParams
 	// MaxConcurrentHashes bounds argon2 computations running at once (default: GOMAXPROCS).
 	MaxConcurrentHashes int
+	// HashTimeout bounds the wait for one hash (default: a minute, far beyond any sane
+	// configuration): a hash helper that stopped answering fails logins instead of holding
+	// every hash slot for good.
+	HashTimeout time.Duration
 	// DefaultLockoutAfter and DefaultLockoutWaitMinutes apply to accounts created without
 	// their own lockout settings (defaults 5 and 15).
 	DefaultLockoutAfter       int
@@ -96,5 +100,6 @@ type Config struct {
 // DeriveKeyFunc returns the argon2id key of password and salt with parameters p, as
 // argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen) does. It may
 // be called concurrently (at most MaxConcurrentHashes at once) and must not keep password. Its
-// context is not cancelled when the caller gives up: a hash holds its slot until it is done.
+// context is not cancelled when the caller gives up: a hash holds its slot until it is done,
+// or until HashTimeout ends the context.
 type DeriveKeyFunc func(ctx context.Context, password, salt []byte, p HashParams, keyLen uint32) ([]byte, error)

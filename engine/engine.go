@@ -42,7 +42,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 	if err := validateConfig(cfg); err != nil {
 		return nil, err
 	}
-	h, err := newHasher(cfg.Hash, cfg.MaxConcurrentHashes, cfg.Rand, cfg.DeriveKey)
+	h, err := newHasher(cfg.Hash, cfg.MaxConcurrentHashes, cfg.HashTimeout, cfg.Rand, cfg.DeriveKey)
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +68,9 @@ func New(store Store, cfg Config) (*Engine, error) {
 func withDefaults(cfg Config) Config {
 	if cfg.Hash == (HashParams{}) {
 		cfg.Hash = DefaultHashParams
+	}
+	if cfg.HashTimeout <= 0 {
+		cfg.HashTimeout = time.Minute
 	}
 	if cfg.MaxConcurrentHashes <= 0 {
 		cfg.MaxConcurrentHashes = runtime.GOMAXPROCS(0)

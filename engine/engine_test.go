@@ -763,3 +763,28 @@ func TestAbandonedHashKeepsItsSlot(t *testing.T) {
 		t.Errorf("%d hashes ran at once, want at most 1", m)
 	}
 }
+
+// TestStuckHashTimesOut checks that a hash that never finishes (a helper that stopped
+// answering) fails its login after HashTimeout and frees its slot for the next one.
+func TestStuckHashTimesOut(t *testing.T) {
+	var stuck atomic.Bool
+	f := newFixture(t, func(cfg *engine.Config) {
+		cfg.MaxConcurrentHashes = 1
+		cfg.HashTimeout = 50 * time.Millisecond
+		cfg.DeriveKey = func(ctx context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+			if stuck.Load() {
+				<-ctx.Done() // a helper that answers nothing; the wait ends with the context
+				return nil, ctx.Err()
+			}
+			return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+		}
+	})
+	f.createUser("bob")
+	stuck.Store(true)
+	_, err := f.e.CreateSession(context.Background(), engine.CreateSessionRequest{Username: "bob", Password: "bob-pw", Client: f.client})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("login with a stuck hash: %v, want the hash timeout", err)
+	}
+	stuck.Store(false)
+	f.login("bob", "bob-pw") // the slot is free again
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -20,22 +21,25 @@ const (
 // memory parameter, so an unbounded login flood would otherwise exhaust memory. A hash that
 // has started keeps its slot until it is done, even when its caller gives up (a client that
 // disconnects): derive gets a context that is not cancelled, or clients that connect, send a
-// login and leave at once would start hashes without bound, out of the throttle's sight.
+// login and leave at once would start hashes without bound, out of the throttle's sight. That
+// context ends after the hash timeout only, so a helper that stopped answering holds no slot
+// for good.
 type hasher struct {
-	params HashParams
-	slots  chan struct{}
-	rand   io.Reader
-	derive DeriveKeyFunc
+	params  HashParams
+	slots   chan struct{}
+	timeout time.Duration // bounds one hash's wait (Config.HashTimeout)
+	rand    io.Reader
+	derive  DeriveKeyFunc
 	// dummy is verified against for unknown usernames so they cost the same as wrong
 	// passwords: the configured parameters, a random salt and a key nothing derives.
 	dummy string
 }
 
-func newHasher(params HashParams, concurrency int, r io.Reader, derive DeriveKeyFunc) (*hasher, error) {
+func newHasher(params HashParams, concurrency int, timeout time.Duration, r io.Reader, derive DeriveKeyFunc) (*hasher, error) {
 	if derive == nil {
 		derive = deriveInProcess
 	}
-	h := &hasher{params: params, slots: make(chan struct{}, concurrency), rand: r, derive: derive}
+	h := &hasher{params: params, slots: make(chan struct{}, concurrency), timeout: timeout, rand: r, derive: derive}
 	// The dummy needs the parameters, a salt and a key length, not a real key: verify never
 	// accepts it. Computing one would keep a restart from serving for a hash, about 200 ms
 	// when it is the first in a new helper process.
@@ -67,7 +71,7 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	key, err := h.derive(context.WithoutCancel(ctx), []byte(password), salt, h.params, keyBytes)
+	key, err := h.deriveKey(ctx, []byte(password), salt, h.params, keyBytes)
 	h.release()
 	if err != nil {
 		return "", err
@@ -92,12 +96,24 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	got, err := h.derive(context.WithoutCancel(ctx), []byte(password), salt, p, uint32(len(want)))
+	got, err := h.deriveKey(ctx, []byte(password), salt, p, uint32(len(want)))
 	h.release()
 	if err != nil {
 		return false, err
 	}
 	return ok && subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// deriveKey runs derive with a context that the caller giving up does not cancel (see
+// hasher), and that ends after h.timeout.
+func (h *hasher) deriveKey(ctx context.Context, password, salt []byte, p HashParams, keyLen uint32) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+	defer cancel()
+	key, err := h.derive(ctx, password, salt, p, keyLen)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("password hash: no result within %v: %w", h.timeout, err)
+	}
+	return key, err
 }
 
 // deriveInProcess is the default DeriveKeyFunc.
