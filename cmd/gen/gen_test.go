@@ -113,6 +113,7 @@ func TestContractKeywords(t *testing.T) {
 		{"$comment", at(create, "$comment"), generatedMarker},
 		{"$id", at(create, "$id"), schemaBase + "createSession.params.json"},
 		{"openrpc marker", at(openrpc, "x-generated"), generatedMarker},
+		{"serverUnavailable component", at(openrpc, "components", "errors", "serverUnavailable", "code"), -32000.0},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -130,6 +131,15 @@ func TestContractKeywords(t *testing.T) {
 		}
 		if m["paramStructure"] != want {
 			t.Errorf("%s: paramStructure %v, want %s", m["name"], m["paramStructure"], want)
+		}
+		// Every method may be refused (-32000); every one that uses the store may find it
+		// unavailable (1010).
+		codes := map[float64]bool{}
+		for _, e := range m["errors"].([]any) {
+			codes[e.(map[string]any)["code"].(float64)] = true
+		}
+		if !codes[-32000] || m["name"] != "rpc.discover" && !codes[1010] {
+			t.Errorf("%s: errors %v lack -32000 or 1010", m["name"], codes)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -69,10 +70,12 @@ type (
 	}
 )
 
-// The standard errors every method can return besides its own.
+// The standard errors every method can return besides its own. -32000 refuses a request the
+// server cannot take now (data.reason tooManyConnections or shuttingDown).
 var (
-	invalidParamsError = openrpcError{Code: jsonrpc2.CodeInvalidParams, Message: "Invalid params"}
-	internalError      = openrpcError{Code: jsonrpc2.CodeInternalError, Message: "Internal error"}
+	invalidParamsError     = openrpcError{Code: jsonrpc2.CodeInvalidParams, Message: "Invalid params"}
+	internalError          = openrpcError{Code: jsonrpc2.CodeInternalError, Message: "Internal error"}
+	serverUnavailableError = openrpcError{Code: rpc.CodeUnavailable, Message: "Server unavailable"}
 )
 
 // openrpcBuilder collects components.schemas while the methods are described.
@@ -227,16 +230,20 @@ func (b *openrpcBuilder) method(ms *methodSchemas, byCode map[int]openrpcError) 
 		}
 		out.Errors = append(out.Errors, e)
 	}
-	out.Errors = append(out.Errors, invalidParamsError, internalError)
+	if m.Name != "rpc.discover" && !slices.Contains(m.Errors, rpc.CodeStoreUnavailable) {
+		out.Errors = append(out.Errors, byCode[rpc.CodeStoreUnavailable]) // every call that reads or writes the store
+	}
+	out.Errors = append(out.Errors, invalidParamsError, internalError, serverUnavailableError)
 	return out, nil
 }
 
 // errorComponents turns rpc.ErrorCodes into components.errors, keyed by data.reason, with the
-// two standard errors every method can return.
+// three standard errors every method can return.
 func errorComponents() (map[string]openrpcError, map[int]openrpcError, error) {
 	byReason := map[string]openrpcError{
-		"invalidParams": invalidParamsError,
-		"internalError": internalError,
+		"invalidParams":     invalidParamsError,
+		"internalError":     internalError,
+		"serverUnavailable": serverUnavailableError,
 	}
 	byCode := map[int]openrpcError{}
 	for _, c := range rpc.ErrorCodes {
@@ -266,6 +273,6 @@ func infoDescription() string {
 	for _, c := range rpc.ErrorCodes {
 		fmt.Fprintf(&b, "| %d | %s | %s |\n", c.Code, c.Reason, strings.ReplaceAll(c.When, "|", `\|`))
 	}
-	b.WriteString("\n-32602 (Invalid params) carries `data.field` and `data.reason`; -32603 (Internal error) carries no detail.")
+	b.WriteString("\n-32602 (Invalid params) carries `data.field` and `data.reason`; -32603 (Internal error) carries no detail; -32000 (Server unavailable) carries `data.reason` `tooManyConnections` (with `data.limit`) or `shuttingDown`.")
 	return b.String()
 }

@@ -77,7 +77,8 @@ type DescribeAccountsParams struct {
 // CreateAccount calls createAccount: create an account (admins only).
 //
 // Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrAccountExists (1004),
-// ErrInvalidParams (-32602), ErrInternalError (-32603).
+// ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
+// ErrServerUnavailable (-32000).
 func (c *Client) CreateAccount(ctx context.Context, params CreateAccountParams) (*Account, error) {
 	var result Account
 	if err := c.Call(ctx, "createAccount", params, &result); err != nil {
@@ -93,8 +94,8 @@ func (c *Client) CreateAccount(ctx context.Context, params CreateAccountParams) 
 // changing its own password must give currentPassword.
 //
 // Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrAccountNotFound (1005),
-// ErrLastAdmin (1006), ErrCurrentPasswordWrong (1007), ErrInvalidParams (-32602), ErrInternalError
-// (-32603).
+// ErrLastAdmin (1006), ErrCurrentPasswordWrong (1007), ErrStoreUnavailable (1010), ErrInvalidParams
+// (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) AlterAccount(ctx context.Context, params AlterAccountParams) (*Account, error) {
 	var result Account
 	if err := c.Call(ctx, "alterAccount", params, &result); err != nil {
@@ -109,7 +110,8 @@ func (c *Client) AlterAccount(ctx context.Context, params AlterAccountParams) (*
 // Unknown usernames are skipped. Dropping the last admin account drops nothing and fails.
 //
 // Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrLastAdmin (1006),
-// ErrInvalidParams (-32602), ErrInternalError (-32603).
+// ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
+// ErrServerUnavailable (-32000).
 func (c *Client) DropAccounts(ctx context.Context, params DropAccountsParams) (*DropResult, error) {
 	var result DropResult
 	if err := c.Call(ctx, "dropAccounts", params, &result); err != nil {
@@ -120,8 +122,8 @@ func (c *Client) DropAccounts(ctx context.Context, params DropAccountsParams) (*
 
 // ListAccounts calls listAccounts: list accounts, optionally by username prefix (admins only).
 //
-// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrInvalidParams (-32602),
-// ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrStoreUnavailable (1010),
+// ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) ListAccounts(ctx context.Context, params ListAccountsParams) (*AccountsResult, error) {
 	var result AccountsResult
 	if err := c.Call(ctx, "listAccounts", params, &result); err != nil {
@@ -134,8 +136,8 @@ func (c *Client) ListAccounts(ctx context.Context, params ListAccountsParams) (*
 //
 // Unknown usernames are left out. Never returns a password or hash.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrInvalidParams (-32602),
-// ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrStoreUnavailable (1010),
+// ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) DescribeAccounts(ctx context.Context, params DescribeAccountsParams) (*AccountsResult, error) {
 	var result AccountsResult
 	if err := c.Call(ctx, "describeAccounts", params, &result); err != nil {

@@ -58,7 +58,7 @@ func (v *OpenRPCDocument) UnmarshalJSON(data []byte) error {
 
 // Discover calls rpc.discover: return the OpenRPC document describing every method.
 //
-// Errors: ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) Discover(ctx context.Context) (*OpenRPCDocument, error) {
 	var result OpenRPCDocument
 	if err := c.Call(ctx, "rpc.discover", nil, &result); err != nil {

@@ -103,6 +103,8 @@ var (
 	// ErrInvalidAuthToken is code 12031 (data.reason "invalidAuthToken"): An authToken or session
 	// key that is unknown, expired, revoked or malformed.
 	ErrInvalidAuthToken = &Error{Code: 12031, Message: "'authToken' does not match any existing session. Use a valid 'authToken' or use 'createSession' to create a valid 'authToken'.", Data: json.RawMessage(`{"reason":"invalidAuthToken"}`)}
+	// ErrServerUnavailable is code -32000: Server unavailable.
+	ErrServerUnavailable = &Error{Code: -32000, Message: "Server unavailable"}
 	// ErrInvalidRequest is code -32600: The request is not a valid JSON-RPC request, or it is over
 	// the server's size limit.
 	ErrInvalidRequest = &Error{Code: -32600, Message: "Invalid Request"}

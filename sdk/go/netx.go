@@ -45,7 +45,8 @@ type LogoutParams struct {
 // locked account, throttled address, session cap). The key expires after user.sessionDuration
 // minutes without use.
 //
-// Errors: ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
+// ErrServerUnavailable (-32000).
 func (c *Client) Authenticate(ctx context.Context, params AuthenticateParams) (string, error) {
 	var result string
 	err := c.Call(ctx, "authenticate", []any{params.Login, params.Password}, &result)
@@ -58,7 +59,8 @@ func (c *Client) Authenticate(ctx context.Context, params AuthenticateParams) (s
 // Returns true, or false when the session key is not valid. A TickleTime tickle resets the idle
 // clock but not the inactivity clock, and is not stored.
 //
-// Errors: ErrTooManyPreferences (1009), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrTooManyPreferences (1009), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) SetUserPreference(ctx context.Context, params SetUserPreferenceParams) (bool, error) {
 	var result bool
 	err := c.Call(ctx, "setUserPreference", byPosition(params, []any{params.SessionKey, params.Bean}, []bool{params.SessionKey != "", true}), &result)
@@ -68,7 +70,8 @@ func (c *Client) SetUserPreference(ctx context.Context, params SetUserPreference
 // GetUserPreference calls getUserPreference: get a user preference's value, or null when it is not
 // set.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) GetUserPreference(ctx context.Context, params GetUserPreferenceParams) (*string, error) {
 	var result *string
 	err := c.Call(ctx, "getUserPreference", byPosition(params, []any{params.SessionKey, params.Label}, []bool{params.SessionKey != "", true}), &result)
@@ -77,7 +80,8 @@ func (c *Client) GetUserPreference(ctx context.Context, params GetUserPreference
 
 // Logout calls logout: end a session key (NetX). Always returns true.
 //
-// Errors: ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
+// ErrServerUnavailable (-32000).
 func (c *Client) Logout(ctx context.Context, params LogoutParams) (bool, error) {
 	var result bool
 	err := c.Call(ctx, "logout", byPosition(params, []any{params.SessionKey}, []bool{params.SessionKey != ""}), &result)

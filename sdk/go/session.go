@@ -119,7 +119,8 @@ type RevokeSessionsParams struct {
 // jsonActionApiDefaults. With permanentSession: true the token is an API key that never expires.
 //
 // Errors: ErrInvalidCredentials (450), ErrSessionLimit (84), ErrPermanentSessionsDisabled (1001),
-// ErrLoginThrottled (1008), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// ErrLoginThrottled (1008), ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError
+// (-32603), ErrServerUnavailable (-32000).
 func (c *Client) CreateSession(ctx context.Context, params CreateSessionParams) (*Session, error) {
 	var result Session
 	if err := c.Call(ctx, "createSession", params, &result); err != nil {
@@ -132,8 +133,8 @@ func (c *Client) CreateSession(ctx context.Context, params CreateSessionParams) 
 //
 // Every setting given is changed; the others stay. A temporary session can never become permanent.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrPermanentSessionNotAllowed (1002), ErrInvalidParams
-// (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrPermanentSessionNotAllowed (1002), ErrStoreUnavailable
+// (1010), ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) AlterSession(ctx context.Context, params AlterSessionParams) (*Session, error) {
 	var result Session
 	if err := c.Call(ctx, "alterSession", params, &result); err != nil {
@@ -146,7 +147,8 @@ func (c *Client) AlterSession(ctx context.Context, params AlterSessionParams) (*
 //
 // Deleting a session that is already gone is not an error; a malformed token is.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) DeleteSession(ctx context.Context, params DeleteSessionParams) error {
 	return c.Call(ctx, "deleteSession", params, nil)
 }
@@ -157,7 +159,8 @@ func (c *Client) DeleteSession(ctx context.Context, params DeleteSessionParams) 
 // Admins see every session, other accounts only their own. Sessions the caller may not see, and
 // names that match nothing, are left out.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) DescribeSessions(ctx context.Context, params DescribeSessionsParams) (*SessionsResult, error) {
 	var result SessionsResult
 	if err := c.Call(ctx, "describeSessions", params, &result); err != nil {
@@ -171,7 +174,8 @@ func (c *Client) DescribeSessions(ctx context.Context, params DescribeSessionsPa
 // Admins see every session (optionally only those of usernameFilter), other accounts only their
 // own.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) ListSessions(ctx context.Context, params ListSessionsParams) (*SessionsResult, error) {
 	var result SessionsResult
 	if err := c.Call(ctx, "listSessions", params, &result); err != nil {
@@ -185,7 +189,8 @@ func (c *Client) ListSessions(ctx context.Context, params ListSessionsParams) (*
 //
 // Without a token it always succeeds. With one, an invalid token is error 12031.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrInvalidParams (-32602), ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) PingSession(ctx context.Context, params PingSessionParams) error {
 	return c.Call(ctx, "pingSession", params, nil)
 }
@@ -195,8 +200,8 @@ func (c *Client) PingSession(ctx context.Context, params PingSessionParams) erro
 //
 // Give exactly one of sessionIds, usernames or allOthers. Returns how many sessions were ended.
 //
-// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrInvalidParams (-32602),
-// ErrInternalError (-32603).
+// Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrStoreUnavailable (1010),
+// ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) RevokeSessions(ctx context.Context, params RevokeSessionsParams) (*RevokeResult, error) {
 	var result RevokeResult
 	if err := c.Call(ctx, "revokeSessions", params, &result); err != nil {

@@ -126,8 +126,10 @@ class Client:
             SessionLimitError: code 84.
             PermanentSessionsDisabledError: code 1001.
             LoginThrottledError: code 1008.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"username": username, "password": password}
         if description is not None:
@@ -195,8 +197,10 @@ class Client:
         Raises:
             InvalidAuthTokenError: code 12031.
             PermanentSessionNotAllowedError: code 1002.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -235,8 +239,10 @@ class Client:
 
         Raises:
             InvalidAuthTokenError: code 12031.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -263,8 +269,10 @@ class Client:
 
         Raises:
             InvalidAuthTokenError: code 12031.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -294,8 +302,10 @@ class Client:
 
         Raises:
             InvalidAuthTokenError: code 12031.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -316,8 +326,10 @@ class Client:
 
         Raises:
             InvalidAuthTokenError: code 12031.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -349,8 +361,10 @@ class Client:
         Raises:
             InvalidAuthTokenError: code 12031.
             PermissionDeniedError: code 1003.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -393,8 +407,10 @@ class Client:
             InvalidAuthTokenError: code 12031.
             PermissionDeniedError: code 1003.
             AccountExistsError: code 1004.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"username": username, "password": password}
         if auth_token is not None:
@@ -445,8 +461,10 @@ class Client:
             AccountNotFoundError: code 1005.
             LastAdminError: code 1006.
             CurrentPasswordWrongError: code 1007.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"username": username}
         if auth_token is not None:
@@ -480,8 +498,10 @@ class Client:
             InvalidAuthTokenError: code 12031.
             PermissionDeniedError: code 1003.
             LastAdminError: code 1006.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"usernames": list(usernames)}
         if auth_token is not None:
@@ -506,8 +526,10 @@ class Client:
         Raises:
             InvalidAuthTokenError: code 12031.
             PermissionDeniedError: code 1003.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -535,8 +557,10 @@ class Client:
         Raises:
             InvalidAuthTokenError: code 12031.
             PermissionDeniedError: code 1003.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if auth_token is not None:
@@ -558,8 +582,10 @@ class Client:
             password: The account's password.
 
         Raises:
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"login": login, "password": password}
         result = self.call("authenticate", _by_position(params, ("login", "password")))
@@ -578,8 +604,10 @@ class Client:
 
         Raises:
             TooManyPreferencesError: code 1009.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"bean": bean.to_wire()}
         if session_key is not None:
@@ -597,8 +625,10 @@ class Client:
 
         Raises:
             InvalidAuthTokenError: code 12031.
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {"label": label}
         if session_key is not None:
@@ -614,8 +644,10 @@ class Client:
                 sends a bearer token.
 
         Raises:
+            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         params: dict[str, Any] = {}
         if session_key is not None:
@@ -629,6 +661,7 @@ class Client:
         Raises:
             InvalidParamsError: code -32602.
             InternalError: code -32603.
+            ServerUnavailableError: code -32000.
         """
         result = self.call("rpc.discover")
         return OpenRPCDocument.from_wire(result)

@@ -27,6 +27,7 @@ __all__ = [
     "TooManyPreferencesError",
     "StoreUnavailableError",
     "InvalidAuthTokenError",
+    "ServerUnavailableError",
     "InvalidRequestError",
     "MethodNotFoundError",
     "InvalidParamsError",
@@ -182,6 +183,12 @@ class InvalidAuthTokenError(SessiondError):
     CODE = 12031
 
 
+class ServerUnavailableError(SessiondError):
+    """Code -32000: Server unavailable."""
+
+    CODE = -32000
+
+
 class InvalidRequestError(SessiondError):
     """Code -32600: The request is not a valid JSON-RPC request, or it is over the server's size
     limit.
@@ -228,6 +235,7 @@ ERRORS_BY_CODE: dict[int, type[SessiondError]] = {
     1009: TooManyPreferencesError,
     1010: StoreUnavailableError,
     12031: InvalidAuthTokenError,
+    -32000: ServerUnavailableError,
     -32600: InvalidRequestError,
     -32601: MethodNotFoundError,
     -32602: InvalidParamsError,

@@ -78,8 +78,8 @@ export class SessiondClient {
    * jsonActionApiDefaults. With permanentSession: true the token is an API key that never expires.
    *
    * @throws {SessiondError} INVALID_CREDENTIALS (450), SESSION_LIMIT (84),
-   * PERMANENT_SESSIONS_DISABLED (1001), LOGIN_THROTTLED (1008), INVALID_PARAMS (-32602),
-   * INTERNAL_ERROR (-32603).
+   * PERMANENT_SESSIONS_DISABLED (1001), LOGIN_THROTTLED (1008), STORE_UNAVAILABLE (1010),
+   * INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async createSession(params: CreateSessionParams): Promise<Session> {
     return (await this.call("createSession", params)) as Session;
@@ -92,7 +92,8 @@ export class SessiondClient {
    * permanent.
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMANENT_SESSION_NOT_ALLOWED (1002),
-   * INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE
+   * (-32000).
    */
   async alterSession(params: AlterSessionParams = {}): Promise<Session> {
     return (await this.call("alterSession", params)) as Session;
@@ -103,8 +104,8 @@ export class SessiondClient {
    *
    * Deleting a session that is already gone is not an error; a malformed token is.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async deleteSession(params: DeleteSessionParams = {}): Promise<void> {
     await this.call("deleteSession", params);
@@ -116,8 +117,8 @@ export class SessiondClient {
    * Admins see every session, other accounts only their own. Sessions the caller may not see, and
    * names that match nothing, are left out.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async describeSessions(params: DescribeSessionsParams = {}): Promise<SessionsResult> {
     return (await this.call("describeSessions", params)) as SessionsResult;
@@ -129,8 +130,8 @@ export class SessiondClient {
    * Admins see every session (optionally only those of usernameFilter), other accounts only their
    * own.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async listSessions(params: ListSessionsParams = {}): Promise<SessionsResult> {
     return (await this.call("listSessions", params)) as SessionsResult;
@@ -141,8 +142,8 @@ export class SessiondClient {
    *
    * Without a token it always succeeds. With one, an invalid token is error 12031.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async pingSession(params: PingSessionParams = {}): Promise<void> {
     await this.call("pingSession", params);
@@ -153,8 +154,8 @@ export class SessiondClient {
    *
    * Give exactly one of sessionIds, usernames or allOthers. Returns how many sessions were ended.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), INVALID_PARAMS
-   * (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), STORE_UNAVAILABLE
+   * (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async revokeSessions(params: RevokeSessionsParams = {}): Promise<RevokeResult> {
     return (await this.call("revokeSessions", params)) as RevokeResult;
@@ -164,7 +165,8 @@ export class SessiondClient {
    * Create an account (admins only).
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), ACCOUNT_EXISTS
-   * (1004), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * (1004), STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603),
+   * SERVER_UNAVAILABLE (-32000).
    */
   async createAccount(params: CreateAccountParams): Promise<Account> {
     return (await this.call("createAccount", params)) as Account;
@@ -177,8 +179,8 @@ export class SessiondClient {
    * account changing its own password must give currentPassword.
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), ACCOUNT_NOT_FOUND
-   * (1005), LAST_ADMIN (1006), CURRENT_PASSWORD_WRONG (1007), INVALID_PARAMS (-32602),
-   * INTERNAL_ERROR (-32603).
+   * (1005), LAST_ADMIN (1006), CURRENT_PASSWORD_WRONG (1007), STORE_UNAVAILABLE (1010),
+   * INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async alterAccount(params: AlterAccountParams): Promise<Account> {
     return (await this.call("alterAccount", params)) as Account;
@@ -190,7 +192,8 @@ export class SessiondClient {
    * Unknown usernames are skipped. Dropping the last admin account drops nothing and fails.
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), LAST_ADMIN
-   * (1006), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * (1006), STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603),
+   * SERVER_UNAVAILABLE (-32000).
    */
   async dropAccounts(params: DropAccountsParams): Promise<DropResult> {
     return (await this.call("dropAccounts", params)) as DropResult;
@@ -199,8 +202,8 @@ export class SessiondClient {
   /**
    * List accounts, optionally by username prefix (admins only).
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), INVALID_PARAMS
-   * (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), STORE_UNAVAILABLE
+   * (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async listAccounts(params: ListAccountsParams = {}): Promise<AccountsResult> {
     return (await this.call("listAccounts", params)) as AccountsResult;
@@ -211,8 +214,8 @@ export class SessiondClient {
    *
    * Unknown usernames are left out. Never returns a password or hash.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), INVALID_PARAMS
-   * (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), STORE_UNAVAILABLE
+   * (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async describeAccounts(params: DescribeAccountsParams = {}): Promise<AccountsResult> {
     return (await this.call("describeAccounts", params)) as AccountsResult;
@@ -225,7 +228,8 @@ export class SessiondClient {
    * locked account, throttled address, session cap). The key expires after user.sessionDuration
    * minutes without use.
    *
-   * @throws {SessiondError} INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR
+   * (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async authenticate(params: AuthenticateParams): Promise<string> {
     return (await this.call("authenticate", byPosition(params, ["login", "password"]))) as string;
@@ -237,8 +241,8 @@ export class SessiondClient {
    * Returns true, or false when the session key is not valid. A TickleTime tickle resets the idle
    * clock but not the inactivity clock, and is not stored.
    *
-   * @throws {SessiondError} TOO_MANY_PREFERENCES (1009), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} TOO_MANY_PREFERENCES (1009), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async setUserPreference(params: SetUserPreferenceParams): Promise<boolean> {
     return (await this.call("setUserPreference", byPosition(params, ["sessionKey", "bean"]))) as boolean;
@@ -247,8 +251,8 @@ export class SessiondClient {
   /**
    * Get a user preference's value, or null when it is not set.
    *
-   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603).
+   * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
+   * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async getUserPreference(params: GetUserPreferenceParams): Promise<string | null> {
     return (await this.call("getUserPreference", byPosition(params, ["sessionKey", "label"]))) as string | null;
@@ -257,7 +261,8 @@ export class SessiondClient {
   /**
    * End a session key (NetX). Always returns true.
    *
-   * @throws {SessiondError} INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR
+   * (-32603), SERVER_UNAVAILABLE (-32000).
    */
   async logout(params: LogoutParams = {}): Promise<boolean> {
     return (await this.call("logout", byPosition(params, ["sessionKey"]))) as boolean;
@@ -266,7 +271,8 @@ export class SessiondClient {
   /**
    * Return the OpenRPC document describing every method.
    *
-   * @throws {SessiondError} INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603).
+   * @throws {SessiondError} INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE
+   * (-32000).
    */
   async discover(): Promise<OpenRPCDocument> {
     return (await this.call("rpc.discover")) as OpenRPCDocument;

@@ -76,6 +76,8 @@ export class SessiondError extends Error {
    * expired, revoked or malformed.
    */
   static readonly INVALID_AUTH_TOKEN = 12031;
+  /** Code -32000: Server unavailable. */
+  static readonly SERVER_UNAVAILABLE = -32000;
   /**
    * Code -32600: The request is not a valid JSON-RPC request, or it is over the server's size
    * limit.
