@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,25 +196,25 @@ func (g *groupSync) syncSwitchedLogs() error {
 	if err != nil {
 		return &syncNotStartedError{err}
 	}
-	var fids []uint64
+	logs := make(map[uint64]string) // memtable number → file name
+	newest := uint64(0)
 	for _, e := range entries {
 		if name, ok := strings.CutSuffix(e.Name(), memtableLogExt); ok {
 			if fid, err := strconv.ParseUint(name, 10, 64); err == nil {
-				fids = append(fids, fid)
+				logs[fid] = e.Name()
+				newest = max(newest, fid)
 			}
 		}
 	}
 	if g.logsDone == nil {
 		g.logsDone = make(map[uint64]struct{})
 	}
-	maps.DeleteFunc(g.logsDone, func(fid uint64, _ struct{}) bool { return !slices.Contains(fids, fid) })
-	newest := slices.Max(append(fids, 0))
-	for _, fid := range fids {
+	maps.DeleteFunc(g.logsDone, func(fid uint64, _ struct{}) bool { _, ok := logs[fid]; return !ok })
+	for fid, name := range logs {
 		if _, done := g.logsDone[fid]; done || fid == newest {
 			continue
 		}
-		path := filepath.Join(g.dir, fmt.Sprintf("%05d%s", fid, memtableLogExt))
-		if err := syncFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := syncFile(filepath.Join(g.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		g.logsDone[fid] = struct{}{}
