@@ -237,12 +237,7 @@ func TestCallTokenFromEnvironment(t *testing.T) {
 // TestCallConnectionFailures checks that an unreachable, silent or hanging server gives a
 // clear message and exit 2.
 func TestCallConnectionFailures(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := ln.Addr().String()
-	ln.Close()
+	closedAddr := unusedAddr(t)
 
 	silent := startFakeTCP(t, func(*fakeTCPServer, net.Conn, string) {})
 	hanging := startFakeTCP(t, func(s *fakeTCPServer, _ net.Conn, _ string) { <-s.done })
@@ -433,4 +428,16 @@ func TestCallHTTP(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want exit 2, stderr starting %q", code, stderr, want)
 		}
 	})
+}
+
+// unusedAddr returns a loopback address that nothing listens on: the kernel's choice for a
+// listener, closed again.
+func unusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -83,12 +83,7 @@ func TestStdioReaderGone(t *testing.T) {
 // TestPprofHidesCommandLine checks that --pprof does not serve the command line, where
 // --store may hold a password, and still serves profiles.
 func TestPprofHidesCommandLine(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := unusedAddr(t)
 	startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--pprof", addr)
 	for path, want := range map[string]int{"/debug/pprof/cmdline": http.StatusNotFound, "/debug/pprof/goroutine?debug=1": http.StatusOK} {
 		resp, err := http.Get("http://" + addr + path)
