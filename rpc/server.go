@@ -459,13 +459,13 @@ func (c *conn) answerInline(frame []byte) bool {
 	if req.invalid != "" {
 		return false
 	}
-	method, interned, quick := c.srv.quickMethod(req.method)
-	if !quick {
+	m, interned := c.srv.quickMethod(req.method)
+	if !m.quick {
 		return false
 	}
 	defer c.handlers.Done()
 	out := getOut()
-	if c.srv.serveMethod(c.ctx, req, internedMethod{name: method, quick: true}, interned, c.client, "", out) {
+	if c.srv.serveMethod(c.ctx, req, m, interned, c.client, "", out) {
 		c.send(out)
 	} else {
 		putOut(out)
@@ -477,12 +477,12 @@ func (c *conn) answerInline(frame []byte) bool {
 // quickMethod decodes a request's raw method name and says whether the QuickDispatcher
 // calls it quick. An interned name carries the answer (internTable), so the dispatcher is
 // asked only about names not seen before, or not interned.
-func (s *Server) quickMethod(raw []byte) (method string, interned, quick bool) {
-	m, interned := s.methodName(raw)
-	if interned {
-		return m.name, true, m.quick
+func (s *Server) quickMethod(raw []byte) (m internedMethod, interned bool) {
+	m, interned = s.methodName(raw)
+	if !interned {
+		m.quick = s.quick.Quick(m.name)
 	}
-	return m.name, false, s.quick.Quick(m.name)
+	return m, interned
 }
 
 // job is one frame for a handler goroutine.

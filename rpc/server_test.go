@@ -961,7 +961,8 @@ func TestQuickMethodRemembered(t *testing.T) {
 			serve(c.raw[1 : len(c.raw)-1])
 		}
 		q.asked.Store(0)
-		name, _, quick := srv.quickMethod([]byte(c.raw))
+		m, _ := srv.quickMethod([]byte(c.raw))
+		name, quick := m.name, m.quick
 		if quick != c.quick || q.asked.Load() != c.asked {
 			t.Errorf("%s: %q quick %v after %d Quick calls, want %v after %d", c.raw, name, quick, q.asked.Load(), c.quick, c.asked)
 		}
