@@ -122,6 +122,12 @@ func toWireError(log *slog.Logger, err error) *jsonrpc2.Error {
 	return errInternal()
 }
 
+// invalidTokenError is the wire error of engine.ErrInvalidToken, taken from the table, for the
+// one token the params decoder refuses itself: an optional token given empty.
+func invalidTokenError() *jsonrpc2.Error {
+	return toWireError(slog.New(slog.DiscardHandler), engine.ErrInvalidToken)
+}
+
 func credentialsMessage(username string) string {
 	return "Not able to validate the credentials for user [" + username + "]."
 }

@@ -56,6 +56,9 @@ type fastPlan struct {
 	required   uint64 // bits of the required fields
 	positional []int  // field of each position, for methods with positional params
 	token      int    // field of TokenField, or -1
+	// optionalToken: the method's token may be left out (pingSession). Left out is no token,
+	// given empty is an invalid one; the fast path leaves an empty token to the general path.
+	optionalToken bool
 }
 
 var (
@@ -86,6 +89,7 @@ func newFastPlan(m *compiledMethod) *fastPlan {
 			return nil
 		}
 		p.token = i
+		p.optionalToken = m.Auth == AuthOptionalToken
 	}
 	for _, name := range m.Positional {
 		i, ok := p.byName[name]
@@ -296,6 +300,9 @@ func (p *fastPlan) decode(ptr reflect.Value, raw []byte, bearer string) bool {
 	}
 	if r.space(); r.pos != len(raw) {
 		return false
+	}
+	if p.optionalToken && seen&(1<<p.token) != 0 && v.FieldByIndex(p.fields[p.token].index).Len() == 0 {
+		return false // given empty, or null: only the general path tells them apart
 	}
 	if p.token >= 0 && bearer != "" && seen&(1<<p.token) == 0 {
 		if !utf8.ValidString(bearer) {

@@ -187,8 +187,9 @@ func (s *Service) Quick(method string) bool {
 var paramsBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // decode turns raw params (object, array or absent) into a *P of the method, checking
-// unknown and missing members. Errors are -32602 naming the member. The common shapes are
-// decoded in one pass (fastparams.go); the general path decides everything else.
+// unknown and missing members. Errors are -32602 naming the member, except that an optional
+// token given empty is an invalid token (12031). The common shapes are decoded in one pass
+// (fastparams.go); the general path decides everything else.
 func (m *compiledMethod) decode(raw json.RawMessage, bearer string) (any, *jsonrpc2.Error) {
 	raw = bytes.TrimSpace(raw)
 	if m.fast != nil {
@@ -289,6 +290,14 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(p.Interface()); err != nil {
 		return nil, decodeError(err)
+	}
+	if m.Auth == AuthOptionalToken {
+		// An optional token left out (or null) means none; one given empty is a token, and a
+		// malformed one, as it is for every method that needs a token. The member is given,
+		// so a Bearer token did not replace it.
+		if v, ok := members[m.TokenField]; ok && string(bytes.TrimSpace(v)) == `""` {
+			return nil, invalidTokenError()
+		}
 	}
 	return p.Interface(), nil
 }

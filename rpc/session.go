@@ -36,7 +36,8 @@ type TokenParams struct {
 
 // PingSessionParams are the params of pingSession.
 type PingSessionParams struct {
-	// AuthToken, when given, is checked and its session kept alive.
+	// AuthToken, when given, is checked and its session kept alive. Left out or null, there is
+	// no token; an authToken member given as "" is an invalid token.
 	AuthToken string `json:"authToken,omitempty"`
 }
 
@@ -253,7 +254,7 @@ var sessionMethods = []Method{
 	method(Method{
 		Name: "pingSession", Family: "session", Auth: AuthOptionalToken, TokenField: "authToken", Quick: true,
 		Summary:     "Check that the server is up and, with a token, keep that session alive.",
-		Description: "Without a token it always succeeds. With one, an invalid token is error 12031.",
+		Description: "Without a token (authToken left out) it always succeeds. With one, an invalid token, the empty string included, is error 12031.",
 		Errors:      tokenErrors,
 	}, func(ctx context.Context, s *Service, p *PingSessionParams, _ engine.Client) (Empty, error) {
 		return Empty{}, s.eng.PingSession(ctx, p.AuthToken)

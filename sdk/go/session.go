@@ -94,7 +94,8 @@ type ListSessionsParams struct {
 
 // PingSessionParams are the params of pingSession.
 type PingSessionParams struct {
-	// AuthToken, when given, is checked and its session kept alive. It may be left empty over HTTP
+	// AuthToken, when given, is checked and its session kept alive. Left out or null, there is no
+	// token; an authToken member given as "" is an invalid token. It may be left empty over HTTP
 	// when the transport sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 }
@@ -187,7 +188,8 @@ func (c *Client) ListSessions(ctx context.Context, params ListSessionsParams) (*
 // PingSession calls pingSession: check that the server is up and, with a token, keep that session
 // alive.
 //
-// Without a token it always succeeds. With one, an invalid token is error 12031.
+// Without a token (authToken left out) it always succeeds. With one, an invalid token, the empty
+// string included, is error 12031.
 //
 // Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
 // ErrInternalError (-32603), ErrServerUnavailable (-32000).

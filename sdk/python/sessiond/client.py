@@ -318,11 +318,13 @@ class Client:
     def ping_session(self, *, auth_token: str | None = None) -> None:
         """Check that the server is up and, with a token, keep that session alive.
 
-        Without a token it always succeeds. With one, an invalid token is error 12031.
+        Without a token (authToken left out) it always succeeds. With one, an invalid token, the
+        empty string included, is error 12031.
 
         Args:
-            auth_token: auth_token, when given, is checked and its session kept alive. It may be
-                left out over HTTP when the transport sends a bearer token.
+            auth_token: auth_token, when given, is checked and its session kept alive. Left out
+                or null, there is no token; an authToken member given as "" is an invalid token. It
+                may be left out over HTTP when the transport sends a bearer token.
 
         Raises:
             InvalidAuthTokenError: code 12031.

@@ -140,7 +140,8 @@ export class SessiondClient {
   /**
    * Check that the server is up and, with a token, keep that session alive.
    *
-   * Without a token it always succeeds. With one, an invalid token is error 12031.
+   * Without a token (authToken left out) it always succeeds. With one, an invalid token, the empty
+   * string included, is error 12031.
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), STORE_UNAVAILABLE (1010), INVALID_PARAMS
    * (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).

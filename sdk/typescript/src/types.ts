@@ -229,7 +229,8 @@ export interface ListSessionsParams {
 /** PingSessionParams are the params of pingSession. */
 export interface PingSessionParams {
   /**
-   * authToken, when given, is checked and its session kept alive. It may be left out over HTTP when
+   * authToken, when given, is checked and its session kept alive. Left out or null, there is no
+   * token; an authToken member given as "" is an invalid token. It may be left out over HTTP when
    * the transport sends a bearer token.
    */
   authToken?: string;
