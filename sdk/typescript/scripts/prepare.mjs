@@ -1,9 +1,9 @@
 // The npm "prepare" script of @sessiond/client: builds dist/src, which git does not hold, so
-// that `npm install <path to sdk/typescript>` and `npm install <git URL>#<ref>::path:sdk/typescript`
-// give a package that imports. Written by hand.
+// that `npm install <path to sdk/typescript>` (or a git URL of a branch whose root is this
+// directory) gives a package that imports. Written by hand.
 //
-// For a git URL npm installs this package's devDependencies before it runs prepare. For a
-// path it does not: it links the directory and runs prepare there as it is, so TypeScript is
+// From git npm installs this package's devDependencies before it runs prepare. From a path
+// it does not: it links the directory and runs prepare there as it is, so TypeScript is
 // installed here first (npm ci, from package-lock.json) when it is missing.
 
 import { spawnSync } from "node:child_process";
