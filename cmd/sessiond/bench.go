@@ -1238,7 +1238,7 @@ func (s *setupClient) call(method string, params any) (json.RawMessage, error) {
 	if s.httpURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
-		reply, err = callHTTP(ctx, s.httpURL, "", request)
+		reply, err = callHTTP(ctx, s.httpURL, "", request, nil)
 	} else {
 		reply, err = s.callTCP(request)
 	}

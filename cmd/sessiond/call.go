@@ -16,20 +16,28 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"github.com/sessiond/sessiond/rpc"
 )
 
-const callUsage = `Usage: sessiond call [flags] METHOD [PARAMS_JSON]
+const callUsage = `Usage: sessiond call [flags] METHOD [PARAMS_JSON | -]
 
 Sends one JSON-RPC 2.0 request to a running sessiond and prints the result as indented JSON.
 PARAMS_JSON is a JSON object (named params) or a JSON array (positional params, as the NetX
-methods take them); leave it out for a method without params. The request goes over TCP
-(one JSON value per line) to --addr, or as an HTTP POST to --http when that is given.
+methods take them); leave it out for a method without params, or give - to read it from
+stdin. The request goes over TCP (one JSON value per line) to --addr, or as an HTTP POST to
+--http when that is given.
 
---token (or SESSIOND_TOKEN, which keeps the token out of the process list) fills
-params.authToken (params.sessionKey for NetX methods) when PARAMS_JSON has neither; over HTTP it is also
-sent as "Authorization: Bearer TOKEN". Positional params are sent as they are.
+Secrets on the command line can be read by every user of the machine (ps, /proc/PID/cmdline),
+so sessiond call can take them from elsewhere:
+  - the login password of createSession and authenticate: --password-file FILE (one line),
+    --password-stdin, or SESSIOND_PASSWORD. It fills params.password (the second positional
+    param of authenticate) when PARAMS_JSON has no password. The flags are refused for other
+    methods and when PARAMS_JSON has a password too; SESSIOND_PASSWORD is then not used.
+  - a token: --token, or SESSIOND_TOKEN. It fills params.authToken (params.sessionKey for NetX
+    methods) when PARAMS_JSON has neither; over HTTP it is also sent as
+    "Authorization: Bearer TOKEN". Positional params are sent as they are.
+  - any other secret, such as the password of createAccount or alterAccount: give PARAMS_JSON
+    as - and write it on stdin (a pipe or a here-document, not echo with the secret in argv).
+Messages on stderr never show the password or token that sessiond call sent.
 
 Exit status:
   0  the result was printed on stdout
@@ -38,10 +46,11 @@ Exit status:
   2  bad flags or PARAMS_JSON, or no answer (cannot connect, timeout, malformed reply)
 
 Examples:
-  sessiond call createSession '{"username":"admin","password":"secret"}'
+  sessiond call --password-file ~/.sessiond-password createSession '{"username":"admin"}'
+  SESSIOND_PASSWORD=$PW sessiond call authenticate '["admin"]'
   sessiond call --token "$TOKEN" describeSessions
   SESSIOND_TOKEN=$TOKEN sessiond call listSessions '{"usernameFilter":["admin"]}'
-  sessiond call authenticate '["admin","secret"]'
+  sessiond call --token "$TOKEN" createAccount - < alice.json
   sessiond call --http http://127.0.0.1:7401 pingSession
   sessiond call --addr 10.0.0.5:7400 --timeout 30s rpc.discover > openrpc.json
 
@@ -62,13 +71,16 @@ const maxReplyBytes = 64 << 20
 const callRequestID = 1
 
 // runCall is `sessiond call`: it sends one JSON-RPC request and prints the reply. It returns
-// the exit status: 0 for a result, 1 for a JSON-RPC error, 2 for bad usage or no reply.
-func runCall(args []string, stdout, stderr io.Writer) int {
+// the exit status: 0 for a result, 1 for a JSON-RPC error, 2 for bad usage or no reply. stdin
+// is read only for --password-stdin or a PARAMS_JSON of "-".
+func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var (
-		addr    string
-		httpURL string
-		token   string
-		timeout time.Duration
+		addr          string
+		httpURL       string
+		token         string
+		passwordFile  string
+		passwordStdin bool
+		timeout       time.Duration
 	)
 	fs := pflag.NewFlagSet("call", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,6 +88,8 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&addr, "addr", DefaultTCPAddr, "TCP address of the server")
 	fs.StringVar(&httpURL, "http", "", "send over HTTP to this URL instead, e.g. http://127.0.0.1:7401")
 	fs.StringVar(&token, "token", "", "authToken or session key to send (default $SESSIOND_TOKEN)")
+	fs.StringVar(&passwordFile, "password-file", "", "read the login password of createSession or authenticate from FILE, one line (default $SESSIOND_PASSWORD)")
+	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the login password of createSession or authenticate from stdin")
 	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up when there is no reply after this long")
 	fs.Usage = func() { fmt.Fprint(stdout, callUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +101,7 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 	if !fs.Changed("token") {
 		token = os.Getenv("SESSIOND_TOKEN")
 	}
+	paramsFromStdin := fs.NArg() == 2 && fs.Arg(1) == "-"
 	switch {
 	case fs.NArg() == 0:
 		return callUsageError(stderr, "missing METHOD")
@@ -96,14 +111,38 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 		return callUsageError(stderr, "give --addr or --http, not both")
 	case timeout <= 0:
 		return callUsageError(stderr, "--timeout must be positive")
+	case fs.Changed("password-file") && passwordStdin:
+		return callUsageError(stderr, "give --password-file or --password-stdin, not both")
+	case passwordStdin && paramsFromStdin:
+		return callUsageError(stderr, "--password-stdin and PARAMS_JSON - both read stdin; put the password in the params or in --password-file")
 	}
 	method := fs.Arg(0)
+	password, err := callPassword(passwordFile, fs.Changed("password-file"), passwordStdin, stdin)
+	if err != nil {
+		return callUsageError(stderr, err.Error())
+	}
 	var params json.RawMessage
 	if fs.NArg() == 2 {
-		var err error
-		if params, err = parseCallParams(fs.Arg(1)); err != nil {
+		text := fs.Arg(1)
+		if paramsFromStdin {
+			if text, err = readParamsFromStdin(stdin); err != nil {
+				return callUsageError(stderr, err.Error())
+			}
+		}
+		if params, err = parseCallParams(text); err != nil {
 			fmt.Fprintf(stderr, "sessiond call: PARAMS_JSON %v\n", err)
 			return callUsageOrConn
+		}
+	}
+	hidden := secrets{token} // kept out of what sessiond call prints of a reply
+	if password != nil {
+		filled, err := withPassword(params, method, password.value)
+		switch {
+		case err == nil:
+			params = filled
+			hidden = append(hidden, password.value)
+		case password.explicit:
+			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))
 		}
 	}
 	if token != "" {
@@ -125,12 +164,9 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var (
-		reply []byte
-		err   error
-	)
+	var reply []byte
 	if fs.Changed("http") {
-		reply, err = callHTTP(ctx, httpURL, token, bytes.TrimSuffix(request, []byte("\n")))
+		reply, err = callHTTP(ctx, httpURL, token, bytes.TrimSuffix(request, []byte("\n")), hidden)
 	} else {
 		reply, err = callTCP(ctx, addr, request)
 	}
@@ -138,7 +174,7 @@ func runCall(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sessiond call:", err)
 		return callUsageOrConn
 	}
-	return printReply(reply, stdout, stderr)
+	return printReply(reply, stdout, stderr, hidden)
 }
 
 func callUsageError(stderr io.Writer, msg string) int {
@@ -146,7 +182,8 @@ func callUsageError(stderr io.Writer, msg string) int {
 	return callUsageOrConn
 }
 
-// parseCallParams checks that text is one JSON object or array and returns it compacted.
+// parseCallParams checks that text is one JSON object or array and returns it compacted. Its
+// errors never quote text, which may hold a password.
 func parseCallParams(text string) (json.RawMessage, error) {
 	dec := json.NewDecoder(strings.NewReader(text))
 	var raw json.RawMessage
@@ -154,7 +191,7 @@ func parseCallParams(text string) (json.RawMessage, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("is empty; leave it out for no params")
 		}
-		return nil, fmt.Errorf("is not valid JSON: %v", err)
+		return nil, fmt.Errorf("is not valid JSON: %v", syntaxErrorWithoutInput(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("has more after the first JSON value; give one object or array")
@@ -162,22 +199,57 @@ func parseCallParams(text string) (json.RawMessage, error) {
 	switch raw[0] {
 	case '{', '[':
 	default:
-		return nil, fmt.Errorf("must be a JSON object {…} or array […], got %s", raw)
+		return nil, fmt.Errorf("must be a JSON object {…} or array […], got %s", kindOfParams(raw))
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("is not valid JSON: %v", err)
+		return nil, fmt.Errorf("is not valid JSON: %v", syntaxErrorWithoutInput(err))
 	}
 	return buf.Bytes(), nil
+}
+
+// syntaxErrorWithoutInput rewords a JSON syntax error so that it says where the fault is but
+// not the character found there ("invalid character 'x' after object key" quotes the
+// input), since that may be a character of a password.
+func syntaxErrorWithoutInput(err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return err
+	}
+	const prefix = "invalid character '"
+	msg := se.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return fmt.Errorf("at byte %d: %s", se.Offset, msg)
+	}
+	// The quoted character is followed by "' " and what the parser was reading; a quote
+	// character is written '\'', so the search starts after the first quoted byte.
+	rest := msg[len(prefix)+1:]
+	end := strings.Index(rest, "' ")
+	if end < 0 {
+		return fmt.Errorf("unexpected character at byte %d", se.Offset)
+	}
+	return fmt.Errorf("unexpected character at byte %d %s", se.Offset, rest[end+2:])
+}
+
+// kindOfParams names the kind of one JSON value, for a message that must not quote it.
+func kindOfParams(raw json.RawMessage) string {
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
 }
 
 // tokenField is the params member that carries the caller's token for method, from the
 // method table: "sessionKey" for NetX methods, "authToken" otherwise.
 func tokenField(method string) string {
-	for _, m := range rpc.Methods {
-		if m.Name == method && m.TokenField != "" {
-			return m.TokenField
-		}
+	if m := lookupMethod(method); m != nil && m.TokenField != "" {
+		return m.TokenField
 	}
 	return "authToken"
 }
@@ -266,8 +338,9 @@ func unwrapOpError(err error) error {
 	return err
 }
 
-// callHTTP POSTs request to rawURL and returns the body of the reply.
-func callHTTP(ctx context.Context, rawURL, token string, request []byte) ([]byte, error) {
+// callHTTP POSTs request to rawURL and returns the body of the reply. An error quoting a body
+// that is not a JSON-RPC reply shows none of hidden (a proxy may echo the request).
+func callHTTP(ctx context.Context, rawURL, token string, request []byte, hidden secrets) ([]byte, error) {
 	target, err := httpTarget(rawURL)
 	if err != nil {
 		return nil, err
@@ -305,10 +378,7 @@ func callHTTP(ctx context.Context, rawURL, token string, request []byte) ([]byte
 	if json.Valid(body) && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
 		return body, nil
 	}
-	excerpt := strings.TrimSpace(string(body))
-	if len(excerpt) > 200 {
-		excerpt = excerpt[:200] + "…"
-	}
+	excerpt := excerptOf(body, hidden)
 	if excerpt == "" {
 		excerpt = "(empty body)"
 	}
@@ -331,11 +401,11 @@ func httpTarget(raw string) (string, error) {
 }
 
 // printReply prints the result of a JSON-RPC response on stdout, or its error on stderr, and
-// returns the exit status.
-func printReply(reply []byte, stdout, stderr io.Writer) int {
+// returns the exit status. What it prints on stderr shows none of hidden.
+func printReply(reply []byte, stdout, stderr io.Writer, hidden secrets) int {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(reply, &members); err != nil {
-		fmt.Fprintf(stderr, "sessiond call: malformed reply (not a JSON-RPC response object): %s\n", excerptOf(reply))
+		fmt.Fprintf(stderr, "sessiond call: malformed reply (not a JSON-RPC response object): %s\n", excerptOf(reply, hidden))
 		return callUsageOrConn
 	}
 	id := string(members["id"])
@@ -349,7 +419,7 @@ func printReply(reply []byte, stdout, stderr io.Writer) int {
 			Data    json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(rawErr, &rpcErr) != nil || rpcErr.Code == nil {
-			fmt.Fprintf(stderr, "sessiond call: malformed error in reply: %s\n", excerptOf(rawErr))
+			fmt.Fprintf(stderr, "sessiond call: malformed error in reply: %s\n", excerptOf(rawErr, hidden))
 			return callUsageOrConn
 		}
 		// A request the server could not read is answered with id null.
@@ -357,15 +427,15 @@ func printReply(reply []byte, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sessiond call: reply is for id %s, not %d\n", id, callRequestID)
 			return callUsageOrConn
 		}
-		fmt.Fprintf(stderr, "error %d: %s\n", *rpcErr.Code, rpcErr.Message)
+		fmt.Fprintf(stderr, "error %d: %s\n", *rpcErr.Code, hidden.hide(rpcErr.Message))
 		if len(rpcErr.Data) > 0 && string(rpcErr.Data) != "null" {
-			fmt.Fprintf(stderr, "%s\n", indentJSON(rpcErr.Data))
+			fmt.Fprintf(stderr, "%s\n", hidden.hide(string(indentJSON(rpcErr.Data))))
 		}
 		return callRPCError
 	}
 	result, ok := members["result"]
 	if !ok {
-		fmt.Fprintf(stderr, "sessiond call: malformed reply (neither result nor error): %s\n", excerptOf(reply))
+		fmt.Fprintf(stderr, "sessiond call: malformed reply (neither result nor error): %s\n", excerptOf(reply, hidden))
 		return callUsageOrConn
 	}
 	if id != fmt.Sprint(callRequestID) {
@@ -384,10 +454,11 @@ func indentJSON(raw json.RawMessage) []byte {
 	return buf.Bytes()
 }
 
-func excerptOf(b []byte) string {
-	s := strings.TrimSpace(string(b))
+// excerptOf is the start of b for a message, with none of hidden.
+func excerptOf(b []byte, hidden secrets) string {
+	s := hidden.hide(strings.TrimSpace(string(b)))
 	if len(s) > 200 {
-		s = s[:200] + "…"
+		s = strings.ToValidUTF8(s[:200], "") + "…"
 	}
 	return s
 }

@@ -3,10 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,12 +76,20 @@ func replyWith(line string) func(*fakeTCPServer, net.Conn, string) {
 	return func(_ *fakeTCPServer, conn net.Conn, _ string) { io.WriteString(conn, line+"\n") }
 }
 
-// runCallForTest runs `sessiond call` with args and no SESSIOND_TOKEN in the environment.
+// runCallForTest runs `sessiond call` with args, an empty stdin, and neither SESSIOND_TOKEN
+// nor SESSIOND_PASSWORD in the environment.
 func runCallForTest(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCallWithStdin(t, "", args...)
+}
+
+// runCallWithStdin is runCallForTest with stdin.
+func runCallWithStdin(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	t.Setenv("SESSIOND_TOKEN", "")
+	t.Setenv("SESSIOND_PASSWORD", "")
 	var out, errOut bytes.Buffer
-	code = runCall(args, &out, &errOut)
+	code = runCall(args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -226,7 +241,7 @@ func TestCallTokenFromEnvironment(t *testing.T) {
 	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	t.Setenv("SESSIOND_TOKEN", "ENV")
 	var out, errOut bytes.Buffer
-	if code := runCall([]string{"--addr", srv.addr, "pingSession"}, &out, &errOut); code != 0 {
+	if code := runCall([]string{"--addr", srv.addr, "pingSession"}, strings.NewReader(""), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	if got := srv.received(); len(got) != 1 || !strings.Contains(got[0], `"params":{"authToken":"ENV"}`) {
@@ -276,10 +291,10 @@ func TestCallUsageErrors(t *testing.T) {
 	}{
 		{"no method", nil, "sessiond call: missing METHOD\n"},
 		{"too many arguments", []string{"createSession", `{"username":`, `"admin"}`}, "sessiond call: too many arguments (3); quote PARAMS_JSON as one argument\n"},
-		{"invalid JSON", []string{"createSession", `{"username":}`}, "sessiond call: PARAMS_JSON is not valid JSON: invalid character '}' looking for beginning of value\n"},
+		{"invalid JSON", []string{"createSession", `{"username":}`}, "sessiond call: PARAMS_JSON is not valid JSON: unexpected character at byte 13 looking for beginning of value\n"},
 		{"cut-short JSON", []string{"createSession", `{"username":"a"`}, "sessiond call: PARAMS_JSON is not valid JSON: unexpected EOF\n"},
-		{"a string", []string{"createSession", `"admin"`}, "sessiond call: PARAMS_JSON must be a JSON object {…} or array […], got \"admin\"\n"},
-		{"a number", []string{"createSession", `42`}, "sessiond call: PARAMS_JSON must be a JSON object {…} or array […], got 42\n"},
+		{"a string", []string{"createSession", `"admin"`}, "sessiond call: PARAMS_JSON must be a JSON object {…} or array […], got a string\n"},
+		{"a number", []string{"createSession", `42`}, "sessiond call: PARAMS_JSON must be a JSON object {…} or array […], got a number\n"},
 		{"two values", []string{"createSession", `{} []`}, "sessiond call: PARAMS_JSON has more after the first JSON value; give one object or array\n"},
 		{"empty", []string{"createSession", ` `}, "sessiond call: PARAMS_JSON is empty; leave it out for no params\n"},
 		{"unknown flag", []string{"--adress", "x", "pingSession"}, "sessiond call: unknown flag: --adress\n"},
@@ -310,7 +325,7 @@ func TestCallHelp(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Errorf("%s: exit %d, stderr %q", flag, code, stderr)
 		}
-		for _, want := range []string{"Usage: sessiond call [flags] METHOD [PARAMS_JSON]", "Examples:", "--addr string", "--http string", "--token string", "--timeout duration", "(default 10s)", "Exit status:"} {
+		for _, want := range []string{"Usage: sessiond call [flags] METHOD [PARAMS_JSON | -]", "Examples:", "--addr string", "--http string", "--token string", "--password-file string", "--password-stdin", "SESSIOND_PASSWORD", "--timeout duration", "(default 10s)", "Exit status:"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", flag, want, stdout)
 			}
@@ -440,4 +455,325 @@ func unusedAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// writePasswordFile writes content to a file of mode 0600 in a temporary directory and
+// returns its path.
+func writePasswordFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestCallPasswordSources checks that --password-file, --password-stdin and SESSIOND_PASSWORD
+// fill the password of the login methods, named or positional, and that SESSIOND_PASSWORD
+// gives way to a password in the params and is left out of other methods.
+func TestCallPasswordSources(t *testing.T) {
+	const pw = `s3cret <&> "q" \ é`
+	const quoted = `"s3cret <&> \"q\" \\ é"`
+	for _, tc := range []struct {
+		name        string
+		env         string // SESSIOND_PASSWORD
+		stdin       string
+		args        []string // after --addr ADDR; "FILE" is replaced by a file holding pw
+		fileContent string
+		wantRequest string
+	}{
+		{
+			name:        "file, named params, line ending dropped",
+			args:        []string{"--password-file", "FILE", "createSession", `{"username":"admin","description":"cli"}`},
+			fileContent: pw + "\r\n",
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","description":"cli","password":` + quoted + `}}`,
+		},
+		{
+			name:        "file without a line ending",
+			args:        []string{"--password-file=FILE", "createSession", `{"username":"admin"}`},
+			fileContent: pw,
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","password":` + quoted + `}}`,
+		},
+		{
+			name:        "stdin, positional params",
+			stdin:       pw + "\n",
+			args:        []string{"--password-stdin", "authenticate", `["admin"]`},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":["admin",` + quoted + `]}`,
+		},
+		{
+			name:        "stdin, named NetX params",
+			stdin:       pw,
+			args:        []string{"authenticate", `{"login":"admin"}`, "--password-stdin"},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":{"login":"admin","password":` + quoted + `}}`,
+		},
+		{
+			name:        "stdin, an empty password",
+			stdin:       "\n",
+			args:        []string{"--password-stdin", "createSession", `{"username":"admin"}`},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","password":""}}`,
+		},
+		{
+			name:        "environment, no params",
+			env:         pw,
+			args:        []string{"createSession"},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"password":` + quoted + `}}`,
+		},
+		{
+			name:        "environment, empty named params",
+			env:         pw,
+			args:        []string{"createSession", `{}`},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"password":` + quoted + `}}`,
+		},
+		{
+			name:        "environment gives way to a password in the params",
+			env:         pw,
+			args:        []string{"authenticate", `["alice","alice-pw"]`},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":["alice","alice-pw"]}`,
+		},
+		{
+			name:        "environment not used by a method without a login password",
+			env:         pw,
+			args:        []string{"createAccount", `{"authToken":"T","username":"bob"}`},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createAccount","params":{"authToken":"T","username":"bob"}}`,
+		},
+		{
+			name:        "environment and --token together",
+			env:         pw,
+			args:        []string{"--token", "T1", "pingSession"},
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"pingSession","params":{"authToken":"T1"}}`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+			args := []string{"--addr", srv.addr}
+			for _, arg := range tc.args {
+				if strings.Contains(arg, "FILE") {
+					arg = strings.Replace(arg, "FILE", writePasswordFile(t, tc.fileContent), 1)
+				}
+				args = append(args, arg)
+			}
+			t.Setenv("SESSIOND_TOKEN", "")
+			t.Setenv("SESSIOND_PASSWORD", tc.env)
+			var out, errOut bytes.Buffer
+			if code := runCall(args, strings.NewReader(tc.stdin), &out, &errOut); code != 0 || out.String() != "{}\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+			}
+			if got := srv.received(); len(got) != 1 || got[0] != tc.wantRequest {
+				t.Errorf("server received %q\nwant %q", got, tc.wantRequest)
+			}
+		})
+	}
+}
+
+// TestCallPasswordUsageErrors checks that a password flag that cannot be used, or a password
+// file or stdin that does not hold one password, exits 2 without connecting and without
+// printing the password.
+func TestCallPasswordUsageErrors(t *testing.T) {
+	const pw = "pw-never-printed"
+	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"not a login method", pw, []string{"--password-stdin", "createAccount", `{"username":"bob"}`},
+			"sessiond call: --password-stdin: createAccount takes no login password (only createSession and authenticate do); to keep other secrets off the command line, give PARAMS_JSON as - and write it on stdin\n"},
+		{"unknown method", pw, []string{"--password-stdin", "nosuch"},
+			"sessiond call: --password-stdin: nosuch takes no login password"},
+		{"named params with a password", pw, []string{"--password-stdin", "createSession", `{"username":"a","password":"x"}`},
+			"sessiond call: --password-stdin: PARAMS_JSON has a password already; give it in one place\n"},
+		{"positional params with a password", pw, []string{"--password-file", writePasswordFile(t, pw), "authenticate", `["a","x"]`},
+			"sessiond call: --password-file: PARAMS_JSON has a password already; give it in one place\n"},
+		{"positional params without the login", pw, []string{"--password-stdin", "authenticate", `[]`},
+			"sessiond call: --password-stdin: positional PARAMS_JSON must hold login, which come before the password\n"},
+		{"both flags", pw, []string{"--password-stdin", "--password-file", missing, "createSession"},
+			"sessiond call: give --password-file or --password-stdin, not both\n"},
+		{"password and params both from stdin", pw, []string{"--password-stdin", "createSession", "-"},
+			"sessiond call: --password-stdin and PARAMS_JSON - both read stdin; put the password in the params or in --password-file\n"},
+		{"missing file", "", []string{"--password-file", missing, "createSession"},
+			"sessiond call: --password-file: open " + missing + ": no such file or directory\n"},
+		{"two lines", pw + "\n" + pw + "\n", []string{"--password-stdin", "createSession"},
+			"sessiond call: --password-stdin: stdin holds more than one line; it must hold only the password\n"},
+		{"a large file", "", []string{"--password-file", writePasswordFile(t, strings.Repeat(pw, 1000)), "createSession"},
+			"sessiond call: --password-file " + os.TempDir()},
+		{"not UTF-8", pw + "\xff", []string{"--password-stdin", "createSession"},
+			"sessiond call: --password-stdin: stdin is not valid UTF-8, which a JSON string cannot carry\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCallWithStdin(t, tc.stdin, append([]string{"--addr", srv.addr}, tc.args...)...)
+			if code != 2 || stdout != "" || !strings.HasPrefix(stderr, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2, stderr starting %q", code, stdout, stderr, tc.want)
+			}
+			if strings.Contains(stderr, pw) {
+				t.Errorf("stderr shows the password: %q", stderr)
+			}
+		})
+	}
+	if got := srv.received(); len(got) != 0 {
+		t.Errorf("usage errors reached the server: %q", got)
+	}
+}
+
+// TestCallParamsFromStdin checks that PARAMS_JSON "-" reads the params from stdin, and that
+// a syntax error in them is reported without quoting them.
+func TestCallParamsFromStdin(t *testing.T) {
+	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	code, stdout, stderr := runCallWithStdin(t, "{\n  \"username\": \"alice\",\n  \"password\": \"alice-pw\"\n}\n", "--addr", srv.addr, "--token", "T", "createAccount", "-")
+	if code != 0 || stdout != "{}\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	want := `{"jsonrpc":"2.0","id":1,"method":"createAccount","params":{"authToken":"T","username":"alice","password":"alice-pw"}}`
+	if got := srv.received(); len(got) != 1 || got[0] != want {
+		t.Errorf("server received %q\nwant %q", got, want)
+	}
+
+	for _, tc := range []struct{ name, stdin, want string }{
+		{"empty", "", "sessiond call: PARAMS_JSON is empty; leave it out for no params\n"},
+		{"a quote too many in a password", `{"username":"alice","password":"ab"Zcd"}`,
+			"sessiond call: PARAMS_JSON is not valid JSON: unexpected character at byte 36 after object key:value pair\n"},
+		{"a quote in place of a value", `{"password":'Zcd'}`,
+			"sessiond call: PARAMS_JSON is not valid JSON: unexpected character at byte 13 looking for beginning of value\n"},
+		{"a control character", "{\"password\":\"ab\x01Z\"}",
+			"sessiond call: PARAMS_JSON is not valid JSON: unexpected character at byte 16 in string literal\n"},
+		{"a string", `"Zcd"`, "sessiond call: PARAMS_JSON must be a JSON object {…} or array […], got a string\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCallWithStdin(t, tc.stdin, "--addr", srv.addr, "createAccount", "-")
+			if code != 2 || stdout != "" || stderr != tc.want {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2, stderr %q", code, stdout, stderr, tc.want)
+			}
+		})
+	}
+	if got := srv.received(); len(got) != 1 {
+		t.Errorf("bad params reached the server: %q", got[1:])
+	}
+}
+
+// TestCallRepliesHidePassword checks that a reply echoing the request, from a proxy or
+// another server, is printed without the password or token that sessiond call sent.
+func TestCallRepliesHidePassword(t *testing.T) {
+	const pw = `pw-"echoed"`
+	echoTCP := func(format string) *fakeTCPServer {
+		return startFakeTCP(t, func(_ *fakeTCPServer, conn net.Conn, request string) {
+			io.WriteString(conn, fmt.Sprintf(format, request)+"\n")
+		})
+	}
+	quotedRequest := func(s *fakeTCPServer, conn net.Conn, request string) {
+		b, _ := json.Marshal(request)
+		io.WriteString(conn, `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":`+string(b)+`,"data":{"request":`+request+`}}}`+"\n")
+	}
+	echoHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		http.Error(w, "cannot route "+string(body), http.StatusBadGateway)
+	}))
+	t.Cleanup(echoHTTP.Close)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"error message and data", []string{"--addr", startFakeTCP(t, quotedRequest).addr}},
+		{"not a response object", []string{"--addr", echoTCP(`[%s]`).addr}},
+		{"neither result nor error", []string{"--addr", echoTCP(`{"jsonrpc":"2.0","id":1,"echo":%s}`).addr}},
+		{"HTTP error page", []string{"--http", echoHTTP.URL}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args, "--password-stdin", "--token", "tok-echoed", "createSession", `{"username":"admin"}`)
+			code, _, stderr := runCallWithStdin(t, pw, args...)
+			if code == 0 || !strings.Contains(stderr, "[hidden]") {
+				t.Errorf("exit %d, stderr %q; want an error marking what it hid", code, stderr)
+			}
+			for _, secret := range []string{pw, `pw-\"echoed\"`, "tok-echoed"} {
+				if strings.Contains(stderr, secret) {
+					t.Errorf("stderr shows a secret %q: %s", secret, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestCallPasswordOffCommandLine checks, with real processes, that the password sessiond call
+// sends is in neither its command line nor its output and the server's logs: it waits on
+// --password-stdin while /proc/PID/cmdline is read, logs in by --password-file and
+// SESSIOND_PASSWORD, and a wrong password fails with 450.
+func TestCallPasswordOffCommandLine(t *testing.T) {
+	p := startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--log-level", "debug")
+	const wrong = "call-wrong-password"
+	var outputs []string
+
+	cmd := exec.Command(binPath, "call", "--addr", p.tcpAddr, "--password-stdin", "createSession", `{"username":"admin"}`)
+	cmd.Env = withoutCallSecrets()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+	switch {
+	case err == nil && !bytes.Contains(cmdline, []byte("--password-stdin")):
+		t.Errorf("/proc/PID/cmdline is not the call's: %q", cmdline)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		t.Errorf("reading the command line: %v", err)
+	}
+	io.WriteString(stdin, testAdminPassword+"\n")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || !strings.Contains(stdout.String(), `"authToken": "sdt_`) {
+		t.Errorf("createSession with --password-stdin: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+	outputs = append(outputs, string(cmdline), stdout.String(), stderr.String())
+
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		want     string // in stdout, or in stderr for an error
+	}{
+		{"--password-file", nil, []string{"--password-file", writePasswordFile(t, testAdminPassword+"\n"), "authenticate", `["admin"]`}, 0, `"sdt_`},
+		{"SESSIOND_PASSWORD", []string{"SESSIOND_PASSWORD=" + testAdminPassword}, []string{"createSession", `{"username":"admin"}`}, 0, `"authToken": "sdt_`},
+		{"a wrong password", []string{"SESSIOND_PASSWORD=" + wrong}, []string{"createSession", `{"username":"admin"}`}, 1, "error 450: Not able to validate the credentials for user [admin]."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binPath, append([]string{"call", "--addr", p.tcpAddr}, tc.args...)...)
+			cmd.Env = append(withoutCallSecrets(), tc.env...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.Run()
+			outputs = append(outputs, stdout.String(), stderr.String())
+			shown := stdout.String()
+			if tc.wantCode != 0 {
+				shown = stderr.String()
+			}
+			if code := cmd.ProcessState.ExitCode(); code != tc.wantCode || !strings.Contains(shown, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout.String(), stderr.String(), tc.wantCode, tc.want)
+			}
+		})
+	}
+
+	p.terminate()
+	outputs = append(outputs, p.logs.String())
+	for _, out := range outputs {
+		for _, secret := range []string{testAdminPassword, wrong} {
+			if strings.Contains(out, secret) {
+				t.Errorf("a password shows in a command line, an output or the server's logs:\n%s", out)
+			}
+		}
+	}
+}
+
+// withoutCallSecrets is the test's environment without SESSIOND_PASSWORD, SESSIOND_TOKEN and
+// SESSIOND_ADMIN_PASSWORD.
+func withoutCallSecrets() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SESSIOND_PASSWORD=") && !strings.HasPrefix(kv, "SESSIOND_TOKEN=") && !strings.HasPrefix(kv, "SESSIOND_ADMIN_PASSWORD=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -47,7 +47,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		return runServe(args[1:], stdin, stdout, stderr)
 	case "call":
-		return runCall(args[1:], stdout, stderr)
+		return runCall(args[1:], stdin, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdin, stdout, stderr)
 	case "--version", "-v", "version":

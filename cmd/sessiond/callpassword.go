@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sessiond/sessiond/rpc"
+)
+
+// How sessiond call keeps secrets off its command line, where every user of the machine can
+// read them: the login password comes from --password-file, --password-stdin or
+// SESSIOND_PASSWORD (as docker login --password-stdin, psql's PGPASSWORD or redis-cli's
+// REDISCLI_AUTH do), and any params from stdin when PARAMS_JSON is "-".
+
+// maxPasswordInput bounds what --password-file and --password-stdin read: a password is at
+// most 256 bytes, so more means the wrong file.
+const maxPasswordInput = 4096
+
+// callPasswordInput is the login password sessiond call was given and where it came from.
+type callPasswordInput struct {
+	value string
+	// from names the source for messages: "--password-file", "--password-stdin" or
+	// "SESSIOND_PASSWORD".
+	from string
+	// explicit is true for a flag: a password that cannot be used is then an error, while
+	// SESSIOND_PASSWORD, set for a whole shell, is left unused.
+	explicit bool
+}
+
+// callPassword returns the login password from --password-file (when fileGiven),
+// --password-stdin or SESSIOND_PASSWORD, in that order, or nil when there is none. Its
+// errors name the source, never the password.
+func callPassword(file string, fileGiven, fromStdin bool, stdin io.Reader) (*callPasswordInput, error) {
+	switch {
+	case fileGiven:
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("--password-file: %v", err)
+		}
+		defer f.Close()
+		value, err := readPassword(f)
+		if err != nil {
+			return nil, fmt.Errorf("--password-file %s %v", file, err)
+		}
+		return &callPasswordInput{value: value, from: "--password-file", explicit: true}, nil
+	case fromStdin:
+		value, err := readPassword(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("--password-stdin: stdin %v", err)
+		}
+		return &callPasswordInput{value: value, from: "--password-stdin", explicit: true}, nil
+	}
+	if value, ok := os.LookupEnv("SESSIOND_PASSWORD"); ok && value != "" {
+		if !utf8.ValidString(value) {
+			return nil, errors.New("SESSIOND_PASSWORD is not valid UTF-8, which a JSON string cannot carry")
+		}
+		return &callPasswordInput{value: value, from: "SESSIOND_PASSWORD"}, nil
+	}
+	return nil, nil
+}
+
+// readPassword reads a password: all of r but one final line ending ("\n" or "\r\n"), as
+// docker login --password-stdin does. A second line is refused rather than sent to the
+// server: it means the wrong file, which may hold another secret.
+func readPassword(r io.Reader) (string, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxPasswordInput+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot be read: %v", err)
+	}
+	if len(raw) > maxPasswordInput {
+		return "", fmt.Errorf("holds more than %d bytes; it must hold only the password", maxPasswordInput)
+	}
+	raw = bytes.TrimSuffix(raw, []byte("\n"))
+	raw = bytes.TrimSuffix(raw, []byte("\r"))
+	if bytes.ContainsAny(raw, "\r\n") {
+		return "", errors.New("holds more than one line; it must hold only the password")
+	}
+	if !utf8.Valid(raw) {
+		return "", errors.New("is not valid UTF-8, which a JSON string cannot carry")
+	}
+	return string(raw), nil
+}
+
+// readParamsFromStdin reads PARAMS_JSON given as "-".
+func readParamsFromStdin(stdin io.Reader) (string, error) {
+	raw, err := io.ReadAll(io.LimitReader(stdin, maxReplyBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading PARAMS_JSON from stdin: %v", err)
+	}
+	if len(raw) > maxReplyBytes {
+		return "", fmt.Errorf("PARAMS_JSON on stdin is larger than %d MiB", maxReplyBytes>>20)
+	}
+	return string(raw), nil
+}
+
+// loginPasswordField is the params member of a login method's password.
+const loginPasswordField = "password"
+
+// withPassword returns params with the login password of method filled in: the member
+// "password" added at the end of named params (params of its own when there are none), or
+// appended to positional params that stop just before it. Only the login methods of the
+// method table (Auth credentials: createSession, authenticate) take it; the error says why
+// the password cannot be placed, without quoting it.
+func withPassword(params json.RawMessage, method, password string) (json.RawMessage, error) {
+	m := lookupMethod(method)
+	if m == nil || m.Auth != rpc.AuthCredentials {
+		var logins []string
+		for _, candidate := range rpc.Methods {
+			if candidate.Auth == rpc.AuthCredentials {
+				logins = append(logins, candidate.Name)
+			}
+		}
+		return nil, fmt.Errorf("%s takes no login password (only %s do); to keep other secrets off the command line, give PARAMS_JSON as - and write it on stdin", method, strings.Join(logins, " and "))
+	}
+	quoted := quoteJSON(password)
+	if len(params) == 0 {
+		return json.RawMessage(`{"` + loginPasswordField + `":` + quoted + `}`), nil
+	}
+	if params[0] == '[' {
+		var positional []json.RawMessage
+		if json.Unmarshal(params, &positional) != nil {
+			return nil, errors.New("PARAMS_JSON is not a JSON array")
+		}
+		at := slices.Index(m.Positional, loginPasswordField)
+		switch {
+		case at < 0:
+			return nil, fmt.Errorf("%s takes no positional password", method)
+		case len(positional) > at:
+			return nil, errors.New("PARAMS_JSON has a password already; give it in one place")
+		case len(positional) < at:
+			return nil, fmt.Errorf("positional PARAMS_JSON must hold %s, which come before the password", strings.Join(m.Positional[:at], ", "))
+		}
+		if at == 0 {
+			return json.RawMessage("[" + quoted + "]"), nil
+		}
+		return json.RawMessage(string(params[:len(params)-1]) + "," + quoted + "]"), nil
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(params, &members) != nil {
+		return nil, errors.New("PARAMS_JSON is not a JSON object")
+	}
+	if _, ok := members[loginPasswordField]; ok {
+		return nil, errors.New("PARAMS_JSON has a password already; give it in one place")
+	}
+	// params is compacted: it ends in '}', and "{}" is the only object without members.
+	sep := ","
+	if len(members) == 0 {
+		sep = ""
+	}
+	return json.RawMessage(string(params[:len(params)-1]) + sep + `"` + loginPasswordField + `":` + quoted + "}"), nil
+}
+
+// lookupMethod returns the entry of the method table named name, or nil.
+func lookupMethod(name string) *rpc.Method {
+	for i := range rpc.Methods {
+		if rpc.Methods[i].Name == name {
+			return &rpc.Methods[i]
+		}
+	}
+	return nil
+}
+
+// quoteJSON returns s as a JSON string, with "<>&" as typed, like the rest of the request.
+func quoteJSON(s string) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// secrets are strings sessiond call sent and must not print, as typed and as JSON-escaped in
+// the request: a proxy or another server may echo the request in an error.
+type secrets []string
+
+// hide replaces every secret in text with a mark.
+func (hidden secrets) hide(text string) string {
+	for _, secret := range hidden {
+		if secret == "" {
+			continue
+		}
+		text = strings.ReplaceAll(text, secret, "[hidden]")
+		quoted := quoteJSON(secret)
+		if escaped := quoted[1 : len(quoted)-1]; escaped != secret {
+			text = strings.ReplaceAll(text, escaped, "[hidden]")
+		}
+	}
+	return text
+}
