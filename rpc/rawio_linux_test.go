@@ -1,0 +1,157 @@
+package rpc
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// TestRawIOReadWrite checks that rawIO reads what the peer wrote, in pieces as small as the buffer, and ends with io.EOF when the peer closes.
+func TestRawIOReadWrite(t *testing.T) {
+	server, client := tcpPair(t)
+	r, w := newRawIO(server)
+	if _, ok := r.(*rawIO); !ok {
+		t.Fatalf("newRawIO gave %T for a TCP connection, want *rawIO", r)
+	}
+	if _, err := w.Write([]byte("pong\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "pong\n" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	if _, err := client.Write([]byte("hello, raw")); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	var all []byte
+	buf := make([]byte, 3)
+	for {
+		n, err := r.Read(buf)
+		all = append(all, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if n == 0 || n > 3 {
+			t.Fatalf("Read returned %d bytes into a 3-byte buffer", n)
+		}
+	}
+	if string(all) != "hello, raw" {
+		t.Fatalf("read %q", all)
+	}
+}
+
+// TestRawIODeadlines checks that a read deadline ends a waiting Read with a timeout, and a write deadline ends a Write the peer does not take.
+func TestRawIODeadlines(t *testing.T) {
+	server, _ := tcpPair(t)
+	r, w := newRawIO(server)
+	_ = server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := r.Read(make([]byte, 16))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read past the deadline: %v, want a timeout", err)
+	}
+	_ = server.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := w.Write(make([]byte, 64<<20)) // far more than the socket buffers hold
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Write past the deadline: %v, want a timeout", err)
+	}
+	if n < 0 || n >= 64<<20 {
+		t.Fatalf("Write reported %d bytes written before its deadline", n)
+	}
+}
+
+// TestRawIOLargeWrite checks that a write larger than the socket buffers waits for the peer to read and arrives whole.
+func TestRawIOLargeWrite(t *testing.T) {
+	server, client := tcpPair(t)
+	_, w := newRawIO(server)
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(client, int64(len(want))))
+		got <- b
+	}()
+	if n, err := w.Write(want); err != nil || n != len(want) {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("peer read %d bytes, not what was written", len(b))
+	}
+}
+
+// TestRawIOErrors checks that a write to a peer that reset the connection fails, and that I/O after Close reports net.ErrClosed.
+func TestRawIOErrors(t *testing.T) {
+	server, client := tcpPair(t)
+	r, w := newRawIO(server)
+	_ = client.(*net.TCPConn).SetLinger(0) // Close sends a reset
+	client.Close()
+	// On loopback the reset has arrived by the time Close returns.
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Fatal("a write to a reset connection succeeded")
+	}
+	server.Close()
+	if _, err := r.Read(make([]byte, 4)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestRawIOAllocs checks that a read and a write allocate nothing.
+func TestRawIOAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector")
+	}
+	server, client := tcpPair(t)
+	r, w := newRawIO(server)
+	msg, buf, peer := []byte("ping\n"), make([]byte, 64), make([]byte, 64)
+	n := testing.AllocsPerRun(200, func() {
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, peer[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 0 {
+		t.Errorf("a read and a write allocate %.1f times, want 0", n)
+	}
+}
