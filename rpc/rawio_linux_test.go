@@ -38,8 +38,8 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 func TestRawIOReadWrite(t *testing.T) {
 	server, client := tcpPair(t)
 	r, w := newRawIO(server)
-	if _, ok := r.(*rawIO); !ok {
-		t.Fatalf("newRawIO gave %T for a TCP connection, want *rawIO", r)
+	if _, ok := r.(*rawReader); !ok {
+		t.Fatalf("newRawIO gave %T for a TCP connection, want *rawReader", r)
 	}
 	if _, err := w.Write([]byte("pong\n")); err != nil {
 		t.Fatal(err)
