@@ -1,3 +1,5 @@
+//go:build !race
+
 package rpc
 
 import (
@@ -20,8 +22,11 @@ import (
 // that kept sysmon waking every 20 µs and threads handing processors back and forth: with raw
 // calls the server made 0.08 context switches a request instead of 0.18, 0.2k sysmon sleeps a
 // second instead of 4.2k, and spent about a tenth less CPU a request. What a raw call gives up
-// is the processor for other goroutines for its few microseconds, and the race detector's
-// view of the kernel filling the read buffer.
+// is the processor for other goroutines for its few microseconds.
+//
+// A raw call also skips the race detector's annotations (the kernel filling the read buffer,
+// the ordering between I/O calls), so race builds serve TCP through the net.Conn instead
+// (rawio_other.go), and .ci/run runs the raw path's tests without -race.
 type rawHalf struct {
 	call  func(func(fd uintptr) bool) error // the RawConn's Read or Write, bound once
 	trap  uintptr                           // SYS_READ or SYS_WRITE
