@@ -646,7 +646,10 @@ func TestCallParamsFromStdin(t *testing.T) {
 			}
 		})
 	}
-	if got := srv.received(); len(got) != 1 {
+	switch got := srv.received(); {
+	case len(got) == 0:
+		t.Fatalf("the server received no request, not even the one with good params")
+	case len(got) > 1:
 		t.Errorf("bad params reached the server: %q", got[1:])
 	}
 }
