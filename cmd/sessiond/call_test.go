@@ -654,8 +654,8 @@ func TestCallParamsFromStdin(t *testing.T) {
 	}
 }
 
-// TestCallRepliesHidePassword checks that a reply echoing the request, from a proxy or
-// another server, is printed without the password or token that sessiond call sent.
+// TestCallRepliesHidePassword checks that a reply echoing the request or its headers, from a
+// proxy or another server, is printed without the password or token that sessiond call sent.
 func TestCallRepliesHidePassword(t *testing.T) {
 	const pw = `pw-"echoed"`
 	echoTCP := func(format string) *fakeTCPServer {
@@ -667,19 +667,29 @@ func TestCallRepliesHidePassword(t *testing.T) {
 		b, _ := json.Marshal(request)
 		io.WriteString(conn, `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":`+string(b)+`,"data":{"request":`+request+`}}}`+"\n")
 	}
+	quotedInData := func(s *fakeTCPServer, conn net.Conn, request string) {
+		b, _ := json.Marshal(request)
+		io.WriteString(conn, `{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"bad gateway","data":{"request":`+string(b)+`}}}`+"\n")
+	}
 	echoHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		http.Error(w, "cannot route "+string(body), http.StatusBadGateway)
 	}))
 	t.Cleanup(echoHTTP.Close)
+	echoHeaders := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cannot route Authorization: "+r.Header.Get("Authorization"), http.StatusBadGateway)
+	}))
+	t.Cleanup(echoHeaders.Close)
 	for _, tc := range []struct {
 		name string
 		args []string
 	}{
 		{"error message and data", []string{"--addr", startFakeTCP(t, quotedRequest).addr}},
+		{"error data quoting the request", []string{"--addr", startFakeTCP(t, quotedInData).addr}},
 		{"not a response object", []string{"--addr", echoTCP(`[%s]`).addr}},
 		{"neither result nor error", []string{"--addr", echoTCP(`{"jsonrpc":"2.0","id":1,"echo":%s}`).addr}},
 		{"HTTP error page", []string{"--http", echoHTTP.URL}},
+		{"HTTP error page showing the headers", []string{"--http", echoHeaders.URL}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.args, "--password-stdin", "--token", "tok-echoed", "createSession", `{"username":"admin"}`)
@@ -687,12 +697,56 @@ func TestCallRepliesHidePassword(t *testing.T) {
 			if code == 0 || !strings.Contains(stderr, "[hidden]") {
 				t.Errorf("exit %d, stderr %q; want an error marking what it hid", code, stderr)
 			}
-			for _, secret := range []string{pw, `pw-\"echoed\"`, "tok-echoed"} {
+			for _, secret := range []string{pw, `pw-\"echoed\"`, `pw-\\\"echoed\\\"`, "tok-echoed"} {
 				if strings.Contains(stderr, secret) {
 					t.Errorf("stderr shows a secret %q: %s", secret, stderr)
 				}
 			}
 		})
+	}
+}
+
+// TestCallHideSecrets checks that secrets are hidden where they stand as whole JSON string
+// values, HTTP credentials, or such values quoted in a JSON string, and nowhere else.
+func TestCallHideSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret, text, want string
+	}{
+		{"a short secret in a whole value only", "a",
+			`cannot route "createSession": {"username":"admin","password":"a"}`,
+			`cannot route "createSession": {"username":"admin","password":"[hidden]"}`},
+		{"a string that merely contains it", "a", `{"password":"ab","note":"xa"}`, `{"password":"ab","note":"xa"}`},
+		{"a quote inside a string is no start", "a", `{"note":"x\"a","password":"a"}`, `{"note":"x\"a","password":"[hidden]"}`},
+		{"quoted in a string", "a", `{"message":"{\"password\":\"a\"}"}`, `{"message":"{\"password\":\"[hidden]\"}"}`},
+		{"JSON escapes", `pw-"q"\`, `{"password":"pw-\"q\"\\"}`, `{"password":"[hidden]"}`},
+		{"JSON escapes quoted in a string", `pw-"q"\`, `"{\"password\":\"pw-\\\"q\\\"\\\\\"}"`, `"{\"password\":\"[hidden]\"}"`},
+		{"as sent, with <>&", "<a&b>", `{"password":"<a&b>"}`, `{"password":"[hidden]"}`},
+		{"HTML-escaped by a Go server", "<a&b>", `{"password":"\u003ca\u0026b\u003e"}`, `{"password":"[hidden]"}`},
+		{"HTML-escaped quoted in a string", "<a&b>", `"{\"password\":\"\u003ca\u0026b\u003e\"}"`, `"{\"password\":\"[hidden]\"}"`},
+		{"a bearer credential", "tok", "Authorization: Bearer tok\r\nHost: x", "Authorization: Bearer [hidden]\r\nHost: x"},
+		{"a bearer credential at the end", "tok", "Bearer tok", "Bearer [hidden]"},
+		{"a longer bearer credential", "tok", "Bearer tok2 Bearer tok.x", "Bearer tok2 Bearer tok.x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (secrets{tc.secret}).hide(tc.text); got != tc.want {
+				t.Errorf("hide(%q) of %q = %q, want %q", tc.secret, tc.text, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCallRepliesHideShortPassword checks that hiding a one-letter password leaves the rest of
+// an echoed request readable.
+func TestCallRepliesHideShortPassword(t *testing.T) {
+	echoHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		http.Error(w, "cannot route "+string(body), http.StatusBadGateway)
+	}))
+	t.Cleanup(echoHTTP.Close)
+	code, stdout, stderr := runCallWithStdin(t, "a", "--http", echoHTTP.URL, "--password-stdin", "createSession", `{"username":"admin"}`)
+	want := "sessiond call: " + echoHTTP.URL + `/ answered HTTP 502 Bad Gateway without a JSON-RPC reply: cannot route {"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","password":"[hidden]"}}` + "\n"
+	if code != 2 || stdout != "" || stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 2, stderr %q", code, stdout, stderr, want)
 	}
 }
 

@@ -176,21 +176,117 @@ func quoteJSON(s string) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
-// secrets are strings sessiond call sent and must not print, as typed and as JSON-escaped in
-// the request: a proxy or another server may echo the request in an error.
+// secrets are strings sessiond call sent and must not print: a proxy or another server may
+// echo the request in an error.
 type secrets []string
 
-// hide replaces every secret in text with a mark.
+// hiddenMark stands in for a secret in what sessiond call prints.
+const hiddenMark = "[hidden]"
+
+// hide replaces each secret in text where it stands as a whole JSON string value, quotes
+// included: as sent ("pw"), as encoding/json's default HTML-safe escaping writes it, and as
+// either appears in a JSON string that quotes the request (\"pw\"). It also replaces the
+// secret as an HTTP credential ("Bearer pw"), the way the token is sent. Occurrences inside a
+// longer string stay: a short secret neither garbles a message nor shows where it occurs.
 func (hidden secrets) hide(text string) string {
 	for _, secret := range hidden {
 		if secret == "" {
 			continue
 		}
-		text = strings.ReplaceAll(text, secret, "[hidden]")
-		quoted := quoteJSON(secret)
-		if escaped := quoted[1 : len(quoted)-1]; escaped != secret {
-			text = strings.ReplaceAll(text, escaped, "[hidden]")
+		for _, quoted := range uniq(quoteJSON(secret), marshalJSON(secret)) {
+			// The request quoted in a JSON string, as an error message may carry it.
+			for _, inString := range uniq(quoteJSON(quoted), marshalJSON(quoted)) {
+				text = replaceUnescaped(text, inString[1:len(inString)-1], `\"`+hiddenMark+`\"`)
+			}
+			text = replaceUnescaped(text, quoted, `"`+hiddenMark+`"`)
 		}
+		text = replaceBearer(text, secret)
 	}
 	return text
+}
+
+// marshalJSON returns s as encoding/json writes it by default, with "<>&" escaped as \u003c,
+// \u003e and \u0026: a Go server echoing the params writes them so.
+func marshalJSON(s string) string {
+	b, _ := json.Marshal(s) // a string always encodes
+	return string(b)
+}
+
+// uniq returns a, and b when it differs from a.
+func uniq(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
+}
+
+// replaceUnescaped replaces each occurrence of form in text that a backslash does not escape:
+// a quote after an odd number of backslashes is a character inside a string, not the start
+// of one.
+func replaceUnescaped(text, form, mark string) string {
+	var out strings.Builder
+	done := 0 // text[:done] is in out, replaced
+	for from := 0; ; {
+		i := strings.Index(text[from:], form)
+		if i < 0 {
+			break
+		}
+		at := from + i
+		backslashes := 0
+		for backslashes < at && text[at-1-backslashes] == '\\' {
+			backslashes++
+		}
+		if backslashes%2 != 0 {
+			from = at + 1
+			continue
+		}
+		out.WriteString(text[done:at])
+		out.WriteString(mark)
+		done = at + len(form)
+		from = done
+	}
+	if done == 0 {
+		return text
+	}
+	out.WriteString(text[done:])
+	return out.String()
+}
+
+// replaceBearer replaces secret where it follows "Bearer " and ends the credential: the
+// character after it, if any, is none a token can hold.
+func replaceBearer(text, secret string) string {
+	const scheme = "Bearer "
+	form := scheme + secret
+	var out strings.Builder
+	done := 0 // text[:done] is in out, replaced
+	for from := 0; ; {
+		i := strings.Index(text[from:], form)
+		if i < 0 {
+			break
+		}
+		at := from + i
+		end := at + len(form)
+		if end < len(text) && isTokenChar(text[end]) {
+			from = at + len(scheme)
+			continue
+		}
+		out.WriteString(text[done : at+len(scheme)])
+		out.WriteString(hiddenMark)
+		done = end
+		from = done
+	}
+	if done == 0 {
+		return text
+	}
+	out.WriteString(text[done:])
+	return out.String()
+}
+
+// isTokenChar reports whether c may be part of a bearer token (RFC 6750's b64token).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~+/=", c) >= 0
 }
