@@ -134,13 +134,11 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return callUsageOrConn
 		}
 	}
-	hidden := secrets{token} // kept out of what sessiond call prints of a reply
 	if password != nil {
 		filled, err := withPassword(params, method, password.value)
 		switch {
 		case err == nil:
 			params = filled
-			hidden = append(hidden, password.value)
 		case password.explicit:
 			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))
 		}
@@ -148,6 +146,10 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if token != "" {
 		params = withAuthToken(params, tokenField(method), token)
 	}
+	// Kept out of what sessiond call prints on stderr of a reply: the token, which an
+	// Authorization header may carry while the params hold another, and every password
+	// and token of the params, filled in or given.
+	hidden := append(secrets{token}, paramsSecrets(method, params)...)
 	var encoded bytes.Buffer
 	enc := json.NewEncoder(&encoded) // ends the request with the newline TCP framing needs
 	enc.SetEscapeHTML(false)         // send "<&>" in passwords as typed

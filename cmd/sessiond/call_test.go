@@ -14,10 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/rpc"
 )
 
 // fakeTCPServer is a stand-in sessiond: it reads one request line per connection, records it
@@ -747,6 +750,98 @@ func TestCallRepliesHideShortPassword(t *testing.T) {
 	want := "sessiond call: " + echoHTTP.URL + `/ answered HTTP 502 Bad Gateway without a JSON-RPC reply: cannot route {"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","password":"[hidden]"}}` + "\n"
 	if code != 2 || stdout != "" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q\nwant exit 2, stderr %q", code, stdout, stderr, want)
+	}
+}
+
+// TestCallRepliesHideParamsSecrets checks that the passwords and tokens of the params, read
+// from stdin or the command line, are hidden from an echoed request like those sessiond call
+// filled in, and that the rest stays readable.
+func TestCallRepliesHideParamsSecrets(t *testing.T) {
+	echoHTTP := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		http.Error(w, "cannot route "+string(body), http.StatusBadGateway)
+	}))
+	t.Cleanup(echoHTTP.Close)
+	for _, tc := range []struct {
+		name    string
+		stdin   string
+		args    []string
+		secrets []string
+	}{
+		{"createAccount, params from stdin", `{"username":"bob","password":"Bob-Secret-123"}`,
+			[]string{"--token", "tok", "createAccount", "-"}, []string{"Bob-Secret-123", "tok"}},
+		{"alterAccount, params on the command line", "",
+			[]string{"alterAccount", `{"authToken":"T-given","username":"bob","password":"New-Secret","currentPassword":"Old-Secret"}`},
+			[]string{"T-given", "New-Secret", "Old-Secret"}},
+		{"a password given twice", `{"username":"bob","password":"First-Secret","password":"Second-Secret"}`,
+			[]string{"createSession", "-"}, []string{"First-Secret", "Second-Secret"}},
+		{"positional authenticate from stdin", `["bob","Bob-Secret-123"]`,
+			[]string{"authenticate", "-"}, []string{"Bob-Secret-123"}},
+		{"positional session key", "", []string{"logout", `["K-given"]`}, []string{"K-given"}},
+		{"tokens naming sessions", "", []string{"describeSessions", `{"authToken":"T-given","authTokens":["T-other"]}`},
+			[]string{"T-given", "T-other"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCallWithStdin(t, tc.stdin, append([]string{"--http", echoHTTP.URL}, tc.args...)...)
+			if code != 2 || !strings.Contains(stderr, "[hidden]") || !strings.Contains(stderr, "cannot route") {
+				t.Errorf("exit %d, stderr %q; want exit 2 and the echoed request with what it hid marked", code, stderr)
+			}
+			for _, secret := range tc.secrets {
+				if strings.Contains(stderr, secret) {
+					t.Errorf("stderr shows %q: %s", secret, stderr)
+				}
+			}
+			if strings.Contains(tc.stdin+strings.Join(tc.args, " "), "bob") && !strings.Contains(stderr, `"bob"`) {
+				t.Errorf("stderr hides the username too: %s", stderr)
+			}
+		})
+	}
+}
+
+// TestCallSecretMembers checks that every params member of the method table named like a
+// password, token or key is one whose values sessiond call hides.
+func TestCallSecretMembers(t *testing.T) {
+	seen := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(typ reflect.Type) {
+		switch typ.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			walk(typ.Elem())
+		case reflect.Struct:
+			for field := range typ.Fields() {
+				name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+				if field.Anonymous && name == "" {
+					walk(field.Type)
+					continue
+				}
+				if !field.IsExported() || name == "-" {
+					continue
+				}
+				if name == "" {
+					name = field.Name
+				}
+				seen[name] = true
+				walk(field.Type)
+			}
+		}
+	}
+	for _, m := range rpc.Methods {
+		walk(m.Params)
+		for _, name := range m.Positional {
+			seen[name] = true
+		}
+	}
+	for name := range seen {
+		lower := strings.ToLower(name)
+		secretLike := strings.Contains(lower, "password") || strings.Contains(lower, "token") || strings.Contains(lower, "key")
+		if secretLike && !secretMembers[name] {
+			t.Errorf("params member %q looks secret but is not in secretMembers", name)
+		}
+	}
+	for _, name := range []string{"password", "currentPassword", "authToken", "sessionKey"} {
+		if !seen[name] {
+			t.Errorf("no params member %q: the walk over the method table missed it", name)
+		}
 	}
 }
 

@@ -176,6 +176,70 @@ func quoteJSON(s string) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
+// secretMembers are the params members whose string values sessiond call hides in what it
+// prints: passwords and tokens. The method table marks no member as secret;
+// TestCallSecretMembers checks that every params member named like a password, token or key
+// is here.
+var secretMembers = map[string]bool{
+	"password": true, "currentPassword": true, "newPassword": true,
+	"authToken": true, "authTokens": true, "sessionKey": true,
+}
+
+// paramsSecrets returns the string values of the secret members of params, at any depth and
+// duplicates included, and of the positional params that the method table names so: the
+// secrets of the request, wherever its params came from.
+func paramsSecrets(method string, params json.RawMessage) secrets {
+	if len(params) == 0 {
+		return nil
+	}
+	var positional []string
+	if m := lookupMethod(method); m != nil {
+		positional = m.Positional
+	}
+	var found secrets
+	walkSecrets(json.NewDecoder(bytes.NewReader(params)), false, positional, &found) // params is valid JSON by now
+	return found
+}
+
+// walkSecrets reads one JSON value from dec and adds its strings to found if secret, and the
+// strings of its secret members (or, in an array, of the elements that positional names as
+// secret members) if not.
+func walkSecrets(dec *json.Decoder, secret bool, positional []string, found *secrets) error {
+	token, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch token := token.(type) {
+	case string:
+		if secret {
+			*found = append(*found, token)
+		}
+	case json.Delim:
+		if token == '{' {
+			for dec.More() {
+				name, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := name.(string)
+				if err := walkSecrets(dec, secret || secretMembers[key], nil, found); err != nil {
+					return err
+				}
+			}
+		} else {
+			for i := 0; dec.More(); i++ {
+				named := i < len(positional) && secretMembers[positional[i]]
+				if err := walkSecrets(dec, secret || named, nil, found); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	return nil
+}
+
 // secrets are strings sessiond call sent and must not print: a proxy or another server may
 // echo the request in an error.
 type secrets []string
