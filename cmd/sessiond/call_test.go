@@ -510,12 +510,6 @@ func TestCallPasswordSources(t *testing.T) {
 			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":{"login":"admin","password":` + quoted + `}}`,
 		},
 		{
-			name:        "stdin, an empty password",
-			stdin:       "\n",
-			args:        []string{"--password-stdin", "createSession", `{"username":"admin"}`},
-			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin","password":""}}`,
-		},
-		{
 			name:        "environment, no params",
 			env:         pw,
 			args:        []string{"createSession"},
@@ -569,12 +563,13 @@ func TestCallPasswordSources(t *testing.T) {
 }
 
 // TestCallPasswordUsageErrors checks that a password flag that cannot be used, or a password
-// file or stdin that does not hold one password, exits 2 without connecting and without
-// printing the password.
+// file or stdin that does not hold one non-empty password, exits 2 without connecting and
+// without printing the password.
 func TestCallPasswordUsageErrors(t *testing.T) {
 	const pw = "pw-never-printed"
 	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
 	missing := filepath.Join(t.TempDir(), "missing")
+	emptyFile, lineEndingFile := writePasswordFile(t, ""), writePasswordFile(t, "\r\n")
 	for _, tc := range []struct {
 		name  string
 		stdin string
@@ -603,6 +598,14 @@ func TestCallPasswordUsageErrors(t *testing.T) {
 			"sessiond call: --password-file " + os.TempDir()},
 		{"not UTF-8", pw + "\xff", []string{"--password-stdin", "createSession"},
 			"sessiond call: --password-stdin: stdin is not valid UTF-8, which a JSON string cannot carry\n"},
+		{"empty stdin", "", []string{"--password-stdin", "createSession", `{"username":"admin"}`},
+			"sessiond call: --password-stdin: stdin holds no password, and an empty one would count as a failed login; if the account's password is empty, give \"password\":\"\" in PARAMS_JSON\n"},
+		{"a line ending alone on stdin", "\n", []string{"--password-stdin", "authenticate", `["admin"]`},
+			"sessiond call: --password-stdin: stdin holds no password"},
+		{"an empty file", "", []string{"--password-file", emptyFile, "createSession"},
+			"sessiond call: --password-file " + emptyFile + " holds no password"},
+		{"a line ending alone in a file", "", []string{"--password-file", lineEndingFile, "createSession"},
+			"sessiond call: --password-file " + lineEndingFile + " holds no password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCallWithStdin(t, tc.stdin, append([]string{"--addr", srv.addr}, tc.args...)...)

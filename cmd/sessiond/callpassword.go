@@ -68,7 +68,8 @@ func callPassword(file string, fileGiven, fromStdin bool, stdin io.Reader) (*cal
 
 // readPassword reads a password: all of r but one final line ending ("\n" or "\r\n"), as
 // docker login --password-stdin does. A second line is refused rather than sent to the
-// server: it means the wrong file, which may hold another secret.
+// server: it means the wrong file, which may hold another secret. So is an empty password
+// (an empty file, stdin from /dev/null), which would count as a failed login.
 func readPassword(r io.Reader) (string, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, maxPasswordInput+1))
 	if err != nil {
@@ -81,6 +82,9 @@ func readPassword(r io.Reader) (string, error) {
 	raw = bytes.TrimSuffix(raw, []byte("\r"))
 	if bytes.ContainsAny(raw, "\r\n") {
 		return "", errors.New("holds more than one line; it must hold only the password")
+	}
+	if len(raw) == 0 {
+		return "", errors.New(`holds no password, and an empty one would count as a failed login; if the account's password is empty, give "password":"" in PARAMS_JSON`)
 	}
 	if !utf8.Valid(raw) {
 		return "", errors.New("is not valid UTF-8, which a JSON string cannot carry")
