@@ -138,6 +138,9 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		filled, err := withPassword(params, method, password.value)
 		switch {
 		case err == nil:
+			if err := usablePassword(password); err != nil {
+				return callUsageError(stderr, err.Error())
+			}
 			params = filled
 		case password.explicit:
 			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))

@@ -562,6 +562,44 @@ func TestCallPasswordSources(t *testing.T) {
 	}
 }
 
+// TestCallPasswordEnvironmentNotUTF8 checks that a SESSIOND_PASSWORD that is not UTF-8 fails
+// only the calls it would fill, and leaves the others as they are.
+func TestCallPasswordEnvironmentNotUTF8(t *testing.T) {
+	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	for _, tc := range []struct {
+		name        string
+		args        []string
+		wantCode    int
+		wantRequest string // "" for none
+		wantStderr  string
+	}{
+		{"a method without a login password", []string{"pingSession"}, 0,
+			`{"jsonrpc":"2.0","id":1,"method":"pingSession"}`, ""},
+		{"a login with its password in the params", []string{"authenticate", `["admin","pw"]`}, 0,
+			`{"jsonrpc":"2.0","id":1,"method":"authenticate","params":["admin","pw"]}`, ""},
+		{"a login it would fill", []string{"createSession", `{"username":"admin"}`}, 2, "",
+			"sessiond call: SESSIOND_PASSWORD is not valid UTF-8, which a JSON string cannot carry\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(srv.received())
+			t.Setenv("SESSIOND_TOKEN", "")
+			t.Setenv("SESSIOND_PASSWORD", "pw\xff")
+			var out, errOut bytes.Buffer
+			code := runCall(append([]string{"--addr", srv.addr}, tc.args...), strings.NewReader(""), &out, &errOut)
+			if code != tc.wantCode || !strings.HasPrefix(errOut.String(), tc.wantStderr) || (tc.wantStderr == "" && errOut.Len() > 0) {
+				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", code, errOut.String(), tc.wantCode, tc.wantStderr)
+			}
+			got := srv.received()[before:]
+			switch {
+			case tc.wantRequest == "" && len(got) != 0:
+				t.Errorf("server received %q, want nothing", got)
+			case tc.wantRequest != "" && (len(got) != 1 || got[0] != tc.wantRequest):
+				t.Errorf("server received %q\nwant %q", got, tc.wantRequest)
+			}
+		})
+	}
+}
+
 // TestCallPasswordUsageErrors checks that a password flag that cannot be used, or a password
 // file or stdin that does not hold one non-empty password, exits 2 without connecting and
 // without printing the password.

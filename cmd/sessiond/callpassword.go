@@ -57,13 +57,21 @@ func callPassword(file string, fileGiven, fromStdin bool, stdin io.Reader) (*cal
 		}
 		return &callPasswordInput{value: value, from: "--password-stdin", explicit: true}, nil
 	}
+	// SESSIOND_PASSWORD is checked only where it fills the params (usablePassword): set for a
+	// whole shell, it must not make calls that leave it unused fail.
 	if value, ok := os.LookupEnv("SESSIOND_PASSWORD"); ok && value != "" {
-		if !utf8.ValidString(value) {
-			return nil, errors.New("SESSIOND_PASSWORD is not valid UTF-8, which a JSON string cannot carry")
-		}
 		return &callPasswordInput{value: value, from: "SESSIOND_PASSWORD"}, nil
 	}
 	return nil, nil
+}
+
+// usablePassword says why password cannot be sent, or nil. The flags' passwords were checked
+// as they were read; SESSIOND_PASSWORD is checked here, once it is known to fill the params.
+func usablePassword(password *callPasswordInput) error {
+	if !utf8.ValidString(password.value) {
+		return fmt.Errorf("%s is not valid UTF-8, which a JSON string cannot carry", password.from)
+	}
+	return nil
 }
 
 // readPassword reads a password: all of r but one final line ending ("\n" or "\r\n"), as
