@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -887,9 +887,10 @@ func TestCallSecretMembers(t *testing.T) {
 }
 
 // TestCallPasswordOffCommandLine checks, with real processes, that the password sessiond call
-// sends is in neither its command line nor its output and the server's logs: it waits on
-// --password-stdin while /proc/PID/cmdline is read, logs in by --password-file and
-// SESSIOND_PASSWORD, and a wrong password fails with 450.
+// sends is in neither its command line nor its output and the server's logs: it reads the
+// running call's /proc/PID/cmdline once the call has read the password from --password-stdin
+// and waits for the end of stdin, logs in by --password-file and SESSIOND_PASSWORD, and a
+// wrong password fails with 450.
 func TestCallPasswordOffCommandLine(t *testing.T) {
 	p := startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--log-level", "debug")
 	const wrong = "call-wrong-password"
@@ -897,28 +898,53 @@ func TestCallPasswordOffCommandLine(t *testing.T) {
 
 	cmd := exec.Command(binPath, "call", "--addr", p.tcpAddr, "--password-stdin", "createSession", `{"username":"admin"}`)
 	cmd.Env = withoutCallSecrets()
-	stdin, err := cmd.StdinPipe()
+	stdinRead, stdin, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer stdin.Close()
+	cmd.Stdin = stdinRead
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
-	switch {
-	case err == nil && !bytes.Contains(cmdline, []byte("--password-stdin")):
-		t.Errorf("/proc/PID/cmdline is not the call's: %q", cmdline)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		t.Errorf("reading the command line: %v", err)
-	}
+	defer cmd.Process.Kill() // after a failure that leaves it waiting; once it is waited for, nothing
+	stdinRead.Close()
 	io.WriteString(stdin, testAdminPassword+"\n")
+	// The call reads stdin to its end: once the pipe is empty it holds the password and waits.
+	var cmdline []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		unread, err := pipeUnread(stdin)
+		if errors.Is(err, errors.ErrUnsupported) {
+			t.Logf("the call's command line is not read on %s", runtime.GOOS)
+			break
+		}
+		if err != nil {
+			t.Fatalf("bytes left in the call's stdin: %v", err)
+		}
+		if unread == 0 {
+			if cmdline, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); err != nil {
+				t.Fatalf("reading the waiting call's command line: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the call left %d bytes of its stdin unread for 10 s", unread)
+		}
+	}
+	switch {
+	case cmdline == nil:
+	case !bytes.Contains(cmdline, []byte("--password-stdin")):
+		t.Errorf("/proc/PID/cmdline is not the waiting call's: %q", cmdline)
+	case bytes.Contains(cmdline, []byte(testAdminPassword)):
+		t.Errorf("the password is in the waiting call's command line: %q", cmdline)
+	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil || !strings.Contains(stdout.String(), `"authToken": "sdt_`) {
 		t.Errorf("createSession with --password-stdin: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
 	}
-	outputs = append(outputs, string(cmdline), stdout.String(), stderr.String())
+	outputs = append(outputs, stdout.String(), stderr.String())
 
 	for _, tc := range []struct {
 		name     string
@@ -953,7 +979,7 @@ func TestCallPasswordOffCommandLine(t *testing.T) {
 	for _, out := range outputs {
 		for _, secret := range []string{testAdminPassword, wrong} {
 			if strings.Contains(out, secret) {
-				t.Errorf("a password shows in a command line, an output or the server's logs:\n%s", out)
+				t.Errorf("a password shows in an output or the server's logs:\n%s", out)
 			}
 		}
 	}
