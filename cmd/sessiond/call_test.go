@@ -336,6 +336,25 @@ func TestCallHelp(t *testing.T) {
 	}
 }
 
+// TestCallHelpOnSecrets checks that the usage offers no way to keep a secret off the command
+// line that puts it there, and says that only stderr hides secrets, not the result.
+func TestCallHelpOnSecrets(t *testing.T) {
+	_, stdout, _ := runCallForTest(t, "--help")
+	ways, _, _ := strings.Cut(stdout, "Exit status:")
+	_, ways, _ = strings.Cut(ways, "so sessiond call can take them from elsewhere:")
+	_, examples, _ := strings.Cut(stdout, "Examples:")
+	examples, _, _ = strings.Cut(examples, "Flags:")
+	if !strings.Contains(ways, "a token: SESSIOND_TOKEN (--token TOKEN puts it on the command line)") {
+		t.Errorf("the ways to keep secrets off the command line should give the token as SESSIOND_TOKEN, --token as what puts it there:\n%s", ways)
+	}
+	if strings.Contains(examples, "--token") {
+		t.Errorf("an example puts the token on the command line:\n%s", examples)
+	}
+	if !strings.Contains(ways, "The result on stdout is printed as the server sent it") {
+		t.Errorf("the usage does not say that the result on stdout hides nothing:\n%s", ways)
+	}
+}
+
 // TestCallHTTP checks requests sent as HTTP POSTs (headers, bearer token, URL forms) and how
 // HTTP-level failures are reported.
 func TestCallHTTP(t *testing.T) {
