@@ -32,12 +32,17 @@ so sessiond call can take them from elsewhere:
     --password-stdin, or SESSIOND_PASSWORD. It fills params.password (the second positional
     param of authenticate) when PARAMS_JSON has no password. The flags are refused for other
     methods and when PARAMS_JSON has a password too; SESSIOND_PASSWORD is then not used.
-  - a token: --token, or SESSIOND_TOKEN. It fills params.authToken (params.sessionKey for NetX
-    methods) when PARAMS_JSON has neither; over HTTP it is also sent as
-    "Authorization: Bearer TOKEN". Positional params are sent as they are.
+  - a token: SESSIOND_TOKEN (--token TOKEN puts it on the command line). It fills
+    params.authToken (params.sessionKey for NetX methods) when PARAMS_JSON has neither; over
+    HTTP it is also sent as "Authorization: Bearer TOKEN". Positional params are sent as they
+    are.
   - any other secret, such as the password of createAccount or alterAccount: give PARAMS_JSON
     as - and write it on stdin (a pipe or a here-document, not echo with the secret in argv).
-Messages on stderr never show the password or token that sessiond call sent.
+Messages on stderr never quote PARAMS_JSON. Where they show part of a reply (an error's
+message and data, a body that is not a JSON-RPC reply, as when a proxy echoes the request),
+the passwords and tokens of the request are hidden where they stand as whole JSON strings or
+after "Bearer ". The result on stdout is printed as the server sent it: describeSessions
+shows the token presented, createSession the new one.
 
 Exit status:
   0  the result was printed on stdout
@@ -48,9 +53,9 @@ Exit status:
 Examples:
   sessiond call --password-file ~/.sessiond-password createSession '{"username":"admin"}'
   SESSIOND_PASSWORD=$PW sessiond call authenticate '["admin"]'
-  sessiond call --token "$TOKEN" describeSessions
+  SESSIOND_TOKEN=$TOKEN sessiond call describeSessions
   SESSIOND_TOKEN=$TOKEN sessiond call listSessions '{"usernameFilter":["admin"]}'
-  sessiond call --token "$TOKEN" createAccount - < alice.json
+  SESSIOND_TOKEN=$TOKEN sessiond call createAccount - < alice.json
   sessiond call --http http://127.0.0.1:7401 pingSession
   sessiond call --addr 10.0.0.5:7400 --timeout 30s rpc.discover > openrpc.json
 
@@ -87,7 +92,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SortFlags = false
 	fs.StringVar(&addr, "addr", DefaultTCPAddr, "TCP address of the server")
 	fs.StringVar(&httpURL, "http", "", "send over HTTP to this URL instead, e.g. http://127.0.0.1:7401")
-	fs.StringVar(&token, "token", "", "authToken or session key to send (default $SESSIOND_TOKEN)")
+	fs.StringVar(&token, "token", "", "authToken or session key to send (default $SESSIOND_TOKEN, which keeps it off the command line)")
 	fs.StringVar(&passwordFile, "password-file", "", "read the login password of createSession or authenticate from FILE, one line (default $SESSIOND_PASSWORD)")
 	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the login password of createSession or authenticate from stdin")
 	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up when there is no reply after this long")
@@ -134,13 +139,14 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return callUsageOrConn
 		}
 	}
-	hidden := secrets{token} // kept out of what sessiond call prints of a reply
 	if password != nil {
 		filled, err := withPassword(params, method, password.value)
 		switch {
 		case err == nil:
+			if err := usablePassword(password); err != nil {
+				return callUsageError(stderr, err.Error())
+			}
 			params = filled
-			hidden = append(hidden, password.value)
 		case password.explicit:
 			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))
 		}
@@ -148,6 +154,10 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if token != "" {
 		params = withAuthToken(params, tokenField(method), token)
 	}
+	// Kept out of what sessiond call prints on stderr of a reply: the token, which an
+	// Authorization header may carry while the params hold another, and every password
+	// and token of the params, filled in or given.
+	hidden := append(secrets{token}, paramsSecrets(method, params)...)
 	var encoded bytes.Buffer
 	enc := json.NewEncoder(&encoded) // ends the request with the newline TCP framing needs
 	enc.SetEscapeHTML(false)         // send "<&>" in passwords as typed

@@ -57,18 +57,27 @@ func callPassword(file string, fileGiven, fromStdin bool, stdin io.Reader) (*cal
 		}
 		return &callPasswordInput{value: value, from: "--password-stdin", explicit: true}, nil
 	}
+	// SESSIOND_PASSWORD is checked only where it fills the params (usablePassword): set for a
+	// whole shell, it must not make calls that leave it unused fail.
 	if value, ok := os.LookupEnv("SESSIOND_PASSWORD"); ok && value != "" {
-		if !utf8.ValidString(value) {
-			return nil, errors.New("SESSIOND_PASSWORD is not valid UTF-8, which a JSON string cannot carry")
-		}
 		return &callPasswordInput{value: value, from: "SESSIOND_PASSWORD"}, nil
 	}
 	return nil, nil
 }
 
+// usablePassword says why password cannot be sent, or nil. The flags' passwords were checked
+// as they were read; SESSIOND_PASSWORD is checked here, once it is known to fill the params.
+func usablePassword(password *callPasswordInput) error {
+	if !utf8.ValidString(password.value) {
+		return fmt.Errorf("%s is not valid UTF-8, which a JSON string cannot carry", password.from)
+	}
+	return nil
+}
+
 // readPassword reads a password: all of r but one final line ending ("\n" or "\r\n"), as
 // docker login --password-stdin does. A second line is refused rather than sent to the
-// server: it means the wrong file, which may hold another secret.
+// server: it means the wrong file, which may hold another secret. So is an empty password
+// (an empty file, stdin from /dev/null), which would count as a failed login.
 func readPassword(r io.Reader) (string, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, maxPasswordInput+1))
 	if err != nil {
@@ -81,6 +90,9 @@ func readPassword(r io.Reader) (string, error) {
 	raw = bytes.TrimSuffix(raw, []byte("\r"))
 	if bytes.ContainsAny(raw, "\r\n") {
 		return "", errors.New("holds more than one line; it must hold only the password")
+	}
+	if len(raw) == 0 {
+		return "", errors.New(`holds no password, and an empty one would count as a failed login; if the account's password is empty, give "password":"" in PARAMS_JSON`)
 	}
 	if !utf8.Valid(raw) {
 		return "", errors.New("is not valid UTF-8, which a JSON string cannot carry")
@@ -176,21 +188,181 @@ func quoteJSON(s string) string {
 	return strings.TrimSuffix(buf.String(), "\n")
 }
 
-// secrets are strings sessiond call sent and must not print, as typed and as JSON-escaped in
-// the request: a proxy or another server may echo the request in an error.
+// secretMembers are the params members whose string values sessiond call hides in what it
+// prints: passwords and tokens. The method table marks no member as secret;
+// TestCallSecretMembers checks that every params member named like a password, token or key
+// is here.
+var secretMembers = map[string]bool{
+	"password": true, "currentPassword": true, "newPassword": true,
+	"authToken": true, "authTokens": true, "sessionKey": true,
+}
+
+// paramsSecrets returns the string values of the secret members of params, at any depth and
+// duplicates included, and of the positional params that the method table names so: the
+// secrets of the request, wherever its params came from.
+func paramsSecrets(method string, params json.RawMessage) secrets {
+	if len(params) == 0 {
+		return nil
+	}
+	var positional []string
+	if m := lookupMethod(method); m != nil {
+		positional = m.Positional
+	}
+	var found secrets
+	walkSecrets(json.NewDecoder(bytes.NewReader(params)), false, positional, &found) // params is valid JSON by now
+	return found
+}
+
+// walkSecrets reads one JSON value from dec and adds its strings to found if secret, and the
+// strings of its secret members (or, in an array, of the elements that positional names as
+// secret members) if not.
+func walkSecrets(dec *json.Decoder, secret bool, positional []string, found *secrets) error {
+	token, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch token := token.(type) {
+	case string:
+		if secret {
+			*found = append(*found, token)
+		}
+	case json.Delim:
+		if token == '{' {
+			for dec.More() {
+				name, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := name.(string)
+				if err := walkSecrets(dec, secret || secretMembers[key], nil, found); err != nil {
+					return err
+				}
+			}
+		} else {
+			for i := 0; dec.More(); i++ {
+				named := i < len(positional) && secretMembers[positional[i]]
+				if err := walkSecrets(dec, secret || named, nil, found); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	return nil
+}
+
+// secrets are strings sessiond call sent and must not print: a proxy or another server may
+// echo the request in an error.
 type secrets []string
 
-// hide replaces every secret in text with a mark.
+// hiddenMark stands in for a secret in what sessiond call prints.
+const hiddenMark = "[hidden]"
+
+// hide replaces each secret in text where it stands as a whole JSON string value, quotes
+// included: as sent ("pw"), as encoding/json's default HTML-safe escaping writes it, and as
+// either appears in a JSON string that quotes the request (\"pw\"). It also replaces the
+// secret as an HTTP credential ("Bearer pw"), the way the token is sent. Occurrences inside a
+// longer string stay: a short secret neither garbles a message nor shows where it occurs.
 func (hidden secrets) hide(text string) string {
 	for _, secret := range hidden {
 		if secret == "" {
 			continue
 		}
-		text = strings.ReplaceAll(text, secret, "[hidden]")
-		quoted := quoteJSON(secret)
-		if escaped := quoted[1 : len(quoted)-1]; escaped != secret {
-			text = strings.ReplaceAll(text, escaped, "[hidden]")
+		for _, quoted := range uniq(quoteJSON(secret), marshalJSON(secret)) {
+			// The request quoted in a JSON string, as an error message may carry it.
+			for _, inString := range uniq(quoteJSON(quoted), marshalJSON(quoted)) {
+				text = replaceUnescaped(text, inString[1:len(inString)-1], `\"`+hiddenMark+`\"`)
+			}
+			text = replaceUnescaped(text, quoted, `"`+hiddenMark+`"`)
 		}
+		text = replaceBearer(text, secret)
 	}
 	return text
+}
+
+// marshalJSON returns s as encoding/json writes it by default, with "<>&" escaped as \u003c,
+// \u003e and \u0026: a Go server echoing the params writes them so.
+func marshalJSON(s string) string {
+	b, _ := json.Marshal(s) // a string always encodes
+	return string(b)
+}
+
+// uniq returns a, and b when it differs from a.
+func uniq(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
+}
+
+// replaceUnescaped replaces each occurrence of form in text that a backslash does not escape:
+// a quote after an odd number of backslashes is a character inside a string, not the start
+// of one.
+func replaceUnescaped(text, form, mark string) string {
+	var out strings.Builder
+	done := 0 // text[:done] is in out, replaced
+	for from := 0; ; {
+		i := strings.Index(text[from:], form)
+		if i < 0 {
+			break
+		}
+		at := from + i
+		backslashes := 0
+		for backslashes < at && text[at-1-backslashes] == '\\' {
+			backslashes++
+		}
+		if backslashes%2 != 0 {
+			from = at + 1
+			continue
+		}
+		out.WriteString(text[done:at])
+		out.WriteString(mark)
+		done = at + len(form)
+		from = done
+	}
+	if done == 0 {
+		return text
+	}
+	out.WriteString(text[done:])
+	return out.String()
+}
+
+// replaceBearer replaces secret where it follows "Bearer " and ends the credential: the
+// character after it, if any, is none a token can hold.
+func replaceBearer(text, secret string) string {
+	const scheme = "Bearer "
+	form := scheme + secret
+	var out strings.Builder
+	done := 0 // text[:done] is in out, replaced
+	for from := 0; ; {
+		i := strings.Index(text[from:], form)
+		if i < 0 {
+			break
+		}
+		at := from + i
+		end := at + len(form)
+		if end < len(text) && isTokenChar(text[end]) {
+			from = at + len(scheme)
+			continue
+		}
+		out.WriteString(text[done : at+len(scheme)])
+		out.WriteString(hiddenMark)
+		done = end
+		from = done
+	}
+	if done == 0 {
+		return text
+	}
+	out.WriteString(text[done:])
+	return out.String()
+}
+
+// isTokenChar reports whether c may be part of a bearer token (RFC 6750's b64token).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~+/=", c) >= 0
 }
