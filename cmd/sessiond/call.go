@@ -151,8 +151,8 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))
 		}
 	}
-	if token != "" {
-		params = withAuthToken(params, tokenField(method), token)
+	if field := tokenField(method); token != "" && field != "" {
+		params = withAuthToken(params, field, token)
 	}
 	// Kept out of what sessiond call prints on stderr of a reply: the token, which an
 	// Authorization header may carry while the params hold another, and every password
@@ -258,8 +258,8 @@ func kindOfParams(raw json.RawMessage) string {
 // tokenField is the params member that carries the caller's token for method, from the
 // method table: "sessionKey" for NetX methods, "authToken" otherwise.
 func tokenField(method string) string {
-	if m := lookupMethod(method); m != nil && m.TokenField != "" {
-		return m.TokenField
+	if m := lookupMethod(method); m != nil {
+		return m.TokenField // "" for a method that takes no token: an exported SESSIOND_TOKEN must not break a login
 	}
 	return "authToken"
 }

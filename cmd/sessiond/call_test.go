@@ -252,6 +252,22 @@ func TestCallTokenFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestCallTokenOnlyWhereTaken checks that a token from SESSIOND_TOKEN is not added to the
+// params of a method that takes none, such as a login, which would refuse the unknown member.
+func TestCallTokenOnlyWhereTaken(t *testing.T) {
+	srv := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	t.Setenv("SESSIOND_TOKEN", "ENV")
+	t.Setenv("SESSIOND_PASSWORD", "")
+	var out, errOut bytes.Buffer
+	params := `{"username":"admin","password":"pw"}`
+	if code := runCall([]string{"--addr", srv.addr, "createSession", params}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := srv.received(); len(got) != 1 || !strings.Contains(got[0], `"params":`+params) {
+		t.Errorf("server received %q, want the params as given", got)
+	}
+}
+
 // TestCallConnectionFailures checks that an unreachable, silent or hanging server gives a
 // clear message and exit 2.
 func TestCallConnectionFailures(t *testing.T) {
