@@ -300,39 +300,27 @@ func uniq(a, b string) []string {
 // a quote after an odd number of backslashes is a character inside a string, not the start
 // of one.
 func replaceUnescaped(text, form, mark string) string {
-	var out strings.Builder
-	done := 0 // text[:done] is in out, replaced
-	for from := 0; ; {
-		i := strings.Index(text[from:], form)
-		if i < 0 {
-			break
-		}
-		at := from + i
+	return replaceMatches(text, form, 0, mark, func(at, _ int) bool {
 		backslashes := 0
 		for backslashes < at && text[at-1-backslashes] == '\\' {
 			backslashes++
 		}
-		if backslashes%2 != 0 {
-			from = at + 1
-			continue
-		}
-		out.WriteString(text[done:at])
-		out.WriteString(mark)
-		done = at + len(form)
-		from = done
-	}
-	if done == 0 {
-		return text
-	}
-	out.WriteString(text[done:])
-	return out.String()
+		return backslashes%2 == 0
+	})
 }
 
 // replaceBearer replaces secret where it follows "Bearer " and ends the credential: the
 // character after it, if any, is none a token can hold.
 func replaceBearer(text, secret string) string {
 	const scheme = "Bearer "
-	form := scheme + secret
+	return replaceMatches(text, scheme+secret, len(scheme), hiddenMark, func(_, end int) bool {
+		return end == len(text) || !isTokenChar(text[end])
+	})
+}
+
+// replaceMatches replaces each occurrence text[at:end] of form for which ok(at, end) holds,
+// but its first keep bytes, with mark.
+func replaceMatches(text, form string, keep int, mark string, ok func(at, end int) bool) string {
 	var out strings.Builder
 	done := 0 // text[:done] is in out, replaced
 	for from := 0; ; {
@@ -342,12 +330,12 @@ func replaceBearer(text, secret string) string {
 		}
 		at := from + i
 		end := at + len(form)
-		if end < len(text) && isTokenChar(text[end]) {
-			from = at + len(scheme)
+		if !ok(at, end) {
+			from = at + 1
 			continue
 		}
-		out.WriteString(text[done : at+len(scheme)])
-		out.WriteString(hiddenMark)
+		out.WriteString(text[done : at+keep])
+		out.WriteString(mark)
 		done = end
 		from = done
 	}
