@@ -60,7 +60,8 @@ func (s *Server) ServeHTTPListener(ln net.Listener) error {
 		delete(s.httpServers, hs)
 		s.mu.Unlock()
 	}()
-	err := hs.Serve(ln)
+	// Its connections read and write with raw system calls, as TCP connections do (rawio_linux.go).
+	err := hs.Serve(rawListen(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return ErrServerClosed
 	}

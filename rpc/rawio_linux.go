@@ -115,3 +115,40 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 	}
 	return written, nil
 }
+
+// rawNetConn is a net.Conn whose reads and writes are rawReader's and rawWriter's, for a
+// server that takes a net.Conn, net/http's; everything else is the connection's own.
+type rawNetConn struct {
+	net.Conn
+	r io.Reader
+	w io.Writer
+}
+
+func (c *rawNetConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *rawNetConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// CloseWrite half-closes the connection, as net/http does before closing one it answered
+// with an error.
+func (c *rawNetConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// rawListen returns ln handing out its TCP connections as rawNetConns.
+func rawListen(ln net.Listener) net.Listener { return rawListener{ln} }
+
+type rawListener struct{ net.Listener }
+
+func (l rawListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	r, w := newRawIO(nc)
+	if r == io.Reader(nc) {
+		return nc, nil // no socket to call on
+	}
+	return &rawNetConn{Conn: nc, r: r, w: w}, nil
+}

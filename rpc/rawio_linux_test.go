@@ -158,3 +158,48 @@ func TestRawIOAllocs(t *testing.T) {
 		t.Errorf("a read and a write allocate %.1f times, want 0", n)
 	}
 }
+
+// TestRawListener checks that rawListen hands out connections that read and write with raw
+// calls and that CloseWrite, which net/http uses before closing, half-closes them.
+func TestRawListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := rawListen(inner)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rc, ok := nc.(*rawNetConn)
+	if !ok {
+		t.Fatalf("Accept gave %T, want *rawNetConn", nc)
+	}
+	if _, ok := rc.r.(*rawReader); !ok {
+		t.Fatalf("its reader is %T, want *rawReader", rc.r)
+	}
+	if _, err := client.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != "ping" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	if _, err := nc.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(client)
+	if err != nil || string(all) != "pong" {
+		t.Fatalf("peer read %q, %v; want pong, then the end of input", all, err)
+	}
+}
