@@ -32,9 +32,13 @@ type rawHalf struct {
 	trap  uintptr                           // SYS_READ or SYS_WRITE
 	name  string                            // "read" or "write", for errors
 	tryFn func(fd uintptr) bool             // try, bound once: a method value made at each call would be allocated at each call
+	local net.Addr                          // for errors, as net.Conn's
+	peer  net.Addr
 
-	// Set before, and read after, a call: the reader goroutine reads, and writes happen under
-	// the connection's wmu, so each half has one user at a time.
+	// Set before, and read after, a call, outside the descriptor's lock: a half has one user
+	// at a time. The TCP transport reads on the reader goroutine and writes under the
+	// connection's wmu; net/http never reads, or writes, a connection from two goroutines at
+	// once.
 	buf   []byte
 	n     int
 	errno syscall.Errno
@@ -47,29 +51,39 @@ type (
 )
 
 // newRawIO returns the reader and writer a TCP connection is served with: raw system calls
-// on its socket, or nc itself when it has no socket to give.
-func newRawIO(nc net.Conn) (io.Reader, io.Writer) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nc, nc
+// on its socket when nc is a *net.TCPConn, nc itself otherwise (ok false). A type that wraps
+// a TCP connection may read and write in its own way (count, buffer, parse a proxy header),
+// so only the plain connection is bypassed.
+func newRawIO(nc net.Conn) (r io.Reader, w io.Writer, ok bool) {
+	tc, isTCP := nc.(*net.TCPConn)
+	if !isTCP {
+		return nc, nc, false
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
-		return nc, nc
+		return nc, nc, false
 	}
-	r := &rawReader{rawHalf{call: rc.Read, trap: syscall.SYS_READ, name: "read"}}
-	w := &rawWriter{rawHalf{call: rc.Write, trap: syscall.SYS_WRITE, name: "write"}}
-	r.tryFn, w.tryFn = r.try, w.try
-	return r, w
+	local, peer := tc.LocalAddr(), tc.RemoteAddr()
+	rr := &rawReader{rawHalf{call: rc.Read, trap: syscall.SYS_READ, name: "read", local: local, peer: peer}}
+	rw := &rawWriter{rawHalf{call: rc.Write, trap: syscall.SYS_WRITE, name: "write", local: local, peer: peer}}
+	rr.tryFn, rw.tryFn = rr.try, rw.try
+	return rr, rw, true
 }
 
-// once makes one read or write of p, waiting in the poller while the socket is not ready.
+// once makes one read or write of p, waiting in the poller while the socket is not ready. Its
+// errors are *net.OpErrors with the Op of net.Conn's own ("read" or "write", not RawConn's
+// "raw-read"), which net/http tells apart from other failures.
 func (h *rawHalf) once(p []byte) (int, error) {
 	h.buf, h.n, h.errno = p, 0, 0
 	err := h.call(h.tryFn)
 	h.buf = nil
-	if err == nil && h.errno != 0 {
-		err = os.NewSyscallError(h.name, h.errno)
+	switch {
+	case err != nil:
+		if oe, ok := err.(*net.OpError); ok {
+			oe.Op = h.name
+		}
+	case h.errno != 0:
+		err = &net.OpError{Op: h.name, Net: "tcp", Source: h.local, Addr: h.peer, Err: os.NewSyscallError(h.name, h.errno)}
 	}
 	return h.n, err
 }
@@ -117,7 +131,8 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 }
 
 // rawNetConn is a net.Conn whose reads and writes are rawReader's and rawWriter's, for a
-// server that takes a net.Conn, net/http's; everything else is the connection's own.
+// server that takes a net.Conn, net/http's; everything else is the connection's own. Unlike a
+// net.Conn it must not be read, or written, from two goroutines at once (rawHalf).
 type rawNetConn struct {
 	net.Conn
 	r io.Reader
@@ -146,9 +161,9 @@ func (l rawListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, w := newRawIO(nc)
-	if r == io.Reader(nc) {
-		return nc, nil // no socket to call on
+	r, w, ok := newRawIO(nc)
+	if !ok {
+		return nc, nil
 	}
 	return &rawNetConn{Conn: nc, r: r, w: w}, nil
 }

@@ -40,7 +40,7 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // TestRawIOReadWrite checks that rawIO reads what the peer wrote, in pieces as small as the buffer, and ends with io.EOF when the peer closes.
 func TestRawIOReadWrite(t *testing.T) {
 	server, client := tcpPair(t)
-	r, w := newRawIO(server)
+	r, w, _ := newRawIO(server)
 	if _, ok := r.(*rawReader); !ok {
 		t.Fatalf("newRawIO gave %T for a TCP connection, want *rawReader", r)
 	}
@@ -78,7 +78,7 @@ func TestRawIOReadWrite(t *testing.T) {
 // TestRawIODeadlines checks that a read deadline ends a waiting Read with a timeout, and a write deadline ends a Write the peer does not take.
 func TestRawIODeadlines(t *testing.T) {
 	server, _ := tcpPair(t)
-	r, w := newRawIO(server)
+	r, w, _ := newRawIO(server)
 	_ = server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	_, err := r.Read(make([]byte, 16))
 	var ne net.Error
@@ -98,7 +98,7 @@ func TestRawIODeadlines(t *testing.T) {
 // TestRawIOLargeWrite checks that a write larger than the socket buffers waits for the peer to read and arrives whole.
 func TestRawIOLargeWrite(t *testing.T) {
 	server, client := tcpPair(t)
-	_, w := newRawIO(server)
+	_, w, _ := newRawIO(server)
 	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
 	got := make(chan []byte, 1)
 	go func() {
@@ -116,29 +116,35 @@ func TestRawIOLargeWrite(t *testing.T) {
 // TestRawIOErrors checks that a read and a write on a connection the peer reset fail, and that I/O after Close reports net.ErrClosed.
 func TestRawIOErrors(t *testing.T) {
 	server, client := tcpPair(t)
-	r, w := newRawIO(server)
+	r, w, _ := newRawIO(server)
 	_ = client.(*net.TCPConn).SetLinger(0) // Close sends a reset
 	client.Close()
 	// The read waits for the reset, however late it is processed.
-	if _, err := r.Read(make([]byte, 4)); !errors.Is(err, syscall.ECONNRESET) {
+	_, err := r.Read(make([]byte, 4))
+	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Read on a reset connection: %v, want ECONNRESET", err)
+	}
+	// net/http tells a failed read by a *net.OpError with Op "read", as net.Conn gives.
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("Read on a reset connection: %#v, want a *net.OpError with Op read", err)
 	}
 	if _, err := w.Write([]byte("x")); err == nil {
 		t.Fatal("a write to a reset connection succeeded")
 	}
 	server.Close()
-	if _, err := r.Read(make([]byte, 4)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Read after Close: %v, want net.ErrClosed", err)
+	if _, err := r.Read(make([]byte, 4)); !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("Read after Close: %v, want net.ErrClosed in a read OpError", err)
 	}
-	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Write after Close: %v, want net.ErrClosed", err)
+	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) || !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("Write after Close: %v, want net.ErrClosed in a write OpError", err)
 	}
 }
 
 // TestRawIOAllocs checks that a read and a write allocate nothing.
 func TestRawIOAllocs(t *testing.T) {
 	server, client := tcpPair(t)
-	r, w := newRawIO(server)
+	r, w, _ := newRawIO(server)
 	msg, buf, peer := []byte("ping\n"), make([]byte, 64), make([]byte, 64)
 	n := testing.AllocsPerRun(200, func() {
 		if _, err := client.Write(msg); err != nil {
@@ -201,5 +207,83 @@ func TestRawListener(t *testing.T) {
 	all, err := io.ReadAll(client)
 	if err != nil || string(all) != "pong" {
 		t.Fatalf("peer read %q, %v; want pong, then the end of input", all, err)
+	}
+}
+
+// countingConn wraps a TCP connection and counts its reads, as a wrapper that reads in its own
+// way (a byte counter, a proxy-header parser) would.
+type countingConn struct {
+	*net.TCPConn
+	reads *int
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	*c.reads++
+	return c.TCPConn.Read(p)
+}
+
+// taggedConn is a wrapper that cannot be compared with ==.
+type taggedConn struct {
+	net.Conn
+	tags []string
+}
+
+// wrappingListener hands out its connections wrapped by wrap.
+type wrappingListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrappingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(nc), nil
+}
+
+// TestRawListenerKeepsWrappers checks that a connection wrapped by the listener given to
+// rawListen is served through its own Read (not bypassed with raw calls on its socket), and
+// that a wrapper type == cannot compare does not stop Accept.
+func TestRawListenerKeepsWrappers(t *testing.T) {
+	reads := 0
+	for _, tc := range []struct {
+		name string
+		wrap func(net.Conn) net.Conn
+	}{
+		{"counting", func(nc net.Conn) net.Conn { return countingConn{nc.(*net.TCPConn), &reads} }},
+		{"uncomparable", func(nc net.Conn) net.Conn { return taggedConn{nc, []string{"x"}} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln := rawListen(wrappingListener{inner, tc.wrap})
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			nc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, ok := nc.(*rawNetConn); ok {
+				t.Fatalf("Accept wrapped the %s connection in raw calls", tc.name)
+			}
+			reads = 0
+			if _, err := client.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(nc, make([]byte, 4)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "counting" && reads == 0 {
+				t.Error("the wrapper's Read was not called")
+			}
+		})
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // newRawIO returns nc itself off Linux, where the raw system calls of rawio_linux.go are not
 // used, and in race builds, whose detector would not see what those calls read and write.
-func newRawIO(nc net.Conn) (io.Reader, io.Writer) { return nc, nc }
+func newRawIO(nc net.Conn) (r io.Reader, w io.Writer, ok bool) { return nc, nc, false }
 
 // rawListen returns ln itself where newRawIO does not use raw system calls.
 func rawListen(ln net.Listener) net.Listener { return ln }

@@ -59,7 +59,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 
 func (s *Server) startTCP(nc net.Conn) {
 	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
-	r, w := newRawIO(nc)
+	r, w, _ := newRawIO(nc)
 	c := s.newConn(s.baseCtx, client, r, w, FramingNewline, nc)
 	if refusal := s.track(c); refusal != nil {
 		c.cancel()
