@@ -20,20 +20,23 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
+	return acceptPair(t, ln)
+}
+
+// acceptPair dials ln and returns the connection it accepts and the client's end; both are
+// closed when the test ends.
+func acceptPair(t *testing.T, ln net.Listener) (server, client net.Conn) {
+	t.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { server.Close(); client.Close() })
+	t.Cleanup(func() { server.Close() })
 	return server, client
 }
 
@@ -174,16 +177,7 @@ func TestRawListener(t *testing.T) {
 	}
 	ln := rawListen(inner)
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, client := acceptPair(t, ln)
 	rc, ok := nc.(*rawNetConn)
 	if !ok {
 		t.Fatalf("Accept gave %T, want *rawNetConn", nc)
@@ -261,16 +255,7 @@ func TestRawListenerKeepsWrappers(t *testing.T) {
 			}
 			ln := rawListen(wrappingListener{inner, tc.wrap})
 			defer ln.Close()
-			client, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			nc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
+			nc, client := acceptPair(t, ln)
 			if _, ok := nc.(*rawNetConn); ok {
 				t.Fatalf("Accept wrapped the %s connection in raw calls", tc.name)
 			}
