@@ -124,6 +124,8 @@ type benchOptions struct {
 	populateIdle time.Duration
 
 	serveFloor string // the floor process's listen address (hidden)
+	cpus       string // the CPUs of the client (this process)
+	floorCPUs  string // the CPUs of the floor process
 }
 
 func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -167,6 +169,8 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 	fs.StringVar(&o.dataDir, "data", "", "with --populate: the server's data directory")
 	fs.StringVar(&o.configPath, "config", "", "with --populate: the server's services.json (session defaults, encryption key)")
 	fs.DurationVar(&o.populateIdle, "populate-idle", 24*time.Hour, "with --populate: idle timeout of the sessions written")
+	fs.StringVar(&o.cpus, "cpus", "", "run the client on these CPUs only (Linux), e.g. 0, apart from the servers' (serve --cpus, taskset -c for redis-server)")
+	fs.StringVar(&o.floorCPUs, "floor-cpus", "", "run the floor process on these CPUs only (Linux), e.g. the server's")
 	fs.StringVar(&o.serveFloor, "serve-floor", "", "be the floor server for --floor, on this address, until stdin ends")
 	_ = fs.MarkHidden("serve-floor")
 	return fs, o
@@ -180,6 +184,21 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 	}
 	if fs.NArg() > 0 {
 		return usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	for _, pin := range []struct{ flag, list string }{{"--cpus", o.cpus}, {"--floor-cpus", o.floorCPUs}} {
+		if pin.list == "" {
+			continue
+		}
+		if _, err := parseCPUList(pin.list); err != nil {
+			return usageErr(pin.flag + ": " + err.Error())
+		}
+	}
+	if o.cpus != "" {
+		// Pinned now, the client's threads are; the floor process pins itself (--cpus).
+		if _, _, err := pinTo(o.cpus); err != nil {
+			fmt.Fprintln(stderr, "sessiond bench: --cpus:", err)
+			return 1
+		}
 	}
 	if o.serveFloor != "" {
 		if err := serveFloor(o.serveFloor, stdin, stdout); err != nil {
@@ -1493,7 +1512,11 @@ func floorTarget(o benchOptions) (*benchTarget, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("floor: %w", err)
 	}
-	cmd := exec.Command(path, "bench", "--serve-floor", "127.0.0.1:0")
+	args := []string{"bench", "--serve-floor", "127.0.0.1:0"}
+	if o.floorCPUs != "" {
+		args = append(args, "--cpus", o.floorCPUs)
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

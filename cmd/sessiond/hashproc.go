@@ -121,13 +121,13 @@ func (h *hashProcess) startLocked() error {
 }
 
 // helperEnv is the environment of a helper: the server's without its secrets (every
-// SESSIOND_ variable: the admin password, the encryption key, a token), which would
-// otherwise sit in clear in /proc/PID/environ of a process that never needs them, and with
-// hashWorkerIdle set for the idle helper.
+// SESSIOND_ variable but hashWorkerCPUs: the admin password, the encryption key, a token),
+// which would otherwise sit in clear in /proc/PID/environ of a process that never needs them,
+// and with hashWorkerIdle set for the idle helper.
 func helperEnv(environ []string, idle bool) []string {
 	env := make([]string, 0, len(environ)+1)
 	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "SESSIOND_") {
+		if !strings.HasPrefix(kv, "SESSIOND_") || strings.HasPrefix(kv, hashWorkerCPUs+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -142,10 +142,13 @@ func helperEnv(environ []string, idle bool) []string {
 const (
 	hashWorkerNiced = "SESSIOND_HASH_WORKER_NICED"
 	hashWorkerIdle  = "SESSIOND_HASH_WORKER_IDLE"
+	// hashWorkerCPUs is the CPU list a helper runs on when serve --cpus pinned the server
+	// elsewhere: the CPUs the server started with.
+	hashWorkerCPUs = "SESSIOND_HASH_WORKER_CPUS"
 )
 
 // lowerPriority gives the helper process, every thread of it, the nice value hashWorkerNice,
-// or the SCHED_IDLE policy when hashWorkerIdle is set. On Linux both belong to a thread, and
+// or the SCHED_IDLE policy when hashWorkerIdle is set, and the CPUs of hashWorkerCPUs when set. On Linux both belong to a thread, and
 // threads inherit them from the thread that makes them; a Go program has several threads
 // before main runs. So the helper lowers the priority of its current thread and executes
 // itself again from it: the new program's threads all descend from that thread. If that
@@ -157,6 +160,12 @@ func lowerPriority(stderr io.Writer) {
 	path, err := os.Executable()
 	if err == nil {
 		runtime.LockOSThread()
+		// The CPUs, like the priority, pass from this thread to the next program's threads.
+		if cpus := os.Getenv(hashWorkerCPUs); cpus != "" {
+			if err := pinThread(cpus); err != nil {
+				fmt.Fprintln(stderr, "sessiond: the password hash helper stays on the server's CPUs:", err)
+			}
+		}
 		if err = lowerThread(os.Getenv(hashWorkerIdle) != ""); err == nil {
 			err = syscall.Exec(path, os.Args, append(os.Environ(), hashWorkerNiced+"=1"))
 		}

@@ -67,6 +67,7 @@ type serveOptions struct {
 	hashProcess  bool
 	hashWorker   bool
 	memoryLimit  string
+	cpus         string
 }
 
 func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -89,6 +90,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.hashProcess, "hash-process", true, "compute password hashes in a helper process of lower CPU priority, so logins cannot starve token checks")
 	fs.BoolVar(&o.hashWorker, "hash-worker", false, "run as that helper (started by serve itself)")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "", "soft limit of the Go heap and runtime, e.g. 400MiB: past it the garbage collector works harder to stay under (default $GOMEMLIMIT, or none; \"off\" for none)")
+	fs.StringVar(&o.cpus, "cpus", "", "run the server's threads on these CPUs only (Linux), e.g. 1 or 2-3, away from its clients' (default: all); the password hash helpers keep the CPUs serve started with")
 	_ = fs.MarkHidden("hash-worker")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -182,6 +184,11 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	memLimit, err := applyMemoryLimit(o.memoryLimit)
 	if err != nil {
 		return err
+	}
+	if o.cpus != "" {
+		if err := pinToCPUs(o.cpus, log); err != nil {
+			return err
+		}
 	}
 	if memLimit > 0 {
 		log.Info("memory limit", "bytes", memLimit)
@@ -415,5 +422,25 @@ func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) erro
 			fmt.Fprintf(stderr, "\nsessiond: created account \"admin\" with password: %s\n(shown once; set SESSIOND_ADMIN_PASSWORD to choose it)\n\n", password)
 		}
 	}
+	return nil
+}
+
+// pinToCPUs runs the server on the CPUs of list (--cpus): its threads are pinned, GOMAXPROCS
+// follows the count unless the GOMAXPROCS variable sets it, and the hash helpers, started
+// later, are told the CPUs the server had before, so that pinning the server does not slow
+// logins down.
+func pinToCPUs(list string, log *slog.Logger) error {
+	before, now, err := pinTo(list)
+	if err != nil {
+		return fmt.Errorf("--cpus: %v", err)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.SetDefaultGOMAXPROCS()
+	}
+	if err := os.Setenv(hashWorkerCPUs, formatCPUList(before)); err != nil {
+		return err
+	}
+	log.Info("pinned to CPUs", "cpus", formatCPUList(now), "gomaxprocs", runtime.GOMAXPROCS(0),
+		"hash_helper_cpus", formatCPUList(before))
 	return nil
 }

@@ -17,12 +17,12 @@ import (
 )
 
 // TestHelperEnv checks that the hash helpers get the server's environment without its
-// secrets, and the idle helper its marker.
+// secrets, with the CPUs serve --cpus left them, and the idle helper its marker.
 func TestHelperEnv(t *testing.T) {
-	environ := []string{"PATH=/bin", "SESSIOND_ADMIN_PASSWORD=pw", "SESSIOND_ENCRYPTION_KEY=key", "SESSIOND_TOKEN=tok", "HOME=/root"}
+	environ := []string{"PATH=/bin", "SESSIOND_ADMIN_PASSWORD=pw", "SESSIOND_ENCRYPTION_KEY=key", "SESSIOND_TOKEN=tok", hashWorkerCPUs + "=0-1", "HOME=/root"}
 	for _, idle := range []bool{false, true} {
 		got := helperEnv(environ, idle)
-		want := []string{"PATH=/bin", "HOME=/root"}
+		want := []string{"PATH=/bin", hashWorkerCPUs + "=0-1", "HOME=/root"}
 		if idle {
 			want = append(want, hashWorkerIdle+"=1")
 		}
