@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,6 +98,49 @@ func TestServeCPUsRefused(t *testing.T) {
 		<-p.exited
 		if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.logs.String(), tc.want) {
 			t.Errorf("--cpus %s: exit %d, logs:\n%s\nwant exit 1 and %q", tc.list, code, p.logs.String(), tc.want)
+		}
+	}
+}
+
+// TestBenchFloorCPUs checks that the floor process bench starts for --floor-cpus (bench
+// --serve-floor … --cpus) pins its threads to the CPU given.
+func TestBenchFloorCPUs(t *testing.T) {
+	var mine unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mine); err != nil {
+		t.Fatal(err)
+	}
+	all := cpusOf(&mine)
+	if len(all) < 2 {
+		t.Skipf("this test runs on CPUs %v; pinning needs two", all)
+	}
+	last := strconv.Itoa(all[len(all)-1])
+	cmd := exec.Command(binPath, "bench", "--serve-floor", "127.0.0.1:0", "--cpus", last)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil { // its address: it is serving
+		t.Fatal(err)
+	}
+	if got := threadCPUs(t, cmd.Process.Pid); len(got) != 1 || got[last] == 0 {
+		t.Errorf("floor threads' CPUs %v, want all on %s", got, last)
+	}
+}
+
+// TestBenchCPUsRefused checks that bench refuses a CPU list that is not one before it runs.
+func TestBenchCPUsRefused(t *testing.T) {
+	for _, flag := range []string{"--cpus", "--floor-cpus"} {
+		var out, errOut bytes.Buffer
+		if code := runBench([]string{flag, "3-1", "--floor"}, strings.NewReader(""), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "runs backwards") {
+			t.Errorf("%s 3-1: exit %d, %q; want exit 2 and the reason", flag, code, errOut.String())
 		}
 	}
 }
