@@ -194,10 +194,16 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 		}
 	}
 	if o.cpus != "" {
-		// Pinned now, the client's threads are; the floor process pins itself (--cpus).
-		if _, _, err := pinTo(o.cpus); err != nil {
+		// The client's threads are pinned from here on. The floor process, started later, pins
+		// itself (--cpus): to --floor-cpus, or back to the CPUs bench started with rather than
+		// the client's.
+		before, _, err := pinTo(o.cpus)
+		if err != nil {
 			fmt.Fprintln(stderr, "sessiond bench: --cpus:", err)
 			return 1
+		}
+		if o.floorCPUs == "" && o.serveFloor == "" {
+			o.floorCPUs = formatCPUList(before)
 		}
 	}
 	if o.serveFloor != "" {

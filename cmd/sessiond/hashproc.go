@@ -157,13 +157,15 @@ func lowerPriority(stderr io.Writer) {
 	if os.Getenv(hashWorkerNiced) != "" {
 		return
 	}
+	cpus := os.Getenv(hashWorkerCPUs)
 	path, err := os.Executable()
 	if err == nil {
 		runtime.LockOSThread()
 		// The CPUs, like the priority, pass from this thread to the next program's threads.
-		if cpus := os.Getenv(hashWorkerCPUs); cpus != "" {
+		if cpus != "" {
 			if err := pinThread(cpus); err != nil {
 				fmt.Fprintln(stderr, "sessiond: the password hash helper stays on the server's CPUs:", err)
+				cpus = ""
 			}
 		}
 		if err = lowerThread(os.Getenv(hashWorkerIdle) != ""); err == nil {
@@ -171,6 +173,12 @@ func lowerPriority(stderr io.Writer) {
 		}
 	}
 	fmt.Fprintln(stderr, "sessiond: the password hash helper runs at normal priority:", err)
+	if cpus != "" {
+		// Without the new program, only this thread has the CPUs: give them to every thread.
+		if _, _, err := pinTo(cpus); err != nil {
+			fmt.Fprintln(stderr, "sessiond: the password hash helper stays on the server's CPUs:", err)
+		}
+	}
 }
 
 // readReplies hands the helper's replies to their callers until it exits; then the pending

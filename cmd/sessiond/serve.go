@@ -185,10 +185,15 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	// The hash helpers run one hash per CPU they have: all the server's, or with --cpus those
+	// it started with.
+	hashCPUs := runtime.GOMAXPROCS(0)
 	if o.cpus != "" {
-		if err := pinToCPUs(o.cpus, log); err != nil {
+		helperCPUs, err := pinToCPUs(o.cpus, log)
+		if err != nil {
 			return err
 		}
+		hashCPUs = helperCPUs
 	}
 	if memLimit > 0 {
 		log.Info("memory limit", "bytes", memLimit)
@@ -208,7 +213,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 			if cfg.Engine.MaxConcurrentHashes == 0 {
 				// The helper computes one hash per CPU at a time; one more each waiting in it
 				// means it never idles while a request crosses over to it.
-				cfg.Engine.MaxConcurrentHashes = 2 * runtime.GOMAXPROCS(0)
+				cfg.Engine.MaxConcurrentHashes = 2 * hashCPUs
 			}
 		}
 	}
@@ -428,19 +433,19 @@ func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) erro
 // pinToCPUs runs the server on the CPUs of list (--cpus): its threads are pinned, GOMAXPROCS
 // follows the count unless the GOMAXPROCS variable sets it, and the hash helpers, started
 // later, are told the CPUs the server had before, so that pinning the server does not slow
-// logins down.
-func pinToCPUs(list string, log *slog.Logger) error {
+// logins down. It returns how many CPUs the helpers have.
+func pinToCPUs(list string, log *slog.Logger) (helperCPUs int, err error) {
 	before, now, err := pinTo(list)
 	if err != nil {
-		return fmt.Errorf("--cpus: %v", err)
+		return 0, fmt.Errorf("--cpus: %v", err)
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.SetDefaultGOMAXPROCS()
 	}
 	if err := os.Setenv(hashWorkerCPUs, formatCPUList(before)); err != nil {
-		return err
+		return 0, err
 	}
 	log.Info("pinned to CPUs", "cpus", formatCPUList(now), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"hash_helper_cpus", formatCPUList(before))
-	return nil
+	return len(before), nil
 }
