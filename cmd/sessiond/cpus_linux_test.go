@@ -53,18 +53,25 @@ func childPIDs(t *testing.T, pid int) []int {
 	return pids
 }
 
-// TestServeCPUs checks that serve --cpus pins every thread of the server to the CPU given,
-// follows with GOMAXPROCS, and leaves the password hash helper on the CPUs serve started with.
-func TestServeCPUs(t *testing.T) {
+// testCPUs returns the CPUs the test runs on and the last of them, to pin to; it skips the
+// test when there are fewer than two.
+func testCPUs(t *testing.T) (all []int, last string) {
+	t.Helper()
 	var mine unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &mine); err != nil {
 		t.Fatal(err)
 	}
-	all := cpusOf(&mine)
+	all = cpusOf(&mine)
 	if len(all) < 2 {
 		t.Skipf("this test runs on CPUs %v; pinning needs two", all)
 	}
-	last := strconv.Itoa(all[len(all)-1])
+	return all, strconv.Itoa(all[len(all)-1])
+}
+
+// TestServeCPUs checks that serve --cpus pins every thread of the server to the CPU given,
+// follows with GOMAXPROCS, and leaves the password hash helper on the CPUs serve started with.
+func TestServeCPUs(t *testing.T) {
+	all, last := testCPUs(t)
 	p := startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--cpus", last)
 	pid := p.cmd.Process.Pid
 	if got := threadCPUs(t, pid); len(got) != 1 || got[last] == 0 {
@@ -108,15 +115,7 @@ func TestServeCPUsRefused(t *testing.T) {
 // TestBenchFloorCPUs checks that the floor process bench starts with --floor-cpus pins its
 // threads to the CPU given.
 func TestBenchFloorCPUs(t *testing.T) {
-	var mine unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &mine); err != nil {
-		t.Fatal(err)
-	}
-	all := cpusOf(&mine)
-	if len(all) < 2 {
-		t.Skipf("this test runs on CPUs %v; pinning needs two", all)
-	}
-	last := strconv.Itoa(all[len(all)-1])
+	_, last := testCPUs(t)
 	target, cleanup, err := floorTarget(benchOptions{floorCPUs: last, timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
