@@ -202,6 +202,9 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 			fmt.Fprintln(stderr, "sessiond bench: --cpus:", err)
 			return 1
 		}
+		if os.Getenv("GOMAXPROCS") == "" {
+			runtime.SetDefaultGOMAXPROCS() // as serve --cpus: one processor a CPU left
+		}
 		if o.floorCPUs == "" && o.serveFloor == "" {
 			o.floorCPUs = formatCPUList(before)
 		}
