@@ -82,7 +82,12 @@ func (hs *hashers) answered(waited bool, took time.Duration) {
 	if hs.starving {
 		hs.log.Debug("password hash helper: the idle helper answers again")
 	}
-	hs.starving, hs.lastSeen = false, time.Now()
+	hs.starving = false
+	// lastSeen only moves forward: a test sets it ahead ("it always just answered"), and an
+	// answer must not pull it back between the helper's reply and its delivery to the caller.
+	if now := time.Now(); now.After(hs.lastSeen) {
+		hs.lastSeen = now
+	}
 	if !waited {
 		return // how long a hash given up on took says nothing of the usual time
 	}
