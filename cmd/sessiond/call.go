@@ -268,10 +268,10 @@ func tokenField(method string) string {
 // sessionKey), keeping the members given in their order. Positional params are returned as
 // they are; absent params become {field: token}.
 func withAuthToken(params json.RawMessage, field, token string) json.RawMessage {
-	quoted, _ := json.Marshal(token)
+	quoted := quoteJSON(token) // as the rest of the request, "<>&" as typed
 	prefix := `{"` + field + `":`
 	if len(params) == 0 {
-		return json.RawMessage(prefix + string(quoted) + `}`)
+		return json.RawMessage(prefix + quoted + `}`)
 	}
 	if params[0] != '{' {
 		return params
@@ -290,7 +290,7 @@ func withAuthToken(params json.RawMessage, field, token string) json.RawMessage 
 	if len(rest) == 0 {
 		return params
 	}
-	out := append([]byte(prefix), quoted...)
+	out := []byte(prefix + quoted)
 	if rest[0] != '}' {
 		out = append(out, ',')
 	}
