@@ -143,13 +143,8 @@ func (c *rawNetConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *rawNetConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // CloseWrite half-closes the connection, as net/http does before closing one it answered
-// with an error.
-func (c *rawNetConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
+// with an error. Only a *net.TCPConn is wrapped (newRawIO).
+func (c *rawNetConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
 
 // rawListen returns ln handing out its TCP connections as rawNetConns.
 func rawListen(ln net.Listener) net.Listener { return rawListener{ln} }
