@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -44,14 +43,12 @@ type Options struct {
 // memstore.Store) and served from there; every change is written through to Badger and
 // synced before the method returns. It is safe for concurrent use.
 type Store struct {
-	mem     *memstore.Store
-	db      *badger.DB
-	journal *journal // writes the memstore's changes, and repairs
-	syncer  *groupSync
-	log     *slog.Logger
-	// committed counts transactions and write batches committed, so that groupSync knows
-	// what a sync covers.
-	committed atomic.Uint64
+	mem       *memstore.Store
+	db        *badger.DB
+	journal   *journal // writes the memstore's changes, and repairs
+	syncer    *groupSync
+	log       *slog.Logger
+	committed commits // what groupSync has to cover
 
 	// life is held shared by calls that write to Badger and exclusively by Close, so Close
 	// waits for them and they never touch a closed database.
@@ -181,6 +178,7 @@ func badgerOptions(dir string, key []byte, logger *slog.Logger) badger.Options {
 		WithBlockCacheSize(8 << 20). // needed by encryption
 		WithIndexCacheSize(4 << 20). // needed by encryption
 		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).
 		// Close compacts level 0 into the levels below, so that the next Open reads fewer
 		// overlapping tables and its first memtable flush does not set off a compaction of

@@ -331,11 +331,11 @@ func TestLargeBatch(t *testing.T) {
 		writes = append(writes, write{sessionKey(fmt.Sprint("bulk-", i)), []byte("v")})
 	}
 	j := &journal{db: s.db, committed: &s.committed}
-	before := s.committed.Load()
+	before := s.committed.all.Load()
 	if _, err := j.write(writes); err != nil {
 		t.Fatal(err)
 	}
-	if txns := s.committed.Load() - before; txns < 2 {
+	if txns := s.committed.all.Load() - before; txns < 2 {
 		t.Fatalf("%d writes went into %d transaction(s); the test needs more than one", n, txns)
 	}
 	count := 0
@@ -654,6 +654,106 @@ func switchMemtable(t *testing.T, s *Store) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestSyncWritesOutCurrentLog checks that on Linux a sync writes out the log of the memtable
+// being filled itself, and the directory once for each new log.
+func TestSyncWritesOutCurrentLog(t *testing.T) {
+	if !writeOutCurrentLog {
+		t.Skip("Badger's Sync writes out the current log here")
+	}
+	dir := t.TempDir()
+	var synced []string
+	testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
+	defer func() { testHookSyncFile = nil }()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	commitAndSync := func(key string) (dirSynced bool) {
+		t.Helper()
+		if _, err := s.journal.write([]write{{key: []byte(key), value: []byte("yes")}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.syncer.sync(); err != nil {
+			t.Fatal(err)
+		}
+		current, err := filepath.Glob(filepath.Join(dir, "*"+memtableLogExt))
+		if err != nil || len(current) == 0 {
+			t.Fatalf("memtable logs: %v %v", current, err)
+		}
+		if newest := slices.Max(current); !slices.Contains(synced, newest) {
+			t.Errorf("the current memtable's log %s was not written out; synced %v", newest, synced)
+		}
+		dirSynced = slices.Contains(synced, dir)
+		synced = nil
+		return dirSynced
+	}
+	if !commitAndSync("test/first") {
+		t.Errorf("neither Open nor the first sync synced the directory, which holds the new log's name")
+	}
+	if commitAndSync("test/second") {
+		t.Errorf("the directory was synced again with no new log in it")
+	}
+	switchMemtable(t, s)
+	if !commitAndSync("test/after-switch") {
+		t.Errorf("the directory was not synced after Badger created a new log")
+	}
+}
+
+// TestValueLogThreshold checks that inValueLog says where Badger puts a value: below
+// valueThreshold in the memtable's log, from it on in the value log, which only then needs
+// writing out (counted in commits.valueLog).
+func TestValueLogThreshold(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	for _, tc := range []struct {
+		size     int
+		valueLog bool
+	}{
+		{valueThreshold - 1, false},
+		{valueThreshold, true},
+	} {
+		marker := fmt.Appendf(nil, "value-of-%d-bytes", tc.size)
+		value := append(marker, bytes.Repeat([]byte{'x'}, tc.size-len(marker))...)
+		if got := inValueLog(value); got != tc.valueLog {
+			t.Errorf("inValueLog(%d bytes) = %v, want %v", tc.size, got, tc.valueLog)
+		}
+		before := s.committed.valueLog.Load()
+		if _, err := s.journal.write([]write{{key: fmt.Appendf(nil, "test/%d", tc.size), value: value}}); err != nil {
+			t.Fatal(err)
+		}
+		if counted := s.committed.valueLog.Load() > before; counted != tc.valueLog {
+			t.Errorf("%d bytes: counted as in the value log: %v, want %v", tc.size, counted, tc.valueLog)
+		}
+		for ext, want := range map[string]bool{".vlog": tc.valueLog, memtableLogExt: !tc.valueLog} {
+			if found := filesContain(t, dir, ext, marker); found != want {
+				t.Errorf("%d bytes: in Badger's *%s files: %v, want %v", tc.size, ext, found, want)
+			}
+		}
+	}
+	if err := s.syncer.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.syncer.valueLogSynced, s.committed.valueLog.Load(); got != want {
+		t.Errorf("after a sync the value log is written out up to commit %d of %d", got, want)
+	}
+}
+
+// filesContain reports whether a file in dir whose name ends in ext contains b.
+func filesContain(t *testing.T, dir, ext string, b []byte) bool {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*"+ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestDeleteAccountPartlyWritten checks that an account deletion whose account is written

@@ -54,16 +54,19 @@ func (s *Store) ImportSessions(ctx context.Context, sessions []engine.Session) e
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
+	valueLog := false
 	for i := range sessions {
-		if err = wb.Set(sessionKey(sessions[i].ID), encodeSession(&sessions[i])); err != nil {
+		value := encodeSession(&sessions[i])
+		if err = wb.Set(sessionKey(sessions[i].ID), value); err != nil {
 			break
 		}
+		valueLog = valueLog || inValueLog(value)
 	}
 	if err == nil {
 		err = wb.Flush()
 	}
 	if err == nil {
-		s.committed.Add(1)
+		s.committed.add(valueLog)
 		err = s.syncer.sync()
 	}
 	if err != nil {

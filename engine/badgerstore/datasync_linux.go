@@ -6,6 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// writeOutCurrentLog: a write through a shared mapping dirties the file's own pages, and
+// msync(MS_SYNC) is an fsync of the mapped range, so a descriptor of our own writes out the log
+// of the memtable Badger is filling as Badger's Sync would, without also syncing the value log.
+const writeOutCurrentLog = true
+
 // datasync writes out f's data, as msync and Badger's own sync do, without the inode's times
 // that writes through a mapping change (a full fsync commits the file system's journal for
 // them, several milliseconds on each call).
