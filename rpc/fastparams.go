@@ -226,7 +226,7 @@ func (r *fastReader) plainString() ([]byte, bool) {
 	}
 	start := r.pos + 1
 	ascii := true
-	for i := start; i < len(r.data); i++ {
+	for i := skipPlain(r.data, start); i < len(r.data); i = skipPlain(r.data, i+1) {
 		switch c := r.data[i]; {
 		case c == '"':
 			s := r.data[start:i]
@@ -237,7 +237,7 @@ func (r *fastReader) plainString() ([]byte, bool) {
 			return s, true
 		case c == '\\' || c < 0x20:
 			return nil, false
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			ascii = false
 		}
 	}

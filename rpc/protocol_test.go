@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -244,5 +245,26 @@ func BenchmarkParse(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
 		p.parse(frame, 100)
+	}
+}
+
+// TestSkipPlain checks that skipPlain stops at the first byte strStop marks, for every byte
+// value at every position within and across eight-byte words, from every start.
+func TestSkipPlain(t *testing.T) {
+	const n = 27
+	for c := range 256 {
+		for pos := range n {
+			data := bytes.Repeat([]byte{'a'}, n)
+			data[pos] = byte(c)
+			for start := 0; start <= pos; start++ {
+				want := n
+				if strStop[c] {
+					want = pos
+				}
+				if got := skipPlain(data, start); got != want {
+					t.Fatalf("byte %#02x at %d, from %d: skipPlain = %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
 	}
 }
