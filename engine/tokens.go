@@ -25,7 +25,18 @@ const (
 	TokenLength = len(TemporaryTokenPrefix) + tokenBodyLen
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTables are CRC-32C tables for slicing by 8: crcTables[k][b] is the CRC of byte b
+// followed by k zero bytes.
+var crcTables = func() (t [8][256]uint32) {
+	t[0] = *crc32.MakeTable(crc32.Castagnoli)
+	for k := 1; k < len(t); k++ {
+		for b := range t[k] {
+			c := t[k-1][b]
+			t[k][b] = t[0][byte(c)] ^ c>>8
+		}
+	}
+	return t
+}()
 
 // NewToken returns a fresh token: a prefix telling temporary from permanent, then base64url
 // of 32 random bytes from r and a CRC-32C checksum.
@@ -42,16 +53,24 @@ func NewToken(r io.Reader, permanent bool) (string, error) {
 	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
-// tokenChecksum is the CRC-32C of prefix and random. It is computed with the table, byte by
-// byte, rather than with crc32.Update: that one makes its argument escape, which costs two
-// allocations on every token check, more than the 40 bytes cost to checksum this way.
+// tokenChecksum is the CRC-32C of prefix and random. It is computed here, eight bytes a
+// step (slicing by 8), rather than with crc32.Update: that one makes its argument escape,
+// which costs two allocations on every token check. Byte by byte (40 dependent table
+// lookups) it took 11 % of a pingSession's request path; BenchmarkRequestPath/pingSession
+// went from 675-681 ns to 638-641.
 func tokenChecksum(prefix string, random []byte) uint32 {
+	t := &crcTables
 	crc := ^uint32(0)
 	for i := 0; i < len(prefix); i++ {
-		crc = crcTable[byte(crc)^prefix[i]] ^ crc>>8
+		crc = t[0][byte(crc)^prefix[i]] ^ crc>>8
+	}
+	for ; len(random) >= 8; random = random[8:] {
+		crc ^= binary.LittleEndian.Uint32(random)
+		crc = t[7][byte(crc)] ^ t[6][byte(crc>>8)] ^ t[5][byte(crc>>16)] ^ t[4][crc>>24] ^
+			t[3][random[4]] ^ t[2][random[5]] ^ t[1][random[6]] ^ t[0][random[7]]
 	}
 	for _, b := range random {
-		crc = crcTable[byte(crc)^b] ^ crc>>8
+		crc = t[0][byte(crc)^b] ^ crc>>8
 	}
 	return ^crc
 }

@@ -2,13 +2,16 @@ package engine_test
 
 // FuzzParseToken checks that ParseToken never panics, accepts only tokens of the documented
 // shape (prefix, base64url of 32 random bytes and their CRC-32C) with the right kind and hash,
-// and refuses every one-character change of a token it issued.
+// and refuses every one-character change of a token it issued. The checksum is checked against
+// hash/crc32's.
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +94,8 @@ func checkWellFormed(t *testing.T, token string, p engine.ParsedToken) {
 	}
 	if p.Hash != sha256.Sum256([]byte(token)) {
 		t.Fatalf("%q: hash is not the SHA-256 of the token", token)
+	}
+	if sum := crc32.Checksum(append([]byte(prefix), raw[:32]...), crc32.MakeTable(crc32.Castagnoli)); binary.BigEndian.Uint32(raw[32:]) != sum {
+		t.Fatalf("%q accepted but its checksum is not the CRC-32C (%08x) of its prefix and random bytes", token, sum)
 	}
 }
