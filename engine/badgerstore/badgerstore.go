@@ -112,7 +112,8 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{db: db, log: logger, stop: make(chan struct{})}
 	s.journal = &journal{db: db, committed: &s.committed}
 	s.mem = memstore.New(memstore.Options{Journal: s.journal})
-	s.syncer = &groupSync{db: db, dir: opts.Dir, committed: &s.committed}
+	s.syncer = &groupSync{db: db, dir: opts.Dir, committed: &s.committed,
+		memtableLogs: logFiles{ext: memtableLogExt}, valueLogs: logFiles{ext: valueLogExt}}
 	s.lastUse.files = files
 	repairs, torn, err := s.load()
 	if err != nil {

@@ -699,41 +699,82 @@ func TestSyncWritesOutCurrentLog(t *testing.T) {
 }
 
 // TestValueLogThreshold checks that inValueLog says where Badger puts a value: below
-// valueThreshold in the memtable's log, from it on in the value log, which only then needs
-// writing out (counted in commits.valueLog).
+// valueThreshold in the memtable's log, from it on in the value log, which only then a sync
+// writes out.
 func TestValueLogThreshold(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{FlushInterval: -1})
+	var synced []string
+	testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
+	defer func() { testHookSyncFile = nil }()
 	for _, tc := range []struct {
 		size     int
 		valueLog bool
 	}{
 		{valueThreshold - 1, false},
 		{valueThreshold, true},
+		{32, false},
 	} {
 		marker := fmt.Appendf(nil, "value-of-%d-bytes", tc.size)
 		value := append(marker, bytes.Repeat([]byte{'x'}, tc.size-len(marker))...)
 		if got := inValueLog(value); got != tc.valueLog {
 			t.Errorf("inValueLog(%d bytes) = %v, want %v", tc.size, got, tc.valueLog)
 		}
-		before := s.committed.valueLog.Load()
 		if _, err := s.journal.write([]write{{key: fmt.Appendf(nil, "test/%d", tc.size), value: value}}); err != nil {
 			t.Fatal(err)
 		}
-		if counted := s.committed.valueLog.Load() > before; counted != tc.valueLog {
-			t.Errorf("%d bytes: counted as in the value log: %v, want %v", tc.size, counted, tc.valueLog)
-		}
-		for ext, want := range map[string]bool{".vlog": tc.valueLog, memtableLogExt: !tc.valueLog} {
+		for ext, want := range map[string]bool{valueLogExt: tc.valueLog, memtableLogExt: !tc.valueLog} {
 			if found := filesContain(t, dir, ext, marker); found != want {
 				t.Errorf("%d bytes: in Badger's *%s files: %v, want %v", tc.size, ext, found, want)
 			}
 		}
+		synced = nil
+		if err := s.syncer.sync(); err != nil {
+			t.Fatal(err)
+		}
+		wroteValueLog := slices.ContainsFunc(synced, func(path string) bool { return strings.HasSuffix(path, valueLogExt) })
+		if writeOutCurrentLog && wroteValueLog != tc.valueLog {
+			t.Errorf("%d bytes: the sync wrote out the value log: %v, want %v (synced %v)", tc.size, wroteValueLog, tc.valueLog, synced)
+		}
 	}
-	if err := s.syncer.sync(); err != nil {
-		t.Fatal(err)
+}
+
+// TestSyncCoversSwitchedValueLog checks that a value written into a value log file just
+// before Badger starts the next one is written out by the next sync: Badger's Sync writes
+// out only the newest file.
+func TestSyncCoversSwitchedValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	var synced []string
+	testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
+	defer func() { testHookSyncFile = nil }()
+	newest := func() string {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(dir, "*"+valueLogExt))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("value log files: %v %v", files, err)
+		}
+		return slices.Max(files)
 	}
-	if got, want := s.syncer.valueLogSynced, s.committed.valueLog.Load(); got != want {
-		t.Errorf("after a sync the value log is written out up to commit %d of %d", got, want)
+	big := bytes.Repeat([]byte{'v'}, valueThreshold)
+	first := newest()
+	for i := 0; newest() == first; i++ {
+		if i > 200 {
+			t.Fatalf("Badger did not start a new value log file after %d values of %d bytes", i, len(big))
+		}
+		if _, err := s.journal.write([]write{{key: fmt.Appendf(nil, "test/big%03d", i), value: big}}); err != nil {
+			t.Fatal(err)
+		}
+		synced = nil
+		if err := s.syncer.sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Contains(synced, first) {
+		t.Errorf("the value log file %s, switched away from by the last write, was not written out; synced %v", first, synced)
+	}
+	if writeOutCurrentLog && !slices.Contains(synced, dir) {
+		t.Errorf("the directory was not synced after Badger created a value log file")
 	}
 }
 

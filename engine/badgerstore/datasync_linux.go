@@ -7,8 +7,8 @@ import (
 )
 
 // writeOutCurrentLog: a write through a shared mapping dirties the file's own pages, and
-// msync(MS_SYNC) is an fsync of the mapped range, so a descriptor of our own writes out the log
-// of the memtable Badger is filling as Badger's Sync would, without also syncing the value log.
+// msync(MS_SYNC) is an fsync of the mapped range, so a descriptor of our own writes out the
+// logs Badger writes to as Badger's Sync would, one of them at a time (groupSync).
 const writeOutCurrentLog = true
 
 // datasync writes out f's data, as msync and Badger's own sync do, without the inode's times

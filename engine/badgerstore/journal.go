@@ -163,34 +163,35 @@ var testHookCommit func() error
 // so concurrent writers share one fsync.
 //
 // A committed transaction is in the write-ahead log of a memtable (a .mem file), and its
-// values of valueThreshold or more in Badger's value log. Badger's own Sync writes out the
-// log of the memtable being filled and the value log, always both: each is an fsync, and
-// each fsync asks the disk to flush its cache even when nothing was written. So on Linux
-// (writeOutCurrentLog) sync writes out the memtable logs itself, and calls Badger's Sync
-// only when a value went to the value log since the last sync; a durable write took 105-114
-// µs instead of 135-140 (go test -bench InsertSession ./engine/badgerstore).
+// values of valueThreshold or more in Badger's value log (.vlog files). Badger's own Sync
+// writes out the log of the memtable being filled and the newest value log file, always both:
+// each is an fsync, and each fsync asks the disk to flush its cache even when nothing was
+// written. So on Linux (writeOutCurrentLog) sync writes out the logs itself, and the value log
+// only when a value went there since the last sync; a durable write took 105-119 µs instead
+// of 135-140 (go test -bench InsertSession ./engine/badgerstore).
 //
-// A transaction that committed into the previous memtable, just before Badger switched
-// memtables, is in that one's log, which stays unsynced until Badger has flushed the memtable
-// into a table (synced) and deleted the log: a machine that stops meanwhile would lose an
-// acknowledged change. So sync also writes out each log of a memtable Badger has switched away
-// from, once, and the directory when a new log appears (Badger does not sync the directory
-// after creating one).
+// Badger switches logs: a new memtable when one is full, a new value log file when one passes
+// its size. A transaction that committed into the previous one, just before the switch, is in
+// that file, which Badger's Sync no longer writes out: a machine that stops before the file
+// is written out otherwise (a memtable's log is deleted once its memtable is flushed into a
+// synced table) would lose an acknowledged change. So sync writes out each file Badger has
+// switched away from, once, and the directory when a new file appears in it (Badger does not
+// sync the directory after creating one).
 //
 // A failed fsync is final: every later sync fails with its error. After a failed fsync the
 // kernel may have dropped the pages it could not write and marked them clean, so a later
 // fsync that succeeds proves nothing about the changes committed before it. Failing to open
-// a log (out of descriptors, say) writes nothing out and is not final.
+// a file (out of descriptors, say) writes nothing out and is not final.
 type groupSync struct {
 	db             *badger.DB
 	dir            string
 	committed      *commits
 	mu             sync.Mutex
-	synced         uint64              // committed.all covered by the last successful sync; under mu
-	valueLogSynced uint64              // committed.valueLog covered by it; under mu
-	failed         error               // the first failed fsync; under mu
-	logsDone       map[uint64]struct{} // switched-away memtable logs written out; under mu
-	newest         uint64              // the newest memtable log seen, its name synced in dir; under mu
+	synced         uint64 // committed.all covered by the last successful sync; under mu
+	valueLogSynced uint64 // committed.valueLog covered by it; under mu
+	failed         error  // the first failed fsync; under mu
+	memtableLogs   logFiles
+	valueLogs      logFiles
 }
 
 // sync returns once everything committed before the call is on stable storage.
@@ -207,11 +208,11 @@ func (g *groupSync) sync() error {
 	target = g.committed.all.Load() // everything committed by now is covered too
 	valueLog := g.committed.valueLog.Load()
 	var err error
-	if !writeOutCurrentLog || valueLog > g.valueLogSynced {
+	if !writeOutCurrentLog {
 		err = g.db.Sync()
 	}
 	if err == nil {
-		err = g.syncLogs()
+		err = g.syncLogs(valueLog > g.valueLogSynced)
 	}
 	var notStarted *syncNotStartedError
 	switch {
@@ -225,59 +226,90 @@ func (g *groupSync) sync() error {
 	return nil
 }
 
-// memtableLogExt names the write-ahead logs of Badger's memtables (badger's memFileExt); the
-// name before it is the memtable's number, which grows.
-const memtableLogExt = ".mem"
+// File name extensions of Badger's logs (badger's memFileExt and vlog's): the name before
+// it is the file's number, which grows.
+const (
+	memtableLogExt = ".mem"
+	valueLogExt    = ".vlog"
+)
 
-// syncLogs writes out the memtable logs in g.dir not written out yet. The newest is the log of
-// the memtable being filled: it is written out on every call (unless Badger's Sync just did,
-// !writeOutCurrentLog). Any other belongs to a memtable Badger switched away from, which takes
-// no more writes, so it is written out once. A log that Badger deletes meanwhile was flushed
-// into a table, which Badger synced first. g.mu is held.
-func (g *groupSync) syncLogs() error {
+// logFiles follows one kind of Badger's log files in a directory, for groupSync.
+type logFiles struct {
+	ext    string
+	done   map[uint64]struct{} // files switched away from and written out
+	newest uint64              // the newest file whose name the directory was synced with
+}
+
+// syncLogs writes out the memtable logs in g.dir not written out yet, and the value log files
+// too if valueLog, then the directory if the newest of either is new. g.mu is held.
+func (g *groupSync) syncLogs(valueLog bool) error {
 	entries, err := os.ReadDir(g.dir)
 	if err != nil {
 		return &syncNotStartedError{err}
 	}
-	logs := make(map[uint64]string) // memtable number → file name
-	newest := uint64(0)
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), memtableLogExt); ok {
-			if fid, err := strconv.ParseUint(name, 10, 64); err == nil {
-				logs[fid] = e.Name()
-				newest = max(newest, fid)
-			}
-		}
+	memtableNewest, err := g.memtableLogs.sync(g.dir, entries)
+	if err != nil {
+		return err
 	}
-	if len(logs) == 0 {
-		return &syncNotStartedError{fmt.Errorf("no memtable log (*%s) in %s", memtableLogExt, g.dir)}
-	}
-	if g.logsDone == nil {
-		g.logsDone = make(map[uint64]struct{})
-	}
-	maps.DeleteFunc(g.logsDone, func(fid uint64, _ struct{}) bool { _, ok := logs[fid]; return !ok })
-	for fid, name := range logs {
-		if _, done := g.logsDone[fid]; done || fid == newest {
-			continue
-		}
-		if err := syncFile(filepath.Join(g.dir, name), datasync); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	valueNewest := g.valueLogs.newest
+	if valueLog {
+		if valueNewest, err = g.valueLogs.sync(g.dir, entries); err != nil {
 			return err
 		}
-		g.logsDone[fid] = struct{}{}
 	}
 	if !writeOutCurrentLog {
 		return nil
 	}
-	if newest != g.newest {
+	if memtableNewest != g.memtableLogs.newest || valueNewest != g.valueLogs.newest {
 		if err := syncFile(g.dir, (*os.File).Sync); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return &syncNotStartedError{err}
+			}
 			return err
 		}
-		g.newest = newest
-	}
-	if err := syncFile(filepath.Join(g.dir, logs[newest]), datasync); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		g.memtableLogs.newest, g.valueLogs.newest = memtableNewest, valueNewest
 	}
 	return nil
+}
+
+// sync writes out the files of l's kind among entries of dir not written out yet, and returns
+// the newest one's number. The newest is the file Badger writes to: it is written out on every
+// call (unless Badger's Sync just did, !writeOutCurrentLog). Any other is one Badger switched
+// away from, which takes no more writes, so it is written out once. A file that Badger deletes
+// meanwhile needs nothing: a memtable's log is deleted once its memtable is in a table, which
+// Badger synced first.
+func (l *logFiles) sync(dir string, entries []os.DirEntry) (newest uint64, err error) {
+	files := make(map[uint64]string) // number → file name
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), l.ext); ok {
+			if fid, err := strconv.ParseUint(name, 10, 64); err == nil {
+				files[fid] = e.Name()
+				newest = max(newest, fid)
+			}
+		}
+	}
+	if len(files) == 0 {
+		return 0, &syncNotStartedError{fmt.Errorf("no Badger log (*%s) in %s", l.ext, dir)}
+	}
+	if l.done == nil {
+		l.done = make(map[uint64]struct{})
+	}
+	maps.DeleteFunc(l.done, func(fid uint64, _ struct{}) bool { _, ok := files[fid]; return !ok })
+	for fid, name := range files {
+		if _, done := l.done[fid]; done || fid == newest {
+			continue
+		}
+		if err := syncFile(filepath.Join(dir, name), datasync); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
+		l.done[fid] = struct{}{}
+	}
+	if writeOutCurrentLog {
+		if err := syncFile(filepath.Join(dir, files[newest]), datasync); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return newest, nil
 }
 
 // syncNotStartedError is a sync that failed before writing anything out.
