@@ -426,7 +426,7 @@ func (e *Engine) DescribeSessions(ctx context.Context, token string, authTokens,
 	if len(authTokens) == 0 && len(sessionIDs) == 0 {
 		return e.listVisible(ctx, me, nil, now, presented)
 	}
-	out := []SessionInfo{}
+	out := make([]SessionInfo, 0, len(authTokens)+len(sessionIDs))
 	seen := map[string]bool{}
 	add := func(s *Session) {
 		if !seen[s.ID] && visible(me, s) {
@@ -437,6 +437,10 @@ func (e *Engine) DescribeSessions(ctx context.Context, token string, authTokens,
 	for _, t := range authTokens {
 		parsed, err := ParseToken(t)
 		if err != nil {
+			continue
+		}
+		if parsed.Hash == c.session.TokenHash {
+			add(c.session) // "who am I": the caller's own session, just read
 			continue
 		}
 		s, err := e.store.SessionByTokenHash(ctx, parsed.Hash, now)
