@@ -769,6 +769,10 @@ func (o *outBuf) appendResult(id []byte, result any) error {
 		o.b = append(o.b, "{}"...)
 	case bool:
 		o.b = strconv.AppendBool(o.b, r)
+	case Session:
+		o.b = r.appendJSON(o.b)
+	case SessionsResult:
+		o.b = r.appendJSON(o.b)
 	case json.RawMessage:
 		if len(r) == 0 {
 			o.b = append(o.b, "null"...)

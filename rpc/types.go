@@ -12,10 +12,7 @@ const timestampLayout = "2006-01-02T15:04:05Z"
 
 // MarshalJSON writes the timestamp as an RFC 3339 string in UTC.
 func (t Timestamp) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(timestampLayout)+2)
-	b = append(b, '"')
-	b = time.Time(t).UTC().AppendFormat(b, timestampLayout)
-	return append(b, '"'), nil
+	return appendTimestamp(make([]byte, 0, len(timestampLayout)+2), time.Time(t)), nil
 }
 
 // UnmarshalJSON reads an RFC 3339 string.
