@@ -736,6 +736,9 @@ func TestValueLogThreshold(t *testing.T) {
 		if writeOutCurrentLog && wroteValueLog != tc.valueLog {
 			t.Errorf("%d bytes: the sync wrote out the value log: %v, want %v (synced %v)", tc.size, wroteValueLog, tc.valueLog, synced)
 		}
+		if holder := fileContaining(t, dir, valueLogExt, marker); writeOutCurrentLog && tc.valueLog && !slices.Contains(synced, holder) {
+			t.Errorf("%d bytes: the value log file holding the value, %s, was not written out (synced %v)", tc.size, holder, synced)
+		}
 	}
 }
 
@@ -773,13 +776,30 @@ func TestSyncCoversSwitchedValueLog(t *testing.T) {
 	if !slices.Contains(synced, first) {
 		t.Errorf("the value log file %s, switched away from by the last write, was not written out; synced %v", first, synced)
 	}
-	if writeOutCurrentLog && !slices.Contains(synced, dir) {
+	if syncDirectories && !slices.Contains(synced, dir) {
 		t.Errorf("the directory was not synced after Badger created a value log file")
+	}
+	if _, err := s.journal.write([]write{{key: []byte("test/after"), value: big}}); err != nil {
+		t.Fatal(err)
+	}
+	synced = nil
+	if err := s.syncer.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(synced, first) {
+		t.Errorf("the value log file %s, switched away from, was written out again", first)
 	}
 }
 
 // filesContain reports whether a file in dir whose name ends in ext contains b.
 func filesContain(t *testing.T, dir, ext string, b []byte) bool {
+	t.Helper()
+	return fileContaining(t, dir, ext, b) != ""
+}
+
+// fileContaining returns the path of a file in dir whose name ends in ext and that contains
+// b, or "".
+func fileContaining(t *testing.T, dir, ext string, b []byte) string {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(dir, "*"+ext))
 	if err != nil {
@@ -791,10 +811,10 @@ func filesContain(t *testing.T, dir, ext string, b []byte) bool {
 			t.Fatal(err)
 		}
 		if bytes.Contains(data, b) {
-			return true
+			return path
 		}
 	}
-	return false
+	return ""
 }
 
 // TestDeleteAccountPartlyWritten checks that an account deletion whose account is written
@@ -865,26 +885,55 @@ func TestSyncFailureIsFinal(t *testing.T) {
 	}{
 		{"write-out failed", errors.New("injected: I/O error"), true},
 		{"open failed", &syncNotStartedError{errors.New("injected: too many open files")}, false},
+		{"directory write-out failed", errors.New("injected: I/O error"), true},
+		{"directory open failed", &syncNotStartedError{errors.New("injected: too many open files")}, false},
+		{"switched-away log write-out failed", errors.New("injected: I/O error"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			onlyDir := strings.HasPrefix(tc.name, "directory")
+			if onlyDir && !syncDirectories {
+				t.Skip("directories are not synced here")
+			}
 			ctx := context.Background()
-			s := openTest(t, t.TempDir(), Options{FlushInterval: -1})
+			dir := t.TempDir()
+			s := openTest(t, dir, Options{FlushInterval: -1})
 			if err := s.CreateAccount(ctx, &engine.Account{Username: "before", CreatedAt: testNow}); err != nil {
 				t.Fatal(err)
 			}
-			switchMemtable(t, s)
-			testHookSyncFile = func(string) error { return tc.err }
-			err := s.CreateAccount(ctx, &engine.Account{Username: "failed", CreatedAt: testNow})
-			testHookSyncFile = nil
+			firstLog, err := filepath.Glob(filepath.Join(dir, "*"+memtableLogExt))
+			if err != nil || len(firstLog) != 1 {
+				t.Fatalf("memtable logs: %v %v, want one", firstLog, err)
+			}
+			switchMemtable(t, s) // a new memtable log: the next sync syncs the directory too
+			if _, err := os.Stat(firstLog[0]); strings.HasPrefix(tc.name, "switched") && err != nil {
+				t.Skipf("Badger flushed the first memtable already: %v", err)
+			}
+			testHookSyncFile = func(path string) error {
+				switch {
+				case onlyDir && path != dir, strings.HasPrefix(tc.name, "switched") && path != firstLog[0]:
+					return nil
+				}
+				return tc.err
+			}
+			err = s.CreateAccount(ctx, &engine.Account{Username: "failed", CreatedAt: testNow})
 			if err == nil {
+				if _, statErr := os.Stat(firstLog[0]); strings.HasPrefix(tc.name, "switched") && statErr != nil {
+					t.Skipf("Badger flushed the first memtable before the sync: %v", statErr)
+				}
 				t.Fatal("a change whose sync failed was acknowledged")
 			}
+			var synced []string
+			testHookSyncFile = func(path string) error { synced = append(synced, path); return nil }
 			err = s.CreateAccount(ctx, &engine.Account{Username: "after", CreatedAt: testNow})
+			testHookSyncFile = nil
 			if tc.final && err == nil {
 				t.Error("a change was acknowledged after a failed write-out")
 			}
 			if !tc.final && err != nil {
 				t.Errorf("a change after a sync that wrote nothing out: %v", err)
+			}
+			if !tc.final && syncDirectories && !slices.Contains(synced, dir) {
+				t.Errorf("the directory, not synced by the failed sync, was not synced by the next (synced %v)", synced)
 			}
 			if _, err := s.GetAccount(ctx, "before"); err != nil {
 				t.Errorf("reads after a failed sync: %v", err)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,11 @@ func (g *groupSync) sync() error {
 	return nil
 }
 
+// syncDirectories: a directory's names are made durable by an fsync of the directory, except
+// on Windows, where a directory cannot be synced that way (Badger's own syncDir does nothing
+// there).
+const syncDirectories = runtime.GOOS != "windows"
+
 // File name extensions of Badger's logs (badger's memFileExt and vlog's): the name before
 // it is the file's number, which grows.
 const (
@@ -257,7 +263,7 @@ func (g *groupSync) syncLogs(valueLog bool) error {
 			return err
 		}
 	}
-	if !writeOutCurrentLog {
+	if !syncDirectories {
 		return nil
 	}
 	if memtableNewest != g.memtableLogs.newest || valueNewest != g.valueLogs.newest {
