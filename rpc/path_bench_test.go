@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -164,14 +163,6 @@ func BenchmarkPingSessionPath(b *testing.B) {
 			reportCPU(b, cpu)
 		})
 	}
-}
-
-// processCPU is the CPU time the process has used (user and system, every thread, the
-// garbage collector included).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // reportCPU reports the CPU time per operation since start: unlike ns/op it hardly moves
