@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestSessionAppendJSON checks that Session.appendJSON and SessionsResult.appendJSON write
@@ -35,6 +36,15 @@ func TestSessionAppendJSON(t *testing.T) {
 	checkSameJSON(t, r.appendJSON(nil), r, false)
 }
 
+// TestAppendTimestamp checks that a time in any zone is written in UTC, to the second:
+// Timestamp.MarshalJSON writes with appendTimestamp too, so TestSessionAppendJSON cannot.
+func TestAppendTimestamp(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 30, 15, 999_999_999, time.FixedZone("CET", 3600))
+	if got, want := string(appendTimestamp(nil, at)), `"2026-11-24T09:30:15Z"`; got != want {
+		t.Errorf("appendTimestamp = %s, want %s", got, want)
+	}
+}
+
 // checkSameJSON compares got with encoding/json's encoding of v.
 func checkSameJSON(t *testing.T, got []byte, v any, plain bool) {
 	t.Helper()
@@ -50,6 +60,9 @@ func checkSameJSON(t *testing.T, got []byte, v any, plain bool) {
 			t.Fatalf("appendJSON:\n%s\nencoding/json:\n%s", got, wantBytes)
 		}
 		return
+	}
+	if !utf8.Valid(got) {
+		t.Fatalf("appendJSON wrote invalid UTF-8:\n%q", got) // Unmarshal would take it as U+FFFD
 	}
 	var gotValue, wantValue any
 	if err := json.Unmarshal(got, &gotValue); err != nil {
