@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"syscall"
 	"unsafe"
 )
@@ -40,25 +39,16 @@ type rawHalf struct {
 	// at a time. The TCP transport reads on the reader goroutine and writes under the
 	// connection's wmu; net/http never reads, or writes, a connection from two goroutines at
 	// once.
-	buf    []byte
-	n      int
-	errno  syscall.Errno
-	noWait bool // try reports a socket that is not ready in again, instead of waiting
-	again  bool
+	buf   []byte
+	n     int
+	errno syscall.Errno
 }
 
 // rawReader and rawWriter are the two halves of a socket served with raw system calls.
 type (
-	rawReader struct {
-		rawHalf
-		yield bool // the next Read yields first (yieldNext); reader goroutine only
-	}
+	rawReader struct{ rawHalf }
 	rawWriter struct{ rawHalf }
 )
-
-// yieldTries bounds how many times a Read after yieldNext lets the other goroutines run and
-// looks for input without waiting, before it waits in the poller as usual.
-const yieldTries = 3
 
 // newRawIO returns the reader and writer a TCP connection is served with: raw system calls
 // on its socket when nc is a *net.TCPConn, nc itself otherwise (ok false). A type that wraps
@@ -74,7 +64,7 @@ func newRawIO(nc net.Conn) (r io.Reader, w io.Writer, ok bool) {
 		return nc, nc, false
 	}
 	local, peer := tc.LocalAddr(), tc.RemoteAddr()
-	rr := &rawReader{rawHalf: rawHalf{call: rc.Read, trap: syscall.SYS_READ, name: "read", local: local, peer: peer}}
+	rr := &rawReader{rawHalf{call: rc.Read, trap: syscall.SYS_READ, name: "read", local: local, peer: peer}}
 	rw := &rawWriter{rawHalf{call: rc.Write, trap: syscall.SYS_WRITE, name: "write", local: local, peer: peer}}
 	rr.tryFn, rw.tryFn = rr.try, rw.try
 	return rr, rw, true
@@ -107,8 +97,7 @@ func (h *rawHalf) try(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			h.again = h.noWait
-			return h.noWait
+			return false
 		case 0:
 			h.n = int(n)
 		default:
@@ -122,41 +111,12 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if r.yield {
-		r.yield = false
-		for range yieldTries {
-			runtime.Gosched()
-			r.noWait, r.again = true, false
-			n, err := r.once(p)
-			r.noWait = false
-			if !r.again {
-				return readResult(n, err)
-			}
-		}
-	}
-	return readResult(r.once(p))
-}
-
-// readResult is a read's result as io.Reader gives it: a read of nothing is the end of input.
-func readResult(n int, err error) (int, error) {
+	n, err := r.once(p)
 	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
 	return n, err
 }
-
-// yieldNext makes the next Read let the goroutines that are ready to run go first (up to
-// yieldTries times, looking for input without waiting after each) rather than read at once.
-// A connection whose request was just answered has no input yet: read at once, its socket
-// would be found empty (a read system call, then a wait in the poller). The server calls it
-// only on a single processor (conn.yielder), where the goroutines that run meanwhile are the
-// other connections', served while this client sends its next request, as an event loop
-// serves every ready connection before it polls again: with `serve --cpus 1` sessiond made
-// 2.0 read and write calls a request instead of 3.0, spent 5.8-5.9 µs of CPU a request
-// instead of 6.4, and its p99 fell from 0.66-0.67 ms to 0.36-0.40 (README, Performance).
-// With several processors a yielded goroutine is picked up at once by another one, and the
-// tail was worse.
-func (r *rawReader) yieldNext() { r.yield = true }
 
 func (w *rawWriter) Write(p []byte) (int, error) {
 	written := 0

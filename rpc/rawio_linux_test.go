@@ -4,16 +4,9 @@ package rpc
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"runtime"
-	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -151,7 +144,7 @@ func TestRawIOErrors(t *testing.T) {
 	}
 }
 
-// TestRawIOAllocs checks that a read, a read after yieldNext, and a write allocate nothing.
+// TestRawIOAllocs checks that a read and a write allocate nothing.
 func TestRawIOAllocs(t *testing.T) {
 	server, client := tcpPair(t)
 	r, w, _ := newRawIO(server)
@@ -160,7 +153,6 @@ func TestRawIOAllocs(t *testing.T) {
 		if _, err := client.Write(msg); err != nil {
 			t.Fatal(err)
 		}
-		r.(*rawReader).yieldNext() // the yielding read allocates nothing either
 		if _, err := io.ReadFull(r, buf[:len(msg)]); err != nil {
 			t.Fatal(err)
 		}
@@ -173,119 +165,6 @@ func TestRawIOAllocs(t *testing.T) {
 	})
 	if n > 0 {
 		t.Errorf("a read and a write allocate %.1f times, want 0", n)
-	}
-}
-
-// TestRawReaderYield checks that a Read after yieldNext returns input that is waiting, input
-// that arrives only after its tries (waiting in the poller), the end of input, and a passed
-// deadline, as a plain Read does.
-func TestRawReaderYield(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		peer  func(client net.Conn) // what the peer does, in a goroutine of its own
-		early bool                  // ... before the Read starts
-		want  string
-		err   error
-	}{
-		{name: "input waiting", early: true, peer: func(c net.Conn) { c.Write([]byte("now")) }, want: "now"},
-		{name: "input later", peer: func(c net.Conn) { time.Sleep(50 * time.Millisecond); c.Write([]byte("later")) }, want: "later"},
-		{name: "peer closes", peer: func(c net.Conn) { time.Sleep(20 * time.Millisecond); c.Close() }, err: io.EOF},
-		{name: "deadline passed", early: true, peer: func(net.Conn) {}, err: os.ErrDeadlineExceeded},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			server, client := tcpPair(t)
-			r, _, _ := newRawIO(server)
-			if tc.err == os.ErrDeadlineExceeded {
-				server.SetReadDeadline(time.Now().Add(-time.Second))
-			}
-			done := make(chan struct{})
-			go func() { defer close(done); tc.peer(client) }()
-			if tc.early {
-				<-done
-				time.Sleep(10 * time.Millisecond) // the input is in the socket
-			}
-			r.(*rawReader).yieldNext()
-			buf := make([]byte, 16)
-			n, err := r.Read(buf)
-			<-done
-			if string(buf[:n]) != tc.want || !errors.Is(err, tc.err) {
-				t.Fatalf("Read after yieldNext: %q, %v; want %q, %v", buf[:n], err, tc.want, tc.err)
-			}
-			if r.(*rawReader).yield {
-				t.Error("the Read left the yield set for the next one")
-			}
-		})
-	}
-}
-
-// TestTCPYieldOnOneProcessor checks that a server on a single processor yields before the
-// reads that follow inline answers (and only there), and that many clients mixing quick and
-// handed-off requests, one at a time and pipelined, each get every reply.
-func TestTCPYieldOnOneProcessor(t *testing.T) {
-	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			srv := NewServer(&countingQuick{}, Options{Logger: slog.New(slog.DiscardHandler)})
-			yielding := make(chan bool, 16)
-			srv.hookConnDone = func(c *conn) { yielding <- c.yielder != nil }
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = srv.ServeTCP(ln) }()
-			const clients, rounds = 8, 200
-			var wg sync.WaitGroup
-			for i := range clients {
-				c := dialTCP(t, ln.Addr().String())
-				wg.Go(func() {
-					defer c.conn.Close()
-					for j := range rounds {
-						method := "fast"
-						if j%10 == 9 {
-							method = "slow"
-						}
-						frame := fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"id":%d}`, method, j)
-						if j%50 == 49 { // and one pipelined behind it
-							frame += "\n" + fmt.Sprintf(`{"jsonrpc":"2.0","method":"fast","id":%d}`, -j)
-						}
-						if err := c.Send([]byte(frame)); err != nil {
-							t.Errorf("client %d: %v", i, err)
-							return
-						}
-						want := []string{fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, j)}
-						if j%50 == 49 {
-							want = append(want, fmt.Sprintf(`{"jsonrpc":"2.0","result":"fast","id":%d}`, -j))
-						}
-						var got []string
-						for range want {
-							reply, err := c.Recv()
-							if err != nil {
-								t.Errorf("client %d, request %d: %v", i, j, err)
-								return
-							}
-							got = append(got, string(reply))
-						}
-						slices.Sort(got)
-						slices.Sort(want)
-						if !slices.Equal(got, want) {
-							t.Errorf("client %d: replies %q, want %q", i, got, want)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
-			for range clients {
-				if y := <-yielding; y != (procs == 1) {
-					t.Errorf("a connection served on %d processor(s) yielded before reads: %v", procs, y)
-				}
-			}
-		})
 	}
 }
 

@@ -298,7 +298,6 @@ type conn struct {
 	handlers sync.WaitGroup
 
 	// Reader goroutine only.
-	yielder      readYielder // set for a TCP connection served on a single processor
 	readDeadline time.Time
 	partialSince time.Time
 	partialFrame uint64 // frames read when partialSince was set
@@ -405,9 +404,6 @@ func (c *conn) readLoop() error {
 			return errStopped
 		}
 		if c.srv.quick != nil && c.answerInline(frame) {
-			if c.yielder != nil {
-				c.yielder.yieldNext()
-			}
 			continue
 		}
 		owned := make([]byte, len(frame))
@@ -432,10 +428,6 @@ func (c *conn) replyBadFrame(reply *jsonrpc2.Error) bool {
 	}()
 	return true
 }
-
-// readYielder is a reader that can let other goroutines run before its next read
-// (rawReader.yieldNext).
-type readYielder interface{ yieldNext() }
 
 // QuickDispatcher is a Dispatcher that says which of its methods are quick: answered from
 // memory in microseconds, without a password hash, a disk write or a wait for other calls. A

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -62,9 +61,6 @@ func (s *Server) startTCP(nc net.Conn) {
 	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
 	r, w, _ := newRawIO(nc)
 	c := s.newConn(s.baseCtx, client, r, w, FramingNewline, nc)
-	if y, ok := r.(readYielder); ok && runtime.GOMAXPROCS(0) == 1 {
-		c.yielder = y // see rawReader.yieldNext
-	}
 	if refusal := s.track(c); refusal != nil {
 		c.cancel()
 		select {
