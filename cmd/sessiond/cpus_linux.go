@@ -18,13 +18,11 @@ import (
 // the last pass would keep the old CPUs; at start, with a handful of threads, no stress run
 // caught one.
 func pinProcess(cpus []int) (before, now []int, err error) {
-	var was, set unix.CPUSet
+	var was unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &was); err != nil {
 		return nil, nil, fmt.Errorf("reading this process's CPUs: %v", err)
 	}
-	for _, c := range cpus {
-		set.Set(c)
-	}
+	set := cpuSet(cpus)
 	pinned := map[int]bool{}
 	for pass := 0; ; pass++ {
 		entries, err := os.ReadDir("/proc/self/task")
@@ -68,16 +66,23 @@ func pinThread(list string) error {
 	if err != nil {
 		return err
 	}
+	set := cpuSet(cpus)
+	return unix.SchedSetaffinity(0, &set)
+}
+
+// cpuSet is the kernel's CPU set of cpus.
+func cpuSet(cpus []int) unix.CPUSet {
 	var set unix.CPUSet
 	for _, c := range cpus {
 		set.Set(c)
 	}
-	return unix.SchedSetaffinity(0, &set)
+	return set
 }
 
+// cpusOf lists the CPUs of set, in order.
 func cpusOf(set *unix.CPUSet) []int {
 	var cpus []int
-	for c := 0; c <= maxCPU && len(cpus) < set.Count(); c++ {
+	for c, n := 0, set.Count(); c <= maxCPU && len(cpus) < n; c++ {
 		if set.IsSet(c) {
 			cpus = append(cpus, c)
 		}

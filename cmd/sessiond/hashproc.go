@@ -148,11 +148,12 @@ const (
 )
 
 // lowerPriority gives the helper process, every thread of it, the nice value hashWorkerNice,
-// or the SCHED_IDLE policy when hashWorkerIdle is set, and the CPUs of hashWorkerCPUs when set. On Linux both belong to a thread, and
-// threads inherit them from the thread that makes them; a Go program has several threads
-// before main runs. So the helper lowers the priority of its current thread and executes
-// itself again from it: the new program's threads all descend from that thread. If that
-// fails the helper runs at normal priority.
+// or the SCHED_IDLE policy when hashWorkerIdle is set, and the CPUs of hashWorkerCPUs when
+// set. On Linux priority and CPUs belong to a thread, and threads inherit them from the
+// thread that makes them; a Go program has several threads before main runs. So the helper
+// lowers the priority of its current thread (and pins it) and executes itself again from it:
+// the new program's threads all descend from that thread. If that fails the helper runs at
+// normal priority (and pins all its threads).
 func lowerPriority(stderr io.Writer) {
 	if os.Getenv(hashWorkerNiced) != "" {
 		return
