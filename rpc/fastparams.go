@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The fast params decoder.
@@ -45,6 +46,7 @@ type fastField struct {
 	kind     fastKind
 	bits     int       // size of an integer kind
 	required bool      // decode's general path refuses it absent or null
+	borrow   bool      // the token of a quick method: aliases the params instead of a copy (Method.Quick)
 	elem     *fastPlan // fastStruct, fastStructPtr
 }
 
@@ -90,6 +92,7 @@ func newFastPlan(m *compiledMethod) *fastPlan {
 		}
 		p.token = i
 		p.optionalToken = m.Auth == AuthOptionalToken
+		p.fields[i].borrow = m.Quick
 	}
 	for _, name := range m.Positional {
 		i, ok := p.byName[name]
@@ -390,9 +393,12 @@ func (f *fastField) read(r *fastReader, v reflect.Value) bool {
 		if !ok {
 			return false
 		}
-		if f.kind == fastString {
+		switch {
+		case f.borrow && len(s) > 0:
+			field.SetString(unsafe.String(&s[0], len(s)))
+		case f.kind == fastString:
 			field.SetString(string(s))
-		} else {
+		default:
 			str := string(s)
 			field.Set(reflect.ValueOf(&str))
 		}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // fastCandidates are member values of every JSON type and of the shapes that take the
@@ -216,5 +217,63 @@ func TestQuickParamsReused(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestQuickTokenBorrowed checks that the fast decoder leaves the token of a quick method in
+// the request's bytes (no copy, no allocation) and copies every other string: the token of
+// other methods, and the other members of quick ones, such as a preference's label and value,
+// which are stored.
+func TestQuickTokenBorrowed(t *testing.T) {
+	token := "sdt_" + strings.Repeat("A", 48)
+	borrowed := 0
+	for _, method := range Methods {
+		m := compile(method)
+		if m.fast == nil || m.fast.token < 0 {
+			continue
+		}
+		for _, raw := range []string{
+			fmt.Sprintf(`{%q:%q}`, m.TokenField, token),
+			fmt.Sprintf(`{%q:%q,"label":"theme","value":"dark","bean":{"label":"theme","value":"dark"}}`, m.TokenField, token),
+		} {
+			params := []byte(raw)
+			ptr := reflect.New(m.Params)
+			if !m.fast.decode(ptr, params, "") {
+				continue // members this method does not have
+			}
+			inParams := func(s string) bool {
+				p := unsafe.Pointer(unsafe.StringData(s))
+				return uintptr(p) >= uintptr(unsafe.Pointer(&params[0])) && uintptr(p) < uintptr(unsafe.Pointer(&params[0]))+uintptr(len(params))
+			}
+			var walk func(v reflect.Value, name string)
+			walk = func(v reflect.Value, name string) {
+				switch v.Kind() {
+				case reflect.Pointer:
+					if !v.IsNil() {
+						walk(v.Elem(), name)
+					}
+				case reflect.Struct:
+					for i := range v.NumField() {
+						walk(v.Field(i), v.Type().Field(i).Name)
+					}
+				case reflect.String:
+					s := v.String()
+					if s == "" {
+						return
+					}
+					isToken := s == token
+					if want := isToken && m.Quick; inParams(s) != want {
+						t.Errorf("%s %s: member %s aliases the params: %v, want %v", m.Name, raw, name, inParams(s), want)
+					}
+					if isToken && m.Quick {
+						borrowed++
+					}
+				}
+			}
+			walk(ptr, "")
+		}
+	}
+	if borrowed == 0 {
+		t.Error("no quick method's token was borrowed")
 	}
 }

@@ -58,7 +58,11 @@ type Method struct {
 	// write it waits for (setUserPreference of a stored label excepted: one write, synced
 	// with others), no list of every session. Connections answer quick requests on their
 	// reader goroutine (QuickDispatcher). A quick method's handler keeps no pointer to its
-	// params once it returns: they are reused.
+	// params once it returns: they are reused. Nor does it keep its TokenField's string,
+	// which the fast decoder does not copy: it points into the request's bytes, which the
+	// connection reads the next request into. (A token is only parsed and hashed; the one
+	// place it goes further, describeSessions's session of the caller, is encoded into the
+	// reply before the next read.)
 	Quick bool
 
 	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
