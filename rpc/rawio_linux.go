@@ -42,12 +42,24 @@ type rawHalf struct {
 	buf   []byte
 	n     int
 	errno syscall.Errno
+
+	// noWait makes try report a socket that is not ready in again instead of waiting in the
+	// poller (the event loop's reads and writes, and a read that may hand its connection to
+	// the loop). Set and read by the half's one user at a time, like buf.
+	noWait bool
+	again  bool
 }
 
 // rawReader and rawWriter are the two halves of a socket served with raw system calls.
 type (
 	rawReader struct{ rawHalf }
-	rawWriter struct{ rawHalf }
+	rawWriter struct {
+		rawHalf
+		// pending holds what a write that could not wait left unwritten (noWait): the
+		// next write that may wait writes it first (flushPending), and writes that may
+		// not wait add to it, so the bytes go out in order.
+		pending []byte
+	}
 )
 
 // newRawIO returns the reader and writer a TCP connection is served with: raw system calls
@@ -65,7 +77,7 @@ func newRawIO(nc net.Conn) (r io.Reader, w io.Writer, ok bool) {
 	}
 	local, peer := tc.LocalAddr(), tc.RemoteAddr()
 	rr := &rawReader{rawHalf{call: rc.Read, trap: syscall.SYS_READ, name: "read", local: local, peer: peer}}
-	rw := &rawWriter{rawHalf{call: rc.Write, trap: syscall.SYS_WRITE, name: "write", local: local, peer: peer}}
+	rw := &rawWriter{rawHalf: rawHalf{call: rc.Write, trap: syscall.SYS_WRITE, name: "write", local: local, peer: peer}}
 	rr.tryFn, rw.tryFn = rr.try, rw.try
 	return rr, rw, true
 }
@@ -74,7 +86,7 @@ func newRawIO(nc net.Conn) (r io.Reader, w io.Writer, ok bool) {
 // errors are *net.OpErrors with the Op of net.Conn's own ("read" or "write", not RawConn's
 // "raw-read"), which net/http tells apart from other failures.
 func (h *rawHalf) once(p []byte) (int, error) {
-	h.buf, h.n, h.errno = p, 0, 0
+	h.buf, h.n, h.errno, h.again = p, 0, 0, false
 	err := h.call(h.tryFn)
 	h.buf = nil
 	switch {
@@ -97,7 +109,8 @@ func (h *rawHalf) try(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false
+			h.again = h.noWait
+			return h.noWait
 		case 0:
 			h.n = int(n)
 		default:
@@ -112,13 +125,48 @@ func (r *rawReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	n, err := r.once(p)
-	if err == nil && n == 0 {
+	switch {
+	case r.again:
+		return 0, errWouldBlock
+	case err == nil && n == 0:
 		return 0, io.EOF
 	}
 	return n, err
 }
 
+// Write writes p whole, waiting in the poller while the socket is full; with noWait set it
+// never waits, and what the socket does not take goes to pending. Either way it reports p
+// written unless the connection failed.
 func (w *rawWriter) Write(p []byte) (int, error) {
+	if w.noWait {
+		rest := p
+		if len(w.pending) == 0 {
+			n, err := w.once(p)
+			if err != nil {
+				return n, err
+			}
+			rest = p[n:]
+		}
+		w.pending = append(w.pending, rest...)
+		return len(p), nil
+	}
+	if err := w.flushPending(); err != nil {
+		return 0, err
+	}
+	return w.writeAll(p)
+}
+
+// flushPending writes out what writes that could not wait left, waiting if it must.
+func (w *rawWriter) flushPending() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	_, err := w.writeAll(w.pending)
+	w.pending = w.pending[:0]
+	return err
+}
+
+func (w *rawWriter) writeAll(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
 		n, err := w.once(p[written:])

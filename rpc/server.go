@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,13 @@ type Server struct {
 	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
 	httpServers      map[*http.Server]struct{}
 
+	// The event loop that serves TCP connections on a single processor (loop_linux.go):
+	// loopOn is set by NewServer (or a test, before serving), loop made at the first
+	// connection.
+	loopOn  bool
+	loop    *eventLoop
+	loopErr error
+
 	// Test hooks, set before serving.
 	hookReaderBlocked func()      // a connection's reader waits for an in-flight slot
 	hookConnDone      func(*conn) // a connection is finished
@@ -147,6 +155,7 @@ func NewServer(d Dispatcher, opts Options) *Server {
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		httpServers: make(map[*http.Server]struct{}),
+		loopOn:      runtime.GOMAXPROCS(0) == 1 || testEventLoop.Load(),
 	}
 }
 
@@ -235,6 +244,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	s.cancelBase()
+	s.mu.Lock()
+	if s.loop != nil {
+		s.loop.close() // every connection is finished
+		s.loop = nil
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -297,7 +312,9 @@ type conn struct {
 	stopCh   chan struct{}
 	handlers sync.WaitGroup
 
-	// Reader goroutine only.
+	lc *loopConn // set for a TCP connection the event loop may serve (loop_linux.go)
+
+	// Reader goroutine only (or the event loop's, while it owns the connection).
 	readDeadline time.Time
 	partialSince time.Time
 	partialFrame uint64 // frames read when partialSince was set
@@ -367,6 +384,9 @@ func (s *Server) track(c *conn) *jsonrpc2.Error {
 }
 
 func (s *Server) forget(c *conn) {
+	if c.lc != nil {
+		s.loop.forget(c)
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	if c.client.Transport == TransportTCP {
@@ -384,6 +404,10 @@ func (c *conn) readLoop() error {
 	for {
 		frame, err := c.rd.next()
 		if err != nil {
+			if err == errWouldBlock {
+				c.handOver()
+				continue
+			}
 			if fe, ok := err.(*frameError); ok {
 				c.frames++
 				if !c.replyBadFrame(fe.reply) {
@@ -551,6 +575,21 @@ func (c *conn) begin() bool {
 			return false
 		}
 	}
+	return c.slotTaken()
+}
+
+// tryBegin is begin that fails rather than wait for a slot (the event loop's).
+func (c *conn) tryBegin() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return c.slotTaken()
+	default:
+		return false
+	}
+}
+
+// slotTaken finishes begin once a slot is taken.
+func (c *conn) slotTaken() bool {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
@@ -669,8 +708,17 @@ func (c *conn) armRead(partial bool) error {
 	if c.stopping.Load() {
 		return errStopped
 	}
+	c.armLoop(partial)
 	return nil
 }
+
+// testEventLoop makes NewServer use the event loop with any number of processors: tests
+// run the TCP transport's tests on it, the loop and the readers in parallel.
+var testEventLoop atomic.Bool
+
+// errWouldBlock is what a read that may not wait returns when there is nothing to read: the
+// connection goes to the event loop (armLoop, handOver).
+var errWouldBlock = errors.New("rpc: read would block")
 
 // retryRead decides whether a read error is only an idle deadline on a connection that is
 // not idle (calls in flight, or a reply written recently), in which case reading goes on.

@@ -61,6 +61,7 @@ func (s *Server) startTCP(nc net.Conn) {
 	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
 	r, w, _ := newRawIO(nc)
 	c := s.newConn(s.baseCtx, client, r, w, FramingNewline, nc)
+	s.useLoop(c, r, w)
 	if refusal := s.track(c); refusal != nil {
 		c.cancel()
 		select {

@@ -1,0 +1,430 @@
+//go:build !race
+
+package rpc
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The event loop: how a TCP connection is served on a single processor.
+//
+// A connection's reader goroutine, once it has answered what its client sent and finds the
+// socket empty, hands the connection to the server's event loop instead of waiting in Go's
+// poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
+// own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
+// reads once, answers the quick requests inline and writes their replies, as Redis does:
+// two system calls a request, no goroutine woken and no read that finds nothing. Through
+// Go's poller every request costs a read, a write, a read of the empty socket and a wake-up
+// of the reader goroutine; with `serve --cpus 1` the loop took sessiond's CPU a request from
+// 1.15-1.2x Redis's to 1.05x (README, Performance).
+//
+// Anything else goes back to the reader goroutine, which serves it as before and hands the
+// connection over again the next time it finds the socket empty with nothing in flight: a
+// request that is not quick (it runs in a handler goroutine, which writes its own reply), a
+// request not yet whole (RequestReadTimeout), one too large, a reply the socket would not
+// take at once (the reader waits for the client, WriteTimeout), the end of input or an error,
+// and stopping. The reader waits meanwhile, for the loop to give the connection back, for
+// the connection to stop, or for ReadIdleTimeout since the last reply; in the last two cases
+// it takes the connection back itself.
+//
+// Who owns a connection, its frameReader and its rawReader is loopConn.owner: the reader
+// goroutine, the loop (waiting for input), or the loop serving it. Changes go through atomic
+// operations and the wake channel, so each owner sees what the last one did.
+//
+// With several processors the loop is not used: one goroutine would serve all the quick
+// requests on one processor at a time.
+
+// eventLoop is a server's event loop.
+type eventLoop struct {
+	epfd int
+	efd  int      // eventfd in the set, written to get a turn through Go's poller (poll)
+	file *os.File // epfd, in Go's poller
+	rc   syscall.RawConn
+
+	mu    sync.Mutex
+	conns map[uint64]*conn // by key, the epoll data of their sockets
+	keys  uint64
+
+	// The loop goroutine's own.
+	evs    [128]syscall.EpollEvent
+	n      int
+	served int // events since the loop last waited in Go's poller
+	pollFn func(uintptr) bool
+}
+
+// eventsPerTurn is how many sockets the loop serves before it waits in Go's poller once: Go
+// looks for network input only when no goroutine is ready to run (or every 10 ms or more,
+// from its sysmon thread), and a loop that always has input would otherwise keep every other
+// goroutine waiting in the poller (an accept, a connection served by its reader, an HTTP
+// request, a Redis store's reply) waiting for up to sysmon's next look.
+const eventsPerTurn = 64
+
+// epollET is EPOLLET as the uint32 of an EpollEvent (syscall's constant is negative).
+const epollET = 1 << 31
+
+// loopOwner values: who owns a connection handed to the loop.
+const (
+	ownReader   int32 = iota // its reader goroutine
+	ownLoop                  // the loop, waiting for input
+	ownLoopBusy              // the loop, serving it
+	reclaimed                // bit: the reader wants it back once the loop is done
+)
+
+// loopConn is a connection's state for the event loop.
+type loopConn struct {
+	r     *rawReader
+	w     *rawWriter
+	rc    syscall.RawConn
+	key   uint64 // 0 until first watched
+	owner atomic.Int32
+	wake  chan struct{} // the loop gave the connection back
+	timer *time.Timer   // the reader's idle wait; reader goroutine only
+
+	// Reader goroutine only: the next read waits in Go's poller rather than hand over.
+	noHandOver bool
+
+	// Counted for tests, by whoever owns the connection.
+	served, handedBack int // requests the loop answered; times it gave the connection back
+}
+
+func newEventLoop() (*eventLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	efd, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("eventfd2", errno)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET} // key 0
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(efd), &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(efd))
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(int(efd))
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	file := os.NewFile(uintptr(epfd), "epoll") // non-blocking: watched by Go's poller
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		syscall.Close(int(efd))
+		return nil, err
+	}
+	l := &eventLoop{epfd: epfd, efd: int(efd), file: file, rc: rc, conns: map[uint64]*conn{}}
+	l.pollFn = l.poll
+	go l.run()
+	return l, nil
+}
+
+// close stops the loop. The connections it watches must have been given back.
+func (l *eventLoop) close() { _ = l.file.Close() }
+
+func (l *eventLoop) run() {
+	defer syscall.Close(l.efd)
+	for {
+		if err := l.rc.Read(l.pollFn); err != nil {
+			return // closed
+		}
+		for i := range l.n {
+			key := uint64(uint32(l.evs[i].Fd)) | uint64(uint32(l.evs[i].Pad))<<32
+			if key == 0 {
+				continue // the eventfd
+			}
+			l.mu.Lock()
+			c := l.conns[key]
+			l.mu.Unlock()
+			if c != nil {
+				l.serve(c)
+			}
+		}
+		l.served += l.n
+	}
+}
+
+// poll collects the sockets with input, or reports none so that the loop waits in Go's
+// poller. Every eventsPerTurn sockets it makes the loop wait there once even if more are
+// ready, after writing the eventfd so that the wait ends at Go's next look (eventsPerTurn).
+func (l *eventLoop) poll(uintptr) bool {
+	l.n = 0
+	if l.served >= eventsPerTurn {
+		l.served = 0
+		one := uint64(1)
+		_, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(l.efd), uintptr(unsafe.Pointer(&one)), 8)
+		if errno == 0 {
+			return false
+		}
+	}
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.evs[0])), uintptr(len(l.evs)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		l.served = 0
+		return false
+	}
+	l.n = int(n)
+	return true
+}
+
+// watch hands c's socket to the loop: it is added to the set the first time, and modified
+// afterwards so that the kernel looks at it again (input that came before the hand-over
+// is reported too).
+func (l *eventLoop) watch(c *conn) error {
+	lc := c.lc
+	op := syscall.EPOLL_CTL_MOD
+	if lc.key == 0 {
+		l.mu.Lock()
+		l.keys++
+		lc.key = l.keys
+		l.conns[lc.key] = c
+		l.mu.Unlock()
+		op = syscall.EPOLL_CTL_ADD
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(uint32(lc.key)), Pad: int32(uint32(lc.key >> 32))}
+	var err error
+	if cerr := lc.rc.Control(func(fd uintptr) { err = syscall.EpollCtl(l.epfd, op, int(fd), &ev) }); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+// forget drops c, which is finished.
+func (l *eventLoop) forget(c *conn) {
+	if c.lc.key != 0 {
+		l.mu.Lock()
+		delete(l.conns, c.lc.key)
+		l.mu.Unlock()
+	}
+}
+
+// serve serves c if the loop owns it, and gives it back to its reader when it must.
+func (l *eventLoop) serve(c *conn) {
+	lc := c.lc
+	if !lc.owner.CompareAndSwap(ownLoop, ownLoopBusy) {
+		return // its reader has it
+	}
+	if c.serveInLoop() || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
+		lc.handedBack++
+		lc.owner.Store(ownReader)
+		lc.wake <- struct{}{}
+	}
+}
+
+// serveInLoop reads what c's socket holds and answers the quick requests in it. It reports
+// whether the connection goes back to its reader goroutine.
+func (c *conn) serveInLoop() bool {
+	fr, r := c.rd, c.lc.r
+	for {
+		if fr.r == fr.w {
+			fr.r, fr.w = 0, 0
+		} else if fr.w == len(fr.buf) && fr.r > 0 {
+			fr.w = copy(fr.buf, fr.buf[fr.r:fr.w])
+			fr.r = 0
+		}
+		space := len(fr.buf) - fr.w
+		if space == 0 {
+			return true // a frame as large as the buffer: the reader grows it
+		}
+		r.noWait = true
+		n, err := r.Read(fr.buf[fr.w:])
+		r.noWait = false
+		switch {
+		case err == errWouldBlock:
+			return fr.w > fr.r
+		case err != nil:
+			fr.err = err // the reader ends the connection as usual, after what came before
+			return true
+		}
+		fr.w += n
+		if c.loopFrames() {
+			return true
+		}
+		if n < space {
+			// The socket is empty: more input is a new event. A frame not yet whole is
+			// the reader's, which times it out (RequestReadTimeout).
+			return fr.w > fr.r
+		}
+	}
+}
+
+// loopFrames answers the complete frames in c's buffer that the loop can, and reports
+// whether the connection goes back to its reader, leaving it the first frame it did not take.
+func (c *conn) loopFrames() bool {
+	fr := c.rd
+	for {
+		i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n')
+		if i < 0 {
+			return false
+		}
+		line := trimCR(fr.buf[fr.r : fr.r+i])
+		if len(line) > fr.max || c.stopping.Load() {
+			return true
+		}
+		if isBlank(line) {
+			fr.r += i + 1
+			c.frames++
+			continue
+		}
+		if !c.tryBegin() {
+			return true
+		}
+		fr.r += i + 1
+		c.frames++
+		if c.srv.quick == nil || !c.answerInline(line) {
+			// A handler writes its reply, beside the loop: the reader takes the
+			// connection back, and hands it over again once nothing is in flight.
+			owned := make([]byte, len(line))
+			copy(owned, line)
+			c.srv.run(job{c, owned})
+			return true
+		}
+		c.lc.served++
+		if len(c.lc.w.pending) > 0 {
+			return true // the client is not taking its replies: the reader waits for it
+		}
+	}
+}
+
+// handOver hands the connection to the loop and waits until it comes back: the loop gives
+// it back, it stops, or it has been idle for ReadIdleTimeout. The reader calls it when a read
+// that may not wait finds nothing (errWouldBlock), and then reads again.
+func (c *conn) handOver() {
+	lc := c.lc
+	var idle <-chan time.Time
+	if timeout := c.srv.opts.ReadIdleTimeout; timeout > 0 {
+		left := time.Until(time.Unix(0, c.lastActive.Load()).Add(timeout))
+		if left <= 0 {
+			c.readUntilIdle()
+			return
+		}
+		if lc.timer == nil {
+			lc.timer = time.NewTimer(left)
+		} else {
+			lc.timer.Reset(left)
+		}
+		idle = lc.timer.C
+	}
+	// Deadlines are the reader's: the loop's reads must not time out.
+	c.readDeadline = time.Time{}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.wmu.Lock()
+	lc.w.noWait = true
+	c.wmu.Unlock()
+	lc.owner.Store(ownLoop)
+	if err := c.srv.loop.watch(c); err != nil {
+		lc.owner.Store(ownReader)
+		c.takeBack()
+		c.srv.loop.forget(c)
+		c.lc = nil
+		c.srv.log.Debug("rpc: serving a connection without the event loop", "client", c.client.Addr, "err", err)
+		return
+	}
+	select {
+	case <-lc.wake:
+	case <-c.stopCh:
+		c.reclaim()
+	case <-idle:
+		c.reclaim()
+		c.readUntilIdle()
+	}
+	if lc.timer != nil {
+		lc.timer.Stop()
+	}
+	c.takeBack()
+}
+
+// readUntilIdle makes the next read wait in Go's poller until the connection has been idle
+// for ReadIdleTimeout, for retryRead to decide as for a connection served without the loop.
+func (c *conn) readUntilIdle() {
+	c.lc.noHandOver = true
+	c.readDeadline, c.keepDeadline = time.Unix(0, c.lastActive.Load()).Add(c.srv.opts.ReadIdleTimeout), true
+	_ = c.nc.SetReadDeadline(c.readDeadline)
+}
+
+// reclaim takes the connection back from the loop: at once if the loop is waiting for its
+// input, or once the loop has served it.
+func (c *conn) reclaim() {
+	lc := c.lc
+	for {
+		switch s := lc.owner.Load(); s {
+		case ownLoop:
+			if lc.owner.CompareAndSwap(ownLoop, ownReader) {
+				return
+			}
+		case ownLoopBusy:
+			if lc.owner.CompareAndSwap(ownLoopBusy, ownLoopBusy|reclaimed) {
+				<-lc.wake
+				return
+			}
+		default: // given back already
+			<-lc.wake
+			return
+		}
+	}
+}
+
+// takeBack makes the connection's writes wait again and writes out the replies the loop
+// left unwritten.
+func (c *conn) takeBack() {
+	lc := c.lc
+	c.wmu.Lock()
+	lc.w.noWait = false
+	if c.writeErr == nil && len(lc.w.pending) > 0 {
+		c.armWrite()
+		if err := lc.w.flushPending(); err != nil {
+			c.writeFailed(err)
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// armLoop, called before each read, lets the read hand the connection to the loop (not wait)
+// when nothing is in flight and no frame has been started.
+func (c *conn) armLoop(partial bool) {
+	if lc := c.lc; lc != nil {
+		lc.r.noWait = !partial && !lc.noHandOver && c.inFlight.Load() == 0
+		lc.noHandOver = false
+	}
+}
+
+// useLoop sets up c, a TCP connection read and written with r and w, to be served by the
+// server's event loop when the server uses one.
+func (s *Server) useLoop(c *conn, r, w any) {
+	if !s.loopOn {
+		return
+	}
+	rr, ok1 := r.(*rawReader)
+	rw, ok2 := w.(*rawWriter)
+	tc, ok3 := c.nc.(*net.TCPConn)
+	if !ok1 || !ok2 || !ok3 {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.loop == nil && s.loopErr == nil {
+		s.loop, s.loopErr = newEventLoop()
+		if s.loopErr != nil {
+			s.log.Warn("rpc: no event loop; connections are served without it", "err", s.loopErr)
+		}
+	}
+	ok := s.loop != nil
+	s.mu.Unlock()
+	if ok {
+		c.lc = &loopConn{r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
+	}
+}

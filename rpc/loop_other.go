@@ -1,0 +1,17 @@
+//go:build !linux || race
+
+package rpc
+
+// Without raw system calls (rawio_other.go) there is no event loop: every connection is
+// served by its reader goroutine.
+
+type (
+	eventLoop struct{}
+	loopConn  struct{}
+)
+
+func (*eventLoop) close()               {}
+func (*eventLoop) forget(*conn)         {}
+func (*conn) handOver()                 {}
+func (*conn) armLoop(bool)              {}
+func (*Server) useLoop(*conn, any, any) {}
