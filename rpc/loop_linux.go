@@ -137,6 +137,7 @@ func (l *eventLoop) run() {
 		if err := l.rc.Read(l.pollFn); err != nil {
 			return // closed
 		}
+		now := time.Now().UnixNano() // when the connections of this batch were last active
 		for i := range l.n {
 			key := uint64(uint32(l.evs[i].Fd)) | uint64(uint32(l.evs[i].Pad))<<32
 			if key == 0 {
@@ -146,7 +147,7 @@ func (l *eventLoop) run() {
 			c := l.conns[key]
 			l.mu.Unlock()
 			if c != nil {
-				l.serve(c)
+				l.serve(c, now)
 			}
 		}
 		l.served += l.n
@@ -209,13 +210,16 @@ func (l *eventLoop) forget(c *conn) {
 	}
 }
 
-// serve serves c if the loop owns it, and gives it back to its reader when it must.
-func (l *eventLoop) serve(c *conn) {
+// serve serves c if the loop owns it, and gives it back to its reader when it must. now is
+// when the batch began: what lastActive says (for ReadIdleTimeout) need not be closer.
+func (l *eventLoop) serve(c *conn, now int64) {
 	lc := c.lc
 	if !lc.owner.CompareAndSwap(ownLoop, ownLoopBusy) {
 		return // its reader has it
 	}
-	if c.serveInLoop() || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
+	handBack := c.serveInLoop()
+	c.lastActive.Store(now)
+	if handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
 		lc.handedBack++
 		lc.owner.Store(ownReader)
 		lc.wake <- struct{}{}
@@ -277,24 +281,49 @@ func (c *conn) loopFrames() bool {
 			c.frames++
 			continue
 		}
+		if c.srv.quick != nil {
+			if out, quick := c.quickReply(line); quick {
+				fr.r += i + 1
+				c.frames++
+				c.lc.served++
+				if out != nil && !c.writeInLoop(out) {
+					return true
+				}
+				continue
+			}
+		}
+		// A handler answers it and writes its reply, beside the loop: the reader takes
+		// the connection back, and hands it over again once nothing is in flight.
 		if !c.tryBegin() {
 			return true
 		}
 		fr.r += i + 1
 		c.frames++
-		if c.srv.quick == nil || !c.answerInline(line) {
-			// A handler writes its reply, beside the loop: the reader takes the
-			// connection back, and hands it over again once nothing is in flight.
-			owned := make([]byte, len(line))
-			copy(owned, line)
-			c.srv.run(job{c, owned})
-			return true
-		}
-		c.lc.served++
-		if len(c.lc.w.pending) > 0 {
-			return true // the client is not taking its replies: the reader waits for it
+		owned := make([]byte, len(line))
+		copy(owned, line)
+		c.srv.run(job{c, owned})
+		return true
+	}
+}
+
+// writeInLoop writes a reply the loop made and reports whether the loop may go on: not when
+// the client is not taking its replies (the reader waits for it) or the write failed. The
+// loop answers one request at a time with nothing else in flight, so it takes no in-flight
+// slot and writes past the connection's buffer, which is empty, in one system call; it
+// never waits, so the write deadline is off (handOver).
+func (c *conn) writeInLoop(out *outBuf) bool {
+	out.b = append(out.b, '\n') // the TCP transport's newline framing
+	w := c.lc.w
+	c.wmu.Lock()
+	if c.writeErr == nil {
+		if _, err := w.Write(out.b); err != nil {
+			c.writeFailed(err)
 		}
 	}
+	ok := c.writeErr == nil && len(w.pending) == 0
+	c.wmu.Unlock()
+	putOut(out)
+	return ok
 }
 
 // handOver hands the connection to the loop and waits until it comes back: the loop gives
@@ -316,11 +345,16 @@ func (c *conn) handOver() {
 		}
 		idle = lc.timer.C
 	}
-	// Deadlines are the reader's: the loop's reads must not time out.
+	// Deadlines are the reader's: the loop's reads and writes never wait, and must not
+	// time out.
 	c.readDeadline = time.Time{}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.wmu.Lock()
 	lc.w.noWait = true
+	if !c.writeDeadline.IsZero() {
+		c.writeDeadline = time.Time{}
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
 	c.wmu.Unlock()
 	lc.owner.Store(ownLoop)
 	if err := c.srv.loop.watch(c); err != nil {

@@ -473,29 +473,42 @@ type QuickDispatcher interface {
 // method, and reports whether it did. The frame's slot is taken (begin); answerInline frees
 // it when it answers, and leaves it to the handler otherwise.
 func (c *conn) answerInline(frame []byte) bool {
+	out, quick := c.quickReply(frame)
+	if !quick {
+		return false
+	}
+	defer c.handlers.Done()
+	if out != nil {
+		c.send(out)
+	} else {
+		c.release()
+	}
+	return true
+}
+
+// quickReply answers frame if it is one valid request for a quick method (quick true), with
+// its reply, or nil for a notification.
+func (c *conn) quickReply(frame []byte) (out *outBuf, quick bool) {
 	p := getParser()
 	defer putParser(p)
 	kind, _ := p.parse(frame, c.srv.opts.MaxBatch)
 	if kind != kindSingle {
-		return false
+		return nil, false
 	}
 	req := &p.reqs[0]
 	if req.invalid != "" {
-		return false
+		return nil, false
 	}
 	m, interned := c.srv.quickMethod(req.method)
 	if !m.quick {
-		return false
+		return nil, false
 	}
-	defer c.handlers.Done()
-	out := getOut()
-	if c.srv.serveMethod(c.ctx, req, m, interned, c.client, "", out) {
-		c.send(out)
-	} else {
+	out = getOut()
+	if !c.srv.serveMethod(c.ctx, req, m, interned, c.client, "", out) {
 		putOut(out)
-		c.release()
+		return nil, true
 	}
-	return true
+	return out, true
 }
 
 // quickMethod decodes a request's raw method name and says whether the QuickDispatcher
