@@ -74,11 +74,13 @@ const (
 	ownReader   int32 = iota // its reader goroutine
 	ownLoop                  // the loop, waiting for input
 	ownLoopBusy              // the loop, serving it
-	reclaimed                // bit: the reader wants it back once the loop is done
+
+	reclaimed int32 = 1 << 2 // bit: the reader wants it back once the loop is done
 )
 
 // loopConn is a connection's state for the event loop.
 type loopConn struct {
+	loop  *eventLoop // the server's, kept here: Shutdown closes it and lets go of it
 	r     *rawReader
 	w     *rawWriter
 	rc    syscall.RawConn
@@ -87,8 +89,9 @@ type loopConn struct {
 	wake  chan struct{} // the loop gave the connection back
 	timer *time.Timer   // the reader's idle wait; reader goroutine only
 
-	// Reader goroutine only: the next read waits in Go's poller rather than hand over.
-	noHandOver bool
+	// Reader goroutine only: the next read waits in Go's poller rather than hand over;
+	// never again once the loop could not take the connection.
+	noHandOver, noLoop bool
 
 	// Counted for tests, by whoever owns the connection.
 	served, handedBack int // requests the loop answered; times it gave the connection back
@@ -147,7 +150,7 @@ func (l *eventLoop) run() {
 			c := l.conns[key]
 			l.mu.Unlock()
 			if c != nil {
-				l.serve(c, now)
+				l.serve(c, l.evs[i].Events, now)
 			}
 		}
 		l.served += l.n
@@ -190,9 +193,15 @@ func (l *eventLoop) watch(c *conn) error {
 		l.mu.Unlock()
 		op = syscall.EPOLL_CTL_ADD
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(uint32(lc.key)), Pad: int32(uint32(lc.key >> 32))}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLPRI | epollET, Fd: int32(uint32(lc.key)), Pad: int32(uint32(lc.key >> 32))}
 	var err error
-	if cerr := lc.rc.Control(func(fd uintptr) { err = syscall.EpollCtl(l.epfd, op, int(fd), &ev) }); cerr != nil {
+	// Both descriptors are held open meanwhile: a connection killed, or a loop closed by
+	// Shutdown, fails here instead of letting the call act on a number already reused.
+	if cerr := l.rc.Control(func(epfd uintptr) {
+		if cerr := lc.rc.Control(func(fd uintptr) { err = syscall.EpollCtl(int(epfd), op, int(fd), &ev) }); cerr != nil {
+			err = cerr
+		}
+	}); cerr != nil {
 		return cerr
 	}
 	if err != nil {
@@ -201,23 +210,23 @@ func (l *eventLoop) watch(c *conn) error {
 	return nil
 }
 
-// forget drops c, which is finished.
-func (l *eventLoop) forget(c *conn) {
-	if c.lc.key != 0 {
-		l.mu.Lock()
-		delete(l.conns, c.lc.key)
-		l.mu.Unlock()
+// forgetLoop drops c, which is finished, from its loop.
+func (c *conn) forgetLoop() {
+	if lc := c.lc; lc != nil && lc.key != 0 {
+		lc.loop.mu.Lock()
+		delete(lc.loop.conns, lc.key)
+		lc.loop.mu.Unlock()
 	}
 }
 
 // serve serves c if the loop owns it, and gives it back to its reader when it must. now is
 // when the batch began: what lastActive says (for ReadIdleTimeout) need not be closer.
-func (l *eventLoop) serve(c *conn, now int64) {
+func (l *eventLoop) serve(c *conn, events uint32, now int64) {
 	lc := c.lc
 	if !lc.owner.CompareAndSwap(ownLoop, ownLoopBusy) {
 		return // its reader has it
 	}
-	handBack := c.serveInLoop()
+	handBack := c.serveInLoop(events)
 	c.lastActive.Store(now)
 	if handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
 		lc.handedBack++
@@ -227,8 +236,14 @@ func (l *eventLoop) serve(c *conn, now int64) {
 }
 
 // serveInLoop reads what c's socket holds and answers the quick requests in it. It reports
-// whether the connection goes back to its reader goroutine.
-func (c *conn) serveInLoop() bool {
+// whether the connection goes back to its reader goroutine. events are the epoll events
+// that brought it here.
+func (c *conn) serveInLoop(events uint32) bool {
+	// A read that returns less than asked for has emptied the socket, and more input will
+	// be a new event, except when the peer has closed its side (the read that took the last
+	// data also took the end of input, whose event is spent: only the next read returns 0)
+	// or sent urgent data (a read stops at its mark): then read until nothing is left.
+	readAll := events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLPRI) != 0
 	fr, r := c.rd, c.lc.r
 	for {
 		if fr.r == fr.w {
@@ -255,7 +270,7 @@ func (c *conn) serveInLoop() bool {
 		if c.loopFrames() {
 			return true
 		}
-		if n < space {
+		if n < space && !readAll {
 			// The socket is empty: more input is a new event. A frame not yet whole is
 			// the reader's, which times it out (RequestReadTimeout).
 			return fr.w > fr.r
@@ -356,12 +371,16 @@ func (c *conn) handOver() {
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	c.wmu.Unlock()
+	if c.srv.hookHandOver != nil {
+		c.srv.hookHandOver(c)
+	}
 	lc.owner.Store(ownLoop)
-	if err := c.srv.loop.watch(c); err != nil {
-		lc.owner.Store(ownReader)
+	if err := lc.loop.watch(c); err != nil {
+		// The socket was watched before (a MOD that failed), so the loop may have
+		// taken it: take it back as from a loop that has it.
+		c.reclaim()
 		c.takeBack()
-		c.srv.loop.forget(c)
-		c.lc = nil
+		lc.noLoop = true
 		c.srv.log.Debug("rpc: serving a connection without the event loop", "client", c.client.Addr, "err", err)
 		return
 	}
@@ -428,7 +447,7 @@ func (c *conn) takeBack() {
 // when nothing is in flight and no frame has been started.
 func (c *conn) armLoop(partial bool) {
 	if lc := c.lc; lc != nil {
-		lc.r.noWait = !partial && !lc.noHandOver && c.inFlight.Load() == 0
+		lc.r.noWait = !partial && !lc.noHandOver && !lc.noLoop && c.inFlight.Load() == 0
 		lc.noHandOver = false
 	}
 }
@@ -450,15 +469,19 @@ func (s *Server) useLoop(c *conn, r, w any) {
 		return
 	}
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return // the connection is refused; a loop made now would never be closed
+	}
 	if s.loop == nil && s.loopErr == nil {
 		s.loop, s.loopErr = newEventLoop()
 		if s.loopErr != nil {
 			s.log.Warn("rpc: no event loop; connections are served without it", "err", s.loopErr)
 		}
 	}
-	ok := s.loop != nil
+	l := s.loop
 	s.mu.Unlock()
-	if ok {
-		c.lc = &loopConn{r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
+	if l != nil {
+		c.lc = &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
 	}
 }

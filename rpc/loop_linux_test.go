@@ -3,12 +3,15 @@
 package rpc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -175,4 +178,193 @@ func TestEventLoopFairness(t *testing.T) {
 		close(stop)
 		wg.Wait()
 	})
+}
+
+// loopQuick answers "fast", "big" (a 16 MiB string) and "wait" (once released) as quick
+// methods, and "slow" in a handler.
+type loopQuick struct{ release chan struct{} }
+
+func (q *loopQuick) Quick(method string) bool { return method != "slow" }
+
+func (q *loopQuick) Dispatch(_ context.Context, call *Call) (any, error) {
+	switch call.Method {
+	case "big":
+		return strings.Repeat("x", 16<<20), nil
+	case "wait":
+		<-q.release
+	}
+	return call.Method, nil
+}
+
+// loopServer serves TCP with a loopQuick, with the event loop or without.
+func loopServer(t *testing.T, loop bool, opts Options) (*Server, *loopQuick, string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	q := &loopQuick{release: make(chan struct{})}
+	srv := NewServer(q, opts)
+	srv.loopOn = loop
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.ServeTCP(ln) }()
+	t.Cleanup(func() { ln.Close() })
+	return srv, q, ln.Addr().String()
+}
+
+func loopFrame(method string, id int) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"id":%d}`, method, id)
+}
+
+// handedOver returns a client whose connection has answered a request and waits for the
+// next one: with the loop, the loop has it.
+func handedOver(t *testing.T, addr string) *tcpClient {
+	t.Helper()
+	c := dialTCP(t, addr)
+	if got := c.call(t, loopFrame("fast", 0)); got != `{"jsonrpc":"2.0","result":"fast","id":0}` {
+		t.Fatalf("first reply %s", got)
+	}
+	time.Sleep(20 * time.Millisecond) // the reader finds the socket empty and hands it over
+	return c
+}
+
+// TestEventLoopEdges checks, with the loop and without, what the loop hands back to the
+// reader or must not miss: a half close right behind a request, urgent data, a reply the
+// client does not read at once (beside another client), requests filling the read buffer,
+// a request too large, Shutdown while a quick method runs in the loop, and input that comes
+// while the connection is being handed over.
+func TestEventLoopEdges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		run  func(t *testing.T, srv *Server, q *loopQuick, addr string)
+	}{
+		{name: "half close behind a request", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			_ = c.Send([]byte(loopFrame("fast", 1)))
+			_ = c.CloseSend()
+			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"fast","id":1}` {
+				t.Fatalf("reply %q, %v", got, err)
+			}
+			expectClosed(t, c)
+		}},
+		{name: "urgent data", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			rc, err := c.conn.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var werr error
+			_ = rc.Write(func(fd uintptr) bool {
+				_, werr = syscall.Write(int(fd), []byte(loopFrame("fast", 1)+"\n"))
+				if werr == nil {
+					werr = syscall.Sendto(int(fd), []byte("!"), syscall.MSG_OOB, nil)
+				}
+				if werr == nil {
+					_, werr = syscall.Write(int(fd), []byte(loopFrame("fast", 2)+"\n"))
+				}
+				return true
+			})
+			if werr != nil {
+				t.Fatal(werr)
+			}
+			for id := 1; id <= 2; id++ {
+				if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(`{"jsonrpc":"2.0","result":"fast","id":%d}`, id) {
+					t.Fatalf("reply %q, %v", got, err)
+				}
+			}
+		}},
+		{name: "reply not read at once", opts: Options{WriteTimeout: 5 * time.Second}, run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			slow := handedOver(t, addr)
+			_ = slow.Send([]byte(loopFrame("big", 1)))
+			other := handedOver(t, addr)
+			if got := other.call(t, loopFrame("fast", 2)); got != `{"jsonrpc":"2.0","result":"fast","id":2}` {
+				t.Fatalf("other client: %s", got)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if got, err := slow.Recv(); err != nil || len(got) < 16<<20 {
+				t.Fatalf("big reply: %d bytes, %v", len(got), err)
+			}
+			if got := slow.call(t, loopFrame("fast", 3)); got != `{"jsonrpc":"2.0","result":"fast","id":3}` {
+				t.Fatalf("after the big reply: %s", got)
+			}
+		}},
+		{name: "requests filling the read buffer", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			frame := loopFrame("fast", 1)
+			frame += strings.Repeat(" ", 63-len(frame)) + "\n" // 64 bytes: 1,024 fill the buffer
+			if _, err := c.conn.Write([]byte(strings.Repeat(frame, 1024))); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 1024 {
+				if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"fast","id":1}` {
+					t.Fatalf("reply %d: %q, %v", i, got, err)
+				}
+			}
+		}},
+		{name: "request too large", opts: Options{MaxRequestBytes: 100}, run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			frame := loopFrame("fast", 1)
+			got := c.call(t, frame+strings.Repeat(" ", 101-len(frame)))
+			if !strings.Contains(got, `"code":-32600`) && !strings.Contains(got, "too large") {
+				t.Fatalf("a request over the limit: %s", got)
+			}
+			if got := c.call(t, loopFrame("fast", 2)); got != `{"jsonrpc":"2.0","result":"fast","id":2}` {
+				t.Fatalf("after it: %s", got)
+			}
+		}},
+		{name: "shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			_ = c.Send([]byte(loopFrame("wait", 1)))
+			time.Sleep(20 * time.Millisecond) // the call runs
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(ctx) }()
+			time.Sleep(20 * time.Millisecond) // the reader asks for its connection back
+			close(q.release)
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
+				t.Fatalf("reply %q, %v", got, err)
+			}
+			expectClosed(t, c)
+		}},
+		{name: "input during a hand-over", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			var client atomic.Pointer[tcpClient]
+			var handOvers atomic.Int32
+			srv.hookHandOver = func(*conn) {
+				// The first hand-over, as soon as the connection is served, adds the
+				// socket to the loop's set; the second modifies it: a request that
+				// arrives just before must not be missed.
+				if handOvers.Add(1) == 2 {
+					_ = client.Load().Send([]byte(loopFrame("fast", 4)))
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			c := dialTCP(t, addr)
+			client.Store(c)
+			// The loop hands the slow one back; the reader answers the next one and
+			// hands the connection over again.
+			for id, method := range []string{"fast", "slow", "fast"} {
+				if got := c.call(t, loopFrame(method, id+1)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, id+1) {
+					t.Fatalf("reply %s", got)
+				}
+			}
+			if !srv.loopOn {
+				return
+			}
+			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"fast","id":4}` {
+				t.Fatalf("the request sent during the second hand-over (%d hand-overs): %q, %v", handOvers.Load(), got, err)
+			}
+		}},
+	} {
+		for _, loop := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/loop=%v", tc.name, loop), func(t *testing.T) {
+				srv, q, addr := loopServer(t, loop, tc.opts)
+				tc.run(t, srv, q, addr)
+			})
+		}
+	}
 }

@@ -11,7 +11,7 @@ type (
 )
 
 func (*eventLoop) close()               {}
-func (*eventLoop) forget(*conn)         {}
 func (*conn) handOver()                 {}
 func (*conn) armLoop(bool)              {}
+func (*conn) forgetLoop()               {}
 func (*Server) useLoop(*conn, any, any) {}

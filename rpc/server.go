@@ -134,6 +134,7 @@ type Server struct {
 	// Test hooks, set before serving.
 	hookReaderBlocked func()      // a connection's reader waits for an in-flight slot
 	hookConnDone      func(*conn) // a connection is finished
+	hookHandOver      func(*conn) // a reader hands its connection to the event loop
 }
 
 // NewServer returns a server that runs calls through d with opts (zero fields take their
@@ -240,17 +241,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, c := range conns {
 			c.kill()
 		}
-		s.cancelBase()
-		return err
 	}
 	s.cancelBase()
 	s.mu.Lock()
 	if s.loop != nil {
-		s.loop.close() // every connection is finished
+		// Every connection is finished, or killed: a connection the loop still serves
+		// is given back as usual, and a reader that hands its connection over again
+		// finds the loop closed and reads on its own (handOver).
+		s.loop.close()
 		s.loop = nil
 	}
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 // lingerDeadline is how long a finished connection may wait for its client to read the last
@@ -384,9 +386,7 @@ func (s *Server) track(c *conn) *jsonrpc2.Error {
 }
 
 func (s *Server) forget(c *conn) {
-	if c.lc != nil {
-		s.loop.forget(c)
-	}
+	c.forgetLoop()
 	s.mu.Lock()
 	delete(s.conns, c)
 	if c.client.Transport == TransportTCP {
@@ -461,7 +461,9 @@ func (c *conn) replyBadFrame(reply *jsonrpc2.Error) bool {
 // go to handler goroutines as before.
 //
 // Dispatch of a quick method must not keep call, or call.Params, once it returns: the Call is
-// reused, and the params alias the connection's read buffer.
+// reused, and the params alias the connection's read buffer. On a single processor TCP
+// connections are served by an event loop (loop_linux.go), and a quick method holds up every
+// connection the loop serves while it runs: it must not block.
 type QuickDispatcher interface {
 	Dispatcher
 	// Quick reports whether method is quick. It must be safe for concurrent use, and its
