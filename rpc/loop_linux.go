@@ -4,6 +4,7 @@ package rpc
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -20,10 +21,11 @@ import (
 // poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
 // own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
 // reads once, answers the quick requests inline and writes their replies, as Redis does:
-// two system calls a request, no goroutine woken and no read that finds nothing. Through
-// Go's poller every request costs a read, a write, a read of the empty socket and a wake-up
-// of the reader goroutine; with `serve --cpus 1` the loop took sessiond's CPU a request from
-// 1.15-1.2x Redis's to 1.05x (README, Performance).
+// two system calls a request, made directly while the descriptor is held open (Control), no
+// goroutine woken and no read that finds nothing. Through Go's poller every request costs a
+// read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
+// `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
+// 1.04-1.07x (README, Performance).
 //
 // Anything else goes back to the reader goroutine, which serves it as before and hands the
 // connection over again the next time it finds the socket empty with nothing in flight: a
@@ -92,6 +94,12 @@ type loopConn struct {
 	// Reader goroutine only: the next read waits in Go's poller rather than hand over;
 	// never again once the loop could not take the connection.
 	noHandOver, noLoop bool
+
+	// The loop's, while it serves the connection (serve).
+	serveFn  func(fd uintptr) // serveInLoop with the fields below, bound once
+	events   uint32
+	handBack bool
+	failed   error // a write failed: writeFailed, once Control has returned
 
 	// Counted for tests, by whoever owns the connection.
 	served, handedBack int // requests the loop answered; times it gave the connection back
@@ -226,25 +234,34 @@ func (l *eventLoop) serve(c *conn, events uint32, now int64) {
 	if !lc.owner.CompareAndSwap(ownLoop, ownLoopBusy) {
 		return // its reader has it
 	}
-	handBack := c.serveInLoop(events)
+	// The socket is read and written with system calls of the loop's own, made while
+	// Control holds the descriptor open (a Close meanwhile, by kill, waits for it): Go's
+	// poller is not involved, so no deadline applies, and nothing waits.
+	lc.events, lc.handBack, lc.failed = events, true, nil
+	_ = lc.rc.Control(lc.serveFn) // if closed, handBack stays: the reader finds out
+	if lc.failed != nil {
+		c.wmu.Lock()
+		c.writeFailed(lc.failed) // it closes the connection: not under Control
+		c.wmu.Unlock()
+	}
 	c.lastActive.Store(now)
-	if handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
+	if lc.handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
 		lc.handedBack++
 		lc.owner.Store(ownReader)
 		lc.wake <- struct{}{}
 	}
 }
 
-// serveInLoop reads what c's socket holds and answers the quick requests in it. It reports
-// whether the connection goes back to its reader goroutine. events are the epoll events
-// that brought it here.
-func (c *conn) serveInLoop(events uint32) bool {
+// serveInLoop reads what c's socket, fd, holds and answers the quick requests in it. It
+// reports whether the connection goes back to its reader goroutine. events are the epoll
+// events that brought it here.
+func (c *conn) serveInLoop(fd uintptr, events uint32) bool {
 	// A read that returns less than asked for has emptied the socket, and more input will
 	// be a new event, except when the peer has closed its side (the read that took the last
 	// data also took the end of input, whose event is spent: only the next read returns 0)
 	// or sent urgent data (a read stops at its mark): then read until nothing is left.
 	readAll := events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLPRI) != 0
-	fr, r := c.rd, c.lc.r
+	fr := c.rd
 	for {
 		if fr.r == fr.w {
 			fr.r, fr.w = 0, 0
@@ -256,18 +273,20 @@ func (c *conn) serveInLoop(events uint32) bool {
 		if space == 0 {
 			return true // a frame as large as the buffer: the reader grows it
 		}
-		r.noWait = true
-		n, err := r.Read(fr.buf[fr.w:])
-		r.noWait = false
+		n, errno := rawCall(syscall.SYS_READ, fd, fr.buf[fr.w:])
 		switch {
-		case err == errWouldBlock:
+		case errno == syscall.EAGAIN:
 			return fr.w > fr.r
-		case err != nil:
-			fr.err = err // the reader ends the connection as usual, after what came before
+		case errno != 0:
+			// The reader ends the connection as usual, after what came before.
+			fr.err = c.lc.r.opError(errno)
+			return true
+		case n == 0:
+			fr.err = io.EOF
 			return true
 		}
 		fr.w += n
-		if c.loopFrames() {
+		if c.loopFrames(fd) {
 			return true
 		}
 		if n < space && !readAll {
@@ -280,7 +299,7 @@ func (c *conn) serveInLoop(events uint32) bool {
 
 // loopFrames answers the complete frames in c's buffer that the loop can, and reports
 // whether the connection goes back to its reader, leaving it the first frame it did not take.
-func (c *conn) loopFrames() bool {
+func (c *conn) loopFrames(fd uintptr) bool {
 	fr := c.rd
 	for {
 		i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n')
@@ -301,7 +320,7 @@ func (c *conn) loopFrames() bool {
 				fr.r += i + 1
 				c.frames++
 				c.lc.served++
-				if out != nil && !c.writeInLoop(out) {
+				if out != nil && !c.writeInLoop(fd, out) {
 					return true
 				}
 				continue
@@ -321,24 +340,44 @@ func (c *conn) loopFrames() bool {
 	}
 }
 
-// writeInLoop writes a reply the loop made and reports whether the loop may go on: not when
-// the client is not taking its replies (the reader waits for it) or the write failed. The
-// loop answers one request at a time with nothing else in flight, so it takes no in-flight
-// slot and writes past the connection's buffer, which is empty, in one system call; it
-// never waits, so the write deadline is off (handOver).
-func (c *conn) writeInLoop(out *outBuf) bool {
+// writeInLoop writes a reply the loop made to fd and reports whether the loop may go on: not
+// when the client is not taking its replies (what the socket did not take goes to the
+// writer's pending bytes, which the reader writes out, waiting for the client) or the write
+// failed. The loop answers one request at a time with nothing else in flight, so it takes no
+// in-flight slot and writes past the connection's buffer, which is empty, in one system call.
+func (c *conn) writeInLoop(fd uintptr, out *outBuf) bool {
 	out.b = append(out.b, '\n') // the TCP transport's newline framing
-	w := c.lc.w
+	lc := c.lc
 	c.wmu.Lock()
-	if c.writeErr == nil {
-		if _, err := w.Write(out.b); err != nil {
-			c.writeFailed(err)
+	b := out.b
+	for c.writeErr == nil && len(lc.w.pending) == 0 && len(b) > 0 {
+		n, errno := rawCall(syscall.SYS_WRITE, fd, b)
+		if errno == syscall.EAGAIN {
+			break
 		}
+		if errno != 0 {
+			lc.failed = lc.w.opError(errno)
+			break
+		}
+		b = b[n:]
 	}
-	ok := c.writeErr == nil && len(w.pending) == 0
+	if c.writeErr == nil && lc.failed == nil && len(b) > 0 {
+		lc.w.pending = append(lc.w.pending, b...)
+	}
+	ok := c.writeErr == nil && lc.failed == nil && len(lc.w.pending) == 0
 	c.wmu.Unlock()
 	putOut(out)
 	return ok
+}
+
+// rawCall makes a read or write system call on fd with p, again when interrupted.
+func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno != syscall.EINTR {
+			return int(n), errno
+		}
+	}
 }
 
 // handOver hands the connection to the loop and waits until it comes back: the loop gives
@@ -360,17 +399,6 @@ func (c *conn) handOver() {
 		}
 		idle = lc.timer.C
 	}
-	// Deadlines are the reader's: the loop's reads and writes never wait, and must not
-	// time out.
-	c.readDeadline = time.Time{}
-	_ = c.nc.SetReadDeadline(time.Time{})
-	c.wmu.Lock()
-	lc.w.noWait = true
-	if !c.writeDeadline.IsZero() {
-		c.writeDeadline = time.Time{}
-		_ = c.nc.SetWriteDeadline(time.Time{})
-	}
-	c.wmu.Unlock()
 	if c.srv.hookHandOver != nil {
 		c.srv.hookHandOver(c)
 	}
@@ -428,12 +456,10 @@ func (c *conn) reclaim() {
 	}
 }
 
-// takeBack makes the connection's writes wait again and writes out the replies the loop
-// left unwritten.
+// takeBack writes out the replies the loop left unwritten.
 func (c *conn) takeBack() {
 	lc := c.lc
 	c.wmu.Lock()
-	lc.w.noWait = false
 	if c.writeErr == nil && len(lc.w.pending) > 0 {
 		c.armWrite()
 		if err := lc.w.flushPending(); err != nil {
@@ -482,6 +508,8 @@ func (s *Server) useLoop(c *conn, r, w any) {
 	l := s.loop
 	s.mu.Unlock()
 	if l != nil {
-		c.lc = &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
+		lc := &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
+		lc.serveFn = func(fd uintptr) { lc.handBack = c.serveInLoop(fd, lc.events) }
+		c.lc = lc
 	}
 }

@@ -44,8 +44,8 @@ type rawHalf struct {
 	errno syscall.Errno
 
 	// noWait makes try report a socket that is not ready in again instead of waiting in the
-	// poller (the event loop's reads and writes, and a read that may hand its connection to
-	// the loop). Set and read by the half's one user at a time, like buf.
+	// poller: a read that may hand its connection to the event loop (armLoop). Set and read
+	// by the half's one user at a time, like buf.
 	noWait bool
 	again  bool
 }
@@ -55,9 +55,9 @@ type (
 	rawReader struct{ rawHalf }
 	rawWriter struct {
 		rawHalf
-		// pending holds what a write that could not wait left unwritten (noWait): the
-		// next write that may wait writes it first (flushPending), and writes that may
-		// not wait add to it, so the bytes go out in order.
+		// pending holds what the event loop's writes, which never wait, left unwritten
+		// (writeInLoop): the next write writes it first, so the bytes go out in order.
+		// Guarded by the connection's wmu, like every write.
 		pending []byte
 	}
 )
@@ -95,9 +95,14 @@ func (h *rawHalf) once(p []byte) (int, error) {
 			oe.Op = h.name
 		}
 	case h.errno != 0:
-		err = &net.OpError{Op: h.name, Net: "tcp", Source: h.local, Addr: h.peer, Err: os.NewSyscallError(h.name, h.errno)}
+		err = h.opError(h.errno)
 	}
 	return h.n, err
+}
+
+// opError is the error of a failed read or write, as net.Conn's.
+func (h *rawHalf) opError(errno syscall.Errno) error {
+	return &net.OpError{Op: h.name, Net: "tcp", Source: h.local, Addr: h.peer, Err: os.NewSyscallError(h.name, errno)}
 }
 
 // try is one attempt at the system call; false means the socket is not ready and the poller
@@ -134,22 +139,9 @@ func (r *rawReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes p whole, waiting in the poller while the socket is full; with noWait set it
-// never waits, and what the socket does not take goes to pending. Either way it reports p
-// written unless the connection failed.
+// Write writes p whole, after what pending holds, waiting in the poller while the socket is
+// full.
 func (w *rawWriter) Write(p []byte) (int, error) {
-	if w.noWait {
-		rest := p
-		if len(w.pending) == 0 {
-			n, err := w.once(p)
-			if err != nil {
-				return n, err
-			}
-			rest = p[n:]
-		}
-		w.pending = append(w.pending, rest...)
-		return len(p), nil
-	}
 	if err := w.flushPending(); err != nil {
 		return 0, err
 	}
