@@ -241,7 +241,9 @@ func (l *eventLoop) serve(c *conn, events uint32, now int64) {
 	_ = lc.rc.Control(lc.serveFn) // if closed, handBack stays: the reader finds out
 	if lc.failed != nil {
 		c.wmu.Lock()
-		c.writeFailed(lc.failed) // it closes the connection: not under Control
+		if c.writeErr == nil {
+			c.writeFailed(lc.failed) // it closes the connection: not under Control
+		}
 		c.wmu.Unlock()
 	}
 	c.lastActive.Store(now)

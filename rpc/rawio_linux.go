@@ -148,7 +148,7 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 	return w.writeAll(p)
 }
 
-// flushPending writes out what writes that could not wait left, waiting if it must.
+// flushPending writes out what the event loop left unwritten, waiting if it must.
 func (w *rawWriter) flushPending() error {
 	if len(w.pending) == 0 {
 		return nil
