@@ -145,6 +145,11 @@ func (e *Engine) Host() HostInfo { return e.cfg.Host }
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock.Now() }
 
+// ChecksInMemory reports whether a token check is answered from memory: the store finds and
+// touches a session in one step (TokenToucher), as the embedded stores do, rather than with
+// a round trip, as the Redis store does.
+func (e *Engine) ChecksInMemory() bool { return e.toucher != nil }
+
 // Settle returns once the account writes that run after their reply (the failure counts of
 // wrong passwords) and were started before the call are in the store. Engine methods wait for
 // them where it matters; Settle is for callers that read the store directly.

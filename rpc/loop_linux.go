@@ -95,11 +95,12 @@ type loopConn struct {
 	// never again once the loop could not take the connection.
 	noHandOver, noLoop bool
 
-	// The loop's, while it serves the connection (serve).
-	serveFn  func(fd uintptr) // serveInLoop with the fields below, bound once
-	events   uint32
-	handBack bool
-	failed   error // a write failed: writeFailed, once Control has returned
+	// The loop's system calls (io): ioFn, bound once, makes the one its fields describe.
+	ioFn    func(fd uintptr)
+	ioTrap  uintptr
+	ioBuf   []byte
+	ioN     int
+	ioErrno syscall.Errno
 
 	// Counted for tests, by whoever owns the connection.
 	served, handedBack int // requests the loop answered; times it gave the connection back
@@ -234,30 +235,19 @@ func (l *eventLoop) serve(c *conn, events uint32, now int64) {
 	if !lc.owner.CompareAndSwap(ownLoop, ownLoopBusy) {
 		return // its reader has it
 	}
-	// The socket is read and written with system calls of the loop's own, made while
-	// Control holds the descriptor open (a Close meanwhile, by kill, waits for it): Go's
-	// poller is not involved, so no deadline applies, and nothing waits.
-	lc.events, lc.handBack, lc.failed = events, true, nil
-	_ = lc.rc.Control(lc.serveFn) // if closed, handBack stays: the reader finds out
-	if lc.failed != nil {
-		c.wmu.Lock()
-		if c.writeErr == nil {
-			c.writeFailed(lc.failed) // it closes the connection: not under Control
-		}
-		c.wmu.Unlock()
-	}
+	handBack := c.serveInLoop(events)
 	c.lastActive.Store(now)
-	if lc.handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
+	if handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
 		lc.handedBack++
 		lc.owner.Store(ownReader)
 		lc.wake <- struct{}{}
 	}
 }
 
-// serveInLoop reads what c's socket, fd, holds and answers the quick requests in it. It
-// reports whether the connection goes back to its reader goroutine. events are the epoll
-// events that brought it here.
-func (c *conn) serveInLoop(fd uintptr, events uint32) bool {
+// serveInLoop reads what c's socket holds and answers the quick requests in it that never
+// wait. It reports whether the connection goes back to its reader goroutine. events are the
+// epoll events that brought it here.
+func (c *conn) serveInLoop(events uint32) bool {
 	// A read that returns less than asked for has emptied the socket, and more input will
 	// be a new event, except when the peer has closed its side (the read that took the last
 	// data also took the end of input, whose event is spent: only the next read returns 0)
@@ -275,7 +265,7 @@ func (c *conn) serveInLoop(fd uintptr, events uint32) bool {
 		if space == 0 {
 			return true // a frame as large as the buffer: the reader grows it
 		}
-		n, errno := rawCall(syscall.SYS_READ, fd, fr.buf[fr.w:])
+		n, errno := c.lc.io(syscall.SYS_READ, fr.buf[fr.w:])
 		switch {
 		case errno == syscall.EAGAIN:
 			return fr.w > fr.r
@@ -288,7 +278,7 @@ func (c *conn) serveInLoop(fd uintptr, events uint32) bool {
 			return true
 		}
 		fr.w += n
-		if c.loopFrames(fd) {
+		if c.loopFrames() {
 			return true
 		}
 		if n < space && !readAll {
@@ -301,7 +291,7 @@ func (c *conn) serveInLoop(fd uintptr, events uint32) bool {
 
 // loopFrames answers the complete frames in c's buffer that the loop can, and reports
 // whether the connection goes back to its reader, leaving it the first frame it did not take.
-func (c *conn) loopFrames(fd uintptr) bool {
+func (c *conn) loopFrames() bool {
 	fr := c.rd
 	for {
 		i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n')
@@ -317,59 +307,63 @@ func (c *conn) loopFrames(fd uintptr) bool {
 			c.frames++
 			continue
 		}
-		if c.srv.quick != nil {
-			if out, quick := c.quickReply(line); quick {
-				fr.r += i + 1
-				c.frames++
-				c.lc.served++
-				if out != nil && !c.writeInLoop(fd, out) {
-					return true
-				}
-				continue
-			}
-		}
-		// A handler answers it and writes its reply, beside the loop: the reader takes
-		// the connection back, and hands it over again once nothing is in flight.
-		if !c.tryBegin() {
+		out, ok := c.quickReply(line, true)
+		if !ok {
+			// Not a quick method that never waits: the reader answers it, inline or in
+			// a handler, and hands the connection over again once nothing is in flight.
 			return true
 		}
 		fr.r += i + 1
 		c.frames++
-		owned := make([]byte, len(line))
-		copy(owned, line)
-		c.srv.run(job{c, owned})
-		return true
+		c.lc.served++
+		if out != nil && !c.writeInLoop(out) {
+			return true
+		}
 	}
 }
 
-// writeInLoop writes a reply the loop made to fd and reports whether the loop may go on: not
-// when the client is not taking its replies (what the socket did not take goes to the
-// writer's pending bytes, which the reader writes out, waiting for the client) or the write
-// failed. The loop answers one request at a time with nothing else in flight, so it takes no
+// writeInLoop writes a reply the loop made and reports whether the loop may go on: not when
+// the client is not taking its replies (what the socket did not take goes to the writer's
+// pending bytes, which the reader writes out, waiting for the client) or the write failed.
+// The loop answers one request at a time with nothing else in flight, so it takes no
 // in-flight slot and writes past the connection's buffer, which is empty, in one system call.
-func (c *conn) writeInLoop(fd uintptr, out *outBuf) bool {
+func (c *conn) writeInLoop(out *outBuf) bool {
 	out.b = append(out.b, '\n') // the TCP transport's newline framing
 	lc := c.lc
 	c.wmu.Lock()
 	b := out.b
 	for c.writeErr == nil && len(lc.w.pending) == 0 && len(b) > 0 {
-		n, errno := rawCall(syscall.SYS_WRITE, fd, b)
-		if errno == syscall.EAGAIN {
+		n, errno := lc.io(syscall.SYS_WRITE, b)
+		if errno == syscall.EAGAIN || errno == 0 && n == 0 {
 			break
 		}
 		if errno != 0 {
-			lc.failed = lc.w.opError(errno)
+			c.writeFailed(lc.w.opError(errno))
 			break
 		}
 		b = b[n:]
 	}
-	if c.writeErr == nil && lc.failed == nil && len(b) > 0 {
+	if c.writeErr == nil && len(b) > 0 {
 		lc.w.pending = append(lc.w.pending, b...)
 	}
-	ok := c.writeErr == nil && lc.failed == nil && len(lc.w.pending) == 0
+	ok := c.writeErr == nil && len(lc.w.pending) == 0
 	c.wmu.Unlock()
 	putOut(out)
 	return ok
+}
+
+// io makes one read or write system call on the socket with p. The call is the loop's own,
+// made while Control holds the descriptor open (a Close meanwhile, by kill, waits for it to
+// return, not for a method the loop runs): Go's poller is not involved, so no deadline
+// applies, and nothing waits. A closed connection is EBADF.
+func (lc *loopConn) io(trap uintptr, p []byte) (int, syscall.Errno) {
+	lc.ioTrap, lc.ioBuf = trap, p
+	err := lc.rc.Control(lc.ioFn)
+	lc.ioBuf = nil
+	if err != nil {
+		return 0, syscall.EBADF
+	}
+	return lc.ioN, lc.ioErrno
 }
 
 // rawCall makes a read or write system call on fd with p, again when interrupted.
@@ -511,7 +505,7 @@ func (s *Server) useLoop(c *conn, r, w any) {
 	s.mu.Unlock()
 	if l != nil {
 		lc := &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
-		lc.serveFn = func(fd uintptr) { lc.handBack = c.serveInLoop(fd, lc.events) }
+		lc.ioFn = func(fd uintptr) { lc.ioN, lc.ioErrno = rawCall(lc.ioTrap, fd, lc.ioBuf) }
 		c.lc = lc
 	}
 }

@@ -180,18 +180,27 @@ func TestEventLoopFairness(t *testing.T) {
 	})
 }
 
-// loopQuick answers "fast", "big" (a 16 MiB string) and "wait" (once released) as quick
-// methods, and "slow" in a handler.
-type loopQuick struct{ release chan struct{} }
+// loopQuick answers "fast", "big" (a 16 MiB string), "wait" (once released) and "ctxwait"
+// (once its context ends) as quick methods that never wait, though the last two do, to test
+// what happens meanwhile; "inline" as a quick method that may wait, and "slow" in a handler.
+type loopQuick struct {
+	release chan struct{}
+	started chan struct{}
+}
 
 func (q *loopQuick) Quick(method string) bool { return method != "slow" }
 
-func (q *loopQuick) Dispatch(_ context.Context, call *Call) (any, error) {
+func (q *loopQuick) NeverWaits(method string) bool { return method != "slow" && method != "inline" }
+
+func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	switch call.Method {
 	case "big":
 		return strings.Repeat("x", 16<<20), nil
 	case "wait":
 		<-q.release
+	case "ctxwait":
+		close(q.started)
+		<-ctx.Done()
 	}
 	return call.Method, nil
 }
@@ -200,7 +209,7 @@ func (q *loopQuick) Dispatch(_ context.Context, call *Call) (any, error) {
 func loopServer(t *testing.T, loop bool, opts Options) (*Server, *loopQuick, string) {
 	t.Helper()
 	opts.Logger = slog.New(slog.DiscardHandler)
-	q := &loopQuick{release: make(chan struct{})}
+	q := &loopQuick{release: make(chan struct{}), started: make(chan struct{})}
 	srv := NewServer(q, opts)
 	srv.loopOn = loop
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -331,6 +340,32 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 			expectClosed(t, c)
 		}},
+		{name: "forced shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			_ = c.Send([]byte(loopFrame("ctxwait", 1)))
+			<-q.started
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(ctx) }()
+			select {
+			case err := <-done:
+				if err != context.DeadlineExceeded {
+					t.Fatalf("Shutdown: %v, want the deadline", err)
+				}
+			case <-time.After(5 * time.Second): // the connection's Close must not wait for the call
+				t.Fatal("a forced Shutdown is still waiting after 5 s")
+			}
+		}},
+		{name: "a quick method that may wait", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			_ = c.Send([]byte(loopFrame("inline", 1) + "\n" + loopFrame("fast", 2)))
+			for id, method := range []string{"inline", "fast"} {
+				if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, id+1) {
+					t.Fatalf("reply %q, %v", got, err)
+				}
+			}
+		}},
 		{name: "input during a hand-over", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
 			var client atomic.Pointer[tcpClient]
 			var handOvers atomic.Int32
@@ -366,5 +401,27 @@ func TestEventLoopEdges(t *testing.T) {
 				tc.run(t, srv, q, addr)
 			})
 		}
+	}
+}
+
+// TestEventLoopLeavesWaitingMethods checks that the loop answers only the quick methods that
+// never wait, and leaves the others to the connection's reader.
+func TestEventLoopLeavesWaitingMethods(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	served := make(chan int, 1)
+	srv.hookConnDone = func(c *conn) { served <- c.lc.served }
+	c := handedOver(t, addr) // fast, id 0
+	for i := 1; i <= 10; i++ {
+		method := []string{"inline", "fast"}[i%2]
+		if got := c.call(t, loopFrame(method, i)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, i) {
+			t.Fatalf("reply %s", got)
+		}
+		time.Sleep(10 * time.Millisecond) // the reader hands the connection over again
+	}
+	c.conn.Close()
+	// The first request is the reader's or the loop's, as it comes before or after the
+	// reader's first look at the socket.
+	if n := <-served; n != 5 && n != 6 {
+		t.Errorf("the loop answered %d requests, want the 5 or 6 that never wait", n)
 	}
 }

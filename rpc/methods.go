@@ -64,6 +64,12 @@ type Method struct {
 	// place it goes further, describeSessions's session of the caller, is encoded into the
 	// reply before the next read.)
 	Quick bool
+	// NeverWaits means a quick method answered from memory alone, whatever its params: on a
+	// single processor the event loop answers it for every connection (NeverWaiter), so a
+	// wait in it would hold them all up. setUserPreference may write, and describeSessions
+	// may list every session, so only pingSession never waits, and only with a store that
+	// checks tokens in memory (Engine.ChecksInMemory).
+	NeverWaits bool
 
 	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
 }
@@ -186,6 +192,13 @@ func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 func (s *Service) Quick(method string) bool {
 	m, ok := s.methods[method]
 	return ok && m.Quick
+}
+
+// NeverWaits reports whether method is a quick one that never waits with this service's
+// store. It implements NeverWaiter.
+func (s *Service) NeverWaits(method string) bool {
+	m, ok := s.methods[method]
+	return ok && m.Quick && m.NeverWaits && s.eng.ChecksInMemory()
 }
 
 var paramsBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

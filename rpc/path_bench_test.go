@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,10 @@ import (
 	"github.com/sessiond/sessiond/engine/memstore"
 )
 
-// benchPathService is a Service on a memstore engine with n live sessions of the admin
-// inserted directly into the store (logging in n times would only measure argon2). It
-// returns the service and the sessions' tokens.
-func benchPathService(b testing.TB, n int) (*Service, []string) {
-	b.Helper()
-	cfg := engine.Config{
+// pathEngineConfig is the engine configuration of the request path's benchmarks: the
+// defaults, and a cheap password hash.
+func pathEngineConfig() engine.Config {
+	return engine.Config{
 		Defaults: engine.Defaults{
 			Settings: engine.SessionSettings{
 				DefaultAPI: "admin", DefaultDebug: "none", DefaultDatabaseName: "faircom",
@@ -40,7 +39,15 @@ func benchPathService(b testing.TB, n int) (*Service, []string) {
 		Hash:                 enginetest.CheapHash,
 		HousekeepingInterval: -1,
 	}
+}
+
+// benchPathService is a Service on a memstore engine with n live sessions of the admin
+// inserted directly into the store (logging in n times would only measure argon2). It
+// returns the service and the sessions' tokens.
+func benchPathService(b testing.TB, n int) (*Service, []string) {
+	b.Helper()
 	store := memstore.New(memstore.Options{})
+	cfg := pathEngineConfig()
 	eng, err := engine.New(store, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -193,5 +200,38 @@ func TestQuickPathAllocs(t *testing.T) {
 	serve() // interns the method name
 	if n := testing.AllocsPerRun(1000, serve); n > 0 {
 		t.Errorf("pingSession allocates %.1f times a request, want none", n)
+	}
+}
+
+// lookupStore is a store that checks tokens with a lookup and a separate touch, as the Redis
+// store does with its round trips: it hides memstore's TokenToucher.
+type lookupStore struct{ engine.Store }
+
+// TestServiceNeverWaits checks which methods the service lets the event loop answer:
+// pingSession alone, and only on a store that checks tokens in memory.
+func TestServiceNeverWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store engine.Store
+		want  []string
+	}{
+		{"in memory", memstore.New(memstore.Options{}), []string{"pingSession"}},
+		{"with round trips", lookupStore{memstore.New(memstore.Options{})}, nil},
+	} {
+		eng, err := engine.New(tc.store, pathEngineConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		service := NewService(eng, nil, nil)
+		var got []string
+		for _, m := range Methods {
+			if service.NeverWaits(m.Name) {
+				got = append(got, m.Name)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: methods that never wait %v, want %v", tc.name, got, tc.want)
+		}
+		eng.Close()
 	}
 }

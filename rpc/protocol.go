@@ -956,7 +956,7 @@ func (s *Server) serveMethod(ctx context.Context, req *rawRequest, m internedMet
 		callPool.Put(call)
 	}
 	if !interned && (wire == nil || wire.Code != jsonrpc2.CodeMethodNotFound) {
-		s.names.remember(method, s.quick != nil && s.quick.Quick(method))
+		s.names.remember(s.internedMethod(method))
 	}
 	if req.isNotification() {
 		return false
@@ -1029,8 +1029,9 @@ func (s *Server) methodName(raw []byte) (m internedMethod, interned bool) {
 
 // internedMethod is a method name the dispatcher knew, and whether the method is quick.
 type internedMethod struct {
-	name  string
-	quick bool
+	name       string
+	quick      bool
+	neverWaits bool // quick and never waiting: the event loop may run it (NeverWaiter)
 }
 
 // internTable maps method names to shared strings. Reads are lock-free (copy on write); it
@@ -1050,7 +1051,8 @@ func (t *internTable) lookup(b []byte) (internedMethod, bool) {
 	return internedMethod{}, false
 }
 
-func (t *internTable) remember(name string, quick bool) {
+func (t *internTable) remember(m internedMethod) {
+	name := m.name
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.names.Load()
@@ -1065,7 +1067,7 @@ func (t *internTable) remember(name string, quick bool) {
 			next[k] = v
 		}
 	}
-	next[name] = internedMethod{name: name, quick: quick}
+	next[name] = m
 	t.names.Store(&next)
 }
 

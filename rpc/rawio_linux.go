@@ -148,13 +148,20 @@ func (w *rawWriter) Write(p []byte) (int, error) {
 	return w.writeAll(p)
 }
 
+// maxKeptPending is the most room pending keeps once written out.
+const maxKeptPending = 64 << 10
+
 // flushPending writes out what the event loop left unwritten, waiting if it must.
 func (w *rawWriter) flushPending() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
 	_, err := w.writeAll(w.pending)
-	w.pending = w.pending[:0]
+	if cap(w.pending) > maxKeptPending {
+		w.pending = nil // one large reply the client was slow to take: do not keep its room
+	} else {
+		w.pending = w.pending[:0]
+	}
 	return err
 }
 

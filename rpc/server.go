@@ -104,6 +104,7 @@ var ErrServerClosed = errors.New("rpc: server closed")
 type Server struct {
 	d     Dispatcher
 	quick QuickDispatcher // d, when it names quick methods
+	never NeverWaiter     // d, when it names quick methods that never wait
 	opts  Options
 	log   *slog.Logger
 	names internTable
@@ -143,9 +144,11 @@ func NewServer(d Dispatcher, opts Options) *Server {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	quick, _ := d.(QuickDispatcher)
+	never, _ := d.(NeverWaiter)
 	return &Server{
 		d:           d,
 		quick:       quick,
+		never:       never,
 		opts:        opts,
 		log:         opts.Logger,
 		baseCtx:     ctx,
@@ -156,7 +159,7 @@ func NewServer(d Dispatcher, opts Options) *Server {
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		httpServers: make(map[*http.Server]struct{}),
-		loopOn:      runtime.GOMAXPROCS(0) == 1 || testEventLoop.Load(),
+		loopOn:      never != nil && (runtime.GOMAXPROCS(0) == 1 || testEventLoop.Load()),
 	}
 }
 
@@ -461,9 +464,7 @@ func (c *conn) replyBadFrame(reply *jsonrpc2.Error) bool {
 // go to handler goroutines as before.
 //
 // Dispatch of a quick method must not keep call, or call.Params, once it returns: the Call is
-// reused, and the params alias the connection's read buffer. On a single processor TCP
-// connections are served by an event loop (loop_linux.go), and a quick method holds up every
-// connection the loop serves while it runs: it must not block.
+// reused, and the params alias the connection's read buffer.
 type QuickDispatcher interface {
 	Dispatcher
 	// Quick reports whether method is quick. It must be safe for concurrent use, and its
@@ -475,7 +476,7 @@ type QuickDispatcher interface {
 // method, and reports whether it did. The frame's slot is taken (begin); answerInline frees
 // it when it answers, and leaves it to the handler otherwise.
 func (c *conn) answerInline(frame []byte) bool {
-	out, quick := c.quickReply(frame)
+	out, quick := c.quickReply(frame, false)
 	if !quick {
 		return false
 	}
@@ -489,8 +490,9 @@ func (c *conn) answerInline(frame []byte) bool {
 }
 
 // quickReply answers frame if it is one valid request for a quick method (quick true), with
-// its reply, or nil for a notification.
-func (c *conn) quickReply(frame []byte) (out *outBuf, quick bool) {
+// its reply, or nil for a notification; for the event loop (loop), only if the method also
+// never waits.
+func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
 	p := getParser()
 	defer putParser(p)
 	kind, _ := p.parse(frame, c.srv.opts.MaxBatch)
@@ -502,7 +504,7 @@ func (c *conn) quickReply(frame []byte) (out *outBuf, quick bool) {
 		return nil, false
 	}
 	m, interned := c.srv.quickMethod(req.method)
-	if !m.quick {
+	if !m.quick || loop && !m.neverWaits {
 		return nil, false
 	}
 	out = getOut()
@@ -519,9 +521,29 @@ func (c *conn) quickReply(frame []byte) (out *outBuf, quick bool) {
 func (s *Server) quickMethod(raw []byte) (m internedMethod, interned bool) {
 	m, interned = s.methodName(raw)
 	if !interned {
-		m.quick = s.quick.Quick(m.name)
+		m = s.internedMethod(m.name)
 	}
 	return m, interned
+}
+
+// internedMethod is what the dispatcher says of method, as the intern table keeps it.
+func (s *Server) internedMethod(method string) internedMethod {
+	m := internedMethod{name: method}
+	if s.quick != nil {
+		m.quick = s.quick.Quick(method)
+		m.neverWaits = m.quick && s.never != nil && s.never.NeverWaits(method)
+	}
+	return m
+}
+
+// NeverWaiter is a QuickDispatcher that says which of its quick methods never wait at all:
+// answered from memory, without a disk write, a store's round trip or a list of every
+// session. On a single processor the event loop answers those itself (loop_linux.go), and
+// a method that waited would hold up every connection the loop serves; the other quick
+// methods are answered by their connections' readers. Its answer for a name must not change.
+type NeverWaiter interface {
+	QuickDispatcher
+	NeverWaits(method string) bool
 }
 
 // job is one frame for a handler goroutine.
@@ -590,21 +612,6 @@ func (c *conn) begin() bool {
 			return false
 		}
 	}
-	return c.slotTaken()
-}
-
-// tryBegin is begin that fails rather than wait for a slot (the event loop's).
-func (c *conn) tryBegin() bool {
-	select {
-	case c.slots <- struct{}{}:
-		return c.slotTaken()
-	default:
-		return false
-	}
-}
-
-// slotTaken finishes begin once a slot is taken.
-func (c *conn) slotTaken() bool {
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()

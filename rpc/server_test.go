@@ -925,6 +925,9 @@ func (q *countingQuick) Quick(method string) bool {
 	return method == "fast"
 }
 
+// NeverWaits makes the event loop answer "fast" (NeverWaiter).
+func (q *countingQuick) NeverWaits(method string) bool { return method == "fast" }
+
 func (q *countingQuick) Dispatch(_ context.Context, call *Call) (any, error) {
 	switch call.Method {
 	case "fast", "slow":

@@ -252,7 +252,7 @@ var sessionMethods = []Method{
 		return s.sessionList(infos), nil
 	}),
 	method(Method{
-		Name: "pingSession", Family: "session", Auth: AuthOptionalToken, TokenField: "authToken", Quick: true,
+		Name: "pingSession", Family: "session", Auth: AuthOptionalToken, TokenField: "authToken", Quick: true, NeverWaits: true,
 		Summary:     "Check that the server is up and, with a token, keep that session alive.",
 		Description: "Without a token (authToken left out) it always succeeds. With one, an invalid token, the empty string included, is error 12031.",
 		Errors:      tokenErrors,
