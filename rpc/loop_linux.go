@@ -4,6 +4,7 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"os"
@@ -507,5 +508,6 @@ func (s *Server) useLoop(c *conn, r, w any) {
 		lc := &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
 		lc.ioFn = func(fd uintptr) { lc.ioN, lc.ioErrno = rawCall(lc.ioTrap, fd, lc.ioBuf) }
 		c.lc = lc
+		c.loopCtx = context.WithValue(c.ctx, loopCtxKey{}, true)
 	}
 }

@@ -182,7 +182,8 @@ func TestEventLoopFairness(t *testing.T) {
 
 // loopQuick answers "fast", "big" (a 16 MiB string), "wait" (once released) and "ctxwait"
 // (once its context ends) as quick methods that never wait, though the last two do, to test
-// what happens meanwhile; "inline" as a quick method that may wait, and "slow" in a handler.
+// what happens meanwhile; "maybe" as one that says, on the loop, that it would wait;
+// "inline" as a quick method that may wait, and "slow" in a handler.
 type loopQuick struct {
 	release chan struct{}
 	started chan struct{}
@@ -201,6 +202,10 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	case "ctxwait":
 		close(q.started)
 		<-ctx.Done()
+	case "maybe":
+		if InEventLoop(ctx) {
+			return nil, ErrWouldWait
+		}
 	}
 	return call.Method, nil
 }
@@ -405,14 +410,15 @@ func TestEventLoopEdges(t *testing.T) {
 }
 
 // TestEventLoopLeavesWaitingMethods checks that the loop answers only the quick methods that
-// never wait, and leaves the others to the connection's reader.
+// never wait, and leaves to the connection's reader the others and the calls that say they
+// would wait (ErrWouldWait), whose replies are the reader's.
 func TestEventLoopLeavesWaitingMethods(t *testing.T) {
 	srv, _, addr := loopServer(t, true, Options{})
 	served := make(chan int, 1)
 	srv.hookConnDone = func(c *conn) { served <- c.lc.served }
 	c := handedOver(t, addr) // fast, id 0
-	for i := 1; i <= 10; i++ {
-		method := []string{"inline", "fast"}[i%2]
+	for i := 1; i <= 15; i++ {
+		method := []string{"inline", "maybe", "fast"}[i%3]
 		if got := c.call(t, loopFrame(method, i)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, i) {
 			t.Fatalf("reply %s", got)
 		}

@@ -64,11 +64,13 @@ type Method struct {
 	// place it goes further, describeSessions's session of the caller, is encoded into the
 	// reply before the next read.)
 	Quick bool
-	// NeverWaits means a quick method answered from memory alone, whatever its params: on a
-	// single processor the event loop answers it for every connection (NeverWaiter), so a
-	// wait in it would hold them all up. setUserPreference may write, and describeSessions
-	// may list every session, so only pingSession never waits, and only with a store that
-	// checks tokens in memory (Engine.ChecksInMemory).
+	// NeverWaits means a quick method answered from memory alone: on a single processor
+	// the event loop answers it for every connection (NeverWaiter), so a wait in it would
+	// hold them all up. Called from the loop (InEventLoop), such a method returns
+	// ErrWouldWait, before it does anything, for the params that would make it wait:
+	// setUserPreference for any label but TickleTime (a write), describeSessions without
+	// tokens or ids (a list of every session). None never waits on a store that checks
+	// tokens with a round trip (Engine.ChecksInMemory).
 	NeverWaits bool
 
 	call func(ctx context.Context, s *Service, params any, client engine.Client) (any, error)
@@ -181,6 +183,9 @@ func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 	client := engine.Client{Address: call.Client.Addr}
 	result, err := m.call(ctx, s, params, client)
 	m.release(params)
+	if err == ErrWouldWait {
+		return nil, err
+	}
 	if err != nil {
 		return nil, toWireError(s.log, err)
 	}

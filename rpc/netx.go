@@ -60,11 +60,14 @@ var netxMethods = []Method{
 		return key, err
 	}),
 	method(Method{
-		Name: "setUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "bean"}, Quick: true,
+		Name: "setUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "bean"}, Quick: true, NeverWaits: true,
 		Summary:     "Set a user preference; the label TickleTime keeps the session alive instead.",
 		Description: "Returns true, or false when the session key is not valid. A TickleTime tickle resets the idle clock but not the inactivity clock, and is not stored.",
 		Errors:      []int{CodeTooManyPreferences},
 	}, func(ctx context.Context, s *Service, p *SetUserPreferenceParams, _ engine.Client) (bool, error) {
+		if p.Bean.Label != engine.TickleLabel && InEventLoop(ctx) {
+			return false, ErrWouldWait // a write
+		}
 		return s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
 	}),
 	method(Method{

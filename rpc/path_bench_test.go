@@ -215,7 +215,7 @@ func TestServiceNeverWaits(t *testing.T) {
 		store engine.Store
 		want  []string
 	}{
-		{"in memory", memstore.New(memstore.Options{}), []string{"pingSession"}},
+		{"in memory", memstore.New(memstore.Options{}), []string{"describeSessions", "pingSession", "setUserPreference"}},
 		{"with round trips", lookupStore{memstore.New(memstore.Options{})}, nil},
 	} {
 		eng, err := engine.New(tc.store, pathEngineConfig())

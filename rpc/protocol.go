@@ -720,6 +720,8 @@ type outBuf struct {
 	b   []byte
 	enc *json.Encoder
 	sc  scanner
+
+	wouldWait bool // the event loop's call said ErrWouldWait: there is no reply (serveMethod)
 }
 
 // Write appends p; it lets the json.Encoder write into the buffer.
@@ -737,7 +739,7 @@ var outPool = sync.Pool{New: func() any {
 
 func getOut() *outBuf {
 	o := outPool.Get().(*outBuf)
-	o.b = o.b[:0]
+	o.b, o.wouldWait = o.b[:0], false
 	return o
 }
 
@@ -947,6 +949,14 @@ func (s *Server) serveMethod(ctx context.Context, req *rawRequest, m internedMet
 		BearerToken:    bearer,
 	}
 	result, err := s.dispatch(ctx, call)
+	if err == ErrWouldWait && InEventLoop(ctx) {
+		if m.quick {
+			*call = Call{}
+			callPool.Put(call)
+		}
+		out.wouldWait = true
+		return false
+	}
 	var wire *jsonrpc2.Error
 	if err != nil {
 		wire = s.wireError(call, err)

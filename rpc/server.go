@@ -317,7 +317,8 @@ type conn struct {
 	stopCh   chan struct{}
 	handlers sync.WaitGroup
 
-	lc *loopConn // set for a TCP connection the event loop may serve (loop_linux.go)
+	lc      *loopConn       // set for a TCP connection the event loop may serve (loop_linux.go)
+	loopCtx context.Context // ctx, marked for the calls the loop makes (InEventLoop)
 
 	// Reader goroutine only (or the event loop's, while it owns the connection).
 	readDeadline time.Time
@@ -507,10 +508,15 @@ func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
 	if !m.quick || loop && !m.neverWaits {
 		return nil, false
 	}
+	ctx := c.ctx
+	if loop {
+		ctx = c.loopCtx
+	}
 	out = getOut()
-	if !c.srv.serveMethod(c.ctx, req, m, interned, c.client, "", out) {
+	if !c.srv.serveMethod(ctx, req, m, interned, c.client, "", out) {
+		wait := out.wouldWait
 		putOut(out)
-		return nil, true
+		return nil, !wait
 	}
 	return out, true
 }
@@ -541,10 +547,22 @@ func (s *Server) internedMethod(method string) internedMethod {
 // session. On a single processor the event loop answers those itself (loop_linux.go), and
 // a method that waited would hold up every connection the loop serves; the other quick
 // methods are answered by their connections' readers. Its answer for a name must not change.
+// Called from the loop (InEventLoop), a method that would wait for some params returns
+// ErrWouldWait before it does anything, and the request goes to the reader.
 type NeverWaiter interface {
 	QuickDispatcher
 	NeverWaits(method string) bool
 }
+
+// ErrWouldWait is what a method that never waits returns, called from the event loop, for
+// params that would make it wait (NeverWaiter): the request is answered by the connection's
+// reader instead. It never reaches a client.
+var ErrWouldWait = errors.New("rpc: the call would wait")
+
+type loopCtxKey struct{}
+
+// InEventLoop reports whether a call runs on the event loop (NeverWaiter).
+func InEventLoop(ctx context.Context) bool { return ctx.Value(loopCtxKey{}) != nil }
 
 // job is one frame for a handler goroutine.
 type job struct {

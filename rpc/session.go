@@ -228,11 +228,14 @@ var sessionMethods = []Method{
 		return Empty{}, s.eng.DeleteSession(ctx, p.AuthToken)
 	}),
 	method(Method{
-		Name: "describeSessions", Family: "session", Auth: AuthToken, TokenField: "authToken", Quick: true,
+		Name: "describeSessions", Family: "session", Auth: AuthToken, TokenField: "authToken", Quick: true, NeverWaits: true,
 		Summary:     "Describe sessions by token or id, or every session the caller may see.",
 		Description: "Admins see every session, other accounts only their own. Sessions the caller may not see, and names that match nothing, are left out.",
 		Errors:      tokenErrors,
 	}, func(ctx context.Context, s *Service, p *DescribeSessionsParams, _ engine.Client) (SessionsResult, error) {
+		if len(p.AuthTokens) == 0 && len(p.SessionIds) == 0 && InEventLoop(ctx) {
+			return SessionsResult{}, ErrWouldWait // every session the caller may see
+		}
 		infos, err := s.eng.DescribeSessions(ctx, p.AuthToken, p.AuthTokens, p.SessionIds)
 		if err != nil {
 			return SessionsResult{}, err
