@@ -21,16 +21,17 @@ import (
 // socket empty, hands the connection to the server's event loop instead of waiting in Go's
 // poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
 // own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
-// reads once, answers the quick requests inline and writes their replies, as Redis does:
+// reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
+// as Redis does:
 // two system calls a request, made directly while the descriptor is held open (Control), no
 // goroutine woken and no read that finds nothing. Through Go's poller every request costs a
 // read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
 // `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
 // 1.04-1.07x (README, Performance).
 //
-// Anything else goes back to the reader goroutine, which serves it as before and hands the
-// connection over again the next time it finds the socket empty with nothing in flight: a
-// request that is not quick (it runs in a handler goroutine, which writes its own reply), a
+// Anything else goes back to the reader goroutine, not taken, which serves it as before and
+// hands the connection over again the next time it finds the socket empty with nothing in
+// flight: a request for another method, or one that says it would wait (ErrWouldWait), a
 // request not yet whole (RequestReadTimeout), one too large, a reply the socket would not
 // take at once (the reader waits for the client, WriteTimeout), the end of input or an error,
 // and stopping. The reader waits meanwhile, for the loop to give the connection back, for
