@@ -468,10 +468,13 @@ func (c *conn) takeBack() {
 }
 
 // armLoop, called before each read, lets the read hand the connection to the loop (not wait)
-// when nothing is in flight and no frame has been started.
+// when nothing is in flight, no frame has been started, and the last request the reader
+// answered was one the loop answers too: a client whose requests the loop would only hand
+// back (another method, or one that would wait) stays with its reader, rather than pay a
+// hand-over and a hand-back each.
 func (c *conn) armLoop(partial bool) {
 	if lc := c.lc; lc != nil {
-		lc.r.noWait = !partial && !lc.noHandOver && !lc.noLoop && c.inFlight.Load() == 0
+		lc.r.noWait = !partial && !lc.noHandOver && !lc.noLoop && c.lastNeverWaits && c.inFlight.Load() == 0
 		lc.noHandOver = false
 	}
 }

@@ -431,3 +431,29 @@ func TestEventLoopLeavesWaitingMethods(t *testing.T) {
 		t.Errorf("the loop answered %d requests, want the 5 or 6 that never wait", n)
 	}
 }
+
+// TestEventLoopOnlyForItsRequests checks that a connection goes to the loop only after a
+// request the loop answers: one whose requests the loop would hand back stays with its
+// reader, rather than pay a hand-over and a hand-back each.
+func TestEventLoopOnlyForItsRequests(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	var handOvers atomic.Int32
+	srv.hookHandOver = func(*conn) { handOvers.Add(1) }
+	c := dialTCP(t, addr)
+	for i := 1; i <= 5; i++ {
+		for _, method := range []string{"inline", "slow"} {
+			if got := c.call(t, loopFrame(method, i)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, i) {
+				t.Fatalf("reply %s", got)
+			}
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := handOvers.Load(); n != 0 {
+		t.Fatalf("%d hand-overs for requests the loop does not answer", n)
+	}
+	c.call(t, loopFrame("fast", 6))
+	time.Sleep(20 * time.Millisecond)
+	if n := handOvers.Load(); n != 1 {
+		t.Fatalf("%d hand-overs after a request the loop answers, want 1", n)
+	}
+}

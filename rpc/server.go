@@ -326,6 +326,9 @@ type conn struct {
 	partialFrame uint64 // frames read when partialSince was set
 	frames       uint64
 	keepDeadline bool // the deadline was set by retryRead; arm leaves it alone once
+	// lastNeverWaits: the last request the reader answered inline was one the event loop
+	// answers too, so the connection goes to the loop when its socket is empty (armLoop).
+	lastNeverWaits bool
 
 	// Replies are written by the goroutine that produced them, one at a time under wmu, into
 	// one buffer. queued counts replies waiting for wmu; whoever writes the last one flushes,
@@ -494,6 +497,9 @@ func (c *conn) answerInline(frame []byte) bool {
 // its reply, or nil for a notification; for the event loop (loop), only if the method also
 // never waits.
 func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
+	if !loop {
+		c.lastNeverWaits = false
+	}
 	p := getParser()
 	defer putParser(p)
 	kind, _ := p.parse(frame, c.srv.opts.MaxBatch)
@@ -507,6 +513,9 @@ func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
 	m, interned := c.srv.quickMethod(req.method)
 	if !m.quick || loop && !m.neverWaits {
 		return nil, false
+	}
+	if !loop {
+		c.lastNeverWaits = m.neverWaits
 	}
 	ctx := c.ctx
 	if loop {

@@ -33,6 +33,21 @@ type fakeDispatcher struct {
 	last    atomic.Pointer[Call]
 }
 
+// quickFake is the fakeDispatcher with its methods that only compute (and the one that
+// panics) quick and never waiting: the TCP tests run with the event loop answering them
+// (TestTCPOnEventLoop).
+type quickFake struct{ *fakeDispatcher }
+
+func (quickFake) Quick(method string) bool {
+	switch method {
+	case "subtract", "sum", "update", "notify_hello", "notify_sum", "get_data", "echo", "big", "whoami", "panic", "fail":
+		return true
+	}
+	return false
+}
+
+func (q quickFake) NeverWaits(method string) bool { return q.Quick(method) }
+
 func newFakeDispatcher() *fakeDispatcher {
 	return &fakeDispatcher{entered: make(chan string, 1024), release: make(chan struct{})}
 }
@@ -176,7 +191,11 @@ func newTestServer(t testing.TB, opts Options) *testServer {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	fake := newFakeDispatcher()
-	srv := NewServer(fake, opts)
+	var d Dispatcher = fake
+	if testEventLoop.Load() {
+		d = quickFake{fake} // so that the loop answers some of the requests
+	}
+	srv := NewServer(d, opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
