@@ -368,15 +368,6 @@ func (lc *loopConn) io(trap uintptr, p []byte) (int, syscall.Errno) {
 	return lc.ioN, lc.ioErrno
 }
 
-// rawCall makes a read or write system call on fd with p, again when interrupted.
-func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if errno != syscall.EINTR {
-			return int(n), errno
-		}
-	}
-}
 
 // handOver hands the connection to the loop and waits until it comes back: the loop gives
 // it back, it stops, or it has been idle for ReadIdleTimeout. The reader calls it when a read

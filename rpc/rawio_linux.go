@@ -108,20 +108,26 @@ func (h *rawHalf) opError(errno syscall.Errno) error {
 // try is one attempt at the system call; false means the socket is not ready and the poller
 // waits.
 func (h *rawHalf) try(fd uintptr) bool {
+	n, e := rawCall(h.trap, fd, h.buf)
+	switch e {
+	case syscall.EAGAIN:
+		h.again = h.noWait
+		return h.noWait
+	case 0:
+		h.n = n
+	default:
+		h.errno = e
+	}
+	return true
+}
+
+// rawCall makes a read or write system call (trap) on fd with p, again when interrupted.
+func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
-		n, _, e := syscall.RawSyscall(h.trap, fd, uintptr(unsafe.Pointer(&h.buf[0])), uintptr(len(h.buf)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			h.again = h.noWait
-			return h.noWait
-		case 0:
-			h.n = int(n)
-		default:
-			h.errno = e
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno != syscall.EINTR {
+			return int(n), errno
 		}
-		return true
 	}
 }
 
