@@ -309,7 +309,7 @@ func (c *conn) loopFrames() bool {
 			c.frames++
 			continue
 		}
-		out, ok := c.quickReply(line, true)
+		out, ok, _ := c.quickReply(line, true)
 		if !ok {
 			// Not a quick method that never waits: the reader answers it, inline or in
 			// a handler, and hands the connection over again once nothing is in flight.
@@ -367,7 +367,6 @@ func (lc *loopConn) io(trap uintptr, p []byte) (int, syscall.Errno) {
 	}
 	return lc.ioN, lc.ioErrno
 }
-
 
 // handOver hands the connection to the loop and waits until it comes back: the loop gives
 // it back, it stops, or it has been idle for ReadIdleTimeout. The reader calls it when a read

@@ -480,7 +480,8 @@ type QuickDispatcher interface {
 // method, and reports whether it did. The frame's slot is taken (begin); answerInline frees
 // it when it answers, and leaves it to the handler otherwise.
 func (c *conn) answerInline(frame []byte) bool {
-	out, quick := c.quickReply(frame, false)
+	out, quick, neverWaits := c.quickReply(frame, false)
+	c.lastNeverWaits = neverWaits
 	if !quick {
 		return false
 	}
@@ -495,27 +496,18 @@ func (c *conn) answerInline(frame []byte) bool {
 
 // quickReply answers frame if it is one valid request for a quick method (quick true), with
 // its reply, or nil for a notification; for the event loop (loop), only if the method also
-// never waits.
-func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
-	if !loop {
-		c.lastNeverWaits = false
-	}
+// never waits. neverWaits reports whether the method is one the loop answers.
+func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick, neverWaits bool) {
 	p := getParser()
 	defer putParser(p)
 	kind, _ := p.parse(frame, c.srv.opts.MaxBatch)
-	if kind != kindSingle {
-		return nil, false
+	if kind != kindSingle || p.reqs[0].invalid != "" {
+		return nil, false, false
 	}
 	req := &p.reqs[0]
-	if req.invalid != "" {
-		return nil, false
-	}
 	m, interned := c.srv.quickMethod(req.method)
 	if !m.quick || loop && !m.neverWaits {
-		return nil, false
-	}
-	if !loop {
-		c.lastNeverWaits = m.neverWaits
+		return nil, false, m.neverWaits
 	}
 	ctx := c.ctx
 	if loop {
@@ -525,9 +517,9 @@ func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick bool) {
 	if !c.srv.serveMethod(ctx, req, m, interned, c.client, "", out) {
 		wait := out.wouldWait
 		putOut(out)
-		return nil, !wait
+		return nil, !wait, m.neverWaits
 	}
-	return out, true
+	return out, true, m.neverWaits
 }
 
 // quickMethod decodes a request's raw method name and says whether the QuickDispatcher
