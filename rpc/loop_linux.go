@@ -84,7 +84,7 @@ const (
 
 // loopConn is a connection's state for the event loop.
 type loopConn struct {
-	loop  *eventLoop // the server's, kept here: Shutdown closes it and lets go of it
+	loop  *eventLoop // the server's, from the first hand-over, kept here: Shutdown closes it and lets go of it
 	r     *rawReader
 	w     *rawWriter
 	rc    syscall.RawConn
@@ -373,6 +373,13 @@ func (lc *loopConn) io(trap uintptr, p []byte) (int, syscall.Errno) {
 // that may not wait finds nothing (errWouldBlock), and then reads again.
 func (c *conn) handOver() {
 	lc := c.lc
+	if lc.loop == nil {
+		if lc.loop = c.srv.eventLoop(); lc.loop == nil {
+			lc.noLoop = true // the reader reads on its own
+			return
+		}
+		c.loopCtx = context.WithValue(c.ctx, loopCtxKey{}, true)
+	}
 	var idle <-chan time.Time
 	if timeout := c.srv.opts.ReadIdleTimeout; timeout > 0 {
 		left := time.Until(time.Unix(0, c.lastActive.Load()).Add(timeout))
@@ -485,10 +492,19 @@ func (s *Server) useLoop(c *conn, r, w any) {
 	if err != nil {
 		return
 	}
+	lc := &loopConn{r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
+	lc.ioFn = func(fd uintptr) { lc.ioN, lc.ioErrno = rawCall(lc.ioTrap, fd, lc.ioBuf) }
+	c.lc = lc
+}
+
+// eventLoop returns the server's event loop, made at the first hand-over, so that a server
+// whose connections never hand over (on the Redis store, none does) has none; nil once the
+// server is closing (a loop made then would never be closed) or if it cannot be made.
+func (s *Server) eventLoop() *eventLoop {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing {
-		s.mu.Unlock()
-		return // the connection is refused; a loop made now would never be closed
+		return nil
 	}
 	if s.loop == nil && s.loopErr == nil {
 		s.loop, s.loopErr = newEventLoop()
@@ -496,12 +512,5 @@ func (s *Server) useLoop(c *conn, r, w any) {
 			s.log.Warn("rpc: no event loop; connections are served without it", "err", s.loopErr)
 		}
 	}
-	l := s.loop
-	s.mu.Unlock()
-	if l != nil {
-		lc := &loopConn{loop: l, r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
-		lc.ioFn = func(fd uintptr) { lc.ioN, lc.ioErrno = rawCall(lc.ioTrap, fd, lc.ioBuf) }
-		c.lc = lc
-		c.loopCtx = context.WithValue(c.ctx, loopCtxKey{}, true)
-	}
+	return s.loop
 }

@@ -451,6 +451,12 @@ func TestEventLoopOnlyForItsRequests(t *testing.T) {
 	if n := handOvers.Load(); n != 0 {
 		t.Fatalf("%d hand-overs for requests the loop does not answer", n)
 	}
+	srv.mu.Lock()
+	made := srv.loop != nil
+	srv.mu.Unlock()
+	if made {
+		t.Fatal("the server made its event loop before any hand-over")
+	}
 	c.call(t, loopFrame("fast", 6))
 	time.Sleep(20 * time.Millisecond)
 	if n := handOvers.Load(); n != 1 {

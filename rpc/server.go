@@ -127,7 +127,7 @@ type Server struct {
 
 	// The event loop that serves TCP connections on a single processor (loop_linux.go):
 	// loopOn is set by NewServer (or a test, before serving), loop made at the first
-	// connection.
+	// hand-over.
 	loopOn  bool
 	loop    *eventLoop
 	loopErr error
