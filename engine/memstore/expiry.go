@@ -82,7 +82,7 @@ func (s *Store) popExpired(now int64) []slot {
 		case !r.live(now):
 			s.heapRemove(0)
 			expired = append(expired, n)
-		case r.expiresAt == never:
+		case r.expiry() == never:
 			s.heapRemove(0)
 		default: // touched since it was queued
 			s.expiry[0].at = r.expiresAt

@@ -98,7 +98,8 @@ type record struct {
 	tokenHash engine.TokenHash
 
 	createdAt, lastAccessedAt, lastActiveAt, lifetimeEnd int64
-	// expiresAt is the packed ExpiresAt, or never.
+	// expiresAt is the packed ExpiresAt, or never; while behind is set, only a lower bound
+	// of it (a touch moved the expiry later and did not recompute it: see touchExpiry).
 	expiresAt int64
 	// user and addr are the record's groups in Store.users and Store.addrs (addr 0: no
 	// address); userPos and addrPos its positions in their members.
@@ -108,6 +109,8 @@ type record struct {
 	heapIndex int32
 	// touched is set while the record waits in Store.touched.
 	touched bool
+	// behind says expiresAt may be earlier than the session's expiry.
+	behind bool
 }
 
 // profileCache remembers the profile interned last: sessions created or loaded one after
@@ -142,7 +145,7 @@ func (r *record) setFields(s *engine.Session, profiles *profileCache) {
 	r.lastAccessedAt = packTime(s.LastAccessedAt)
 	r.lastActiveAt = packTime(s.LastActiveAt)
 	r.lifetimeEnd = packTime(s.LifetimeEnd)
-	r.expiresAt = expiryOf(s)
+	r.expiresAt, r.behind = expiryOf(s), false
 }
 
 // fill writes the session r stands for, from clientAddress, into s.
@@ -167,9 +170,35 @@ func (r *record) fill(s *engine.Session, clientAddress string) {
 // refreshExpiry recomputes expiresAt after the clocks changed. The engine's ExpiresAt stays
 // the only definition of when a session ends.
 func (r *record) refreshExpiry() {
+	r.expiresAt, r.behind = r.exactExpiry(), false
+}
+
+// exactExpiry is the packed ExpiresAt of r, or never.
+func (r *record) exactExpiry() int64 {
 	var s engine.Session
 	r.fill(&s, "")
-	r.expiresAt = expiryOf(&s)
+	return expiryOf(&s)
+}
+
+// touchExpiry follows a touch at atN, which can only move the expiry later. Recomputing it
+// costs as much as the rest of a token check, so expiresAt stays where it was, a lower bound,
+// until atN reaches it: then a session touched all the time recomputes it once an idle
+// timeout, not once a touch.
+func (r *record) touchExpiry(atN int64) {
+	if atN < r.expiresAt {
+		r.behind = true
+		return
+	}
+	r.refreshExpiry()
+}
+
+// expiry is the packed ExpiresAt of r, or never, with expiresAt brought up to date. The write
+// lock is held.
+func (r *record) expiry() int64 {
+	if r.behind {
+		r.refreshExpiry()
+	}
+	return r.expiresAt
 }
 
 // expiryOf is the packed end of s, or never.
@@ -181,8 +210,11 @@ func expiryOf(s *engine.Session) int64 {
 	return packTime(end)
 }
 
-// live reports whether r has not expired at the packed time now.
-func (r *record) live(now int64) bool { return now < r.expiresAt }
+// live reports whether r has not expired at the packed time now. It writes nothing: the read
+// lock is enough.
+func (r *record) live(now int64) bool {
+	return now < r.expiresAt || r.behind && now < r.exactExpiry()
+}
 
 // chunkSize is the number of records in one slab.
 const chunkSize = 1024

@@ -271,7 +271,7 @@ func (s *Store) touch(n slot, atN int64, active bool) {
 		return
 	}
 	// The expiry can only move later, so the heap entry stays a valid lower bound.
-	r.refreshExpiry()
+	r.touchExpiry(atN)
 	if s.journal != nil && !r.touched {
 		r.touched = true
 		s.touched = append(s.touched, n)
