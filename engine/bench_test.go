@@ -120,3 +120,17 @@ func BenchmarkLoginProductionHash(b *testing.B) {
 		clock.Advance(2 * time.Hour)
 	}
 }
+
+// BenchmarkParseToken measures the shape, checksum and hash check of a token.
+func BenchmarkParseToken(b *testing.B) {
+	token, err := engine.NewToken(rand.Reader, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := engine.ParseToken(token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -53,16 +53,17 @@ func NewToken(r io.Reader, permanent bool) (string, error) {
 	return prefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
-// tokenChecksum is the CRC-32C of prefix and random. It is computed here, eight bytes a
+// tokenChecksum is the CRC-32C of prefix and random. The CRC after each prefix is computed
+// once (crcAfter). It is computed here, eight bytes a
 // step (slicing by 8), rather than with crc32.Update: that one makes its argument escape,
 // which costs two allocations on every token check. Byte by byte (40 dependent table
 // lookups) it took 11 % of a pingSession's request path; BenchmarkRequestPath/pingSession
 // went from 675-681 ns to 638-641.
 func tokenChecksum(prefix string, random []byte) uint32 {
 	t := &crcTables
-	crc := ^uint32(0)
-	for i := 0; i < len(prefix); i++ {
-		crc = t[0][byte(crc)^prefix[i]] ^ crc>>8
+	crc := crcAfter[0]
+	if prefix == PermanentTokenPrefix {
+		crc = crcAfter[1]
 	}
 	for ; len(random) >= 8; random = random[8:] {
 		crc ^= binary.LittleEndian.Uint32(random)
@@ -73,6 +74,50 @@ func tokenChecksum(prefix string, random []byte) uint32 {
 		crc = t[0][byte(crc)^b] ^ crc>>8
 	}
 	return ^crc
+}
+
+// crcAfter is the running CRC-32C (not yet inverted) after the temporary and the permanent
+// token prefix.
+var crcAfter = [2]uint32{crcState(TemporaryTokenPrefix), crcState(PermanentTokenPrefix)}
+
+func crcState(prefix string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(prefix); i++ {
+		crc = crcTables[0][byte(crc)^prefix[i]] ^ crc>>8
+	}
+	return crc
+}
+
+// base64URLValues maps a base64url character to its six bits, and every other byte to 0xff.
+var base64URLValues = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
+
+// decodeTokenBody decodes a token's base64url body (tokenBodyLen characters, a multiple of
+// four, so every such string is canonical) into raw, and reports whether every character
+// was one of the alphabet. It does in a straight loop what base64.RawURLEncoding.Decode does
+// with its general checks, and the CRC starts from the prefix's (crcAfter): BenchmarkParseToken
+// went from 110-116 ns to 101-111.
+func decodeTokenBody(raw *[tokenRandomBytes + tokenCheckBytes]byte, body string) bool {
+	if len(body) != tokenBodyLen {
+		return false
+	}
+	t := &base64URLValues
+	var bad byte
+	for i, j := 0, 0; i+4 <= len(body) && j+3 <= len(raw); i, j = i+4, j+3 {
+		a, b, c, d := t[body[i]], t[body[i+1]], t[body[i+2]], t[body[i+3]]
+		bad |= a | b | c | d
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		raw[j], raw[j+1], raw[j+2] = byte(v>>16), byte(v>>8), byte(v)
+	}
+	return bad < 64
 }
 
 // ParsedToken is what can be learned from a token without a store read.
@@ -97,8 +142,7 @@ func ParseToken(token string) (ParsedToken, error) {
 		return ParsedToken{}, ErrInvalidToken
 	}
 	var raw [tokenRandomBytes + tokenCheckBytes]byte
-	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token[len(prefix):]))
-	if err != nil || n != len(raw) {
+	if !decodeTokenBody(&raw, token[len(prefix):]) {
 		return ParsedToken{}, ErrInvalidToken
 	}
 	if binary.BigEndian.Uint32(raw[tokenRandomBytes:]) != tokenChecksum(prefix, raw[:tokenRandomBytes]) {
