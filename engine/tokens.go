@@ -129,29 +129,48 @@ type ParsedToken struct {
 // ParseToken checks a token's shape, prefix and checksum and returns its hash. Malformed
 // tokens return ErrInvalidToken without touching the store.
 func ParseToken(token string) (ParsedToken, error) {
-	if len(token) != TokenLength {
-		return ParsedToken{}, ErrInvalidToken
-	}
-	prefix := token[:len(TemporaryTokenPrefix)]
-	var p ParsedToken
-	switch prefix {
-	case TemporaryTokenPrefix:
-	case PermanentTokenPrefix:
-		p.Permanent = true
-	default:
+	permanent, ok := tokenKind(token)
+	if !ok {
 		return ParsedToken{}, ErrInvalidToken
 	}
 	var raw [tokenRandomBytes + tokenCheckBytes]byte
-	if !decodeTokenBody(&raw, token[len(prefix):]) {
+	prefix := token[:len(TemporaryTokenPrefix)]
+	if !decodeTokenBody(&raw, token[len(prefix):]) ||
+		binary.BigEndian.Uint32(raw[tokenRandomBytes:]) != tokenChecksum(prefix, raw[:tokenRandomBytes]) {
 		return ParsedToken{}, ErrInvalidToken
 	}
-	if binary.BigEndian.Uint32(raw[tokenRandomBytes:]) != tokenChecksum(prefix, raw[:tokenRandomBytes]) {
+	return ParsedToken{Permanent: permanent, Hash: hashToken(token)}, nil
+}
+
+// parseTokenShape is ParseToken without the body's alphabet and checksum: it checks the
+// length and the prefix only. It is for a token looked up in memory next (Engine.lookupToken).
+func parseTokenShape(token string) (ParsedToken, error) {
+	permanent, ok := tokenKind(token)
+	if !ok {
 		return ParsedToken{}, ErrInvalidToken
 	}
+	return ParsedToken{Permanent: permanent, Hash: hashToken(token)}, nil
+}
+
+// tokenKind checks a token's length and prefix and says whether it is a permanent one.
+func tokenKind(token string) (permanent, ok bool) {
+	if len(token) != TokenLength {
+		return false, false
+	}
+	switch token[:len(TemporaryTokenPrefix)] {
+	case TemporaryTokenPrefix:
+		return false, true
+	case PermanentTokenPrefix:
+		return true, true
+	}
+	return false, false
+}
+
+// hashToken is the SHA-256 of a token, the only form stores keep.
+func hashToken(token string) TokenHash {
 	var text [TokenLength]byte // on the stack: []byte(token) would be a heap copy
 	copy(text[:], token)
-	p.Hash = sha256.Sum256(text[:])
-	return p, nil
+	return sha256.Sum256(text[:])
 }
 
 // Fingerprint is a short, non-reversible tag for a token, safe to log: the first 12 hex
