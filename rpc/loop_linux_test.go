@@ -242,10 +242,30 @@ func handedOver(t *testing.T, addr string) *tcpClient {
 	return c
 }
 
+// waitStopping waits until every connection of srv is stopping.
+func waitStopping(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		srv.mu.Lock()
+		all := true
+		for c := range srv.conns {
+			all = all && c.stopping.Load()
+		}
+		srv.mu.Unlock()
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connections are not stopping after 5 s")
+		}
+	}
+}
+
 // TestEventLoopEdges checks, with the loop and without, what the loop hands back to the
 // reader or must not miss: a half close right behind a request, urgent data, a reply the
 // client does not read at once (beside another client), requests filling the read buffer,
-// a request too large, Shutdown while a quick method runs in the loop, and input that comes
+// a request too large, Shutdown while a quick method runs in the loop (with requests read
+// behind it, which a stopping connection does not take), and input that comes
 // while the connection is being handed over.
 func TestEventLoopEdges(t *testing.T) {
 	for _, tc := range []struct {
@@ -344,6 +364,29 @@ func TestEventLoopEdges(t *testing.T) {
 				t.Fatalf("reply %q, %v", got, err)
 			}
 			expectClosed(t, c)
+		}},
+		{name: "shutdown with requests read behind the running call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
+			c := handedOver(t, addr)
+			_ = c.Send([]byte(loopFrame("wait", 1) + "\n" + loopFrame("fast", 2) + "\n" + loopFrame("fast", 3)))
+			time.Sleep(20 * time.Millisecond) // the call runs, the other two read behind it
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(ctx) }()
+			waitStopping(t, srv)
+			close(q.release)
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			// The call taken is answered; a stopping connection takes no more requests.
+			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
+				t.Fatalf("reply %q, %v", got, err)
+			}
+			if got, err := c.Recv(); err == nil {
+				t.Fatalf("reply %s after the stop", got)
+			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server did not close the connection")
+			}
 		}},
 		{name: "forced shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			c := handedOver(t, addr)
