@@ -1,5 +1,3 @@
-//go:build !race
-
 package rpc
 
 import (
@@ -7,7 +5,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // rawHalf reads or writes a TCP connection's socket with raw read(2) and write(2) calls made
@@ -25,8 +22,8 @@ import (
 // What a raw call gives up is the processor for other goroutines for its few microseconds.
 //
 // A raw call also skips the race detector's annotations (the kernel filling the read buffer,
-// the ordering between I/O calls), so race builds serve TCP through the net.Conn instead
-// (rawio_other.go), and .ci/run runs the raw path's tests without -race.
+// the ordering between I/O calls): race builds make the calls through syscall.Read and Write
+// instead, which make them (rawcall_race_linux.go).
 type rawHalf struct {
 	call  func(func(fd uintptr) bool) error // the RawConn's Read or Write, bound once
 	trap  uintptr                           // SYS_READ or SYS_WRITE
@@ -119,16 +116,6 @@ func (h *rawHalf) try(fd uintptr) bool {
 		h.errno = e
 	}
 	return true
-}
-
-// rawCall makes a read or write system call (trap) on fd with p, again when interrupted.
-func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if errno != syscall.EINTR {
-			return int(n), errno
-		}
-	}
 }
 
 func (r *rawReader) Read(p []byte) (int, error) {
