@@ -23,7 +23,7 @@ import (
 //
 // A raw call also skips the race detector's annotations (the kernel filling the read buffer,
 // the ordering between I/O calls): race builds make the calls through syscall.Read and Write
-// instead, which make them (rawcall_race_linux.go).
+// instead, which make those annotations (rawcall_race_linux.go).
 type rawHalf struct {
 	call  func(func(fd uintptr) bool) error // the RawConn's Read or Write, bound once
 	trap  uintptr                           // SYS_READ or SYS_WRITE
