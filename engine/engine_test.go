@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -588,6 +589,49 @@ func TestTokens(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && p.Permanent != tc.permanent) {
 			t.Errorf("ParseToken(%q) = %+v, %v", tc.token, p, err)
 		}
+	}
+}
+
+// TestMalformedTokenWhateverTheStore checks that a token with a bad checksum is
+// ErrInvalidToken for Validate, PingSession and a tickle even when the call is cancelled or
+// the store is closed, on a store that checks tokens in memory (which looks the token up
+// without checking its checksum first) and on one that does not.
+func TestMalformedTokenWhateverTheStore(t *testing.T) {
+	for _, inMemory := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in memory %v", inMemory), func(t *testing.T) {
+			ms := memstore.New(memstore.Options{})
+			var store engine.Store = ms
+			if !inMemory {
+				store = plainStore{ms}
+			}
+			f := newFixtureOn(t, store, nil)
+			last := len(f.admin) - 1
+			bad := f.admin[:last] + flip(f.admin[last])
+			cancelled, cancel := context.WithCancel(context.Background())
+			cancel()
+			checks := func(ctx context.Context) []error {
+				_, validateErr := f.e.Validate(ctx, bad)
+				ok, tickleErr := f.e.SetUserPreference(ctx, bad, engine.TickleLabel, "x")
+				if ok {
+					tickleErr = errors.New("a tickle with it answered true")
+				}
+				return []error{validateErr, f.e.PingSession(ctx, bad), tickleErr}
+			}
+			got := checks(cancelled)
+			ms.Close()
+			got = append(got, checks(context.Background())...)
+			for i, err := range got {
+				if i%3 == 2 { // a tickle answers false for an invalid key
+					if err != nil {
+						t.Errorf("tickle %d: %v, want no error", i/3, err)
+					}
+					continue
+				}
+				if !errors.Is(err, engine.ErrInvalidToken) {
+					t.Errorf("check %d: %v, want ErrInvalidToken", i, err)
+				}
+			}
+		})
 	}
 }
 

@@ -286,7 +286,7 @@ func (e *Engine) touch(ctx context.Context, token string, active bool) (*Session
 		}
 	}
 	if err != nil {
-		return nil, tokenError(err)
+		return nil, tokenLookupError(token, err)
 	}
 	s.LastAccessedAt = now
 	if active {
@@ -335,20 +335,35 @@ func (e *Engine) keepAlive(ctx context.Context, token string, active bool) error
 	if err != nil {
 		return ErrInvalidToken
 	}
-	return tokenError(e.toucher.TouchToken(ctx, parsed.Hash, e.clock.Now(), active))
+	return tokenLookupError(token, e.toucher.TouchToken(ctx, parsed.Hash, e.clock.Now(), active))
 }
 
 // lookupToken parses a token that is looked up next. A store that checks tokens in memory
 // (TokenToucher) finds a hash for less than the checksum costs, and a token it finds was
-// issued by sessiond, checksum and all, so only the length and the prefix are checked (a
-// mistyped token is not found instead, with the same ErrInvalidToken). Other stores are
-// spared a read or a round trip by the whole check. The checksum and the base64 decoding,
+// issued by sessiond, checksum and all, so only the length and the prefix are checked: a
+// mistyped token is not found instead, and tokenLookupError makes any failure of its lookup
+// ErrInvalidToken, as before. Other stores are spared a read or a round trip by the whole
+// check. The checksum and the base64 decoding,
 // with their tables (8 KiB), took BenchmarkRequestPath/pingSession from 531-552 ns to 476-479.
 func (e *Engine) lookupToken(token string) (ParsedToken, error) {
 	if e.toucher != nil {
 		return parseTokenShape(token)
 	}
 	return ParseToken(token)
+}
+
+// tokenLookupError is err, from looking up token's hash, as a token check reports it. A
+// token that fails ParseToken (whose check lookupToken may have skipped) is ErrInvalidToken,
+// whatever the store said: a cancelled call or a closed store does not change the answer to
+// a malformed token.
+func tokenLookupError(token string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, perr := ParseToken(token); perr != nil {
+		return ErrInvalidToken
+	}
+	return tokenError(err)
 }
 
 // tokenError is a store's error as a token check reports it: no such live session means the
