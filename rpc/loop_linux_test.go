@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -184,7 +185,8 @@ func TestEventLoopFairness(t *testing.T) {
 // "inline" as a quick method that may wait, and "slow" in a handler.
 type loopQuick struct {
 	release chan struct{}
-	started chan struct{}
+	started chan struct{} // closed by "ctxwait"
+	waiting chan struct{} // "wait" has started
 }
 
 func (q *loopQuick) Quick(method string) bool { return method != "slow" }
@@ -196,6 +198,10 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	case "big":
 		return strings.Repeat("x", 16<<20), nil
 	case "wait":
+		select {
+		case q.waiting <- struct{}{}:
+		default:
+		}
 		<-q.release
 	case "ctxwait":
 		close(q.started)
@@ -212,7 +218,7 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 func loopServer(t *testing.T, loop bool, opts Options) (*Server, *loopQuick, string) {
 	t.Helper()
 	opts.Logger = slog.New(slog.DiscardHandler)
-	q := &loopQuick{release: make(chan struct{}), started: make(chan struct{})}
+	q := &loopQuick{release: make(chan struct{}), started: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	srv := NewServer(q, opts)
 	srv.loopOn = loop
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -348,7 +354,7 @@ func TestEventLoopEdges(t *testing.T) {
 		{name: "shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			c := handedOver(t, addr)
 			_ = c.Send([]byte(loopFrame("wait", 1)))
-			time.Sleep(20 * time.Millisecond) // the call runs
+			<-q.waiting
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
@@ -366,7 +372,7 @@ func TestEventLoopEdges(t *testing.T) {
 		{name: "shutdown with requests read behind the running call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			c := handedOver(t, addr)
 			_ = c.Send([]byte(loopFrame("wait", 1) + "\n" + loopFrame("fast", 2) + "\n" + loopFrame("fast", 3)))
-			time.Sleep(20 * time.Millisecond) // the call runs, the other two read behind it
+			<-q.waiting // the call runs, the other two read behind it (one write, one read)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
@@ -380,9 +386,10 @@ func TestEventLoopEdges(t *testing.T) {
 			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
 				t.Fatalf("reply %q, %v", got, err)
 			}
+			var ne net.Error
 			if got, err := c.Recv(); err == nil {
 				t.Fatalf("reply %s after the stop", got)
-			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			} else if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the server did not close the connection")
 			}
 		}},
