@@ -194,7 +194,8 @@ func compareLive(t *testing.T, step int, s *Store, model map[string]*engine.Sess
 
 // checkIndexes checks that every index agrees with the sessions map, and that the expiry
 // heap is a heap whose entries point back at their records, are never later than their
-// session's expiry, and cover every session that can expire.
+// session's expiry, and cover every session that can expire; and that a record's expiry is
+// exact, or a lower bound while it is marked behind.
 func checkIndexes(t *testing.T, s *Store) {
 	t.Helper()
 	for i, e := range s.expiry {
@@ -220,6 +221,9 @@ func checkIndexes(t *testing.T, s *Store) {
 		}
 		if r.expiresAt != never && r.heapIndex < 0 {
 			t.Fatalf("session %s can expire but is not in the heap", id)
+		}
+		if exact := r.exactExpiry(); r.expiresAt > exact || !r.behind && r.expiresAt != exact {
+			t.Fatalf("session %s: expiry %d (behind %v), exactly %d", id, r.expiresAt, r.behind, exact)
 		}
 		if s.findToken(r.tokenHash) != n {
 			t.Fatalf("session %s is not found by its token hash", id)
