@@ -246,21 +246,21 @@ func handedOver(t *testing.T, addr string) *tcpClient {
 	return c
 }
 
-// waitStopping waits until every connection of srv is stopping.
-func waitStopping(t *testing.T, srv *Server) {
+// waitConns waits until every connection of srv is as ok says (what).
+func waitConns(t *testing.T, srv *Server, what string, ok func(*conn) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		srv.mu.Lock()
 		all := true
 		for c := range srv.conns {
-			all = all && c.stopping.Load()
+			all = all && ok(c)
 		}
 		srv.mu.Unlock()
 		if all {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the connections are not stopping after 5 s")
+			t.Fatalf("the connections do not %s after 5 s", what)
 		}
 	}
 }
@@ -377,7 +377,7 @@ func TestEventLoopEdges(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- srv.Shutdown(ctx) }()
-			waitStopping(t, srv)
+			waitConns(t, srv, "stop", func(c *conn) bool { return c.stopping.Load() })
 			close(q.release)
 			if err := <-done; err != nil {
 				t.Fatalf("Shutdown: %v", err)
@@ -434,11 +434,13 @@ func TestEventLoopEdges(t *testing.T) {
 			c := dialTCP(t, addr)
 			client.Store(c)
 			// The loop hands the slow one back; the reader answers the next one and
-			// hands the connection over again.
+			// hands the connection over again (once the slow one's handler has let go of
+			// its slot: the reply is written first).
 			for id, method := range []string{"fast", "slow", "fast"} {
 				if got := c.call(t, loopFrame(method, id+1)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, id+1) {
 					t.Fatalf("reply %s", got)
 				}
+				waitConns(t, srv, "have nothing in flight", func(c *conn) bool { return c.inFlight.Load() == 0 })
 			}
 			if !srv.loopOn {
 				return
