@@ -234,19 +234,31 @@ func loopFrame(method string, id int) string {
 	return fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"id":%d}`, method, id)
 }
 
-// handedOver returns a client whose connection has answered a request and waits for the
-// next one: with the loop, the loop has it.
-func handedOver(t *testing.T, addr string) *tcpClient {
+// handedOver returns a client of srv whose connection has answered a request and waits for
+// the next one: with the loop, the loop has it.
+func handedOver(t *testing.T, srv *Server, addr string) *tcpClient {
 	t.Helper()
 	c := dialTCP(t, addr)
 	if got := c.call(t, loopFrame("fast", 0)); got != `{"jsonrpc":"2.0","result":"fast","id":0}` {
 		t.Fatalf("first reply %s", got)
 	}
-	time.Sleep(20 * time.Millisecond) // the reader finds the socket empty and hands it over
+	onLoop(t, srv, c) // the reader finds the socket empty and hands it over
 	return c
 }
 
-// waitConns waits until every connection of srv is as ok says (what).
+// onLoop waits, if srv uses the event loop, until the loop has client's connection.
+func onLoop(t *testing.T, srv *Server, client *tcpClient) {
+	t.Helper()
+	if !srv.loopOn {
+		return
+	}
+	addr := client.conn.LocalAddr().String()
+	waitConns(t, srv, "go to the loop", func(c *conn) bool {
+		return c.nc.RemoteAddr().String() != addr || c.lc != nil && c.lc.owner.Load() == ownLoop
+	})
+}
+
+// waitConns waits until ok holds for every connection of srv (what it waits for, in words).
 func waitConns(t *testing.T, srv *Server, what string, ok func(*conn) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -277,8 +289,8 @@ func TestEventLoopEdges(t *testing.T) {
 		opts Options
 		run  func(t *testing.T, srv *Server, q *loopQuick, addr string)
 	}{
-		{name: "half close behind a request", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			c := handedOver(t, addr)
+		{name: "half close behind a request", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
 			_ = c.Send([]byte(loopFrame("fast", 1)))
 			_ = c.CloseSend()
 			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"fast","id":1}` {
@@ -286,8 +298,8 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 			expectClosed(t, c)
 		}},
-		{name: "urgent data", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			c := handedOver(t, addr)
+		{name: "urgent data", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
 			rc, err := c.conn.(*net.TCPConn).SyscallConn()
 			if err != nil {
 				t.Fatal(err)
@@ -312,10 +324,10 @@ func TestEventLoopEdges(t *testing.T) {
 				}
 			}
 		}},
-		{name: "reply not read at once", opts: Options{WriteTimeout: 5 * time.Second}, run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			slow := handedOver(t, addr)
+		{name: "reply not read at once", opts: Options{WriteTimeout: 5 * time.Second}, run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			slow := handedOver(t, srv, addr)
 			_ = slow.Send([]byte(loopFrame("big", 1)))
-			other := handedOver(t, addr)
+			other := handedOver(t, srv, addr)
 			if got := other.call(t, loopFrame("fast", 2)); got != `{"jsonrpc":"2.0","result":"fast","id":2}` {
 				t.Fatalf("other client: %s", got)
 			}
@@ -327,8 +339,8 @@ func TestEventLoopEdges(t *testing.T) {
 				t.Fatalf("after the big reply: %s", got)
 			}
 		}},
-		{name: "requests filling the read buffer", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			c := handedOver(t, addr)
+		{name: "requests filling the read buffer", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
 			frame := loopFrame("fast", 1)
 			frame += strings.Repeat(" ", 63-len(frame)) + "\n" // 64 bytes: 1,024 fill the buffer
 			if _, err := c.conn.Write([]byte(strings.Repeat(frame, 1024))); err != nil {
@@ -340,8 +352,8 @@ func TestEventLoopEdges(t *testing.T) {
 				}
 			}
 		}},
-		{name: "request too large", opts: Options{MaxRequestBytes: 100}, run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			c := handedOver(t, addr)
+		{name: "request too large", opts: Options{MaxRequestBytes: 100}, run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
 			frame := loopFrame("fast", 1)
 			got := c.call(t, frame+strings.Repeat(" ", 101-len(frame)))
 			if !strings.Contains(got, `"code":-32600`) && !strings.Contains(got, "too large") {
@@ -352,7 +364,7 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 		}},
 		{name: "shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
-			c := handedOver(t, addr)
+			c := handedOver(t, srv, addr)
 			_ = c.Send([]byte(loopFrame("wait", 1)))
 			<-q.waiting
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -370,7 +382,7 @@ func TestEventLoopEdges(t *testing.T) {
 			expectClosed(t, c)
 		}},
 		{name: "shutdown with requests read behind the running call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
-			c := handedOver(t, addr)
+			c := handedOver(t, srv, addr)
 			_ = c.Send([]byte(loopFrame("wait", 1) + "\n" + loopFrame("fast", 2) + "\n" + loopFrame("fast", 3)))
 			<-q.waiting // the call runs, the other two read behind it (one write, one read)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -394,7 +406,7 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 		}},
 		{name: "forced shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
-			c := handedOver(t, addr)
+			c := handedOver(t, srv, addr)
 			_ = c.Send([]byte(loopFrame("ctxwait", 1)))
 			<-q.started
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -410,8 +422,8 @@ func TestEventLoopEdges(t *testing.T) {
 				t.Fatal("a forced Shutdown is still waiting after 5 s")
 			}
 		}},
-		{name: "a quick method that may wait", run: func(t *testing.T, _ *Server, _ *loopQuick, addr string) {
-			c := handedOver(t, addr)
+		{name: "a quick method that may wait", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
 			_ = c.Send([]byte(loopFrame("inline", 1) + "\n" + loopFrame("fast", 2)))
 			for id, method := range []string{"inline", "fast"} {
 				if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, id+1) {
@@ -466,13 +478,15 @@ func TestEventLoopLeavesWaitingMethods(t *testing.T) {
 	srv, _, addr := loopServer(t, true, Options{})
 	served := make(chan int, 1)
 	srv.hookConnDone = func(c *conn) { served <- c.lc.served }
-	c := handedOver(t, addr) // fast, id 0
+	c := handedOver(t, srv, addr) // fast, id 0
 	for i := 1; i <= 15; i++ {
 		method := []string{"inline", "maybe", "fast"}[i%3]
 		if got := c.call(t, loopFrame(method, i)); got != fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%d}`, method, i) {
 			t.Fatalf("reply %s", got)
 		}
-		time.Sleep(10 * time.Millisecond) // the reader hands the connection over again
+		if method != "inline" {
+			onLoop(t, srv, c) // the reader hands the connection over again
+		}
 	}
 	c.conn.Close()
 	// The first request is the reader's or the loop's, as it comes before or after the
@@ -508,7 +522,7 @@ func TestEventLoopOnlyForItsRequests(t *testing.T) {
 		t.Fatal("the server made its event loop before any hand-over")
 	}
 	c.call(t, loopFrame("fast", 6))
-	time.Sleep(20 * time.Millisecond)
+	onLoop(t, srv, c)
 	if n := handOvers.Load(); n != 1 {
 		t.Fatalf("%d hand-overs after a request the loop answers, want 1", n)
 	}
