@@ -1,0 +1,182 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/enginetest"
+)
+
+// TestHashProcessPriority checks that every thread of the helpers has the lower priority, the
+// idle helper the SCHED_IDLE policy too, and that no thread of this process got either.
+func TestHashProcessPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are read from /proc")
+	}
+	hs := startTestHashers(t)
+	ctx := context.Background()
+	for _, h := range []*hashProcess{hs.idle, hs.niced} {
+		if _, err := h.derive(ctx, []byte("x"), []byte("salt-salt-salt-1"), enginetest.CheapHash, 32); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(pid, wantNice int, wantPolicy string) { // wantNice -1: any
+		tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("threads of %d: %v", pid, err)
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread ended
+			}
+			// Field 19 is the nice value and field 41 the policy (0 normal, 5 SCHED_IDLE);
+			// the command name (field 2) has no spaces here.
+			fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+			if nice, policy := fields[16], fields[38]; wantNice >= 0 && nice != strconv.Itoa(wantNice) || policy != wantPolicy {
+				t.Errorf("%s: nice %s, policy %s; want %d, %s", task, nice, policy, wantNice, wantPolicy)
+			}
+		}
+	}
+	check(helperPID(hs.idle), -1, "5") // SCHED_IDLE has no nice value
+	check(helperPID(hs.niced), hashWorkerNice, "0")
+	check(os.Getpid(), syscallNice(t), "0")
+}
+
+// TestHashersStarvedIdle checks that a hash the idle helper does not answer in time is
+// computed by the nice-10 helper, that the hashes after it go there too, that the idle
+// helper is used again once it answers, and once it is restarted after dying while starved.
+func TestHashersStarvedIdle(t *testing.T) {
+	hs := startTestHashers(t)
+	ctx := context.Background()
+	slow := engine.HashParams{MemoryKiB: 16 << 10, Iterations: 2, Parallelism: 1} // tens of ms
+	password, salt := []byte("secret"), []byte("salt-salt-salt-4")
+	want := wantKey(password, salt, slow, 32)
+	derive := func(what string) {
+		t.Helper()
+		if got, err := hs.derive(ctx, password, salt, slow, 32); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %x, %v", what, got, err)
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+	// A stopped idle helper answers nothing: it is starved.
+	idlePID := helperPID(hs.idle)
+	if err := syscall.Kill(idlePID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = syscall.Kill(idlePID, syscall.SIGCONT)
+		}
+	}()
+	hs.mu.Lock()
+	hs.patience = time.Millisecond
+	hs.mu.Unlock()
+	derive("late idle hash")
+	if !isStarving(hs) || helperPID(hs.niced) == 0 || sentTo(hs.niced) != 1 || sentTo(hs.idle) != 1 {
+		t.Fatalf("after a late idle hash: starving %v, nice-10 helper %d with %d requests, idle %d",
+			isStarving(hs), helperPID(hs.niced), sentTo(hs.niced), sentTo(hs.idle))
+	}
+	derive("hash while starving")
+	if sentTo(hs.niced) != 2 || sentTo(hs.idle) != 1 {
+		t.Errorf("while starving: %d requests to the nice-10 helper, %d to the idle one; want 2, 1", sentTo(hs.niced), sentTo(hs.idle))
+	}
+	// The idle helper answers the hash given up on, and is used again.
+	stopped = false
+	if err := syscall.Kill(idlePID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("answer from the resumed idle helper", func() bool { return !isStarving(hs) })
+	hs.mu.Lock()
+	hs.patience = time.Hour
+	hs.mu.Unlock()
+	derive("idle hash again")
+	if sentTo(hs.idle) != 2 || sentTo(hs.niced) != 2 {
+		t.Errorf("after the idle helper answered: %d requests to it, %d to the nice-10 one; want 2, 2", sentTo(hs.idle), sentTo(hs.niced))
+	}
+	// An idle helper that dies while starved is not given up on for good: it restarts.
+	hs.mu.Lock()
+	hs.starving = true
+	hs.mu.Unlock()
+	if err := syscall.Kill(idlePID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("end of starving after the idle helper died", func() bool { return !isStarving(hs) })
+	waitFor("restart allowed", func() bool {
+		hs.idle.mu.Lock()
+		defer hs.idle.mu.Unlock()
+		return time.Now().After(hs.idle.retryAt)
+	})
+	derive("hash after the idle helper died")
+	if pid := helperPID(hs.idle); pid == idlePID || sentTo(hs.idle) != 3 {
+		t.Errorf("idle helper %d (was %d) with %d requests; want a new one with 3", pid, idlePID, sentTo(hs.idle))
+	}
+}
+
+// syscallNice is this process's own nice value, which the helper must not have changed.
+func syscallNice(t *testing.T) int {
+	prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 20 - prio // the raw system call returns 20 - nice
+}
+
+// TestHashProcessSurvivesHelperDeath checks that hashes are still right while the helper is
+// dead (computed in this process) and after it was restarted.
+func TestHashProcessSurvivesHelperDeath(t *testing.T) {
+	h, logs := startTestHashProcess(t)
+	ctx := context.Background()
+	password, salt := []byte("secret"), []byte("salt-salt-salt-2")
+	want := wantKey(password, salt, enginetest.CheapHash, 32)
+	h.mu.Lock()
+	pid := h.pid
+	h.mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "helper stopped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the death went unnoticed: %s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("while dead: %x, %v", got, err)
+	}
+	for !strings.Contains(logs.String(), "restarted the password hash helper") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart: %s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("restarting: %x, %v", got, err)
+		}
+	}
+	h.mu.Lock()
+	restarted := h.pid
+	h.mu.Unlock()
+	if restarted == pid {
+		t.Fatal("no new helper")
+	}
+}
