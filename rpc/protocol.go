@@ -949,21 +949,18 @@ func (s *Server) serveMethod(ctx context.Context, req *rawRequest, m internedMet
 		BearerToken:    bearer,
 	}
 	result, err := s.dispatch(ctx, call)
-	if err == ErrWouldWait && InEventLoop(ctx) {
-		if m.quick {
-			*call = Call{}
-			callPool.Put(call)
-		}
-		out.wouldWait = true
-		return false
-	}
+	wouldWait := err == ErrWouldWait && InEventLoop(ctx)
 	var wire *jsonrpc2.Error
-	if err != nil {
+	if err != nil && !wouldWait {
 		wire = s.wireError(call, err)
 	}
 	if m.quick {
 		*call = Call{}
 		callPool.Put(call)
+	}
+	if wouldWait {
+		out.wouldWait = true
+		return false
 	}
 	if !interned && (wire == nil || wire.Code != jsonrpc2.CodeMethodNotFound) {
 		s.names.remember(s.internedMethod(method))
