@@ -116,16 +116,17 @@ func newEventLoop() (*eventLoop, error) {
 		syscall.Close(epfd)
 		return nil, os.NewSyscallError("eventfd2", errno)
 	}
+	fail := func(err error) (*eventLoop, error) {
+		syscall.Close(epfd)
+		syscall.Close(int(efd))
+		return nil, err
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET} // key 0
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(efd), &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(int(efd))
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return fail(os.NewSyscallError("epoll_ctl", err))
 	}
 	if err := syscall.SetNonblock(epfd, true); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(int(efd))
-		return nil, os.NewSyscallError("fcntl", err)
+		return fail(os.NewSyscallError("fcntl", err))
 	}
 	file := os.NewFile(uintptr(epfd), "epoll") // non-blocking: watched by Go's poller
 	rc, err := file.SyscallConn()
