@@ -277,6 +277,29 @@ func waitConns(t *testing.T, srv *Server, what string, ok func(*conn) bool) {
 	}
 }
 
+// shutdownDuringWait sends a "wait" call (id 1), then behind, on a connection the loop has,
+// shuts srv down while the call runs, releases it once the connection is stopping, and checks
+// that Shutdown returns and the call is answered. It returns the client.
+func shutdownDuringWait(t *testing.T, srv *Server, q *loopQuick, addr, behind string) *tcpClient {
+	t.Helper()
+	c := handedOver(t, srv, addr)
+	_ = c.Send([]byte(loopFrame("wait", 1) + behind))
+	<-q.waiting
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	waitConns(t, srv, "stop", func(c *conn) bool { return c.stopping.Load() })
+	close(q.release)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
+		t.Fatalf("reply %q, %v", got, err)
+	}
+	return c
+}
+
 // TestEventLoopEdges checks, with the loop and without, what the loop hands back to the
 // reader or must not miss: a half close right behind a request, urgent data, a reply the
 // client does not read at once (beside another client), requests filling the read buffer,
@@ -364,40 +387,13 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 		}},
 		{name: "shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
-			c := handedOver(t, srv, addr)
-			_ = c.Send([]byte(loopFrame("wait", 1)))
-			<-q.waiting
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- srv.Shutdown(ctx) }()
-			time.Sleep(20 * time.Millisecond) // the reader asks for its connection back
-			close(q.release)
-			if err := <-done; err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
-				t.Fatalf("reply %q, %v", got, err)
-			}
+			c := shutdownDuringWait(t, srv, q, addr, "")
 			expectClosed(t, c)
 		}},
 		{name: "shutdown with requests read behind the running call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
-			c := handedOver(t, srv, addr)
-			_ = c.Send([]byte(loopFrame("wait", 1) + "\n" + loopFrame("fast", 2) + "\n" + loopFrame("fast", 3)))
-			<-q.waiting // the call runs, the other two read behind it (one write, one read)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- srv.Shutdown(ctx) }()
-			waitConns(t, srv, "stop", func(c *conn) bool { return c.stopping.Load() })
-			close(q.release)
-			if err := <-done; err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			// The call taken is answered; a stopping connection takes no more requests.
-			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
-				t.Fatalf("reply %q, %v", got, err)
-			}
+			// The other two are read behind the call (one write, one read).
+			c := shutdownDuringWait(t, srv, q, addr, "\n"+loopFrame("fast", 2)+"\n"+loopFrame("fast", 3))
+			// A stopping connection takes no more requests.
 			var ne net.Error
 			if got, err := c.Recv(); err == nil {
 				t.Fatalf("reply %s after the stop", got)
