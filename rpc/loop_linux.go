@@ -21,8 +21,8 @@ import (
 // own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
 // reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
 // as Redis does:
-// two system calls a request, made directly while the descriptor is held open (Control), no
-// goroutine woken and no read that finds nothing. Through Go's poller every request costs a
+// two system calls a request, made directly on a descriptor of its own for the socket
+// (loopConn.fd), no goroutine woken and no read that finds nothing. Through Go's poller every request costs a
 // read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
 // `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
 // 1.04-1.07x (README, Performance).
@@ -95,12 +95,14 @@ type loopConn struct {
 	// never again once the loop could not take the connection.
 	noHandOver, noLoop bool
 
-	// The loop's system calls (io): ioFn, bound once, makes the one its fields describe.
-	ioFn    func(fd uintptr)
-	ioTrap  uintptr
-	ioBuf   []byte
-	ioN     int
-	ioErrno syscall.Errno
+	// fd is the loop's own descriptor for the socket, a duplicate made at the first
+	// hand-over (key != 0 once it is). The loop's reads and writes use it directly, with
+	// no Control per system call to hold the connection's descriptor open: its number
+	// cannot be reused while the connection lives, since only the reader closes it, when
+	// the connection is finished and the loop no longer serves it (forgetLoop). A Close
+	// by kill leaves the socket open through it meanwhile, so kill shuts the socket's
+	// sending side first (closeLoopWrite).
+	fd int
 
 	// Counted for tests, by whoever owns the connection.
 	served, handedBack int // requests the loop answered; times it gave the connection back
@@ -196,6 +198,9 @@ func (l *eventLoop) watch(c *conn) error {
 	lc := c.lc
 	op := syscall.EPOLL_CTL_MOD
 	if lc.key == 0 {
+		if err := lc.dup(); err != nil {
+			return err
+		}
 		l.mu.Lock()
 		l.keys++
 		lc.key = l.keys
@@ -205,13 +210,9 @@ func (l *eventLoop) watch(c *conn) error {
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLPRI | epollET, Fd: int32(uint32(lc.key)), Pad: int32(uint32(lc.key >> 32))}
 	var err error
-	// Both descriptors are held open meanwhile: a connection killed, or a loop closed by
-	// Shutdown, fails here instead of letting the call act on a number already reused.
-	if cerr := l.rc.Control(func(epfd uintptr) {
-		if cerr := lc.rc.Control(func(fd uintptr) { err = syscall.EpollCtl(int(epfd), op, int(fd), &ev) }); cerr != nil {
-			err = cerr
-		}
-	}); cerr != nil {
+	// The set's descriptor is held open meanwhile: a loop closed by Shutdown fails here
+	// instead of letting the call act on a number already reused.
+	if cerr := l.rc.Control(func(epfd uintptr) { err = syscall.EpollCtl(int(epfd), op, lc.fd, &ev) }); cerr != nil {
 		return cerr
 	}
 	if err != nil {
@@ -220,12 +221,40 @@ func (l *eventLoop) watch(c *conn) error {
 	return nil
 }
 
-// forgetLoop drops c, which is finished, from its loop.
+// dup makes the loop's own descriptor for the socket (loopConn.fd).
+func (lc *loopConn) dup() error {
+	var errno syscall.Errno
+	if err := lc.rc.Control(func(fd uintptr) {
+		var nfd uintptr
+		nfd, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		lc.fd = int(nfd)
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return os.NewSyscallError("fcntl", errno)
+	}
+	return nil
+}
+
+// forgetLoop drops c, which is finished, from its loop, and closes the loop's descriptor:
+// the reader owns the connection, so the loop is not using it, and it will not again.
+// The set forgets the socket as its last descriptor closes.
 func (c *conn) forgetLoop() {
 	if lc := c.lc; lc != nil && lc.key != 0 {
 		lc.loop.mu.Lock()
 		delete(lc.loop.conns, lc.key)
 		lc.loop.mu.Unlock()
+		_ = syscall.Close(lc.fd)
+	}
+}
+
+// closeLoopWrite shuts down the sending side of a connection the loop may serve, before
+// kill closes it: the loop's own descriptor keeps the socket open, and a reply the loop
+// writes after a forced stop must fail, as on a closed connection.
+func (c *conn) closeLoopWrite() {
+	if c.lc != nil {
+		_ = c.nc.(*net.TCPConn).CloseWrite()
 	}
 }
 
@@ -353,18 +382,10 @@ func (c *conn) writeInLoop(out *outBuf) bool {
 	return ok
 }
 
-// io makes one read or write system call on the socket with p. The call is the loop's own,
-// made while Control holds the descriptor open (a Close meanwhile, by kill, waits for it to
-// return, not for a method the loop runs): Go's poller is not involved, so no deadline
-// applies, and nothing waits. A closed connection is EBADF.
+// io makes one read or write system call on the socket with p, on the loop's own
+// descriptor: Go's poller is not involved, so no deadline applies, and nothing waits.
 func (lc *loopConn) io(trap uintptr, p []byte) (int, syscall.Errno) {
-	lc.ioTrap, lc.ioBuf = trap, p
-	err := lc.rc.Control(lc.ioFn)
-	lc.ioBuf = nil
-	if err != nil {
-		return 0, syscall.EBADF
-	}
-	return lc.ioN, lc.ioErrno
+	return rawCall(trap, uintptr(lc.fd), p)
 }
 
 // handOver hands the connection to the loop and waits until it comes back: the loop gives
@@ -491,9 +512,7 @@ func (s *Server) useLoop(c *conn, r, w any) {
 	if err != nil {
 		return
 	}
-	lc := &loopConn{r: rr, w: rw, rc: rc, wake: make(chan struct{}, 1)}
-	lc.ioFn = func(fd uintptr) { lc.ioN, lc.ioErrno = rawCall(lc.ioTrap, fd, lc.ioBuf) }
-	c.lc = lc
+	c.lc = &loopConn{r: rr, w: rw, rc: rc, fd: -1, wake: make(chan struct{}, 1)}
 }
 
 // eventLoop returns the server's event loop, made at the first hand-over, so that a server

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -417,6 +418,13 @@ func TestEventLoopEdges(t *testing.T) {
 			case <-time.After(5 * time.Second): // the connection's Close must not wait for the call
 				t.Fatal("a forced Shutdown is still waiting after 5 s")
 			}
+			// The call ends as its context does, after the stop: its reply must not get out
+			// through the loop's own descriptor of the socket.
+			if got, err := c.Recv(); err == nil {
+				t.Fatalf("reply %s after a forced stop", got)
+			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the server did not close the connection")
+			}
 		}},
 		{name: "a quick method that may wait", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {
 			c := handedOver(t, srv, addr)
@@ -522,4 +530,31 @@ func TestEventLoopOnlyForItsRequests(t *testing.T) {
 	if n := handOvers.Load(); n != 1 {
 		t.Fatalf("%d hand-overs after a request the loop answers, want 1", n)
 	}
+}
+
+// TestEventLoopClosesItsDescriptors checks that the loop's own descriptor of a socket is
+// closed as the connection finishes: clients that come and go leave no descriptor behind.
+func TestEventLoopClosesItsDescriptors(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	gone := func() { waitConns(t, srv, "finish", func(*conn) bool { return false }) }
+	handedOver(t, srv, addr).conn.Close() // the loop and its set are made
+	gone()
+	before := openFDs(t)
+	for range 20 {
+		handedOver(t, srv, addr).conn.Close()
+	}
+	gone()
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open after 20 connections came and went, %d before", after, before)
+	}
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }

@@ -825,6 +825,7 @@ func (c *conn) finish() {
 func (c *conn) kill() {
 	c.killOnce.Do(func() {
 		if c.nc != nil {
+			c.closeLoopWrite()
 			_ = c.nc.Close() // first, so no reply gets out after a forced stop
 		}
 		c.cancel()
