@@ -4,8 +4,8 @@ package rpc
 
 import "syscall"
 
-// rawCall makes a read or write system call (trap) on fd with p, again when interrupted. In
-// race builds it goes through syscall.Read and Write, which tell the race detector what the
+// rawCall reads (trap SYS_READ) or writes (SYS_WRITE) p on fd, a socket, in one system call,
+// again when interrupted. In race builds it goes through syscall.Read and Write, which tell the race detector what the
 // kernel wrote into p and order the call after the process's earlier writes to any
 // descriptor (data a goroutine wrote to a socket may come back through another): made raw,
 // the calls would hide races, or report false ones against a client in the same process.

@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// rawHalf reads or writes a TCP connection's socket with raw read(2) and write(2) calls made
+// rawHalf reads or writes a TCP connection's socket with raw system calls (rawCall) made
 // inside the connection's RawConn: Go's poller still parks the goroutine while the socket is
 // not ready, and the connection's deadlines and Close still apply.
 //

@@ -8,10 +8,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (server, client net.Conn) {
+func tcpPair(t testing.TB) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -23,7 +24,7 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 
 // acceptPair dials ln and returns the connection it accepts and the client's end; both are
 // closed when the test ends.
-func acceptPair(t *testing.T, ln net.Listener) (server, client net.Conn) {
+func acceptPair(t testing.TB, ln net.Listener) (server, client net.Conn) {
 	t.Helper()
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -269,4 +270,59 @@ func TestRawListenerKeepsWrappers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkSocketCalls is a request's round trip on a loopback TCP connection, a 130-byte
+// request and a 40-byte reply, written and read on one goroutine with raw system calls:
+// read(2) and write(2), against recvfrom(2) and sendto(2) as rawCall makes them. Four calls
+// a round trip, two of them a server's for each request.
+func BenchmarkSocketCalls(b *testing.B) {
+	if raceEnabled {
+		b.Skip("race builds make the calls through syscall.Read and Write")
+	}
+	server, client := tcpPair(b)
+	sfd, cfd := blockingDup(b, server), blockingDup(b, client)
+	readWrite := func(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		return int(n), errno
+	}
+	req, reply, buf := bytes.Repeat([]byte("q"), 130), bytes.Repeat([]byte("r"), 40), make([]byte, 4096)
+	for _, bc := range []struct {
+		name string
+		call func(trap, fd uintptr, p []byte) (int, syscall.Errno)
+	}{{"read-write", readWrite}, {"recvfrom-sendto", rawCall}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, step := range []struct {
+					trap, fd uintptr
+					p        []byte
+					want     int
+				}{{syscall.SYS_WRITE, cfd, req, 130}, {syscall.SYS_READ, sfd, buf, 130}, {syscall.SYS_WRITE, sfd, reply, 40}, {syscall.SYS_READ, cfd, buf, 40}} {
+					if n, errno := bc.call(step.trap, step.fd, step.p); n != step.want || errno != 0 {
+						b.Fatalf("%d bytes, %v; want %d", n, errno, step.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// blockingDup returns a blocking duplicate of c's descriptor, closed when the test ends: a
+// read waits for the bytes a write on the other end sent, rather than find them not there yet.
+func blockingDup(b *testing.B, c net.Conn) uintptr {
+	b.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fd := -1
+	_ = rc.Control(func(s uintptr) { fd, err = syscall.Dup(int(s)) })
+	if err == nil {
+		err = syscall.SetNonblock(fd, false) // the duplicate's file is c's: c is not used again
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { syscall.Close(fd) })
+	return uintptr(fd)
 }
