@@ -41,8 +41,9 @@ Measures a running sessiond with a closed-loop load: --connections clients, each
 connection, send one request, wait for its reply, and send the next. It prints a progress line
 on stderr every second and, at the end, the throughput and the p50/p90/p99/max latency (--json
 for machines). The first --warmup of each run is not counted. On Linux, for a server on this
-machine (another process), it also reports the server's own CPU time and read and write system
-calls a request, from /proc of the process listening on the target's port: the client shares
+machine (another process), it also reports the server's own CPU time and read(2) and write(2)
+calls a request (sessiond's TCP connections make recvfrom(2) and sendto(2) calls instead, which
+/proc does not count), from /proc of the process listening on the target's port: the client shares
 the CPUs, so throughput also depends on its cost, and these figures are the server's alone
 (its child processes, sessiond's password hash helpers, are counted apart),
 and its scheduling group (CPU cgroup, autogroup): servers in different groups, such as a
@@ -385,8 +386,10 @@ type benchRun struct {
 	Latency    benchLatency `json:"latencyMicroseconds"`
 	// ServerPID is the process found listening on Address (Linux, a server on this machine,
 	// not bench itself); the two figures after it are its own use over the measured
-	// window, from /proc, divided by the requests answered meanwhile. ServerCalls is left
-	// out when /proc/PID/io cannot be read.
+	// window, from /proc, divided by the requests answered meanwhile. ServerCalls counts
+	// read(2) and write(2) calls, the ones /proc/PID/io counts: sessiond's TCP connections
+	// make recvfrom(2) and sendto(2) calls instead, which it does not. It is left out when
+	// /proc/PID/io cannot be read, or counted none.
 	ServerPID   int     `json:"serverPid,omitempty"`
 	ServerCPU   float64 `json:"serverCpuMicrosecondsPerRequest,omitempty"`
 	ServerCalls float64 `json:"serverReadWriteCallsPerRequest,omitempty"`
@@ -451,9 +454,9 @@ func printBenchReport(w io.Writer, r benchReport) {
 	if len(usage) > 0 {
 		fmt.Fprintln(w, "\nserver's own use a request (from /proc, the process listening on the address):")
 		for _, run := range usage {
-			calls := "read and write calls unknown"
+			calls := "no read(2) or write(2) calls counted"
 			if run.ServerCalls > 0 {
-				calls = fmt.Sprintf("%.2f read and write system calls", run.ServerCalls)
+				calls = fmt.Sprintf("%.2f read(2) and write(2) calls", run.ServerCalls)
 			}
 			children, group := "", ""
 			if run.ServerChildrenCPU > 0 {

@@ -14,7 +14,7 @@ import (
 )
 
 // The server's side of a run: on Linux, bench finds the process listening on the target's
-// address and reads its CPU time and its read and write system calls from /proc before and
+// address and reads its CPU time and its read(2) and write(2) calls from /proc before and
 // after the measured window. On a machine whose CPUs the client shares, throughput depends on
 // the client's cost as much as the server's; CPU a request is the server's alone. Its child
 // processes (sessiond's password hash helpers) are counted apart.
@@ -22,7 +22,7 @@ import (
 // serverUsage is what /proc says a process has used so far.
 type serverUsage struct {
 	cpu    time.Duration // user and system, all threads
-	calls  int64         // read and write system calls; -1 when /proc/PID/io is not readable
+	calls  int64         // read(2) and write(2) calls; -1 when /proc/PID/io is not readable
 	sample bool          // false when nothing could be read
 	// children is the CPU time of its child processes: those alive (their own threads) and
 	// those it has waited for, so a helper that exits and is restarted is still counted.
