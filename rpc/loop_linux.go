@@ -96,13 +96,14 @@ type loopConn struct {
 	noHandOver, noLoop bool
 
 	// fd is the loop's own descriptor for the socket, a duplicate made at the first
-	// hand-over (key != 0 once it is). The loop's reads and writes use it directly, with
-	// no Control per system call to hold the connection's descriptor open: its number
-	// cannot be reused while the connection lives, since only the reader closes it, when
-	// the connection is finished and the loop no longer serves it (forgetLoop). A Close
-	// by kill leaves the socket open through it meanwhile, so kill shuts the socket's
-	// sending side first (closeLoopWrite).
-	fd int
+	// hand-over (key != 0 while it is open). The loop's reads and writes use it directly,
+	// with no Control per system call to hold the connection's descriptor open: its number
+	// cannot be reused while the loop may use it, since only the reader closes it, once
+	// its reads have ended, or the loop could not watch the socket, and nothing hands the
+	// connection over again (forgetLoop). dupOpen says so to kill, whose Close leaves the
+	// socket open through it: kill shuts the socket's sending side first (closeLoopWrite).
+	fd      int
+	dupOpen atomic.Bool
 
 	// Counted for tests, by whoever owns the connection.
 	served, handedBack int // requests the loop answered; times it gave the connection back
@@ -232,28 +233,41 @@ func (lc *loopConn) dup() error {
 		return err
 	}
 	if errno != 0 {
+		lc.fd = -1
 		return os.NewSyscallError("fcntl", errno)
 	}
+	lc.dupOpen.Store(true)
 	return nil
 }
 
-// forgetLoop drops c, which is finished, from its loop, and closes the loop's descriptor:
-// the reader owns the connection, so the loop is not using it, and it will not again.
-// The set forgets the socket as its last descriptor closes.
+// forgetLoop drops c from its loop and closes the loop's descriptor, if it has one. The
+// reader calls it when its reads have ended (serve), or when the loop could not watch the
+// socket: it owns the connection then, so the loop is not using the descriptor, and nothing
+// hands the connection over again. The socket leaves the set first, which would otherwise
+// watch it for as long as the connection's own descriptor stays open (a drain, a handler
+// still running).
 func (c *conn) forgetLoop() {
-	if lc := c.lc; lc != nil && lc.key != 0 {
-		lc.loop.mu.Lock()
-		delete(lc.loop.conns, lc.key)
-		lc.loop.mu.Unlock()
-		_ = syscall.Close(lc.fd)
+	lc := c.lc
+	if lc == nil || lc.key == 0 {
+		return
 	}
+	l := lc.loop
+	l.mu.Lock()
+	delete(l.conns, lc.key)
+	l.mu.Unlock()
+	// Fails, harmlessly, once Shutdown has closed the loop.
+	_ = l.rc.Control(func(epfd uintptr) { _ = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_DEL, lc.fd, nil) })
+	lc.dupOpen.Store(false)
+	_ = syscall.Close(lc.fd)
+	lc.key, lc.fd = 0, -1
 }
 
-// closeLoopWrite shuts down the sending side of a connection the loop may serve, before
-// kill closes it: the loop's own descriptor keeps the socket open, and a reply the loop
-// writes after a forced stop must fail, as on a closed connection.
+// closeLoopWrite shuts down the sending side of a connection the loop has a descriptor
+// of, before kill closes it: that descriptor keeps the socket open, and a reply the loop
+// writes after a forced stop must fail, as on a closed connection. (kill follows a stop,
+// after which the loop starts no call, so a call it is running has its descriptor open.)
 func (c *conn) closeLoopWrite() {
-	if c.lc != nil {
+	if c.lc != nil && c.lc.dupOpen.Load() {
 		_ = c.nc.(*net.TCPConn).CloseWrite()
 	}
 }
@@ -423,6 +437,7 @@ func (c *conn) handOver() {
 		// taken it: take it back as from a loop that has it.
 		c.reclaim()
 		c.takeBack()
+		c.forgetLoop()
 		lc.noLoop = true
 		c.srv.log.Debug("rpc: serving a connection without the event loop", "client", c.client.Addr, "err", err)
 		return

@@ -183,16 +183,19 @@ func TestEventLoopFairness(t *testing.T) {
 // loopQuick answers "fast", "big" (a 16 MiB string), "wait" (once released) and "ctxwait"
 // (once its context ends) as quick methods that never wait, though the last two do, to test
 // what happens meanwhile; "maybe" as one that says, on the loop, that it would wait;
-// "inline" as a quick method that may wait, and "slow" in a handler.
+// "inline" as a quick method that may wait, "slow" in a handler, and "stuck" in a handler
+// that waits to be released, whatever its context says.
 type loopQuick struct {
 	release chan struct{}
 	started chan struct{} // closed by "ctxwait"
 	waiting chan struct{} // "wait" has started
 }
 
-func (q *loopQuick) Quick(method string) bool { return method != "slow" }
+func (q *loopQuick) Quick(method string) bool { return method != "slow" && method != "stuck" }
 
-func (q *loopQuick) NeverWaits(method string) bool { return method != "slow" && method != "inline" }
+func (q *loopQuick) NeverWaits(method string) bool {
+	return q.Quick(method) && method != "inline"
+}
 
 func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	switch call.Method {
@@ -207,6 +210,8 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	case "ctxwait":
 		close(q.started)
 		<-ctx.Done()
+	case "stuck":
+		<-q.release
 	case "maybe":
 		if InEventLoop(ctx) {
 			return nil, ErrWouldWait
@@ -424,6 +429,29 @@ func TestEventLoopEdges(t *testing.T) {
 				t.Fatalf("reply %s after a forced stop", got)
 			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the server did not close the connection")
+			}
+		}},
+		{name: "forced shutdown while a handler ignores it", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
+			c := handedOver(t, srv, addr)
+			defer close(q.release)
+			_ = c.Send([]byte(loopFrame("stuck", 1)))
+			waitConns(t, srv, "start the call", func(c *conn) bool { return c.inFlight.Load() == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != context.DeadlineExceeded {
+				t.Fatalf("Shutdown: %v, want the deadline", err)
+			}
+			// The socket is closed at once, not when the handler returns: the client's
+			// writes soon fail, as they do on a connection the loop never had.
+			_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			for {
+				_, err := c.conn.Write([]byte("\n"))
+				if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+					t.Fatal("the socket is still open 5 s after a forced Shutdown")
+				} else if err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
 			}
 		}},
 		{name: "a quick method that may wait", run: func(t *testing.T, srv *Server, _ *loopQuick, addr string) {

@@ -393,7 +393,6 @@ func (s *Server) track(c *conn) *jsonrpc2.Error {
 }
 
 func (s *Server) forget(c *conn) {
-	c.forgetLoop()
 	s.mu.Lock()
 	delete(s.conns, c)
 	if c.client.Transport == TransportTCP {

@@ -84,6 +84,7 @@ func (s *Server) startTCP(nc net.Conn) {
 // serve runs a connection until its reader ends, then finishes it.
 func (c *conn) serve() {
 	err := c.readLoop()
+	c.forgetLoop() // at once, not after the handlers: a killed socket must not stay open
 	if err != nil && err != io.EOF && err != errStopped {
 		c.srv.log.Debug("rpc: connection ended", "transport", c.client.Transport,
 			"client", c.client.Addr, "err", err)
