@@ -393,6 +393,7 @@ type benchRun struct {
 	ServerPID   int     `json:"serverPid,omitempty"`
 	ServerCPU   float64 `json:"serverCpuMicrosecondsPerRequest,omitempty"`
 	ServerCalls float64 `json:"serverReadWriteCallsPerRequest,omitempty"`
+	callsRead   bool    // /proc/PID/io was read: a ServerCalls of 0 is none counted, not unknown
 	// ServerChildrenCPU is the CPU of the server's child processes a request, over the same
 	// window: sessiond's password hash helpers. Left out when it is 0.
 	ServerChildrenCPU float64 `json:"serverChildrenCpuMicrosecondsPerRequest,omitempty"`
@@ -454,9 +455,11 @@ func printBenchReport(w io.Writer, r benchReport) {
 	if len(usage) > 0 {
 		fmt.Fprintln(w, "\nserver's own use a request (from /proc, the process listening on the address):")
 		for _, run := range usage {
-			calls := "no read(2) or write(2) calls counted"
+			calls := "read(2) and write(2) calls unknown"
 			if run.ServerCalls > 0 {
 				calls = fmt.Sprintf("%.2f read(2) and write(2) calls", run.ServerCalls)
+			} else if run.callsRead {
+				calls = "no read(2) or write(2) calls counted"
 			}
 			children, group := "", ""
 			if run.ServerChildrenCPU > 0 {
@@ -816,6 +819,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 			run.ServerCPU = math.Round(float64((after.cpu-before.cpu).Nanoseconds())/1e3/float64(answered)*100) / 100
 			if before.calls >= 0 && after.calls >= 0 {
 				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
+				run.callsRead = true
 			}
 			run.ServerGroup = t.group
 			run.ServerChildrenCPU = math.Round(float64((after.children-before.children).Nanoseconds())/1e3/float64(answered)*100) / 100

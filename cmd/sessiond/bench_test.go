@@ -445,3 +445,27 @@ func TestBenchMeasuresSessiond(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchReportsServerCalls checks what the report says of a server's read(2) and write(2)
+// calls: a count, none counted (sessiond's recvfrom and sendto), or unknown (/proc/PID/io
+// unreadable).
+func TestBenchReportsServerCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  benchRun
+		want string
+	}{
+		{"counted", benchRun{ServerCalls: 2, callsRead: true}, "2.00 read(2) and write(2) calls"},
+		{"none counted", benchRun{callsRead: true}, "no read(2) or write(2) calls counted"},
+		{"unknown", benchRun{}, "read(2) and write(2) calls unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run.Target, tc.run.ServerPID, tc.run.ServerCPU = "redis", 42, 5.5
+			var out bytes.Buffer
+			printBenchReport(&out, benchReport{Runs: []benchRun{tc.run}})
+			if !strings.Contains(out.String(), "pid 42        5.50µs of CPU, "+tc.want) {
+				t.Errorf("report:\n%s\nwant %q", out.String(), tc.want)
+			}
+		})
+	}
+}
