@@ -20,12 +20,11 @@ import (
 // poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
 // own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
 // reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
-// as Redis does:
-// two system calls a request, made directly on a descriptor of its own for the socket
-// (loopConn.fd), no goroutine woken and no read that finds nothing. Through Go's poller every request costs a
-// read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
-// `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
-// 1.04-1.07x (README, Performance).
+// as Redis does: two system calls a request, made directly on a descriptor of its own for
+// the socket (loopConn.fd), no goroutine woken and no read that finds nothing. Through Go's
+// poller every request costs a read, a write, a read of the empty socket and a wake-up of
+// the reader goroutine; with `serve --cpus 1` the loop took sessiond's CPU a request from
+// 1.16-1.25x Redis's to 1.04-1.07x (README, Performance).
 //
 // Anything else goes back to the reader goroutine, not taken, which serves it as before and
 // hands the connection over again the next time it finds the socket empty with nothing in
