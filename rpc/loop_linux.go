@@ -104,8 +104,9 @@ type loopConn struct {
 	fd      int
 	dupOpen atomic.Bool
 
-	// Counted for tests, by whoever owns the connection.
-	served, handedBack int // requests the loop answered; times it gave the connection back
+	// Counted for tests, by whoever owns the connection: requests the loop answered, times
+	// it gave the connection back, and its writes of replies (writeInLoop calls).
+	served, handedBack, writes int
 }
 
 func newEventLoop() (*eventLoop, error) {
@@ -334,16 +335,21 @@ func (c *conn) serveInLoop(events uint32) bool {
 
 // loopFrames answers the complete frames in c's buffer that the loop can, and reports
 // whether the connection goes back to its reader, leaving it the first frame it did not take.
+// The replies to a pipelined run of requests go out together, in one write (up to
+// loopBatchBytes), before the connection goes back or the loop reads again.
 func (c *conn) loopFrames() bool {
 	fr := c.rd
+	var batch *outBuf // replies not yet written, each with its newline
+	handBack := false
 	for {
 		i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n')
 		if i < 0 {
-			return false
+			break
 		}
 		line := trimCR(fr.buf[fr.r : fr.r+i])
 		if len(line) > fr.max || c.stopping.Load() {
-			return true
+			handBack = true
+			break
 		}
 		if isBlank(line) {
 			fr.r += i + 1
@@ -354,25 +360,47 @@ func (c *conn) loopFrames() bool {
 		if !ok {
 			// Not a quick method that never waits: the reader answers it, inline or in
 			// a handler, and hands the connection over again once nothing is in flight.
-			return true
+			handBack = true
+			break
 		}
 		fr.r += i + 1
 		c.frames++
 		c.lc.served++
-		if out != nil && !c.writeInLoop(out) {
-			return true
+		if out == nil {
+			continue
+		}
+		if batch == nil {
+			batch = out
+		} else {
+			batch.b = append(batch.b, out.b...)
+			putOut(out)
+		}
+		batch.b = append(batch.b, '\n') // the TCP transport's newline framing
+		if len(batch.b) >= loopBatchBytes {
+			ok := c.writeInLoop(batch)
+			batch = nil
+			if !ok {
+				return true
+			}
 		}
 	}
+	if batch != nil && !c.writeInLoop(batch) {
+		return true
+	}
+	return handBack
 }
 
-// writeInLoop writes a reply the loop made and reports whether the loop may go on: not when
+// loopBatchBytes is how many bytes of replies the loop gathers before it writes them.
+const loopBatchBytes = 64 << 10
+
+// writeInLoop writes replies the loop made and reports whether the loop may go on: not when
 // the client is not taking its replies (what the socket did not take goes to the writer's
 // pending bytes, which the reader writes out, waiting for the client) or the write failed.
 // The loop answers one request at a time with nothing else in flight, so it takes no
 // in-flight slot and writes past the connection's buffer, which is empty, in one system call.
 func (c *conn) writeInLoop(out *outBuf) bool {
-	out.b = append(out.b, '\n') // the TCP transport's newline framing
 	lc := c.lc
+	lc.writes++
 	c.wmu.Lock()
 	b := out.b
 	for c.writeErr == nil && len(lc.w.pending) == 0 && len(b) > 0 {

@@ -528,6 +528,34 @@ func TestEventLoopLeavesWaitingMethods(t *testing.T) {
 	}
 }
 
+// TestEventLoopBatchesPipelinedReplies checks that the loop writes the replies to a run of
+// pipelined requests together, in order, rather than one write each.
+func TestEventLoopBatchesPipelinedReplies(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	type counts struct{ served, writes int }
+	done := make(chan counts, 1)
+	srv.hookConnDone = func(c *conn) { done <- counts{c.lc.served, c.lc.writes} }
+	c := handedOver(t, srv, addr)
+	const n = 100
+	var frames []string
+	for id := 1; id <= n; id++ {
+		frames = append(frames, loopFrame("fast", id))
+	}
+	if err := c.Send([]byte(strings.Join(frames, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	for id := 1; id <= n; id++ {
+		if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(`{"jsonrpc":"2.0","result":"fast","id":%d}`, id) {
+			t.Fatalf("reply %d: %q, %v", id, got, err)
+		}
+	}
+	c.conn.Close()
+	// 4 KB of requests come in one read, or a few: not a write a reply.
+	if got := <-done; got.served < n || got.writes > 10 {
+		t.Errorf("the loop answered %d requests in %d writes, want %d or more in at most 10", got.served, got.writes, n)
+	}
+}
+
 // TestEventLoopOnlyForItsRequests checks that a connection goes to the loop only after a
 // request the loop answers: one whose requests the loop would hand back stays with its
 // reader, rather than pay a hand-over and a hand-back each.
