@@ -20,11 +20,12 @@ import (
 // poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
 // own (edge-triggered), which Go's poller watches in turn. For each socket that has input it
 // reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
-// as Redis does: two system calls a request, made directly on a descriptor of its own for
-// the socket (loopConn.fd), no goroutine woken and no read that finds nothing. Through Go's
-// poller every request costs a read, a write, a read of the empty socket and a wake-up of
-// the reader goroutine; with `serve --cpus 1` the loop took sessiond's CPU a request from
-// 1.16-1.25x Redis's to 1.04-1.07x (README, Performance).
+// as Redis does: two system calls a request (a read and a write for a pipelined run of
+// them), made directly on a descriptor of its own for the socket (loopConn.fd), no
+// goroutine woken and no read that finds nothing. Through Go's poller every request costs a
+// read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
+// `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
+// 1.04-1.07x (README, Performance).
 //
 // Anything else goes back to the reader goroutine, not taken, which serves it as before and
 // hands the connection over again the next time it finds the socket empty with nothing in
@@ -396,8 +397,8 @@ const loopBatchBytes = 64 << 10
 // writeInLoop writes replies the loop made and reports whether the loop may go on: not when
 // the client is not taking its replies (what the socket did not take goes to the writer's
 // pending bytes, which the reader writes out, waiting for the client) or the write failed.
-// The loop answers one request at a time with nothing else in flight, so it takes no
-// in-flight slot and writes past the connection's buffer, which is empty, in one system call.
+// The loop answers requests with nothing else in flight, so it takes no in-flight slot and
+// writes past the connection's buffer, which is empty, in one system call.
 func (c *conn) writeInLoop(out *outBuf) bool {
 	lc := c.lc
 	lc.writes++
