@@ -600,7 +600,8 @@ func TestEventLoopClosesItsDescriptors(t *testing.T) {
 		handedOver(t, srv, addr).conn.Close()
 	}
 	gone()
-	if after := openFDs(t); after != before {
+	// Fewer is other tests' connections finishing meanwhile; more is a leak.
+	if after := openFDs(t); after > before {
 		t.Fatalf("%d descriptors open after 20 connections came and went, %d before", after, before)
 	}
 }
