@@ -38,7 +38,9 @@ const benchUsage = `Usage: sessiond bench [flags]
        sessiond bench --populate N --data DIR [--tokens-file FILE]
 
 Measures a running sessiond with a closed-loop load: --connections clients, each with its own
-connection, send one request, wait for its reply, and send the next. It prints a progress line
+connection, send one request, wait for its reply, and send the next (with --pipeline N, N
+requests in one write, then their N replies: over TCP, for the token methods, against sessiond,
+Redis and the floor alike; a request's latency is then its batch's). It prints a progress line
 on stderr every second and, at the end, the throughput and the p50/p90/p99/max latency (--json
 for machines). The first --warmup of each run is not counted. On Linux, for a server on this
 machine (another process), it also reports the server's own CPU time and read(2) and write(2)
@@ -118,6 +120,7 @@ type benchOptions struct {
 	jsonOut, quiet           bool
 	rounds                   int
 	logout                   bool
+	pipeline                 int
 
 	populate     int
 	dataDir      string
@@ -158,6 +161,7 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 	fs.Int64VarP(&o.requests, "requests", "n", 0, "measure this many requests per run instead of a duration")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring starts, not counted (0 by default with -n)")
 	fs.IntVar(&o.rounds, "rounds", 1, "run the targets in turn this many times")
+	fs.IntVar(&o.pipeline, "pipeline", 1, "requests each connection sends at a time, over TCP, before it reads their replies (as redis-benchmark -P)")
 	fs.IntVar(&o.sessions, "sessions", 0, "sessions to log in for the token methods (default min(connections, 16))")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "use the tokens in this file and set up nothing (with --populate: where to write them; default sessiond-bench-tokens.txt)")
 	fs.BoolVar(&o.logout, "logout", true, "end each session a login method made, untimed (false: keep them; mind the session caps)")
@@ -250,13 +254,19 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 		return usageErr("--warmup must not be negative and --timeout must be positive")
 	case o.rounds < 1:
 		return usageErr("--rounds must be at least 1")
+	case o.pipeline < 1 || o.pipeline > 1000:
+		return usageErr("--pipeline must be 1 to 1000")
+	case o.pipeline > 1 && o.httpURL != "":
+		return usageErr("--pipeline works over TCP, not with --http")
 	case fs.Changed("addr") && fs.Changed("http"):
 		return usageErr("give --addr or --http, not both")
 	case o.sessions < 0:
 		return usageErr("--sessions must not be negative")
 	}
-	if _, ok := benchMethods[o.method]; !ok {
+	if m, ok := benchMethods[o.method]; !ok {
 		return usageErr(fmt.Sprintf("unknown --method %q", o.method))
+	} else if o.pipeline > 1 && !m.token {
+		return usageErr("--pipeline works with the token methods (pingSession, tickle, describeSessions), not with logins")
 	}
 	if o.sessions == 0 {
 		o.sessions = min(o.connections, 16)
@@ -375,6 +385,9 @@ type benchRun struct {
 	Address     string `json:"address,omitempty"`
 	Method      string `json:"method"`
 	Connections int    `json:"connections"`
+	// Pipeline is how many requests each connection sent at a time (--pipeline), when more
+	// than one; each request's latency is its batch's round trip.
+	Pipeline int `json:"pipeline,omitempty"`
 	// Sessions is how many distinct tokens (Redis: keys) the requests used.
 	Sessions int `json:"sessions,omitempty"`
 	// Requests were measured (warm-up excluded); Errors of them got an error reply.
@@ -445,6 +458,12 @@ func printBenchReport(w io.Writer, r benchReport) {
 			run.Target, run.Transport, run.Method, run.Connections, run.Sessions,
 			groupDigits(run.Requests), run.Errors, groupDigits(int64(math.Round(run.Throughput))),
 			micros(run.Latency.P50), micros(run.Latency.P90), micros(run.Latency.P99), micros(run.Latency.Max))
+	}
+	for _, run := range r.Runs {
+		if run.Pipeline > 1 {
+			fmt.Fprintf(w, "(--pipeline %d: each connection sent %d requests at a time; a request's latency is its batch's)\n", run.Pipeline, run.Pipeline)
+			break
+		}
 	}
 	var usage []benchRun
 	for _, run := range r.Runs {
@@ -672,6 +691,12 @@ type benchClient interface {
 	close()
 }
 
+// pipeliner is a benchClient that can send n requests at once and then read their n
+// replies (--pipeline): the line and Redis clients. failed counts error replies.
+type pipeliner interface {
+	callMany(n int) (failed int, err error)
+}
+
 // benchWorker is one client's tally. Progress fields are read by the progress printer.
 type benchWorker struct {
 	hist     histogram
@@ -726,16 +751,30 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		wg.Add(1)
 		go func(c benchClient, w *benchWorker) {
 			defer wg.Done()
+			k := 1 // requests a call
+			p, ok := c.(pipeliner)
+			if ok && o.pipeline > 1 {
+				k = o.pipeline
+			}
 			for !stop.Load() {
 				begin := time.Now()
 				measured := !begin.Before(t0)
 				if !countMode && !begin.Before(t1) {
 					return
 				}
-				if countMode && measured && issued.Add(1) > o.requests {
+				if countMode && measured && issued.Add(int64(k))-int64(k) >= o.requests {
 					return
 				}
-				ok, err := c.call()
+				var failed int
+				var err error
+				if k > 1 {
+					failed, err = p.callMany(k)
+				} else {
+					var ok bool
+					if ok, err = c.call(); !ok {
+						failed = 1
+					}
+				}
 				end := time.Now()
 				if err != nil {
 					if !stop.Load() {
@@ -743,16 +782,15 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 					}
 					return
 				}
-				w.done.Add(1)
-				if !ok {
-					w.doneErrs.Add(1)
-				}
+				w.done.Add(int64(k))
+				w.doneErrs.Add(int64(failed))
 				if measured && (countMode || !end.After(t1)) {
-					w.hist.record(end.Sub(begin))
-					w.counted++
-					if !ok {
-						w.errors++
+					// Each request of a batch took the batch's round trip.
+					for range k {
+						w.hist.record(end.Sub(begin))
 					}
+					w.counted += int64(k)
+					w.errors += int64(failed)
 					w.lastEnd = end
 				}
 				if err := c.after(); err != nil {
@@ -792,6 +830,9 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 	var total histogram
 	run := benchRun{Target: t.name, Transport: t.transport, Address: t.address, Method: t.method,
 		Connections: n, Sessions: t.sessions}
+	if _, ok := clients[0].(pipeliner); ok && o.pipeline > 1 {
+		run.Pipeline = o.pipeline
+	}
 	last := t0
 	for i := range workers {
 		w := &workers[i]
@@ -1047,6 +1088,7 @@ func (r *benchRequests) logoutRequest() []byte {
 type benchLineClient struct {
 	conn     net.Conn
 	rd       *bufio.Reader
+	batch    []byte // callMany's requests
 	reqs     *benchRequests
 	timeout  time.Duration
 	deadline time.Time
@@ -1062,15 +1104,47 @@ func dialBenchLine(addr string, reqs *benchRequests, timeout time.Duration) (*be
 
 // roundTrip writes one line and reads one reply line.
 func (c *benchLineClient) roundTrip(request []byte) ([]byte, error) {
-	// Moving a deadline costs a timer update: move it only when a quarter of it is used up.
+	if err := c.send(append(request, '\n')); err != nil {
+		return nil, err
+	}
+	return c.reply()
+}
+
+// callMany sends n requests in one write and reads their n replies (--pipeline).
+func (c *benchLineClient) callMany(n int) (failed int, err error) {
+	c.batch = c.batch[:0]
+	for range n {
+		c.batch = append(c.batch, c.reqs.request()...)
+		c.batch = append(c.batch, '\n')
+	}
+	if err := c.send(c.batch); err != nil {
+		return 0, err
+	}
+	for range n {
+		reply, err := c.reply()
+		if err != nil {
+			return 0, err
+		}
+		if !c.reqs.check(reply) {
+			failed++
+		}
+	}
+	return failed, nil
+}
+
+// send writes b, moving the connection's deadline when a quarter of it is used up (moving
+// it costs a timer update).
+func (c *benchLineClient) send(b []byte) error {
 	if now := time.Now(); c.deadline.Sub(now) < c.timeout*3/4 {
 		c.deadline = now.Add(c.timeout)
 		_ = c.conn.SetDeadline(c.deadline)
 	}
-	request = append(request, '\n')
-	if _, err := c.conn.Write(request); err != nil {
-		return nil, err
-	}
+	_, err := c.conn.Write(b)
+	return err
+}
+
+// reply reads one reply line.
+func (c *benchLineClient) reply() ([]byte, error) {
 	line, err := c.rd.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		// A long reply (describeSessions of many sessions): read the rest.
@@ -1472,23 +1546,46 @@ type redisClient struct {
 }
 
 func (c *redisClient) call() (bool, error) {
+	failed, err := c.callMany(1)
+	return failed == 0, err
+}
+
+// callMany sends n GETs in one write and reads their n replies (n > 1: --pipeline).
+func (c *redisClient) callMany(n int) (failed int, err error) {
 	if now := time.Now(); c.deadline.Sub(now) < c.timeout*3/4 {
 		c.deadline = now.Add(c.timeout)
 		_ = c.conn.SetDeadline(c.deadline)
 	}
-	key := c.keys[c.next]
-	c.next++
-	if c.next == len(c.keys) {
-		c.next = 0
+	c.buf = c.buf[:0]
+	for range n {
+		key := c.keys[c.next]
+		c.next++
+		if c.next == len(c.keys) {
+			c.next = 0
+		}
+		c.buf = append(c.buf, "*2\r\n$3\r\nGET\r\n$"...)
+		c.buf = strconv.AppendInt(c.buf, int64(len(key)), 10)
+		c.buf = append(c.buf, "\r\n"...)
+		c.buf = append(c.buf, key...)
+		c.buf = append(c.buf, "\r\n"...)
 	}
-	c.buf = append(c.buf[:0], "*2\r\n$3\r\nGET\r\n$"...)
-	c.buf = strconv.AppendInt(c.buf, int64(len(key)), 10)
-	c.buf = append(c.buf, "\r\n"...)
-	c.buf = append(c.buf, key...)
-	c.buf = append(c.buf, "\r\n"...)
 	if _, err := c.conn.Write(c.buf); err != nil {
-		return false, err
+		return 0, err
 	}
+	for range n {
+		ok, err := c.reply()
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			failed++
+		}
+	}
+	return failed, nil
+}
+
+// reply reads one GET's reply: ok is false for an error or a key that is gone.
+func (c *redisClient) reply() (ok bool, err error) {
 	line, err := c.rd.ReadSlice('\n')
 	if err != nil {
 		return false, err

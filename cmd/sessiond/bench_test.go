@@ -320,6 +320,33 @@ func TestBenchRedis(t *testing.T) {
 	if report.Runs[1].Sessions != report.Runs[0].Sessions {
 		t.Errorf("redis used %d keys, sessiond %d tokens", report.Runs[1].Sessions, report.Runs[0].Sessions)
 	}
+	// Pipelined, Redis's client as sessiond's.
+	report, _ = runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--redis", redisAddr,
+		"-c", "4", "-n", "800", "--pipeline", "8", "-q")
+	checkPipelined(t, report, 800, 8)
+}
+
+// TestBenchPipeline checks --pipeline against sessiond and the floor: every request of every
+// batch is answered and counted, and -n is met within one batch.
+func TestBenchPipeline(t *testing.T) {
+	addr, _ := benchServer(t, nil)
+	report, _ := runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--floor",
+		"-c", "4", "-n", "800", "--pipeline", "8", "-q")
+	checkPipelined(t, report, 800, 8)
+	report, _ = runBenchForTest(t, "--addr", addr, "--password", benchTestPassword, "--method", "describeSessions",
+		"-c", "2", "-n", "100", "--pipeline", "5", "-q")
+	checkPipelined(t, report, 100, 5)
+}
+
+// checkPipelined checks that each run of report answered n to n+depth-1 requests, without
+// errors, sent depth at a time.
+func checkPipelined(t *testing.T, report benchReport, n, depth int64) {
+	t.Helper()
+	for _, r := range report.Runs {
+		if r.Requests < n || r.Requests >= n+depth || r.Errors != 0 || r.Pipeline != int(depth) {
+			t.Errorf("%s: %d requests, %d errors, pipeline %d; want %d to %d, none, %d", r.Target, r.Requests, r.Errors, r.Pipeline, n, n+depth-1, depth)
+		}
+	}
 }
 
 // TestBenchPopulate writes sessions into a stopped store, serves it, and measures them with
@@ -375,7 +402,8 @@ func TestBenchUsage(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"},
-		{"--rounds", "0"}, {"-n", "0"}, {"extra"},
+		{"--rounds", "0"}, {"-n", "0"}, {"extra"}, {"--pipeline", "0"}, {"--pipeline", "2", "--http", "http://127.0.0.1:1/"},
+		{"--pipeline", "2", "--method", "createSession"},
 	} {
 		stdout.Reset()
 		stderr.Reset()
