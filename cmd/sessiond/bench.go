@@ -615,14 +615,17 @@ func histUpper(i int) uint64 {
 	return (m+1)<<shift - 1
 }
 
-func (h *histogram) record(d time.Duration) {
+func (h *histogram) record(d time.Duration) { h.recordN(d, 1) }
+
+// recordN records n values of d: the requests of one pipelined batch.
+func (h *histogram) recordN(d time.Duration, n uint64) {
 	v := uint64(max(d, 0))
 	if v > math.MaxInt64 {
 		v = math.MaxInt64
 	}
-	h.counts[histIndex(v)]++
-	h.n++
-	h.sum += v
+	h.counts[histIndex(v)] += n
+	h.n += n
+	h.sum += v * n
 	h.max = max(h.max, v)
 }
 
@@ -786,9 +789,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 				w.doneErrs.Add(int64(failed))
 				if measured && (countMode || !end.After(t1)) {
 					// Each request of a batch took the batch's round trip.
-					for range k {
-						w.hist.record(end.Sub(begin))
-					}
+					w.hist.recordN(end.Sub(begin), uint64(k))
 					w.counted += int64(k)
 					w.errors += int64(failed)
 					w.lastEnd = end

@@ -445,6 +445,18 @@ func TestHistogram(t *testing.T) {
 	if l := h.latency(); l.Max != 10000 || math.Abs(l.Mean-5000.5) > 0.1 {
 		t.Errorf("latency: %+v", l)
 	}
+	// A batch of n (recordN) is n values recorded one by one.
+	var batch, single histogram
+	for v := 1; v <= 100; v++ {
+		d := time.Duration(v*v) * time.Microsecond
+		batch.recordN(d, uint64(v))
+		for range v {
+			single.record(d)
+		}
+	}
+	if batch != single {
+		t.Errorf("recordN: n %d, sum %d, max %d; one by one: n %d, sum %d, max %d", batch.n, batch.sum, batch.max, single.n, single.sum, single.max)
+	}
 }
 
 // TestBenchMeasuresSessiond checks which flags make bench drive sessiond beside the other targets.
