@@ -155,24 +155,24 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "helper stopped") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the death went unnoticed: %s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("while dead: %x, %v", got, err)
-	}
-	for !strings.Contains(logs.String(), "restarted the password hash helper") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no restart: %s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	check := func(when string) {
 		if got, err := h.derive(ctx, password, salt, enginetest.CheapHash, 32); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("restarting: %x, %v", got, err)
+			t.Fatalf("%s: %x, %v", when, got, err)
 		}
 	}
+	// waitLog polls the logs every step until they say line, calling each between looks.
+	waitLog := func(line, missing string, step time.Duration, each func()) {
+		for !strings.Contains(logs.String(), line) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s", missing, logs.String())
+			}
+			time.Sleep(step)
+			each()
+		}
+	}
+	waitLog("helper stopped", "the death went unnoticed", 10*time.Millisecond, func() {})
+	check("while dead")
+	waitLog("restarted the password hash helper", "no restart", 50*time.Millisecond, func() { check("restarting") })
 	h.mu.Lock()
 	restarted := h.pid
 	h.mu.Unlock()
