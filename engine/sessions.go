@@ -343,8 +343,8 @@ func (e *Engine) keepAlive(ctx context.Context, token string, active bool) error
 // issued by sessiond, checksum and all, so only the length and the prefix are checked: a
 // mistyped token is not found instead, and tokenLookupError makes any failure of its lookup
 // ErrInvalidToken, as before. Other stores are spared a read or a round trip by the whole
-// check. The checksum and the base64 decoding,
-// with their tables (8 KiB), took BenchmarkRequestPath/pingSession from 531-552 ns to 476-479.
+// check. The checksum and the base64 decoding, with their tables (8 KiB), took
+// BenchmarkRequestPath/pingSession from 531-552 ns to 476-479.
 func (e *Engine) lookupToken(token string) (ParsedToken, error) {
 	if e.toucher != nil {
 		return parseTokenShape(token)
