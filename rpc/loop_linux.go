@@ -64,6 +64,9 @@ type eventLoop struct {
 	evs       [128]syscall.EpollEvent
 	n         int
 	lastTurn  int64 // when it was (UnixNano)
+	turnGap   time.Duration
+	outside   *atomic.Uint64 // the server's count of work done outside the loop
+	seen      uint64         // outside at the last turn
 	waitTS    unix.Timespec
 	noPwait2  bool // epoll_pwait2 is missing: blocking waits last a millisecond
 	turnFn    func(uintptr) bool
@@ -82,18 +85,22 @@ type eventLoop struct {
 // from its sysmon thread).
 //   - Before each blocking wait it lets the goroutines ready to run go first (Gosched): the
 //     readers it handed connections back to, those its locks and channels woke.
-//   - Every turnEvery it takes a turn in Go's poller (turn): the eventfd written and waited
+//   - Every so often it takes a turn in Go's poller (turn): the eventfd written and waited
 //     for there. A turn costs more than it seems: Go's poller still watches each socket's
 //     own descriptor, and reports every socket that had input since its last look, for
-//     nothing (about 0.15 µs each); with a turn every 250 µs that was 2.4 % of a pinned
-//     server's CPU, with one every millisecond 0.5 %.
+//     nothing (about 0.15 µs each); pinned, with a turn every 250 µs that was 2.4 % of the
+//     server's CPU, with one every millisecond 0.5 %. So turns come turnMin apart while
+//     the goroutines outside the loop have work (Server.outside grew since the last turn),
+//     and twice as far apart after each turn that found none, up to turnMax.
 //   - After loopWait with no event it waits in Go's poller for the set (idle), registered
 //     there for that wait only.
 //
-// Go's other goroutines wait at most about turnEvery or loopWait for their turn meanwhile.
+// Go's other goroutines wait at most about turnMax (turnMin while they are busy) or
+// loopWait for their turn meanwhile.
 const (
-	turnEvery = time.Millisecond
-	loopWait  = 100 * time.Microsecond
+	turnMin  = 100 * time.Microsecond
+	turnMax  = time.Millisecond
+	loopWait = 100 * time.Microsecond
 )
 
 // epollET is EPOLLET as the uint32 of an EpollEvent (syscall's constant is negative).
@@ -141,7 +148,7 @@ type loopConn struct {
 // errLoopClosed is watch's error once the loop has stopped.
 var errLoopClosed = errors.New("rpc: event loop closed")
 
-func newEventLoop() (*eventLoop, error) {
+func newEventLoop(outside *atomic.Uint64) (*eventLoop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -172,7 +179,7 @@ func newEventLoop() (*eventLoop, error) {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	l := &eventLoop{epfd: epfd, efd: int(efd), efile: efile, erc: erc, conns: map[uint64]*conn{}}
+	l := &eventLoop{epfd: epfd, efd: int(efd), efile: efile, erc: erc, conns: map[uint64]*conn{}, outside: outside, turnGap: turnMin}
 	l.turnFn, l.idleFn = l.turnOnce, l.idleCollect
 	l.lastTurn = time.Now().UnixNano()
 	go l.run()
@@ -215,7 +222,7 @@ func (l *eventLoop) run() {
 				l.serve(c, l.evs[i].Events, now)
 			}
 		}
-		if now-l.lastTurn >= int64(turnEvery) || now < l.lastTurn {
+		if now-l.lastTurn >= int64(l.turnGap) || now < l.lastTurn {
 			l.turn(now)
 		}
 	}
@@ -274,9 +281,24 @@ func (l *eventLoop) epollWait(d time.Duration) bool {
 // turn lets Go look at its other descriptors: the loop writes the eventfd and waits for it
 // in Go's poller, which finds it at once, with whatever else is ready.
 func (l *eventLoop) turn(now int64) {
-	l.lastTurn = now
 	l.turnWrote = false
 	_ = l.erc.Read(l.turnFn)
+	l.turned(now)
+}
+
+// turned notes a turn in Go's poller at now: the next comes after turnMin if Go's other
+// goroutines had work, after twice the last gap (up to turnMax) if they had none.
+func (l *eventLoop) turned(now int64) {
+	seen := l.outside.Load()
+	l.lastTurn, l.turnGap = now, nextTurnGap(l.turnGap, seen != l.seen)
+	l.seen = seen
+}
+
+func nextTurnGap(gap time.Duration, found bool) time.Duration {
+	if found {
+		return turnMin
+	}
+	return min(2*gap, turnMax)
 }
 
 // turnOnce is the turn's use of the eventfd: written first, read once the loop has waited
@@ -312,7 +334,7 @@ func (l *eventLoop) idle() {
 		l.turn(now)
 		return
 	}
-	l.lastTurn = now // Go has looked at its descriptors
+	l.turned(now) // Go has looked at its descriptors
 }
 
 // idleCollect is idle's read: the sockets ready now, if any.
@@ -702,7 +724,7 @@ func (s *Server) eventLoop() *eventLoop {
 		return nil
 	}
 	if s.loop == nil && s.loopErr == nil {
-		s.loop, s.loopErr = newEventLoop()
+		s.loop, s.loopErr = newEventLoop(&s.outside)
 		if s.loopErr != nil {
 			s.log.Warn("rpc: no event loop; connections are served without it", "err", s.loopErr)
 		}

@@ -615,3 +615,25 @@ func openFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// TestNextTurnGap checks how far apart the loop's turns in Go's poller come: turnMin after
+// one that found work outside the loop, twice the gap after one that found none, up to
+// turnMax.
+func TestNextTurnGap(t *testing.T) {
+	for _, tc := range []struct {
+		gap   time.Duration
+		found bool
+		want  time.Duration
+	}{
+		{turnMin, false, 2 * turnMin},
+		{2 * turnMin, false, 4 * turnMin},
+		{turnMax * 3 / 4, false, turnMax},
+		{turnMax, false, turnMax},
+		{turnMax, true, turnMin},
+		{turnMin, true, turnMin},
+	} {
+		if got := nextTurnGap(tc.gap, tc.found); got != tc.want {
+			t.Errorf("nextTurnGap(%v, %v) = %v, want %v", tc.gap, tc.found, got, tc.want)
+		}
+	}
+}

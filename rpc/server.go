@@ -131,6 +131,10 @@ type Server struct {
 	loopOn  bool
 	loop    *eventLoop
 	loopErr error
+	// outside counts what the server's other goroutines do (connections accepted, frames
+	// read by readers, HTTP requests), for the loop to see whether its turns in Go's
+	// poller find work.
+	outside atomic.Uint64
 
 	// Test hooks, set before serving.
 	hookReaderBlocked func()      // a connection's reader waits for an in-flight slot
@@ -430,6 +434,7 @@ func (c *conn) readLoop() error {
 		if c.framing == FramingNewline && isBlank(frame) {
 			continue
 		}
+		c.srv.outside.Add(1)
 		if !c.begin() {
 			return errStopped
 		}
