@@ -253,8 +253,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.loop != nil {
 		// Every connection is finished, or killed: a connection the loop still serves
-		// is given back as usual, and a reader that hands its connection over again
-		// finds the loop closed and reads on its own (handOver).
+		// is given back as usual. A reader that hands its connection over again finds
+		// the loop closed and reads on its own (handOver), or, before the loop has
+		// stopped, hands it to a loop that will not serve it, and takes it back at once
+		// since its connection is stopping (stopCh).
 		s.loop.close()
 		s.loop = nil
 	}
@@ -434,7 +436,9 @@ func (c *conn) readLoop() error {
 		if c.framing == FramingNewline && isBlank(frame) {
 			continue
 		}
-		c.srv.outside.Add(1)
+		if c.srv.loopOn {
+			c.srv.outside.Add(1)
+		}
 		if !c.begin() {
 			return errStopped
 		}

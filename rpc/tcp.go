@@ -58,7 +58,9 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 }
 
 func (s *Server) startTCP(nc net.Conn) {
-	s.outside.Add(1)
+	if s.loopOn {
+		s.outside.Add(1)
+	}
 	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
 	r, w, _ := newRawIO(nc)
 	c := s.newConn(s.baseCtx, client, r, w, FramingNewline, nc)
