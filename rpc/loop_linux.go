@@ -22,8 +22,8 @@ import (
 // A connection's reader goroutine, once it has answered what its client sent and finds the
 // socket empty, hands the connection to the server's event loop instead of waiting in Go's
 // poller. The loop is one goroutine watching the sockets handed to it in an epoll set of its
-// own (edge-triggered), in which it waits itself (eventLoop.wait). For each socket that has input it
-// reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
+// own (edge-triggered), in which it waits itself (eventLoop.wait). For each socket that has
+// input it reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
 // as Redis does: two system calls a request (a read and a write for a pipelined run of
 // them), made directly on a descriptor of its own for the socket (loopConn.fd), no
 // goroutine woken and no read that finds nothing. Through Go's poller every request costs a
@@ -68,7 +68,7 @@ type eventLoop struct {
 	outside   *atomic.Uint64 // the server's count of work done outside the loop
 	seen      uint64         // outside at the last turn
 	waitTS    unix.Timespec
-	noPwait2  bool // epoll_pwait2 is missing: blocking waits last a millisecond
+	noPwait2  bool // epoll_pwait2 is missing or refused: blocking waits last a millisecond
 	turnFn    func(uintptr) bool
 	turnWrote bool // turnFn's state: the turn has written the eventfd
 	idleFn    func(uintptr) bool
