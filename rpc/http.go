@@ -72,9 +72,7 @@ type httpHandler struct{ s *Server }
 
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	if s.loopOn {
-		s.outside.Add(1)
-	}
+	s.workOutside()
 	// The body's deadline is set before anything else: a request refused without its body
 	// being read still has it read, or drained, after the reply (net/http does so to keep the
 	// connection), and a client that never sends it must not hold the connection.

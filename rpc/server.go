@@ -436,9 +436,7 @@ func (c *conn) readLoop() error {
 		if c.framing == FramingNewline && isBlank(frame) {
 			continue
 		}
-		if c.srv.loopOn {
-			c.srv.outside.Add(1)
-		}
+		c.srv.workOutside()
 		if !c.begin() {
 			return errStopped
 		}
@@ -528,6 +526,13 @@ func (c *conn) quickReply(frame []byte, loop bool) (out *outBuf, quick, neverWai
 		return nil, !wait, m.neverWaits
 	}
 	return out, true, m.neverWaits
+}
+
+// workOutside counts work done outside the event loop, when the server uses one.
+func (s *Server) workOutside() {
+	if s.loopOn {
+		s.outside.Add(1)
+	}
 }
 
 // quickMethod decodes a request's raw method name and says whether the QuickDispatcher

@@ -58,9 +58,7 @@ func (s *Server) ServeTCP(ln net.Listener) error {
 }
 
 func (s *Server) startTCP(nc net.Conn) {
-	if s.loopOn {
-		s.outside.Add(1)
-	}
+	s.workOutside()
 	client := ClientInfo{Addr: remoteIP(nc.RemoteAddr()), Transport: TransportTCP}
 	r, w, _ := newRawIO(nc)
 	c := s.newConn(s.baseCtx, client, r, w, FramingNewline, nc)
