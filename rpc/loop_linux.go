@@ -80,8 +80,9 @@ type eventLoop struct {
 	// keepPark, since while it is there every event pays the nested callback.
 	park     *os.File
 	parkRC   syscall.RawConn
-	lastIdle int64 // when the loop last waited in Go's poller (UnixNano)
-	noPark   bool  // Go's poller would not watch the duplicate
+	lastIdle int64        // when the loop last waited in Go's poller (UnixNano)
+	noPark   bool         // Go's poller would not watch the duplicate
+	parks    atomic.Int32 // duplicates registered, counted for tests
 }
 
 // The loop waits for its sockets in its own set, not through Go's poller: a set that Go's
@@ -350,6 +351,7 @@ func (l *eventLoop) idle() {
 		nfd, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epfd), syscall.F_DUPFD_CLOEXEC, 0)
 		if errno == 0 {
 			l.park = os.NewFile(nfd, "epoll") // the set is non-blocking: watched by Go's poller
+			l.parks.Add(1)
 			l.parkRC, _ = l.park.SyscallConn()
 			if l.parkRC == nil || l.park.SetReadDeadline(time.Time{}) == os.ErrNoDeadline {
 				l.dropPark()

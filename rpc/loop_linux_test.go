@@ -637,3 +637,27 @@ func TestNextTurnGap(t *testing.T) {
 		}
 	}
 }
+
+// TestEventLoopKeepsItsIdleRegistration checks that the loop registers its set in Go's
+// poller once for a run of idle waits, not once each: each registration makes the kernel
+// check every socket in the set (75 µs with 1,000 of them).
+func TestEventLoopKeepsItsIdleRegistration(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	c := handedOver(t, srv, addr)
+	defer c.conn.Close()
+	const idles = 20
+	for i := range idles {
+		time.Sleep(2 * time.Millisecond) // no input for over loopWait: the loop waits in Go's poller
+		want := fmt.Sprintf(`{"jsonrpc":"2.0","result":"fast","id":%d}`, i+1)
+		if got := c.call(t, loopFrame("fast", i+1)); got != want {
+			t.Fatalf("reply %s, want %s", got, want)
+		}
+	}
+	srv.mu.Lock()
+	l := srv.loop
+	srv.mu.Unlock()
+	// One, or a few if the machine stalled for keepPark between two idle waits.
+	if n := l.parks.Load(); n < 1 || n > 3 {
+		t.Errorf("the loop registered its set in Go's poller %d times for %d idle waits, want 1 (at most 3)", n, idles)
+	}
+}
