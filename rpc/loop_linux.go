@@ -281,20 +281,19 @@ func (l *eventLoop) wait() bool {
 func (l *eventLoop) epollWait(d time.Duration) bool {
 	var n uintptr
 	var errno syscall.Errno
-	switch {
-	case d == 0:
-		n, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.evs[0])), uintptr(len(l.evs)), 0, 0, 0)
-	case !l.noPwait2:
+	pwait2 := d > 0 && !l.noPwait2
+	if pwait2 {
 		l.waitTS = unix.NsecToTimespec(int64(d))
 		n, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT2, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.evs[0])), uintptr(len(l.evs)), uintptr(unsafe.Pointer(&l.waitTS)), 0, 0)
-		if errno == 0 || errno == syscall.EINTR {
-			break
+		// Missing before Linux 5.11 (ENOSYS), or refused by a filter of system calls (EPERM).
+		l.noPwait2 = errno != 0 && errno != syscall.EINTR
+	}
+	if !pwait2 || l.noPwait2 {
+		ms := uintptr(0)
+		if d > 0 {
+			ms = uintptr(max(d/time.Millisecond, 1))
 		}
-		// Before Linux 5.11 (ENOSYS), or refused by a filter of system calls (EPERM).
-		l.noPwait2 = true
-		fallthrough
-	default:
-		n, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.evs[0])), uintptr(len(l.evs)), 1, 0, 0)
+		n, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.evs[0])), uintptr(len(l.evs)), ms, 0, 0)
 	}
 	if errno != 0 { // EINTR: a signal, such as Go's preemption
 		n = 0
@@ -347,7 +346,6 @@ func (l *eventLoop) turnOnce(fd uintptr) bool {
 // in the set for up to turnMax and takes a turn.
 func (l *eventLoop) idle() {
 	if l.park == nil && !l.noPark {
-		l.parkRC = nil
 		nfd, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epfd), syscall.F_DUPFD_CLOEXEC, 0)
 		if errno == 0 {
 			l.park = os.NewFile(nfd, "epoll") // the set is non-blocking: watched by Go's poller
@@ -397,11 +395,6 @@ func (l *eventLoop) watch(c *conn) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		if op == syscall.EPOLL_CTL_ADD { // forgetLoop would not close it: never watched
-			lc.dupOpen.Store(false)
-			_ = syscall.Close(lc.fd)
-			lc.fd = -1
-		}
 		return errLoopClosed
 	}
 	if op == syscall.EPOLL_CTL_ADD {
@@ -442,16 +435,18 @@ func (lc *loopConn) dup() error {
 // still running).
 func (c *conn) forgetLoop() {
 	lc := c.lc
-	if lc == nil || lc.key == 0 {
+	if lc == nil || lc.fd < 0 {
 		return
 	}
-	l := lc.loop
-	l.mu.Lock()
-	delete(l.conns, lc.key)
-	if !l.closed {
-		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, lc.fd, nil)
+	if lc.key != 0 { // watched
+		l := lc.loop
+		l.mu.Lock()
+		delete(l.conns, lc.key)
+		if !l.closed {
+			_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, lc.fd, nil)
+		}
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
 	lc.dupOpen.Store(false)
 	_ = syscall.Close(lc.fd)
 	lc.key, lc.fd = 0, -1

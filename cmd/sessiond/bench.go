@@ -734,6 +734,10 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		clients[i] = c
 	}
 	workers := make([]benchWorker, n)
+	k := 1 // requests a call: --pipeline, for the clients that pipeline
+	if _, ok := clients[0].(pipeliner); ok && o.pipeline > 1 {
+		k = o.pipeline
+	}
 	var (
 		stop     atomic.Bool
 		issued   atomic.Int64
@@ -754,11 +758,7 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		wg.Add(1)
 		go func(c benchClient, w *benchWorker) {
 			defer wg.Done()
-			k := 1 // requests a call
-			p, ok := c.(pipeliner)
-			if ok && o.pipeline > 1 {
-				k = o.pipeline
-			}
+			p, _ := c.(pipeliner) // set when k > 1
 			for !stop.Load() {
 				begin := time.Now()
 				measured := !begin.Before(t0)
@@ -831,8 +831,8 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 	var total histogram
 	run := benchRun{Target: t.name, Transport: t.transport, Address: t.address, Method: t.method,
 		Connections: n, Sessions: t.sessions}
-	if _, ok := clients[0].(pipeliner); ok && o.pipeline > 1 {
-		run.Pipeline = o.pipeline
+	if k > 1 {
+		run.Pipeline = k
 	}
 	last := t0
 	for i := range workers {
