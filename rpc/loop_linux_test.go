@@ -201,6 +201,8 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 	switch call.Method {
 	case "big":
 		return strings.Repeat("x", 16<<20), nil
+	case "kilo":
+		return strings.Repeat("k", 1000), nil
 	case "wait":
 		select {
 		case q.waiting <- struct{}{}:
@@ -659,5 +661,33 @@ func TestEventLoopKeepsItsIdleRegistration(t *testing.T) {
 	// One, or a few if the machine stalled for keepPark between two idle waits.
 	if n := l.parks.Load(); n < 1 || n > 3 {
 		t.Errorf("the loop registered its set in Go's poller %d times for %d idle waits, want 1 (at most 3)", n, idles)
+	}
+}
+
+// TestEventLoopSplitsLargeBatches checks that a pipelined run whose replies pass
+// loopBatchBytes (requests read at once, replies of a kilobyte) is written in several
+// writes, every reply whole and in order.
+func TestEventLoopSplitsLargeBatches(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	done := make(chan int, 1)
+	srv.hookConnDone = func(c *conn) { done <- c.lc.writes }
+	c := handedOver(t, srv, addr)
+	const n = 200 // 9 KB of requests, 200 KB of replies
+	reply := fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%%d}`, strings.Repeat("k", 1000))
+	var frames []string
+	for id := 1; id <= n; id++ {
+		frames = append(frames, loopFrame("kilo", id))
+	}
+	if err := c.Send([]byte(strings.Join(frames, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	for id := 1; id <= n; id++ {
+		if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(reply, id) {
+			t.Fatalf("reply %d: %.60q, %v", id, got, err)
+		}
+	}
+	c.conn.Close()
+	if writes := <-done; writes < 3 {
+		t.Errorf("%d replies of a kilobyte in %d writes, want 3 or more (%d bytes a write at most)", n, writes, loopBatchBytes)
 	}
 }
