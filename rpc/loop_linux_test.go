@@ -539,18 +539,7 @@ func TestEventLoopBatchesPipelinedReplies(t *testing.T) {
 	srv.hookConnDone = func(c *conn) { done <- counts{c.lc.served, c.lc.writes} }
 	c := handedOver(t, srv, addr)
 	const n = 100
-	var frames []string
-	for id := 1; id <= n; id++ {
-		frames = append(frames, loopFrame("fast", id))
-	}
-	if err := c.Send([]byte(strings.Join(frames, "\n"))); err != nil {
-		t.Fatal(err)
-	}
-	for id := 1; id <= n; id++ {
-		if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(`{"jsonrpc":"2.0","result":"fast","id":%d}`, id) {
-			t.Fatalf("reply %d: %q, %v", id, got, err)
-		}
-	}
+	pipelined(t, c, "fast", n, `"fast"`)
 	c.conn.Close()
 	// 4 KB of requests come in one read, or a few: not a write a reply.
 	if got := <-done; got.served < n || got.writes > 10 {
@@ -673,21 +662,28 @@ func TestEventLoopSplitsLargeBatches(t *testing.T) {
 	srv.hookConnDone = func(c *conn) { done <- c.lc.writes }
 	c := handedOver(t, srv, addr)
 	const n = 200 // 9 KB of requests, 200 KB of replies
-	reply := fmt.Sprintf(`{"jsonrpc":"2.0","result":%q,"id":%%d}`, strings.Repeat("k", 1000))
+	pipelined(t, c, "kilo", n, `"`+strings.Repeat("k", 1000)+`"`)
+	c.conn.Close()
+	if writes := <-done; writes < 3 {
+		t.Errorf("%d replies of a kilobyte in %d writes, want 3 or more (%d bytes a write at most)", n, writes, loopBatchBytes)
+	}
+}
+
+// pipelined sends n requests for method (ids 1 to n) in one write and checks that their
+// replies come back in order, each with result (raw JSON).
+func pipelined(t *testing.T, c *tcpClient, method string, n int, result string) {
+	t.Helper()
 	var frames []string
 	for id := 1; id <= n; id++ {
-		frames = append(frames, loopFrame("kilo", id))
+		frames = append(frames, loopFrame(method, id))
 	}
 	if err := c.Send([]byte(strings.Join(frames, "\n"))); err != nil {
 		t.Fatal(err)
 	}
 	for id := 1; id <= n; id++ {
-		if got, err := c.Recv(); err != nil || string(got) != fmt.Sprintf(reply, id) {
-			t.Fatalf("reply %d: %.60q, %v", id, got, err)
+		want := fmt.Sprintf(`{"jsonrpc":"2.0","result":%s,"id":%d}`, result, id)
+		if got, err := c.Recv(); err != nil || string(got) != want {
+			t.Fatalf("reply %d: %.80q, %v", id, got, err)
 		}
-	}
-	c.conn.Close()
-	if writes := <-done; writes < 3 {
-		t.Errorf("%d replies of a kilobyte in %d writes, want 3 or more (%d bytes a write at most)", n, writes, loopBatchBytes)
 	}
 }
