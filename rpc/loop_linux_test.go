@@ -687,3 +687,50 @@ func pipelined(t *testing.T, c *tcpClient, method string, n int, result string) 
 		}
 	}
 }
+
+// BenchmarkEventLoopPipelined measures pingSession of the real service answered by the event
+// loop: one connection writing runs of 16 requests at a time and reading their replies, the
+// client in this process too (its share is the same whatever the server's build). With the
+// kernel's share it is the loop's whole cost a request: read, parse, dispatch, engine, reply
+// and write, 16 requests to a read and a write.
+func BenchmarkEventLoopPipelined(b *testing.B) {
+	service, tokens := benchPathService(b, 1000)
+	srv := NewServer(service, Options{Logger: slog.New(slog.DiscardHandler)})
+	srv.loopOn = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.ServeTCP(ln) }()
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	c := dialTCP(b, ln.Addr().String())
+	frames := make([][]byte, len(tokens))
+	for i, tok := range tokens {
+		frames[i] = []byte(pathFrames["pingSession"](i+1, tok) + "\n")
+	}
+	// The first request goes to the reader, which then hands the connection to the loop.
+	if got := c.call(b, strings.TrimSuffix(string(frames[0]), "\n")); !strings.Contains(got, `"result":{}`) {
+		b.Fatalf("reply %s", got)
+	}
+	const run = 16
+	var batch []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for i := 0; i < b.N; i += run {
+		n := min(run, b.N-i)
+		batch = batch[:0]
+		for j := range n {
+			batch = append(batch, frames[(i+j)%len(frames)]...)
+		}
+		if _, err := c.conn.Write(batch); err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			if _, err := c.rd.ReadSlice('\n'); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportCPU(b, cpu)
+}
