@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -178,5 +179,58 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 	h.mu.Unlock()
 	if restarted == pid {
 		t.Fatal("no new helper")
+	}
+}
+
+// TestHashWorkerIgnoresStopSignals checks that the helper ignores SIGINT and SIGTERM, which a
+// terminal's Ctrl-C or a supervisor sends to the server's whole process group (or cgroup):
+// the server ends the helper itself, by closing its input, once its last hash is done. Linux
+// only (/proc/PID/status).
+func TestHashWorkerIgnoresStopSignals(t *testing.T) {
+	h, _ := startTestHashProcess(t)
+	// An answer from the helper: it has started, and executed itself at its lower priority.
+	salt := []byte("salt-salt-salt-3")
+	if _, err := h.derive(context.Background(), []byte("pw"), salt, enginetest.CheapHash, 32); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	pid := h.pid
+	h.mu.Unlock()
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	var ignored uint64
+	for line := range strings.Lines(string(status)) {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			if ignored, err = strconv.ParseUint(strings.TrimSpace(hex), 16, 64); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		if ignored&(1<<(sig-1)) == 0 {
+			t.Errorf("the helper does not ignore %v (SigIgn %x)", sig, ignored)
+		}
+	}
+}
+
+// TestInterruptStopsTheServerQuietly sends SIGINT to the server's process group, as a
+// terminal's Ctrl-C does, helper included: the server stops cleanly, and does not report
+// the helper as stopped (and fall back to hashing in its own process) on the way out.
+func TestInterruptStopsTheServerQuietly(t *testing.T) {
+	p := launchServerWith(t, func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} },
+		"--data", t.TempDir(), "--tcp", "127.0.0.1:0", "--http", "off")
+	p.waitReady()
+	c := dialLine(t, p.tcpAddr)
+	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, nil) // a hash by the helper
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit("SIGINT"); code != 0 {
+		t.Errorf("exit code %d, want 0; logs:\n%s", code, p.logs.String())
+	}
+	if logs := p.logs.String(); strings.Contains(logs, "helper stopped") || !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Errorf("want a clean stop and no word of the helper; logs:\n%s", logs)
 	}
 }

@@ -88,9 +88,19 @@ func startServer(t testing.TB, args ...string) *proc {
 // (on the test's goroutine). Launching several before waiting starts them at the same time.
 func launchServer(t testing.TB, args ...string) *proc {
 	t.Helper()
+	return launchServerWith(t, nil, args...)
+}
+
+// launchServerWith is launchServer with setup, if not nil, called on the command before it
+// starts.
+func launchServerWith(t testing.TB, setup func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	full := append([]string{"serve", "--log-format", "json", "--config", testConfigPath}, args...)
 	cmd := exec.Command(binPath, full...)
 	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	if setup != nil {
+		setup(cmd)
+	}
 	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), ready: make(chan error, 1)}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -173,10 +183,16 @@ func (p *proc) kill() {
 // terminate sends SIGTERM and returns the exit code.
 func (p *proc) terminate() int {
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.waitExit("SIGTERM")
+}
+
+// waitExit waits for the process to exit after what (a signal sent) and returns its exit
+// code.
+func (p *proc) waitExit(what string) int {
 	select {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
-		p.t.Fatalf("sessiond did not stop on SIGTERM; logs:\n%s", p.logs.String())
+		p.t.Fatalf("sessiond did not stop on %s; logs:\n%s", what, p.logs.String())
 	}
 	return p.cmd.ProcessState.ExitCode()
 }
