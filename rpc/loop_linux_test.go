@@ -689,10 +689,10 @@ func pipelined(t *testing.T, c *tcpClient, method string, n int, result string) 
 }
 
 // BenchmarkEventLoopPipelined measures pingSession of the real service answered by the event
-// loop: one connection writing runs of 16 requests at a time and reading their replies, the
-// client in this process too (its share is the same whatever the server's build). With the
-// kernel's share it is the loop's whole cost a request: read, parse, dispatch, engine, reply
-// and write, 16 requests to a read and a write.
+// loop: one connection writing runs of 16 requests at a time and reading their replies. The
+// figures include the kernel's work and the client's, in this process, which are the same
+// for any build of the server: what changes between builds is the loop's read, parse,
+// dispatch, engine, reply and write, 16 requests to a read and a write.
 func BenchmarkEventLoopPipelined(b *testing.B) {
 	service, tokens := benchPathService(b, 1000)
 	srv := NewServer(service, Options{Logger: slog.New(slog.DiscardHandler)})
