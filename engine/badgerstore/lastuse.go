@@ -40,6 +40,10 @@ type lastUseLog struct {
 	// to be deleted when the running snapshot completes, with the older generations.
 	legacy  bool
 	pending []memstore.Touched // drained but not yet written, after a failed write
+	// drained and page are reused from run to run: at a million sessions a run drains
+	// hundreds of thousands of entries (64 bytes each), and a new list each second made
+	// most of the garbage the collector let the heap grow for.
+	drained, pageBuf []memstore.Touched
 	// page and minLog are snapshotPage and minSnapshotLog; tests make them smaller, and set
 	// pagesPerRun to spread a snapshot over several runs (0: a whole snapshot per run).
 	page, minLog, pagesPerRun int
@@ -58,8 +62,9 @@ func (s *Store) writeTouched(background bool) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	l := &s.lastUse
-	touched := append(l.pending, s.mem.DrainTouched()...)
+	touched := s.mem.DrainTouched(append(l.drained[:0], l.pending...))
 	l.pending = nil
+	defer func() { l.drained = reuse(touched) }()
 	if background && l.snapshotFrom < 0 && l.logged >= max(s.mem.SessionCount()/2, l.minLog) {
 		l.startSnapshot()
 	}
@@ -96,7 +101,8 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 	}
 	next := -1
 	if snapshotting {
-		var page []memstore.Touched
+		page := l.pageBuf
+		defer func() { clear(page); l.pageBuf = page[:0] }() // at most l.page entries
 		next = l.snapshotFrom
 		for pages := 0; next >= 0 && (l.pagesPerRun == 0 || pages < l.pagesPerRun); pages++ {
 			page, next = s.mem.LastUses(next, l.page, page[:0])
@@ -106,6 +112,16 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 		}
 	}
 	return next, l.files.sync()
+}
+
+// reuse returns b emptied for the next run, without its references to session ids; a list
+// a burst grew goes once it is mostly unused.
+func reuse(b []memstore.Touched) []memstore.Touched {
+	clear(b)
+	if cap(b) > 4096 && len(b) < cap(b)/4 {
+		return nil
+	}
+	return b[:0]
 }
 
 // dropObsolete completes a snapshot, which writeChunks synced: it deletes the older

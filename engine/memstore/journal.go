@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,13 +67,15 @@ type Touched struct {
 	LastActiveAt   time.Time
 }
 
-// DrainTouched returns the sessions that Touch changed since the last call and still exist,
-// with their current last-use times, and forgets them. Only a Store with a Journal keeps
-// track; without one it returns nothing. It works after Close, for a last flush.
-func (s *Store) DrainTouched() []Touched {
+// DrainTouched appends to dst the sessions that Touch changed since the last call and still
+// exist, with their current last-use times, forgets them, and returns the extended dst. Only
+// a Store with a Journal keeps track; without one it appends nothing. It works after Close,
+// for a last flush. A caller that drains often reuses dst: at a million sessions a drain
+// can list hundreds of thousands.
+func (s *Store) DrainTouched(dst []Touched) []Touched {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Touched, 0, len(s.touched))
+	out := slices.Grow(dst, len(s.touched))
 	for _, n := range s.touched {
 		// A session deleted since has a zeroed record, and one reusing its slot is
 		// listed again if touched: the flag is set for exactly one listing of each.

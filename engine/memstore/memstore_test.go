@@ -216,7 +216,8 @@ func TestJournalBatches(t *testing.T) {
 	}
 }
 
-// DrainTouched lists each touched live session once with its latest times.
+// DrainTouched lists each touched live session once with its latest times, after what the
+// list it appends to holds.
 func TestDrainTouched(t *testing.T) {
 	f := newFixture(t)
 	at1, at2 := now.Add(time.Minute), now.Add(2*time.Minute)
@@ -232,7 +233,12 @@ func TestDrainTouched(t *testing.T) {
 	if _, err := f.store.DeleteSessions(ctx, []string{f.second.ID}, now); err != nil {
 		t.Fatal(err)
 	}
-	got := f.store.DrainTouched()
+	kept := memstore.Touched{ID: "kept", LastAccessedAt: now}
+	got := f.store.DrainTouched([]memstore.Touched{kept})
+	if len(got) == 0 || got[0] != kept {
+		t.Fatalf("DrainTouched did not append: %+v", got)
+	}
+	got = got[1:]
 	slices.SortFunc(got, func(a, b memstore.Touched) int { return a.LastAccessedAt.Compare(b.LastAccessedAt) })
 	want := []memstore.Touched{
 		{ID: f.own.ID, LastAccessedAt: at1, LastActiveAt: now},
@@ -241,7 +247,7 @@ func TestDrainTouched(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("DrainTouched = %+v; want %+v", got, want)
 	}
-	if again := f.store.DrainTouched(); len(again) != 0 {
+	if again := f.store.DrainTouched(nil); len(again) != 0 {
 		t.Errorf("second DrainTouched = %+v; want nothing", again)
 	}
 	must(t, f.store.Close())
@@ -250,7 +256,7 @@ func TestDrainTouched(t *testing.T) {
 	s := newSession("user", "")
 	must(t, plain.InsertSession(ctx, s, engine.Caps{}, now))
 	must(t, plain.Touch(ctx, s.ID, at1, true))
-	if got := plain.DrainTouched(); len(got) != 0 {
+	if got := plain.DrainTouched(nil); len(got) != 0 {
 		t.Errorf("a store without a journal tracked touches: %+v", got)
 	}
 }
