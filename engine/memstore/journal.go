@@ -72,31 +72,54 @@ type Touched struct {
 // a Store with a Journal keeps track; without one it appends nothing. It works after Close,
 // for a last flush. A caller that drains often reuses dst: at a million sessions a drain
 // can list hundreds of thousands.
+//
+// It lists drainChunk sessions at a time under the store's lock and lets go of it between
+// them, so that token checks are not held up for the whole drain. Sessions first touched
+// during a drain wait for the next.
 func (s *Store) DrainTouched(dst []Touched) []Touched {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := slices.Grow(dst, len(s.touched))
-	for _, n := range s.touched {
-		// A session deleted since has a zeroed record, and one reusing its slot is
-		// listed again if touched: the flag is set for exactly one listing of each.
-		r := s.slabs.at(n)
-		if !r.touched {
-			continue
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	done, end := 0, -1
+	for {
+		s.mu.Lock()
+		if end < 0 {
+			end = len(s.touched)
 		}
-		r.touched = false
-		out = append(out, Touched{
-			ID:             r.id,
-			LastAccessedAt: unpackTime(r.lastAccessedAt),
-			LastActiveAt:   unpackTime(r.lastActiveAt),
-		})
+		next := min(done+drainChunk, end)
+		dst = slices.Grow(dst, next-done)
+		for _, n := range s.touched[done:next] {
+			// A session deleted since has a zeroed record, and one reusing its slot is
+			// listed again if touched: the flag is set for exactly one listing of each.
+			r := s.slabs.at(n)
+			if !r.touched {
+				continue
+			}
+			r.touched = false
+			dst = append(dst, Touched{
+				ID:             r.id,
+				LastAccessedAt: unpackTime(r.lastAccessedAt),
+				LastActiveAt:   unpackTime(r.lastActiveAt),
+			})
+		}
+		done = next
+		if done == end {
+			s.touched = s.touched[:copy(s.touched, s.touched[end:])] // touched meanwhile
+			if cap(s.touched) > 4096 && len(s.touched) < cap(s.touched)/4 {
+				// A burst is over: give its memory back.
+				s.touched = append([]slot(nil), s.touched...)
+			}
+			s.mu.Unlock()
+			return dst
+		}
+		s.mu.Unlock()
+		runtime.Gosched() // a token check waiting for the lock gets it before the next chunk
 	}
-	if cap(s.touched) > 4096 && len(s.touched) < cap(s.touched)/4 {
-		s.touched = nil // a burst is over: give its memory back
-	} else {
-		s.touched = s.touched[:0]
-	}
-	return out
 }
+
+// drainChunk is how many touched sessions DrainTouched lists under one hold of the store's
+// lock. At a million sessions each costs about 90 ns (its record is rarely in a cache):
+// 120,000 listed under one hold, as every second under load, kept token checks waiting 11 ms.
+const drainChunk = 4096
 
 // RestoreAccount adds an account read back from storage, without journaling it. It is meant
 // for loading a persistent store before it is used.

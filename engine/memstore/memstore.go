@@ -43,6 +43,7 @@ type Store struct {
 	warmSink uint32
 	touched  []slot // waiting for DrainTouched; only with a journal
 	profiles profileCache
+	drainMu  sync.Mutex // one DrainTouched at a time: it lets go of mu between chunks
 }
 
 var _ engine.Store = (*Store)(nil)

@@ -261,6 +261,33 @@ func TestDrainTouched(t *testing.T) {
 	}
 }
 
+// TestDrainTouchedInChunks checks a drain longer than one hold of the lock: 10,000 touched
+// sessions (DrainTouched lists 4,096 at a time) are each listed once, with their times.
+func TestDrainTouchedInChunks(t *testing.T) {
+	s := memstore.New(memstore.Options{Journal: &recorder{}})
+	const n = 10_000
+	storetest.Populate(t, s, n, now)
+	want := make(map[string]time.Time, n)
+	for i := range n {
+		id, at := benchSession(i).ID, now.Add(time.Duration(i+1)*time.Millisecond)
+		must(t, s.Touch(ctx, id, at, false))
+		want[id] = at
+	}
+	got := s.DrainTouched(nil)
+	for _, tc := range got {
+		if at, ok := want[tc.ID]; !ok || !tc.LastAccessedAt.Equal(at) {
+			t.Fatalf("listed %s at %v, want once at %v", tc.ID, tc.LastAccessedAt, at)
+		}
+		delete(want, tc.ID)
+	}
+	if len(got) != n || len(want) != 0 {
+		t.Fatalf("listed %d of %d touched sessions", len(got), n)
+	}
+	if again := s.DrainTouched(nil); len(again) != 0 {
+		t.Errorf("second drain listed %d", len(again))
+	}
+}
+
 // Restored records bypass the journal and count; orphans and duplicates are refused.
 func TestRestore(t *testing.T) {
 	j := &recorder{}
