@@ -288,6 +288,52 @@ func TestDrainTouchedInChunks(t *testing.T) {
 	}
 }
 
+// TestListAllWhileChanging lists every session, which goes through the store a chunk at a
+// time, while sessions are created and deleted: each session that lives throughout is
+// listed exactly once, and no session twice.
+func TestListAllWhileChanging(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	const stable = 10_000 // several chunks
+	storetest.Populate(t, s, stable, now)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := stable; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			churn := storetest.BenchSession(i, now)
+			must(t, s.InsertSession(ctx, churn, engine.Caps{}, now))
+			if _, err := s.DeleteSessions(ctx, []string{churn.ID}, now); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 5 {
+		list, err := s.ListSessions(ctx, nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(map[string]bool, len(list))
+		for _, sess := range list {
+			if seen[sess.ID] {
+				t.Fatalf("%s listed twice", sess.ID)
+			}
+			seen[sess.ID] = true
+		}
+		for i := range stable {
+			if id := storetest.BenchSession(i, now).ID; !seen[id] {
+				t.Fatalf("%s, live throughout, not listed (%d listed)", id, len(list))
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
 // Restored records bypass the journal and count; orphans and duplicates are refused.
 func TestRestore(t *testing.T) {
 	j := &recorder{}
