@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"strings"
 	"sync"
@@ -368,11 +367,6 @@ func (h *hashProcess) close() {
 // runHashWorker is `sessiond serve --hash-worker`, the helper: it answers hash requests on
 // stdin with keys on stdout until stdin ends.
 func runHashWorker(stdin io.Reader, stdout, stderr io.Writer) int {
-	// A terminal's Ctrl-C and a supervisor's SIGTERM reach the server's whole process group
-	// (or cgroup), the helper too. The server stops the helper itself, by closing its stdin
-	// once the logins it drains have their hashes; killed by the signal, the helper would
-	// leave those to the server's own process, with a warning that it stopped.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	lowerPriority(stderr)
 	rd := bufio.NewReader(stdin)
 	out := bufio.NewWriter(stdout)

@@ -103,6 +103,12 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.hashWorker {
+		// A terminal's Ctrl-C and a supervisor's SIGTERM reach the server's whole process
+		// group (or cgroup), the helper too. The server stops the helper itself, by closing
+		// its stdin once the logins it drains have their hashes; killed by the signal, the
+		// helper would leave those to the server's own process, with a warning that it
+		// stopped. (Here, not in runHashWorker, which tests call in their own process.)
+		ignoreStopSignals()
 		return runHashWorker(stdin, stdout, stderr)
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
