@@ -103,7 +103,7 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 	next := -1
 	if snapshotting {
 		page := l.pageBuf
-		defer func() { clear(page); l.pageBuf = page[:0] }() // at most l.page entries
+		defer func() { clear(page[:cap(page)]); l.pageBuf = page[:0] }() // at most l.page entries; earlier pages' too
 		next = l.snapshotFrom
 		for pages := 0; next >= 0 && (l.pagesPerRun == 0 || pages < l.pagesPerRun); pages++ {
 			page, next = s.mem.LastUses(next, l.page, page[:0])

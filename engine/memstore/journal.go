@@ -75,7 +75,9 @@ type Touched struct {
 //
 // It lists drainChunk sessions at a time under the store's lock and lets go of it between
 // them, so that token checks are not held up for the whole drain. Sessions first touched
-// during a drain wait for the next.
+// during a drain wait for the next. A session whose slot was freed and reused since the
+// last drain, and touched again between two chunks, may be listed twice, the later entry
+// with the later times.
 func (s *Store) DrainTouched(dst []Touched) []Touched {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
@@ -88,8 +90,8 @@ func (s *Store) DrainTouched(dst []Touched) []Touched {
 		next := min(done+drainChunk, end)
 		dst = slices.Grow(dst, next-done)
 		for _, n := range s.touched[done:next] {
-			// A session deleted since has a zeroed record, and one reusing its slot is
-			// listed again if touched: the flag is set for exactly one listing of each.
+			// A session deleted since has a zeroed record, and one reusing its slot has
+			// an entry of its own: the flag lists it at the first of them it finds set.
 			r := s.slabs.at(n)
 			if !r.touched {
 				continue
