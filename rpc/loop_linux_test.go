@@ -712,6 +712,7 @@ func BenchmarkEventLoopPipelined(b *testing.B) {
 	if got := c.call(b, strings.TrimSuffix(string(frames[0]), "\n")); !strings.Contains(got, `"result":{}`) {
 		b.Fatalf("reply %s", got)
 	}
+	_ = c.conn.SetReadDeadline(time.Time{}) // call's, which a long -benchtime outlasts
 	const run = 16
 	var batch []byte
 	b.ReportAllocs()
