@@ -334,6 +334,40 @@ func TestListAllWhileChanging(t *testing.T) {
 	wg.Wait()
 }
 
+// TestPurgeExpiredInChunks checks a purge longer than one hold of the lock: 10,000 sessions
+// expired together (PurgeExpired removes 4,096 at a time) are all removed and counted, each
+// deletion journaled once, and a live session stays.
+func TestPurgeExpiredInChunks(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	const n = 10_000
+	storetest.Populate(t, s, n, now)
+	later := now.Add(24 * 365 * time.Hour) // past every session's idle timeout
+	live := newSession(storetest.BenchSession(0, now).Username, "")
+	live.CreatedAt, live.LastAccessedAt, live.LastActiveAt = later, later, later
+	must(t, s.InsertSession(ctx, live, engine.Caps{}, later))
+	j.take()
+	removed, err := s.PurgeExpired(ctx, later)
+	if err != nil || removed != n {
+		t.Fatalf("PurgeExpired = %d, %v; want %d", removed, err, n)
+	}
+	deleted := map[string]bool{}
+	for _, b := range j.take() {
+		for _, id := range b.DeletedSessions {
+			if deleted[id] {
+				t.Fatalf("%s deleted twice", id)
+			}
+			deleted[id] = true
+		}
+	}
+	if len(deleted) != n {
+		t.Errorf("%d deletions journaled, want %d", len(deleted), n)
+	}
+	if list, _ := s.ListSessions(ctx, nil, later); len(list) != 1 || list[0].ID != live.ID {
+		t.Errorf("left %d sessions, want the live one", len(list))
+	}
+}
+
 // Restored records bypass the journal and count; orphans and duplicates are refused.
 func TestRestore(t *testing.T) {
 	j := &recorder{}

@@ -31,7 +31,7 @@ func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps en
 	userKey := sess.UserKey()
 	var expired []slot
 	if s.atCap(userKey, sess.ClientAddress, caps) {
-		expired = s.popExpired(nowN)
+		expired = s.popExpired(nowN, 0)
 	}
 	if err := s.overCap(userKey, sess.ClientAddress, caps, expired); err != nil {
 		if len(expired) > 0 {
@@ -326,11 +326,25 @@ func (s *Store) touch(n slot, atN int64, active bool) {
 // PurgeExpired removes the sessions that have expired by now and returns how many.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	nowN := packTime(now)
+	total := 0
+	for {
+		n, err := s.purgeSome(ctx, nowN)
+		total += n
+		if err != nil || n < purgeChunk {
+			return total, err
+		}
+		runtime.Gosched() // on one processor, a token check waiting for the lock runs first
+	}
+}
+
+// purgeSome removes up to purgeChunk expired sessions under one hold of the write lock, and
+// returns how many.
+func (s *Store) purgeSome(ctx context.Context, nowN int64) (int, error) {
 	if err := s.writable(ctx); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	expired := s.popExpired(nowN)
+	expired := s.popExpired(nowN, purgeChunk)
 	if len(expired) == 0 {
 		return 0, nil
 	}
@@ -341,6 +355,11 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	s.removeRecords(expired)
 	return len(expired), nil
 }
+
+// purgeChunk is how many expired sessions PurgeExpired removes under one hold of the write
+// lock: sessions made together expire together, and a million of them removed at once, with
+// the journal's write of their deletion, would hold every token check up for seconds.
+const purgeChunk = 4096
 
 // session returns a new engine.Session for the record in slot n.
 func (s *Store) session(n slot) *engine.Session {
