@@ -82,7 +82,8 @@ type SessionStore interface {
 	// ignores unknown sessions and sessions already expired at at (use cannot revive them).
 	// It is persisted lazily (see Store).
 	Touch(ctx context.Context, id string, at time.Time, active bool) error
-	// PurgeExpired removes expired sessions from storage and returns how many it removed.
+	// PurgeExpired removes expired sessions from storage and returns how many it removed,
+	// also when it fails part of the way.
 	PurgeExpired(ctx context.Context, now time.Time) (int, error)
 }
 

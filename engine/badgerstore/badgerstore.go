@@ -358,17 +358,15 @@ func (s *Store) TouchToken(ctx context.Context, h engine.TokenHash, at time.Time
 	return s.mem.TouchToken(ctx, h, at, active)
 }
 
-// PurgeExpired removes expired sessions, from disk too, and returns how many.
+// PurgeExpired removes expired sessions, from disk too, and returns how many: on an error
+// too, since the memstore removes them a chunk at a time (the next purge takes the rest).
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.change(func() (err error) {
 		n, err = s.mem.PurgeExpired(ctx, now)
 		return err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return n, err
 }
 
 // SetPreference stores value under label for the user; see engine.PreferenceStore.

@@ -193,6 +193,7 @@ func (s *Store) RestorePreference(userKey, label, value string) error {
 }
 
 var (
+	errNoID           = errors.New("memstore: a session needs an id")
 	errDuplicateID    = errors.New("memstore: a session with this id exists")
 	errDuplicateToken = errors.New("memstore: a session with this token hash exists")
 )

@@ -368,6 +368,26 @@ func TestPurgeExpiredInChunks(t *testing.T) {
 	}
 }
 
+// TestSessionNeedsAnID checks that a session without an id is refused, inserted or restored:
+// an empty id marks a free slot, which a listing of every session passes over.
+func TestSessionNeedsAnID(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	must(t, s.CreateAccount(ctx, &engine.Account{Username: "user"}))
+	sess := newSession("user", "")
+	sess.ID = ""
+	if err := s.InsertSession(ctx, sess, engine.Caps{}, now); err == nil {
+		t.Error("InsertSession took a session without an id")
+	}
+	var refused error
+	must(t, s.RestoreSessions([]engine.Session{*sess}, func(_ *engine.Session, err error) { refused = err }))
+	if refused == nil {
+		t.Error("RestoreSessions took a session without an id")
+	}
+	if n := s.SessionCount(); n != 0 {
+		t.Errorf("%d sessions stored", n)
+	}
+}
+
 // Restored records bypass the journal and count; orphans and duplicates are refused.
 func TestRestore(t *testing.T) {
 	j := &recorder{}

@@ -323,7 +323,8 @@ func (s *Store) touch(n slot, atN int64, active bool) {
 	}
 }
 
-// PurgeExpired removes the sessions that have expired by now and returns how many.
+// PurgeExpired removes the sessions that have expired by now and returns how many; on an
+// error, how many it removed before (it removes them purgeChunk at a time).
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int, error) {
 	nowN := packTime(now)
 	total := 0
@@ -375,6 +376,9 @@ func (s *Store) checkNewSession(sess *engine.Session) error {
 	if _, ok := s.accounts[sess.UserKey()]; !ok {
 		return engine.ErrAccountNotFound
 	}
+	if sess.ID == "" {
+		return errNoID
+	}
 	if s.find(sess.ID) != 0 {
 		return errDuplicateID
 	}
@@ -424,9 +428,13 @@ func (s *Store) overCap(userKey, address string, caps engine.Caps, expired []slo
 	return nil
 }
 
-// addRecord indexes a new record for sess, whose account exists. It returns
-// errDuplicateID or errDuplicateToken, adding nothing, if the id or token hash is taken.
+// addRecord indexes a new record for sess, whose account exists. It returns errNoID,
+// errDuplicateID or errDuplicateToken, adding nothing, if the id is empty or the id or token
+// hash is taken.
 func (s *Store) addRecord(sess *engine.Session) error {
+	if sess.ID == "" {
+		return errNoID // an empty id marks a free slot
+	}
 	n := s.slabs.alloc()
 	r := s.slabs.at(n)
 	r.id, r.tokenHash = sess.ID, sess.TokenHash
