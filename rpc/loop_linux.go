@@ -145,11 +145,11 @@ type loopConn struct {
 	noHandOver, noLoop bool
 
 	// fd is the loop's own descriptor for the socket, a duplicate made at the first
-	// hand-over (key != 0 while it is open). The loop's reads and writes use it directly,
-	// with no Control per system call to hold the connection's descriptor open: its number
-	// cannot be reused while the loop may use it, since only the reader closes it, once
-	// its reads have ended, or the loop could not watch the socket, and nothing hands the
-	// connection over again (forgetLoop). dupOpen says so to kill, whose Close leaves the
+	// hand-over (-1 when there is none; key != 0 once the set watches it). The loop's reads
+	// and writes use it directly, with no Control per system call to hold the connection's
+	// descriptor open: its number cannot be reused while the loop may use it, since only
+	// the reader closes it, once its reads have ended, or the loop could not watch the
+	// socket, and nothing hands the connection over again (forgetLoop). dupOpen says so to kill, whose Close leaves the
 	// socket open through it: kill shuts the socket's sending side first (closeLoopWrite).
 	fd      int
 	dupOpen atomic.Bool
