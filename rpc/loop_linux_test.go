@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,16 +17,23 @@ import (
 	"time"
 )
 
-// onEventLoop runs f with every server it makes serving TCP with the event loop.
-func onEventLoop(t *testing.T, f func(t *testing.T)) {
+// onEventLoop runs f with every server it makes serving TCP with the event loop, which
+// takes the sockets it serves out of Go's poller at once if detach is set.
+func onEventLoop(t *testing.T, detach bool, f func(t *testing.T)) {
 	testEventLoop.Store(true)
-	defer testEventLoop.Store(false)
+	testLoopDetach.Store(detach)
+	defer func() {
+		testEventLoop.Store(false)
+		testLoopDetach.Store(false)
+	}()
 	f(t)
 }
 
 // TestTCPOnEventLoop runs the TCP transport's tests with the event loop, the loop and the
 // readers running in parallel: pipelining, too-large and stalled half requests, in-flight
-// limits, clients that never read, idle timeouts, half closes, shutdowns.
+// limits, clients that never read, idle timeouts, half closes, shutdowns. They run twice:
+// as the loop serves connections, and with the loop taking each socket out of Go's poller
+// as soon as it serves it (loopSock), as it does after detachAfter requests.
 func TestTCPOnEventLoop(t *testing.T) {
 	for name, test := range map[string]func(*testing.T){
 		"Pipelining":                TestTCPPipelining,
@@ -47,7 +55,8 @@ func TestTCPOnEventLoop(t *testing.T) {
 		"ShutdownForced":            TestShutdownForced,
 		"QuickPathOverTCP":          TestEventLoopMixedLoad,
 	} {
-		t.Run(name, func(t *testing.T) { onEventLoop(t, test) })
+		t.Run(name, func(t *testing.T) { onEventLoop(t, false, test) })
+		t.Run(name+"/detached", func(t *testing.T) { onEventLoop(t, true, test) })
 	}
 }
 
@@ -138,7 +147,7 @@ func TestEventLoopMixedLoad(t *testing.T) {
 // requests waiting, a new connection is accepted and answered (by its reader: a slow method).
 // How long such a connection waits on one processor is measured, not tested (README).
 func TestEventLoopFairness(t *testing.T) {
-	onEventLoop(t, func(t *testing.T) {
+	onEventLoop(t, false, func(t *testing.T) {
 		srv := NewServer(&countingQuick{}, Options{Logger: slog.New(slog.DiscardHandler)})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -223,12 +232,19 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 }
 
 // loopServer serves TCP with a loopQuick, with the event loop or without.
-func loopServer(t *testing.T, loop bool, opts Options) (*Server, *loopQuick, string) {
+func loopServer(t testing.TB, loop bool, opts Options) (*Server, *loopQuick, string) {
+	t.Helper()
+	return loopServerDetaching(t, loop, false, opts)
+}
+
+// loopServerDetaching is loopServer whose loop, if detach is set, takes a socket out of Go's
+// poller as soon as it serves the connection (Server.loopDetachAtOnce).
+func loopServerDetaching(t testing.TB, loop, detach bool, opts Options) (*Server, *loopQuick, string) {
 	t.Helper()
 	opts.Logger = slog.New(slog.DiscardHandler)
 	q := &loopQuick{release: make(chan struct{}), started: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	srv := NewServer(q, opts)
-	srv.loopOn = loop
+	srv.loopOn, srv.loopDetachAtOnce = loop, detach
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +260,7 @@ func loopFrame(method string, id int) string {
 
 // handedOver returns a client of srv whose connection has answered a request and waits for
 // the next one: with the loop, the loop has it.
-func handedOver(t *testing.T, srv *Server, addr string) *tcpClient {
+func handedOver(t testing.TB, srv *Server, addr string) *tcpClient {
 	t.Helper()
 	c := dialTCP(t, addr)
 	if got := c.call(t, loopFrame("fast", 0)); got != `{"jsonrpc":"2.0","result":"fast","id":0}` {
@@ -255,7 +271,7 @@ func handedOver(t *testing.T, srv *Server, addr string) *tcpClient {
 }
 
 // onLoop waits, if srv uses the event loop, until the loop has client's connection.
-func onLoop(t *testing.T, srv *Server, client *tcpClient) {
+func onLoop(t testing.TB, srv *Server, client *tcpClient) {
 	t.Helper()
 	if !srv.loopOn {
 		return
@@ -267,7 +283,7 @@ func onLoop(t *testing.T, srv *Server, client *tcpClient) {
 }
 
 // waitConns waits until ok holds for every connection of srv (what it waits for, in words).
-func waitConns(t *testing.T, srv *Server, what string, ok func(*conn) bool) {
+func waitConns(t testing.TB, srv *Server, what string, ok func(*conn) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		srv.mu.Lock()
@@ -308,12 +324,13 @@ func shutdownDuringWait(t *testing.T, srv *Server, q *loopQuick, addr, behind st
 	return c
 }
 
-// TestEventLoopEdges checks, with the loop and without, what the loop hands back to the
-// reader or must not miss: a half close right behind a request, urgent data, a reply the
-// client does not read at once (beside another client), requests filling the read buffer,
-// a request too large, Shutdown while a quick method runs in the loop (with requests read
-// behind it, which a stopping connection does not take), and input that comes
-// while the connection is being handed over.
+// TestEventLoopEdges checks, without the loop, with it, and with it taking each socket
+// out of Go's poller at once (loopSock), what the loop hands back to the reader or must not
+// miss: a half close right behind a request, urgent data, a reply the client does not read
+// at once (beside another client), requests filling the read buffer, a request too large,
+// Shutdown while a quick method runs in the loop (with requests read behind it, which a
+// stopping connection does not take), and input that comes while the connection is being
+// handed over.
 func TestEventLoopEdges(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -411,7 +428,12 @@ func TestEventLoopEdges(t *testing.T) {
 		}},
 		{name: "forced shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			c := handedOver(t, srv, addr)
-			_ = c.Send([]byte(loopFrame("ctxwait", 1)))
+			// A request the loop answers first: with detach, the socket is out of Go's
+			// poller when the call runs.
+			if got := c.call(t, loopFrame("fast", 1)); got != `{"jsonrpc":"2.0","result":"fast","id":1}` {
+				t.Fatalf("reply %s", got)
+			}
+			_ = c.Send([]byte(loopFrame("ctxwait", 2)))
 			<-q.started
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
@@ -496,9 +518,9 @@ func TestEventLoopEdges(t *testing.T) {
 			}
 		}},
 	} {
-		for _, loop := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/loop=%v", tc.name, loop), func(t *testing.T) {
-				srv, q, addr := loopServer(t, loop, tc.opts)
+		for _, mode := range []string{"off", "on", "detached"} {
+			t.Run(tc.name+"/loop="+mode, func(t *testing.T) {
+				srv, q, addr := loopServerDetaching(t, mode != "off", mode == "detached", tc.opts)
 				tc.run(t, srv, q, addr)
 			})
 		}
@@ -595,6 +617,95 @@ func TestEventLoopClosesItsDescriptors(t *testing.T) {
 	if after := openFDs(t); after > before {
 		t.Fatalf("%d descriptors open after 20 connections came and went, %d before", after, before)
 	}
+}
+
+// TestEventLoopSocketLeavesGoPoller checks that once the loop has answered detachAfter
+// requests on a connection, its socket is watched by the loop's set alone, through the
+// loop's descriptor: the reader's net.Conn is closed, so Go's poller does not watch it
+// (loopSock). Given back to the reader (a request in a handler), Go's poller watches it
+// again, through a new net.Conn that still serves, and a hand-over leaves it there until the
+// loop has answered detachAfter requests again.
+func TestEventLoopSocketLeavesGoPoller(t *testing.T) {
+	srv, _, addr := loopServer(t, true, Options{})
+	c := handedOver(t, srv, addr)
+	var sock *loopSock
+	waitConns(t, srv, "have a descriptor of the loop's", func(sc *conn) bool {
+		sock = sc.lc.sock
+		sock.mu.Lock()
+		defer sock.mu.Unlock()
+		return sock.fd >= 0
+	})
+	sock.mu.Lock()
+	fd := sock.fd
+	sock.mu.Unlock()
+	// inGo reports whether an epoll set other than the loop's watches the socket, under
+	// another descriptor than the loop's: Go's poller, through the reader's net.Conn.
+	inGo := func() bool {
+		t.Helper()
+		watches := socketWatches(t, fd)
+		if !slices.Contains(watches, fd) {
+			t.Fatalf("the loop's set does not watch the socket: %v", watches)
+		}
+		return slices.ContainsFunc(watches, func(tfd int) bool { return tfd != fd })
+	}
+	for round := range 2 {
+		if !inGo() {
+			t.Fatalf("round %d: Go's poller does not watch a socket the loop has just taken", round)
+		}
+		pipelined(t, c, "fast", detachAfter, `"fast"`)
+		onLoop(t, srv, c)
+		if inGo() {
+			t.Fatalf("round %d: Go's poller still watches the socket after the loop answered %d requests", round, detachAfter)
+		}
+		if got := c.call(t, loopFrame("slow", 1)); got != `{"jsonrpc":"2.0","result":"slow","id":1}` {
+			t.Fatalf("reply %s", got)
+		}
+		// The reader answered it in a handler, and keeps the connection: the last
+		// request was not one the loop answers.
+		if !inGo() {
+			t.Fatalf("round %d: given back to the reader, the socket is not in Go's poller", round)
+		}
+		if got := c.call(t, loopFrame("fast", 2)); got != `{"jsonrpc":"2.0","result":"fast","id":2}` {
+			t.Fatalf("reply %s", got)
+		}
+		onLoop(t, srv, c)
+	}
+}
+
+// socketWatches returns, for the socket open as descriptor fd, the descriptor numbers under
+// which the process's epoll sets watch it: one for each set and each duplicate of a set.
+func socketWatches(t *testing.T, fd int) []int {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	ino := "ino:" + strconv.FormatUint(st.Ino, 16)
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var watches []int
+	for _, e := range entries {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for line := range strings.Lines(string(info)) {
+			// tfd:        7 events: 80002019 data: 1  pos:0 ino:5a9 sdev:8
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != "tfd:" || !slices.Contains(f, ino) {
+				continue
+			}
+			if tfd, err := strconv.Atoi(f[1]); err == nil {
+				watches = append(watches, tfd)
+			}
+		}
+	}
+	return watches
 }
 
 // openFDs counts the process's open descriptors.
@@ -728,6 +839,31 @@ func BenchmarkEventLoopPipelined(b *testing.B) {
 			b.Fatal(err)
 		}
 		for range n {
+			if _, err := c.rd.ReadSlice('\n'); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkEventLoopHandBack measures a connection going back and forth between the loop
+// and its reader: a request answered in a handler (the loop hands the connection back),
+// then one the reader answers and, having answered it, hands the connection over again.
+func BenchmarkEventLoopHandBack(b *testing.B) {
+	srv, _, addr := loopServer(b, true, Options{})
+	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	c := handedOver(b, srv, addr)
+	slow, fast := []byte(loopFrame("slow", 1)+"\n"), []byte(loopFrame("fast", 2)+"\n")
+	_ = c.conn.SetReadDeadline(time.Time{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for range b.N {
+		for _, frame := range [][]byte{slow, fast} {
+			if _, err := c.conn.Write(frame); err != nil {
+				b.Fatal(err)
+			}
 			if _, err := c.rd.ReadSlice('\n'); err != nil {
 				b.Fatal(err)
 			}

@@ -14,5 +14,4 @@ func (*eventLoop) close()               {}
 func (*conn) handOver()                 {}
 func (*conn) armLoop(bool)              {}
 func (*conn) forgetLoop()               {}
-func (*conn) closeLoopWrite()           {}
 func (*Server) useLoop(*conn, any, any) {}

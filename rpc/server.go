@@ -131,6 +131,10 @@ type Server struct {
 	loopOn  bool
 	loop    *eventLoop
 	loopErr error
+	// loopDetachAtOnce makes the loop take a socket out of Go's poller as soon as it
+	// serves the connection, not after detachAfter requests: set by NewServer for tests
+	// (testLoopDetach).
+	loopDetachAtOnce bool
 	// outside counts what the server's other goroutines do (connections accepted, frames
 	// read by readers, HTTP requests), for the loop to see whether its turns in Go's
 	// poller find work.
@@ -164,6 +168,8 @@ func NewServer(d Dispatcher, opts Options) *Server {
 		conns:       make(map[*conn]struct{}),
 		httpServers: make(map[*http.Server]struct{}),
 		loopOn:      never != nil && (runtime.GOMAXPROCS(0) == 1 || testEventLoop.Load()),
+
+		loopDetachAtOnce: testLoopDetach.Load(),
 	}
 }
 
@@ -770,6 +776,10 @@ func (c *conn) armRead(partial bool) error {
 // run the TCP transport's tests on it, the loop and the readers in parallel.
 var testEventLoop atomic.Bool
 
+// testLoopDetach makes NewServer's loop take the sockets it serves out of Go's poller at
+// once (Server.loopDetachAtOnce), for tests to run what follows that on short exchanges.
+var testLoopDetach atomic.Bool
+
 // errWouldBlock is what a read that may not wait returns when there is nothing to read: the
 // connection goes to the event loop (armLoop, handOver).
 var errWouldBlock = errors.New("rpc: read would block")
@@ -838,7 +848,6 @@ func (c *conn) finish() {
 func (c *conn) kill() {
 	c.killOnce.Do(func() {
 		if c.nc != nil {
-			c.closeLoopWrite()
 			_ = c.nc.Close() // first, so no reply gets out after a forced stop
 		}
 		c.cancel()
