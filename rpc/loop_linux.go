@@ -25,7 +25,7 @@ import (
 // own (edge-triggered), in which it waits itself (eventLoop.wait). For each socket that has
 // input it reads once, answers the requests that never wait (NeverWaiter) and writes their replies,
 // as Redis does: two system calls a request (a read and a write for a pipelined run of
-// them), made directly on a descriptor of its own for the socket (loopConn.fd), no
+// them), made directly on a descriptor of its own for the socket (loopSock.fd), no
 // goroutine woken and no read that finds nothing. Through Go's poller every request costs a
 // read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
 // `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
@@ -97,10 +97,11 @@ type eventLoop struct {
 //   - Before each blocking wait it lets the goroutines ready to run go first (Gosched): the
 //     readers it handed connections back to, those its locks and channels woke.
 //   - Every so often it takes a turn in Go's poller (turn): the eventfd written and waited
-//     for there. A turn costs more than it seems: Go's poller still watches each socket's
-//     own descriptor, and reports every socket that had input since its last look, for
-//     nothing (about 0.15 µs each); pinned, with a turn every 250 µs that was 2.4 % of the
-//     server's CPU, with one every millisecond 0.5 %. So turns come turnMin apart while
+//     for there. A turn costs more than it seems while Go's poller still watches a
+//     socket's own descriptor (until the loop has served it for a while, loopSock): it
+//     reports every such socket that had input since its last look, for nothing (about
+//     0.15 µs each); pinned, with a turn every 250 µs that was 2.4 % of the server's CPU,
+//     with one every millisecond 0.5 %, before loopSock. So turns come turnMin apart while
 //     the goroutines outside the loop have work (Server.outside grew since the last turn),
 //     and twice as far apart after each turn that found none, up to turnMax.
 //   - After loopWait with no event it waits in Go's poller for the set (idle), through a
