@@ -194,9 +194,10 @@ func TestJournalBatches(t *testing.T) {
 	if len(b) != 1 || len(b[0].Sessions) != 1 || b[0].Sessions[0].ID != s.ID {
 		t.Fatalf("InsertSession batches: %+v", b)
 	}
-	// Both of the user's sessions had expired; the admin's too, since all are due.
+	// Both of the user's sessions had expired and go; the admin's, expired too, is left to
+	// PurgeExpired: a user's cap takes only the user's.
 	deleted := slices.Sorted(slices.Values(b[0].DeletedSessions))
-	if want := slices.Sorted(slices.Values([]string{f.first.ID, f.second.ID, f.own.ID})); !slices.Equal(deleted, want) {
+	if want := slices.Sorted(slices.Values([]string{f.first.ID, f.second.ID})); !slices.Equal(deleted, want) {
 		t.Errorf("InsertSession at a cap deleted %q; want %q", deleted, want)
 	}
 
@@ -365,6 +366,67 @@ func TestPurgeExpiredInChunks(t *testing.T) {
 	}
 	if list, _ := s.ListSessions(ctx, nil, later); len(list) != 1 || list[0].ID != live.ID {
 		t.Errorf("left %d sessions, want the live one", len(list))
+	}
+}
+
+// TestInsertAtCapTakesOnlyWhatItNeeds checks that a new session at a cap removes only the
+// expired sessions it needs gone, not every expired session in the store (10,000 here, a
+// million after a mass expiry, under the lock every token check takes): at MaxSessions the
+// first one due, at a user's or an address's cap that group's expired sessions. The live
+// ones stay, and PurgeExpired removes the rest.
+func TestInsertAtCapTakesOnlyWhatItNeeds(t *testing.T) {
+	const n = 10_000                       // user0's are 0, 1000, ..., 9000, all from 10.0.0.0
+	later := now.Add(24 * 365 * time.Hour) // past every session's idle timeout
+	for _, tc := range []struct {
+		name          string
+		caps          engine.Caps
+		user, address string
+		removed       int
+	}{
+		{"MaxSessions", engine.Caps{MaxSessions: n + 1}, "user1", "192.0.2.1", 1},
+		{"MaxSessionsPerUser", engine.Caps{MaxSessionsPerUser: 11}, "user0", "192.0.2.1", 10},
+		{"MaxSessionsPerAddress", engine.Caps{MaxSessionsPerAddress: 11}, "user1", "10.0.0.0", 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := &recorder{}
+			s := memstore.New(memstore.Options{Journal: j})
+			storetest.Populate(t, s, n, now)
+			live := newSession("user0", "10.0.0.0") // in every group at its cap, and live
+			live.CreatedAt, live.LastAccessedAt, live.LastActiveAt = later, later, later
+			must(t, s.InsertSession(ctx, live, engine.Caps{}, later))
+			j.take()
+			sess := newSession(tc.user, tc.address)
+			sess.CreatedAt, sess.LastAccessedAt, sess.LastActiveAt = later, later, later
+			must(t, s.InsertSession(ctx, sess, tc.caps, later))
+			var deleted []string
+			for _, b := range j.take() {
+				deleted = append(deleted, b.DeletedSessions...)
+			}
+			if len(deleted) != tc.removed {
+				t.Fatalf("the insert removed %d sessions, want %d", len(deleted), tc.removed)
+			}
+			for _, id := range deleted {
+				if id == live.ID {
+					t.Fatal("the insert removed a live session")
+				}
+			}
+			if tc.removed == 10 {
+				slices.Sort(deleted)
+				var want []string
+				for i := 0; i < n; i += storetest.BenchUsers {
+					want = append(want, storetest.BenchSession(i, now).ID)
+				}
+				if !slices.Equal(deleted, want) {
+					t.Errorf("removed %q, want user0's from 10.0.0.0: %q", deleted, want)
+				}
+			}
+			if purged, err := s.PurgeExpired(ctx, later); err != nil || purged != n-tc.removed {
+				t.Errorf("PurgeExpired = %d, %v; want the other %d", purged, err, n-tc.removed)
+			}
+			if list, _ := s.ListSessions(ctx, nil, later); len(list) != 2 {
+				t.Errorf("left %d sessions, want the two live ones", len(list))
+			}
+		})
 	}
 }
 

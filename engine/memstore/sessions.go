@@ -31,7 +31,7 @@ func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps en
 	userKey := sess.UserKey()
 	var expired []slot
 	if s.atCap(userKey, sess.ClientAddress, caps) {
-		expired = s.popExpired(nowN, 0)
+		expired = s.expiredAtCap(userKey, sess.ClientAddress, caps, nowN)
 	}
 	if err := s.overCap(userKey, sess.ClientAddress, caps, expired); err != nil {
 		if len(expired) > 0 {
@@ -393,6 +393,39 @@ func (s *Store) atCap(userKey, address string, caps engine.Caps) bool {
 	return caps.MaxSessions > 0 && s.sessions.len() >= caps.MaxSessions ||
 		caps.MaxSessionsPerAddress > 0 && address != "" && len(s.addrs.members(address)) >= caps.MaxSessionsPerAddress ||
 		caps.MaxSessionsPerUser > 0 && len(s.users.members(userKey)) >= caps.MaxSessionsPerUser
+}
+
+// expiredAtCap takes out of the expiry heap the expired sessions that a new session of
+// userKey from address needs gone to fit under the caps it is at, and returns them, still
+// indexed otherwise (as popExpired does): as many of the first due as put the store under
+// MaxSessions, and every expired session of the user and of the address when theirs are
+// reached. It does not go through every expired session, which could be a million of
+// them after a mass expiry, under the lock every token check takes: PurgeExpired takes
+// those, a chunk at a time.
+func (s *Store) expiredAtCap(userKey, address string, caps engine.Caps, now int64) []slot {
+	var expired []slot
+	if caps.MaxSessions > 0 && s.sessions.len() >= caps.MaxSessions {
+		expired = s.popExpired(now, s.sessions.len()-caps.MaxSessions+1)
+	}
+	if caps.MaxSessionsPerAddress > 0 && address != "" && len(s.addrs.members(address)) >= caps.MaxSessionsPerAddress {
+		expired = s.popExpiredOf(s.addrs.members(address), now, expired)
+	}
+	if caps.MaxSessionsPerUser > 0 && len(s.users.members(userKey)) >= caps.MaxSessionsPerUser {
+		expired = s.popExpiredOf(s.users.members(userKey), now, expired)
+	}
+	return expired
+}
+
+// popExpiredOf takes the expired sessions among members out of the expiry heap and appends
+// them to expired; those taken out already (by popExpired) are not in the heap.
+func (s *Store) popExpiredOf(members []slot, now int64, expired []slot) []slot {
+	for _, n := range members {
+		if r := s.slabs.at(n); r.heapIndex >= 0 && !r.live(now) {
+			s.heapRemove(int(r.heapIndex))
+			expired = append(expired, n)
+		}
+	}
+	return expired
 }
 
 // overCap returns the *engine.LimitError of the first cap a new session would exceed, given
