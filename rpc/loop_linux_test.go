@@ -198,6 +198,7 @@ type loopQuick struct {
 	release chan struct{}
 	started chan struct{} // closed by "ctxwait"
 	waiting chan struct{} // "wait" has started
+	slow    atomic.Int32  // "slow" calls run
 }
 
 func (q *loopQuick) Quick(method string) bool { return method != "slow" && method != "stuck" }
@@ -218,6 +219,8 @@ func (q *loopQuick) Dispatch(ctx context.Context, call *Call) (any, error) {
 		default:
 		}
 		<-q.release
+	case "slow":
+		q.slow.Add(1)
 	case "ctxwait":
 		close(q.started)
 		<-ctx.Done()
@@ -672,6 +675,31 @@ func TestEventLoopSocketLeavesGoPoller(t *testing.T) {
 	}
 }
 
+// TestEventLoopTakeBackFails checks that when the reader cannot have a net.Conn again (the
+// connection was closed meanwhile; no descriptor left does the same), the connection ends
+// without running the requests the loop read and gave back, whose replies could not be
+// written.
+func TestEventLoopTakeBackFails(t *testing.T) {
+	srv, q, addr := loopServerDetaching(t, true, true, Options{})
+	c := handedOver(t, srv, addr)
+	if got := c.call(t, loopFrame("fast", 1)); got != `{"jsonrpc":"2.0","result":"fast","id":1}` {
+		t.Fatalf("reply %s", got)
+	}
+	onLoop(t, srv, c)
+	var sock *loopSock
+	waitConns(t, srv, "leave Go's poller", func(sc *conn) bool {
+		sock = sc.lc.sock
+		return sock.conn() == nil
+	})
+	_ = sock.Close() // the next attach fails
+	_ = c.Send([]byte(loopFrame("slow", 2) + "\n" + loopFrame("slow", 3)))
+	expectClosed(t, c)
+	waitConns(t, srv, "finish", func(*conn) bool { return false })
+	if n := q.slow.Load(); n != 0 {
+		t.Errorf("%d requests ran on a connection that could not take their replies", n)
+	}
+}
+
 // socketWatches returns, for the socket open as descriptor fd, the descriptor numbers under
 // which the process's epoll sets watch it: one for each set and each duplicate of a set.
 func socketWatches(t *testing.T, fd int) []int {
@@ -848,26 +876,33 @@ func BenchmarkEventLoopPipelined(b *testing.B) {
 }
 
 // BenchmarkEventLoopHandBack measures a connection going back and forth between the loop
-// and its reader: a request answered in a handler (the loop hands the connection back),
-// then one the reader answers and, having answered it, hands the connection over again.
+// and its reader: a request answered in a handler, after which the reader keeps the
+// connection; a request the reader answers, after which it hands the connection over; and
+// one the loop answers. With "detached" the loop takes the socket out of Go's poller as it
+// answers, and the reader makes a new net.Conn when the next request goes back to it: the
+// difference is what that round trip costs (loopSock, detachAfter).
 func BenchmarkEventLoopHandBack(b *testing.B) {
-	srv, _, addr := loopServer(b, true, Options{})
-	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	c := handedOver(b, srv, addr)
-	slow, fast := []byte(loopFrame("slow", 1)+"\n"), []byte(loopFrame("fast", 2)+"\n")
-	_ = c.conn.SetReadDeadline(time.Time{})
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := processCPU()
-	for range b.N {
-		for _, frame := range [][]byte{slow, fast} {
-			if _, err := c.conn.Write(frame); err != nil {
-				b.Fatal(err)
+	for _, detach := range []bool{false, true} {
+		b.Run(map[bool]string{false: "kept", true: "detached"}[detach], func(b *testing.B) {
+			srv, _, addr := loopServerDetaching(b, true, detach, Options{})
+			b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+			c := handedOver(b, srv, addr)
+			frames := [][]byte{[]byte(loopFrame("slow", 1) + "\n"), []byte(loopFrame("fast", 2) + "\n"), []byte(loopFrame("fast", 3) + "\n")}
+			_ = c.conn.SetReadDeadline(time.Time{})
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			for range b.N {
+				for _, frame := range frames {
+					if _, err := c.conn.Write(frame); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := c.rd.ReadSlice('\n'); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
-			if _, err := c.rd.ReadSlice('\n'); err != nil {
-				b.Fatal(err)
-			}
-		}
+			reportCPU(b, cpu)
+		})
 	}
-	reportCPU(b, cpu)
 }

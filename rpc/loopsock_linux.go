@@ -26,6 +26,11 @@ import (
 // and no new net.Conn is made; reads, writes and SyscallConn fail as on a closed connection.
 // The socket itself is closed with the loop's descriptor (forgetLoop), once the reader's
 // reads have ended.
+//
+// A new net.Conn is what net.FileConn makes: it sets Go's defaults on the socket again (TCP
+// keep-alive every 15 s, no delay), whatever the listener had set. sessiond's listeners
+// keep those defaults; a listener given to ServeTCP with others loses them after the first
+// hand-back.
 type loopSock struct {
 	mu       sync.Mutex
 	tc       *net.TCPConn // the reader's net.Conn; nil while the loop serves the connection

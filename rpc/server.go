@@ -709,9 +709,16 @@ func (c *conn) send(out *outBuf) {
 // writeFailed gives up on a client that cannot take its replies: nothing more is written,
 // the calls in flight are cancelled and the connection is closed. wmu is held.
 func (c *conn) writeFailed(err error) {
-	c.writeErr = err
 	c.srv.log.Debug("rpc: dropping client that does not read its replies",
 		"transport", c.client.Transport, "client", c.client.Addr, "err", err)
+	c.giveUp(err)
+}
+
+// giveUp ends a connection that can take no more replies: nothing more is written (err),
+// no new frame is taken, even one already read, the calls in flight are cancelled and the
+// connection is closed. wmu is held.
+func (c *conn) giveUp(err error) {
+	c.writeErr = err
 	c.stop()
 	c.cancel()
 	if c.nc != nil {
