@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -108,22 +109,31 @@ func (ht *httpTransport) roundTrip(request string, expectReply bool) (string, er
 }
 
 // TestTranscripts replays every wire transcript over TCP, HTTP and stdio against the real
-// binary.
+// binary, and over TCP again with the server on one processor, where on Linux an event loop
+// answers the requests that never wait and hands the others back (rpc/loop_linux.go).
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob("../../testdata/rpc/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no transcripts found: %v", err)
 	}
+	tcp := func(t *testing.T, p *proc) transport {
+		conn, err := net.Dial("tcp", p.tcpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(60 * time.Second))
+		return &lineTransport{w: conn, r: bufio.NewReaderSize(conn, 1<<20)}
+	}
 	transports := map[string]func(t *testing.T) transport{
 		"tcp": func(t *testing.T) transport {
-			p := startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off")
-			conn, err := net.Dial("tcp", p.tcpAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { conn.Close() })
-			conn.SetDeadline(time.Now().Add(60 * time.Second))
-			return &lineTransport{w: conn, r: bufio.NewReaderSize(conn, 1<<20)}
+			return tcp(t, startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off"))
+		},
+		"tcp-one-processor": func(t *testing.T) transport {
+			p := launchServerWith(t, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "GOMAXPROCS=1") },
+				"--in-memory", "--tcp", "127.0.0.1:0", "--http", "off")
+			p.waitReady()
+			return tcp(t, p)
 		},
 		"http": func(t *testing.T) transport {
 			p := startServer(t, "--in-memory", "--tcp", "off", "--http", "127.0.0.1:0")
@@ -136,7 +146,7 @@ func TestTranscripts(t *testing.T) {
 	}
 	for _, file := range files {
 		steps := readTranscript(t, file)
-		for _, name := range []string{"tcp", "http", "stdio"} {
+		for _, name := range []string{"tcp", "tcp-one-processor", "http", "stdio"} {
 			t.Run(strings.TrimSuffix(filepath.Base(file), ".txt")+"/"+name, func(t *testing.T) {
 				t.Parallel()
 				replay(t, file, steps, transports[name](t))
