@@ -15,8 +15,10 @@ import (
 var errSessionIdentity = errors.New("memstore: UpdateSession cannot change a session's id or account")
 
 // InsertSession stores a copy of sess if its account exists and the caps allow it. Only live
-// sessions count: when a count has reached its cap, sessions that have expired by now are
-// removed first (a cost in proportion to how many expired, never to how many exist). An
+// sessions count: when a count has reached its cap, the sessions that have expired by now
+// and would make room are removed first (expiredAtCap: a cost in proportion to how many
+// expired or to the size of the user's or address's group at its cap, never to how many
+// sessions the store holds). An
 // empty ClientAddress is not subject to MaxSessionsPerAddress. Besides the errors of
 // engine.SessionStore it returns an error if the id or the token hash is already in use.
 func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps engine.Caps, now time.Time) error {
@@ -417,10 +419,12 @@ func (s *Store) expiredAtCap(userKey, address string, caps engine.Caps, now int6
 }
 
 // popExpiredOf takes the expired sessions among members out of the expiry heap and appends
-// them to expired; those taken out already (by popExpired) are not in the heap.
+// them to expired; those taken out already (by popExpired) are not in the heap. It reads
+// each member's expiry with expiry(), which keeps what it computes for a record whose
+// expiry was behind, so that inserts refused again at the same cap do not compute it again.
 func (s *Store) popExpiredOf(members []slot, now int64, expired []slot) []slot {
 	for _, n := range members {
-		if r := s.slabs.at(n); r.heapIndex >= 0 && !r.live(now) {
+		if r := s.slabs.at(n); r.heapIndex >= 0 && r.expiry() <= now {
 			s.heapRemove(int(r.heapIndex))
 			expired = append(expired, n)
 		}
@@ -429,7 +433,9 @@ func (s *Store) popExpiredOf(members []slot, now int64, expired []slot) []slot {
 }
 
 // overCap returns the *engine.LimitError of the first cap a new session would exceed, given
-// that expired (from popExpired) are about to go: every other session is live.
+// that expired (from expiredAtCap) are about to go. Every session it counts otherwise is
+// live: a group at its cap has had all its expired sessions taken, and at MaxSessions
+// either enough were taken to make room or all the expired ones were.
 func (s *Store) overCap(userKey, address string, caps engine.Caps, expired []slot) error {
 	if caps.MaxSessions > 0 && s.sessions.len()-len(expired) >= caps.MaxSessions {
 		return &engine.LimitError{Limit: engine.LimitMaxSessions, Max: caps.MaxSessions}
