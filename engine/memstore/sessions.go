@@ -31,10 +31,7 @@ func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps en
 	}
 	nowN := packTime(now)
 	userKey := sess.UserKey()
-	var expired []slot
-	if s.atCap(userKey, sess.ClientAddress, caps) {
-		expired = s.expiredAtCap(userKey, sess.ClientAddress, caps, nowN)
-	}
+	expired := s.expiredAtCap(userKey, sess.ClientAddress, caps, nowN)
 	if err := s.overCap(userKey, sess.ClientAddress, caps, expired); err != nil {
 		if len(expired) > 0 {
 			// Freeing the expired sessions is worth keeping even though sess is refused; a
@@ -390,15 +387,9 @@ func (s *Store) checkNewSession(sess *engine.Session) error {
 	return nil
 }
 
-// atCap reports whether any capped count has reached its cap, counting expired sessions too.
-func (s *Store) atCap(userKey, address string, caps engine.Caps) bool {
-	return caps.MaxSessions > 0 && s.sessions.len() >= caps.MaxSessions ||
-		caps.MaxSessionsPerAddress > 0 && address != "" && len(s.addrs.members(address)) >= caps.MaxSessionsPerAddress ||
-		caps.MaxSessionsPerUser > 0 && len(s.users.members(userKey)) >= caps.MaxSessionsPerUser
-}
-
 // expiredAtCap takes out of the expiry heap the expired sessions that a new session of
-// userKey from address needs gone to fit under the caps it is at, and returns them, still
+// userKey from address needs gone to fit under the caps it is at (a count that has reached
+// its cap counts expired sessions too), and returns them, none if no cap is reached, still
 // indexed otherwise (as popExpired does): as many of the first due as put the store under
 // MaxSessions, and every expired session of the user and of the address when theirs are
 // reached. It does not go through every expired session, which could be a million of
