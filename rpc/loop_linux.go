@@ -343,9 +343,8 @@ func (l *eventLoop) turnOnce(fd uintptr) bool {
 // in the set for up to turnMax and takes a turn.
 func (l *eventLoop) idle() {
 	if l.park == nil && !l.noPark {
-		nfd, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(l.epfd), syscall.F_DUPFD_CLOEXEC, 0)
-		if errno == 0 {
-			l.park = os.NewFile(nfd, "epoll") // the set is non-blocking: watched by Go's poller
+		if nfd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			l.park = os.NewFile(uintptr(nfd), "epoll") // the set is non-blocking: watched by Go's poller
 			l.parks.Add(1)
 			l.parkRC, _ = l.park.SyscallConn()
 			if l.parkRC == nil || l.park.SetReadDeadline(time.Time{}) == os.ErrNoDeadline {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // loopSock is the net.Conn (conn.nc) of a TCP connection the event loop may serve.
@@ -165,20 +167,18 @@ func (s *loopSock) dup() error {
 	if err != nil {
 		return err
 	}
-	var errno syscall.Errno
+	var dupErr error
 	if err := rc.Control(func(fd uintptr) {
-		var nfd uintptr
-		nfd, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
-		if errno == 0 {
-			s.fd = int(nfd)
+		nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			dupErr = os.NewSyscallError("fcntl", err)
+			return
 		}
+		s.fd = nfd
 	}); err != nil {
 		return err
 	}
-	if errno != 0 {
-		return os.NewSyscallError("fcntl", errno)
-	}
-	return nil
+	return dupErr
 }
 
 // detach closes the reader's net.Conn, which takes the socket out of Go's poller; the loop's
@@ -207,11 +207,11 @@ func (s *loopSock) attach() (*net.TCPConn, error) {
 	}
 	// net.FileConn takes a duplicate of its own, made through an os.File: one more, for
 	// the os.File to close.
-	nfd, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(s.fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return nil, os.NewSyscallError("fcntl", errno)
+	nfd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
 	}
-	f := os.NewFile(nfd, "")
+	f := os.NewFile(uintptr(nfd), "")
 	nc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
