@@ -219,9 +219,8 @@ func TestHashWorkerIgnoresStopSignals(t *testing.T) {
 // terminal's Ctrl-C does, helper included: the server stops cleanly, and does not report
 // the helper as stopped (and fall back to hashing in its own process) on the way out.
 func TestInterruptStopsTheServerQuietly(t *testing.T) {
-	p := launchServerWith(t, func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} },
+	p := startServerWith(t, func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} },
 		"--data", t.TempDir(), "--tcp", "127.0.0.1:0", "--http", "off")
-	p.waitReady()
 	c := dialLine(t, p.tcpAddr)
 	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, nil) // a hash by the helper
 	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {

@@ -79,7 +79,14 @@ func (b *syncBuffer) String() string {
 // until it is ready, learning its listen addresses from its logs.
 func startServer(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := launchServer(t, args...)
+	return startServerWith(t, nil, args...)
+}
+
+// startServerWith is startServer with setup, if not nil, called on the command before it
+// starts (launchServerWith).
+func startServerWith(t testing.TB, setup func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
+	p := launchServerWith(t, setup, args...)
 	p.waitReady()
 	return p
 }

@@ -130,10 +130,8 @@ func TestTranscripts(t *testing.T) {
 			return tcp(t, startServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off"))
 		},
 		"tcp-one-processor": func(t *testing.T) transport {
-			p := launchServerWith(t, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "GOMAXPROCS=1") },
-				"--in-memory", "--tcp", "127.0.0.1:0", "--http", "off")
-			p.waitReady()
-			return tcp(t, p)
+			return tcp(t, startServerWith(t, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "GOMAXPROCS=1") },
+				"--in-memory", "--tcp", "127.0.0.1:0", "--http", "off"))
 		},
 		"http": func(t *testing.T) transport {
 			p := startServer(t, "--in-memory", "--tcp", "off", "--http", "127.0.0.1:0")
