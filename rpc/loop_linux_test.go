@@ -631,16 +631,13 @@ func TestEventLoopClosesItsDescriptors(t *testing.T) {
 func TestEventLoopSocketLeavesGoPoller(t *testing.T) {
 	srv, _, addr := loopServer(t, true, Options{})
 	c := handedOver(t, srv, addr)
-	var sock *loopSock
+	fd := -1
 	waitConns(t, srv, "have a descriptor of the loop's", func(sc *conn) bool {
-		sock = sc.lc.sock
-		sock.mu.Lock()
-		defer sock.mu.Unlock()
-		return sock.fd >= 0
+		sc.lc.sock.mu.Lock()
+		defer sc.lc.sock.mu.Unlock()
+		fd = sc.lc.sock.fd
+		return fd >= 0
 	})
-	sock.mu.Lock()
-	fd := sock.fd
-	sock.mu.Unlock()
 	// inGo reports whether an epoll set other than the loop's watches the socket, under
 	// another descriptor than the loop's: Go's poller, through the reader's net.Conn.
 	inGo := func() bool {
