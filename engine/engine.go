@@ -184,7 +184,7 @@ func (e *Engine) Housekeep(ctx context.Context) {
 	now := e.clock.Now()
 	n, err := e.store.PurgeExpired(ctx, now)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		e.log.Warn("removing expired sessions", "err", err)
+		e.log.Warn("removing expired sessions", "removed", n, "err", err) // the rest next round
 	} else if n > 0 {
 		e.log.Debug("removed expired sessions", "count", n)
 	}

@@ -69,14 +69,14 @@ func (s *Store) heapDown(i int) {
 	}
 }
 
-// popExpired takes the sessions that have expired by now out of the expiry heap and returns
-// them, still indexed otherwise: all of them, or limit if it is not 0. Afterwards every
-// session left is live at now, unless limit stopped it. The cost is in proportion to the
+// popExpired takes up to limit of the sessions that have expired by now out of the expiry
+// heap, the first due first, and returns them, still indexed otherwise. When it returns
+// fewer than limit, every session left is live at now. The cost is in proportion to the
 // sessions due, not to all sessions. The caller removes them with removeRecords, or puts
 // them back with repush.
 func (s *Store) popExpired(now int64, limit int) []slot {
 	var expired []slot
-	for len(s.expiry) > 0 && s.expiry[0].at <= now && (limit == 0 || len(expired) < limit) {
+	for len(s.expiry) > 0 && s.expiry[0].at <= now && len(expired) < limit {
 		n := s.expiry[0].n
 		r := s.slabs.at(n)
 		switch {

@@ -36,18 +36,23 @@ var (
 	errDisk = errors.New("disk on fire")
 )
 
-// recorder is a Journal that keeps the batches it accepts, or fails with fail.
+// recorder is a Journal that keeps the batches it accepts, or fails with fail once it has
+// accepted failAfter more.
 type recorder struct {
-	mu      sync.Mutex
-	batches []memstore.Batch
-	fail    error
+	mu        sync.Mutex
+	batches   []memstore.Batch
+	fail      error
+	failAfter int
 }
 
 func (r *recorder) Commit(b *memstore.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
-		return r.fail
+		if r.failAfter == 0 {
+			return r.fail
+		}
+		r.failAfter--
 	}
 	r.batches = append(r.batches, *b)
 	return nil
@@ -366,6 +371,28 @@ func TestPurgeExpiredInChunks(t *testing.T) {
 	}
 	if list, _ := s.ListSessions(ctx, nil, later); len(list) != 1 || list[0].ID != live.ID {
 		t.Errorf("left %d sessions, want the live one", len(list))
+	}
+}
+
+// TestPurgeExpiredFailingPartway checks that a purge whose journal fails after its first
+// chunk reports the chunk it removed with the error, and that the next purge removes the rest.
+func TestPurgeExpiredFailingPartway(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	const n = 10_000 // three chunks
+	storetest.Populate(t, s, n, now)
+	later := now.Add(24 * 365 * time.Hour) // past every session's idle timeout
+	j.fail, j.failAfter = errDisk, 1
+	removed, err := s.PurgeExpired(ctx, later)
+	if !errors.Is(err, errDisk) || removed == 0 || removed >= n {
+		t.Fatalf("PurgeExpired = %d, %v; want the first chunk and the journal's error", removed, err)
+	}
+	if got := s.SessionCount(); got != n-removed {
+		t.Errorf("%d sessions left, want %d", got, n-removed)
+	}
+	j.fail = nil
+	if rest, err := s.PurgeExpired(ctx, later); err != nil || rest != n-removed {
+		t.Errorf("the next PurgeExpired = %d, %v; want the other %d", rest, err, n-removed)
 	}
 }
 
