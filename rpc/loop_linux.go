@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -145,14 +146,14 @@ type loopConn struct {
 	// never again once the loop could not take the connection.
 	noHandOver, noLoop bool
 
-	// Whoever owns the connection: the requests the loop has answered since the last
-	// hand-over, and whether the reader's net.Conn is open (Go's poller watches the
-	// socket too) until the loop closes it, after detachAfter of them (loopSock).
-	stint int
-	inGo  bool
+	// detachAt is the count of served at which the loop closes the reader's net.Conn, so
+	// that Go's poller no longer watches the socket (loopSock): detachAfter more than at the
+	// hand-over, and math.MaxInt once it has. Set by the reader, read by the loop.
+	detachAt int
 
-	// Counted for tests, by whoever owns the connection: requests the loop answered, times
-	// it gave the connection back, and its writes of replies (writeInLoop calls).
+	// Counted by whoever owns the connection: requests the loop answered (for detachAt
+	// too), and, for tests, times it gave the connection back and its writes of replies
+	// (writeInLoop calls).
 	served, handedBack, writes int
 }
 
@@ -434,10 +435,9 @@ func (l *eventLoop) serve(c *conn, events uint32, now int64) {
 		return // its reader has it
 	}
 	handBack := c.serveInLoop(events)
-	if lc.inGo && !handBack && lc.owner.Load() == ownLoopBusy && // kept: not reclaimed
-		(lc.stint >= detachAfter || c.srv.loopDetachAtOnce) {
+	if !handBack && lc.served >= lc.detachAt && lc.owner.Load() == ownLoopBusy { // kept: not reclaimed
 		lc.sock.detach()
-		lc.inGo = false
+		lc.detachAt = math.MaxInt
 	}
 	c.lastActive.Store(now)
 	if handBack || !lc.owner.CompareAndSwap(ownLoopBusy, ownLoop) {
@@ -526,7 +526,6 @@ func (c *conn) loopFrames() bool {
 		fr.r += i + 1
 		c.frames++
 		c.lc.served++
-		c.lc.stint++
 		if out == nil {
 			continue
 		}
@@ -634,7 +633,10 @@ func (c *conn) handOver() {
 			return
 		}
 	}
-	lc.stint, lc.inGo = 0, true
+	lc.detachAt = lc.served + detachAfter
+	if c.srv.loopDetachAtOnce {
+		lc.detachAt = lc.served
+	}
 	lc.owner.Store(ownLoop)
 	if err := lc.loop.watch(c); err != nil {
 		// The socket may have been watched before (a MOD that failed), so the loop may
