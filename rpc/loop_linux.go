@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -185,9 +186,9 @@ func newEventLoop(outside *atomic.Uint64) (*eventLoop, error) {
 		return fail(os.NewSyscallError("fcntl", err))
 	}
 	efile := os.NewFile(efd, "eventfd") // non-blocking: watched by Go's poller
-	erc, err := efile.SyscallConn()
-	if err == nil && efile.SetReadDeadline(time.Time{}) == os.ErrNoDeadline {
-		err = errors.New("rpc: Go's poller does not watch the event loop's eventfd")
+	erc, err := pollerConn(efile)
+	if err != nil {
+		err = fmt.Errorf("rpc: the event loop's eventfd: %w", err)
 	}
 	if err != nil {
 		efile.Close()
@@ -347,8 +348,7 @@ func (l *eventLoop) idle() {
 		if nfd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
 			l.park = os.NewFile(uintptr(nfd), "epoll") // the set is non-blocking: watched by Go's poller
 			l.parks.Add(1)
-			l.parkRC, _ = l.park.SyscallConn()
-			if l.parkRC == nil || l.park.SetReadDeadline(time.Time{}) == os.ErrNoDeadline {
+			if l.parkRC, err = pollerConn(l.park); err != nil {
 				l.dropPark()
 				l.noPark = true
 			}
@@ -362,6 +362,16 @@ func (l *eventLoop) idle() {
 	}
 	l.lastIdle = time.Now().UnixNano()
 	l.turned(l.lastIdle) // Go has looked at its descriptors
+}
+
+// pollerConn returns f's RawConn, whose reads wait in Go's poller, or an error if Go's
+// poller does not watch f (a RawConn's read would then block its thread).
+func pollerConn(f *os.File) (syscall.RawConn, error) {
+	rc, err := f.SyscallConn()
+	if err == nil && f.SetReadDeadline(time.Time{}) == os.ErrNoDeadline {
+		err = errors.New("Go's poller does not watch it")
+	}
+	return rc, err
 }
 
 // dropPark closes the set's duplicate in Go's poller.
