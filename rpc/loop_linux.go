@@ -716,7 +716,9 @@ func (c *conn) takeBack() {
 	if tc != nil {
 		lc.bind(tc)
 	} else if err != nil && c.writeErr == nil {
-		c.srv.log.Debug("rpc: cannot take a connection back from the event loop", "client", c.client.Addr, "err", err)
+		if !errors.Is(err, net.ErrClosed) { // not a forced stop
+			c.srv.log.Debug("rpc: cannot take a connection back from the event loop", "client", c.client.Addr, "err", err)
+		}
 		c.giveUp(err)
 		return
 	}

@@ -100,20 +100,13 @@ func (s *loopSock) Close() error {
 	return err
 }
 
-// CloseWrite shuts the socket's sending side.
+// CloseWrite shuts the socket's sending side (drainAndClose, once the reader's reads have
+// ended: it has a net.Conn then, unless Close came first).
 func (s *loopSock) CloseWrite() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.tc != nil:
-		return s.tc.CloseWrite()
-	case s.closed || s.fd < 0:
-		return s.closedError("close")
+	if tc := s.conn(); tc != nil {
+		return tc.CloseWrite()
 	}
-	if err := syscall.Shutdown(s.fd, syscall.SHUT_WR); err != nil {
-		return &net.OpError{Op: "close", Net: "tcp", Source: s.local, Addr: s.peer, Err: os.NewSyscallError("shutdown", err)}
-	}
-	return nil
+	return s.closedError("close")
 }
 
 func (s *loopSock) LocalAddr() net.Addr  { return s.local }
