@@ -193,10 +193,7 @@ func TestHashWorkerIgnoresStopSignals(t *testing.T) {
 	if _, err := h.derive(context.Background(), []byte("pw"), salt, enginetest.CheapHash, 32); err != nil {
 		t.Fatal(err)
 	}
-	h.mu.Lock()
-	pid := h.pid
-	h.mu.Unlock()
-	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(helperPID(h)), "status"))
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
 	}
@@ -216,20 +213,25 @@ func TestHashWorkerIgnoresStopSignals(t *testing.T) {
 }
 
 // TestInterruptStopsTheServerQuietly sends SIGINT to the server's process group, as a
-// terminal's Ctrl-C does, helper included: the server stops cleanly, and does not report
-// the helper as stopped (and fall back to hashing in its own process) on the way out.
+// terminal's Ctrl-C does, and SIGTERM, as a supervisor stopping a whole group does, helper
+// included: the server stops cleanly, and does not report the helper as stopped (and fall
+// back to hashing in its own process) on the way out.
 func TestInterruptStopsTheServerQuietly(t *testing.T) {
-	p := startServerWith(t, func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} },
-		"--data", t.TempDir(), "--tcp", "127.0.0.1:0", "--http", "off")
-	c := dialLine(t, p.tcpAddr)
-	c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, nil) // a hash by the helper
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit("SIGINT"); code != 0 {
-		t.Errorf("exit code %d, want 0; logs:\n%s", code, p.logs.String())
-	}
-	if logs := p.logs.String(); strings.Contains(logs, "helper stopped") || !strings.Contains(logs, `"msg":"stopped"`) {
-		t.Errorf("want a clean stop and no word of the helper; logs:\n%s", logs)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := startServerWith(t, func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} },
+				"--data", t.TempDir(), "--tcp", "127.0.0.1:0", "--http", "off")
+			c := dialLine(t, p.tcpAddr)
+			c.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, nil) // a hash by the helper
+			if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.waitExit(sig.String()); code != 0 {
+				t.Errorf("exit code %d, want 0; logs:\n%s", code, p.logs.String())
+			}
+			if logs := p.logs.String(); strings.Contains(logs, "helper stopped") || !strings.Contains(logs, `"msg":"stopped"`) {
+				t.Errorf("want a clean stop and no word of the helper; logs:\n%s", logs)
+			}
+		})
 	}
 }
