@@ -50,7 +50,11 @@ the CPUs, so throughput also depends on its cost, and these figures are the serv
 (its child processes, sessiond's password hash helpers, are counted apart),
 and its scheduling group (CPU cgroup, autogroup): servers in different groups, such as a
 daemonized redis-server and a sessiond started from this shell, share the CPUs with the client
-differently, and the report says so. Start the servers alike to compare them.
+differently, and the report says so. Start the servers alike to compare them. It also
+reports its own CPU time a request driving each target over the network (from /proc/self):
+where the client's CPU is as busy as the server's, it limits the throughput as much, and a
+target whose protocol costs the client more (JSON-RPC's longer frames against RESP's) gets
+less of it.
 
 Targets (several may be given; they run one after another with the same settings, so their
 figures come from one run and one client):
@@ -414,6 +418,11 @@ type benchRun struct {
 	// has autogroup on, its autogroup (schedGroup). Servers in different groups are not
 	// driven the same way, and the report says so.
 	ServerGroup string `json:"serverSchedGroup,omitempty"`
+	// ClientCPU is bench's own CPU time (all its threads, not its child processes) over the
+	// measured window, from /proc/self/stat, divided by the requests answered meanwhile:
+	// what driving this target cost the client, which shares the CPUs with the server.
+	// Left out for a target in bench's own process (argon2), or where /proc cannot be read.
+	ClientCPU float64 `json:"clientCpuMicrosecondsPerRequest,omitempty"`
 }
 
 // benchLatency is the latency distribution of a run in microseconds; percentiles are exact
@@ -491,10 +500,22 @@ func printBenchReport(w io.Writer, r benchReport) {
 		}
 		printGroupNote(w, m.SchedGroup, usage)
 	}
+	var clientUse []benchRun
+	for _, run := range r.Runs {
+		if run.ClientCPU > 0 {
+			clientUse = append(clientUse, run)
+		}
+	}
+	if len(clientUse) > 0 {
+		fmt.Fprintln(w, "\nclient's own use a request (from /proc, this bench process, driving each target):")
+		for _, run := range clientUse {
+			fmt.Fprintf(w, "%-9s %6.2fµs of CPU\n", run.Target, run.ClientCPU)
+		}
+	}
 	// Side by side: sessiond against each other target, over all rounds.
 	type sum struct {
-		throughput, p99, cpu float64
-		n, cpuN              int
+		throughput, p99, cpu, client float64
+		n, cpuN, clientN             int
 	}
 	sums := map[string]*sum{}
 	var order []string
@@ -512,6 +533,10 @@ func printBenchReport(w io.Writer, r benchReport) {
 			s.cpu += run.ServerCPU
 			s.cpuN++
 		}
+		if run.ClientCPU > 0 {
+			s.client += run.ClientCPU
+			s.clientN++
+		}
 	}
 	if base := sums["sessiond"]; base != nil && len(order) > 1 {
 		fmt.Fprintln(w)
@@ -525,6 +550,9 @@ func printBenchReport(w io.Writer, r benchReport) {
 				(base.p99/float64(base.n))/(other.p99/float64(other.n)))
 			if base.cpuN > 0 && other.cpuN > 0 {
 				fmt.Fprintf(w, ", %.2f× the server CPU a request", (base.cpu/float64(base.cpuN))/(other.cpu/float64(other.cpuN)))
+			}
+			if base.clientN > 0 && other.clientN > 0 {
+				fmt.Fprintf(w, ", %.2f× the client CPU a request", (base.client/float64(base.clientN))/(other.client/float64(other.clientN)))
 			}
 			fmt.Fprintln(w)
 		}
@@ -803,19 +831,21 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 			}
 		}(clients[i], &workers[i])
 	}
-	// The server's usage is sampled when measuring starts and once the clients stop.
+	// The server's usage and bench's own are sampled when measuring starts and once the
+	// clients stop.
 	var (
-		before     serverUsage
-		doneBefore int64
-		sampled    = make(chan struct{})
+		before, clientBefore serverUsage
+		doneBefore           int64
+		sampled              = make(chan struct{})
 	)
-	if t.pid != 0 {
-		go func() {
-			time.Sleep(time.Until(t0))
-			before, doneBefore = readServerUsage("/proc", t.pid), doneCount(workers)
-			close(sampled)
-		}()
-	}
+	go func() {
+		time.Sleep(time.Until(t0))
+		if t.pid != 0 {
+			before = readServerUsage("/proc", t.pid)
+		}
+		clientBefore, doneBefore = readClientUsage(), doneCount(workers)
+		close(sampled)
+	}()
 	finished := make(chan struct{})
 	var progress sync.WaitGroup
 	if !o.quiet {
@@ -853,24 +883,33 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		run.Throughput = math.Round(float64(run.Requests)/window.Seconds()*10) / 10
 	}
 	run.Latency = total.latency()
+	<-sampled
+	clientAfter, answered := readClientUsage(), doneCount(workers)-doneBefore
+	if clientBefore.sample && clientAfter.sample && answered > 0 && t.transport != "in-process" {
+		run.ClientCPU = microsEach(clientAfter.cpu-clientBefore.cpu, answered)
+	}
 	if t.pid != 0 {
-		<-sampled
-		after, answered := readServerUsage("/proc", t.pid), doneCount(workers)-doneBefore
+		after := readServerUsage("/proc", t.pid)
 		if before.sample && after.sample && answered > 0 {
 			run.ServerPID = t.pid
-			run.ServerCPU = math.Round(float64((after.cpu-before.cpu).Nanoseconds())/1e3/float64(answered)*100) / 100
+			run.ServerCPU = microsEach(after.cpu-before.cpu, answered)
 			if before.calls >= 0 && after.calls >= 0 {
 				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
 				run.callsRead = true
 			}
 			run.ServerGroup = t.group
-			run.ServerChildrenCPU = math.Round(float64((after.children-before.children).Nanoseconds())/1e3/float64(answered)*100) / 100
+			run.ServerChildrenCPU = microsEach(after.children-before.children, answered)
 		}
 	}
 	if run.Errors > 0 {
 		fmt.Fprintf(stderr, "sessiond bench: %s: %d of %d replies were errors\n", t.name, run.Errors, run.Requests)
 	}
 	return run, nil
+}
+
+// microsEach is d shared among n requests, in microseconds rounded to hundredths.
+func microsEach(d time.Duration, n int64) float64 {
+	return math.Round(float64(d.Nanoseconds())/1e3/float64(n)*100) / 100
 }
 
 // doneCount is how many requests the workers have had answered so far.

@@ -126,6 +126,12 @@ func TestBenchJSON(t *testing.T) {
 	if r := report.Runs[1]; runtime.GOOS == "linux" && (r.ServerPID <= 0 || r.ServerPID == os.Getpid() || r.ServerCPU <= 0 || r.ServerCalls < 1) {
 		t.Errorf("floor run without its server's use: %+v", r)
 	}
+	// bench's own CPU is read for every target over the network (on Linux).
+	for _, r := range report.Runs {
+		if runtime.GOOS == "linux" && r.ClientCPU <= 0 {
+			t.Errorf("%s run without the client's use: %+v", r.Target, r)
+		}
+	}
 	// The floor is bench's child, so it shares bench's scheduling group (both are "" where
 	// /proc names none).
 	if r := report.Runs[1]; runtime.GOOS == "linux" && r.ServerGroup != m.SchedGroup {
@@ -507,5 +513,25 @@ func TestBenchReportsServerCalls(t *testing.T) {
 				t.Errorf("report:\n%s\nwant %q", out.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestBenchReportsClientCPU checks the client's use in the report: a line per target that
+// has it, and the ratio side by side; none for a run without it.
+func TestBenchReportsClientCPU(t *testing.T) {
+	var out bytes.Buffer
+	printBenchReport(&out, benchReport{Runs: []benchRun{
+		{Target: "sessiond", Throughput: 100, Latency: benchLatency{P99: 10}, ClientCPU: 7.14},
+		{Target: "redis", Throughput: 100, Latency: benchLatency{P99: 10}, ClientCPU: 7},
+	}})
+	for _, want := range []string{"client's own use a request", "sessiond    7.14µs of CPU", "redis       7.00µs of CPU", "1.02× the client CPU a request"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report:\n%s\nwant %q", out.String(), want)
+		}
+	}
+	out.Reset()
+	printBenchReport(&out, benchReport{Runs: []benchRun{{Target: "argon2", Throughput: 100}}})
+	if strings.Contains(out.String(), "client's own use") || strings.Contains(out.String(), "client CPU") {
+		t.Errorf("report of a run without the client's use:\n%s", out.String())
 	}
 }
