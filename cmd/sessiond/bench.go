@@ -50,8 +50,8 @@ the CPUs, so throughput also depends on its cost, and these figures are the serv
 (its child processes, sessiond's password hash helpers, are counted apart),
 and its scheduling group (CPU cgroup, autogroup): servers in different groups, such as a
 daemonized redis-server and a sessiond started from this shell, share the CPUs with the client
-differently, and the report says so. Start the servers alike to compare them. It also
-reports its own CPU time a request driving each target over the network (from /proc/self):
+differently, and the report says so. Start the servers alike to compare them. On Unix it
+also reports its own CPU time a request driving each target over the network (getrusage):
 where the client's CPU is as busy as the server's, it limits the throughput as much, and a
 target whose protocol costs the client more (JSON-RPC's longer frames against RESP's) gets
 less of it.
@@ -419,9 +419,9 @@ type benchRun struct {
 	// driven the same way, and the report says so.
 	ServerGroup string `json:"serverSchedGroup,omitempty"`
 	// ClientCPU is bench's own CPU time (all its threads, not its child processes) over the
-	// measured window, from /proc/self/stat, divided by the requests answered meanwhile:
-	// what driving this target cost the client, which shares the CPUs with the server.
-	// Left out for a target in bench's own process (argon2), or where /proc cannot be read.
+	// measured window, from getrusage(2), divided by the requests answered meanwhile: what
+	// driving this target cost the client, which shares the CPUs with the server. Left out
+	// for a target in bench's own process (argon2), and where getrusage is missing (Windows).
 	ClientCPU float64 `json:"clientCpuMicrosecondsPerRequest,omitempty"`
 }
 
@@ -507,7 +507,7 @@ func printBenchReport(w io.Writer, r benchReport) {
 		}
 	}
 	if len(clientUse) > 0 {
-		fmt.Fprintln(w, "\nclient's own use a request (from /proc, this bench process, driving each target):")
+		fmt.Fprintln(w, "\nclient's own use a request (getrusage, this bench process, driving each target):")
 		for _, run := range clientUse {
 			fmt.Fprintf(w, "%-9s %6.2fµs of CPU\n", run.Target, run.ClientCPU)
 		}
@@ -545,14 +545,15 @@ func printBenchReport(w io.Writer, r benchReport) {
 			if name == "sessiond" || name == "argon2" || other.throughput == 0 || other.p99 == 0 {
 				continue
 			}
+			// ratio is sessiond's mean of a figure over the other target's.
+			ratio := func(a float64, an int, b float64, bn int) float64 { return (a / float64(an)) / (b / float64(bn)) }
 			fmt.Fprintf(w, "sessiond / %s: %.2f× the throughput, %.2f× the p99 latency", name,
-				(base.throughput/float64(base.n))/(other.throughput/float64(other.n)),
-				(base.p99/float64(base.n))/(other.p99/float64(other.n)))
+				ratio(base.throughput, base.n, other.throughput, other.n), ratio(base.p99, base.n, other.p99, other.n))
 			if base.cpuN > 0 && other.cpuN > 0 {
-				fmt.Fprintf(w, ", %.2f× the server CPU a request", (base.cpu/float64(base.cpuN))/(other.cpu/float64(other.cpuN)))
+				fmt.Fprintf(w, ", %.2f× the server CPU a request", ratio(base.cpu, base.cpuN, other.cpu, other.cpuN))
 			}
 			if base.clientN > 0 && other.clientN > 0 {
-				fmt.Fprintf(w, ", %.2f× the client CPU a request", (base.client/float64(base.clientN))/(other.client/float64(other.clientN)))
+				fmt.Fprintf(w, ", %.2f× the client CPU a request", ratio(base.client, base.clientN, other.client, other.clientN))
 			}
 			fmt.Fprintln(w)
 		}
@@ -834,16 +835,19 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 	// The server's usage and bench's own are sampled when measuring starts and once the
 	// clients stop.
 	var (
-		before, clientBefore serverUsage
-		doneBefore           int64
-		sampled              = make(chan struct{})
+		before, after             serverUsage
+		clientBefore, clientAfter time.Duration
+		clientOK                  bool
+		doneBefore, answered      int64
+		sampled                   = make(chan struct{})
 	)
 	go func() {
 		time.Sleep(time.Until(t0))
 		if t.pid != 0 {
 			before = readServerUsage("/proc", t.pid)
 		}
-		clientBefore, doneBefore = readClientUsage(), doneCount(workers)
+		clientBefore, clientOK = ownCPU()
+		doneBefore = doneCount(workers)
 		close(sampled)
 	}()
 	finished := make(chan struct{})
@@ -852,6 +856,16 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		progress.Go(func() { printProgress(stderr, t, workers, start, t0, finished) })
 	}
 	wg.Wait()
+	if firstErr == nil { // the clients stopped after t0 (measured), so the first sample is taken
+		<-sampled
+		var ok bool
+		clientAfter, ok = ownCPU()
+		clientOK = clientOK && ok
+		answered = doneCount(workers) - doneBefore
+		if t.pid != 0 {
+			after = readServerUsage("/proc", t.pid)
+		}
+	}
 	close(finished)
 	progress.Wait()
 	if firstErr != nil {
@@ -883,23 +897,18 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 		run.Throughput = math.Round(float64(run.Requests)/window.Seconds()*10) / 10
 	}
 	run.Latency = total.latency()
-	<-sampled
-	clientAfter, answered := readClientUsage(), doneCount(workers)-doneBefore
-	if clientBefore.sample && clientAfter.sample && answered > 0 && t.transport != "in-process" {
-		run.ClientCPU = microsEach(clientAfter.cpu-clientBefore.cpu, answered)
+	if clientOK && answered > 0 && t.transport != "in-process" {
+		run.ClientCPU = microsEach(clientAfter-clientBefore, answered)
 	}
-	if t.pid != 0 {
-		after := readServerUsage("/proc", t.pid)
-		if before.sample && after.sample && answered > 0 {
-			run.ServerPID = t.pid
-			run.ServerCPU = microsEach(after.cpu-before.cpu, answered)
-			if before.calls >= 0 && after.calls >= 0 {
-				run.ServerCalls = math.Round(float64(after.calls-before.calls)/float64(answered)*100) / 100
-				run.callsRead = true
-			}
-			run.ServerGroup = t.group
-			run.ServerChildrenCPU = microsEach(after.children-before.children, answered)
+	if t.pid != 0 && before.sample && after.sample && answered > 0 {
+		run.ServerPID = t.pid
+		run.ServerCPU = microsEach(after.cpu-before.cpu, answered)
+		if before.calls >= 0 && after.calls >= 0 {
+			run.ServerCalls = hundredths(float64(after.calls-before.calls) / float64(answered))
+			run.callsRead = true
 		}
+		run.ServerGroup = t.group
+		run.ServerChildrenCPU = microsEach(after.children-before.children, answered)
 	}
 	if run.Errors > 0 {
 		fmt.Fprintf(stderr, "sessiond bench: %s: %d of %d replies were errors\n", t.name, run.Errors, run.Requests)
@@ -909,8 +918,11 @@ func runLoad(t *benchTarget, o benchOptions, stderr io.Writer) (benchRun, error)
 
 // microsEach is d shared among n requests, in microseconds rounded to hundredths.
 func microsEach(d time.Duration, n int64) float64 {
-	return math.Round(float64(d.Nanoseconds())/1e3/float64(n)*100) / 100
+	return hundredths(float64(d.Nanoseconds()) / 1e3 / float64(n))
 }
+
+// hundredths rounds x to two decimals, as the report's per-request figures are.
+func hundredths(x float64) float64 { return math.Round(x*100) / 100 }
 
 // doneCount is how many requests the workers have had answered so far.
 func doneCount(workers []benchWorker) int64 {

@@ -529,6 +529,11 @@ func TestBenchReportsClientCPU(t *testing.T) {
 			t.Errorf("report:\n%s\nwant %q", out.String(), want)
 		}
 	}
+	// The argon2 target runs in bench's process: its CPU is the hash, not a client's.
+	report, _ := runBenchForTest(t, "--argon2", "-n", "2", "--warmup", "0s", "-q")
+	if len(report.Runs) != 1 || report.Runs[0].Requests != 2 || report.Runs[0].ClientCPU != 0 {
+		t.Errorf("argon2 runs: %+v, want one of 2 hashes without a client CPU", report.Runs)
+	}
 	out.Reset()
 	printBenchReport(&out, benchReport{Runs: []benchRun{{Target: "argon2", Throughput: 100}}})
 	if strings.Contains(out.String(), "client's own use") || strings.Contains(out.String(), "client CPU") {

@@ -18,7 +18,7 @@ import (
 // after the measured window. On a machine whose CPUs the client shares, throughput depends on
 // the client's cost as much as the server's; CPU a request is the server's alone. Its child
 // processes (sessiond's password hash helpers) are counted apart. bench's own CPU a
-// request is read the same way (readClientUsage): the client's cost of each target.
+// request comes from getrusage(2) (ownCPU): the client's cost of each target.
 
 // serverUsage is what /proc says a process has used so far.
 type serverUsage struct {
@@ -65,13 +65,6 @@ func readServerUsage(root string, pid int) serverUsage {
 		}
 	}
 	return u
-}
-
-// readClientUsage reads bench's own CPU time (all its threads; not its children, such as
-// the floor) from /proc/self/stat.
-func readClientUsage() serverUsage {
-	own, _, ok := statTimes("/proc", os.Getpid())
-	return serverUsage{cpu: own, calls: -1, sample: ok}
 }
 
 // statTimes reads from /proc/PID/stat the CPU time process pid has used (user and system,
