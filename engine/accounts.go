@@ -290,7 +290,7 @@ func (e *Engine) endTemporarySessions(ctx context.Context, key, keepID string, n
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return e.settled(ctx) // those ended perhaps by a call still syncing
 	}
 	_, err = e.store.DeleteSessions(ctx, ids, now)
 	return err

@@ -832,3 +832,53 @@ func TestStuckHashTimesOut(t *testing.T) {
 	stuck.Store(false)
 	f.login("bob", "bob-pw") // the slot is free again
 }
+
+// syncStore is a Syncer that counts its Sync calls and fails them with err.
+type syncStore struct {
+	engine.Store
+	syncs atomic.Int32
+	err   error
+}
+
+func (s *syncStore) Sync(context.Context) error { s.syncs.Add(1); return s.err }
+
+// TestAlreadyDoneWaitsForSync checks that a call that succeeds because it finds its work
+// already done (the session gone) first waits until the changes it saw are durable
+// (engine.Syncer), and fails if that wait does: the change may be another call's, not yet
+// synced.
+func TestAlreadyDoneWaitsForSync(t *testing.T) {
+	ctx := context.Background()
+	failed := errors.New("injected: sync failed")
+	for _, tc := range []struct {
+		name string
+		call func(f *fixture, gone engine.SessionInfo) error
+	}{
+		{"deleteSession", func(f *fixture, gone engine.SessionInfo) error { return f.e.DeleteSession(ctx, gone.AuthToken) }},
+		{"logout", func(f *fixture, gone engine.SessionInfo) error { return f.e.Logout(ctx, gone.AuthToken) }},
+		{"revoke by id", func(f *fixture, gone engine.SessionInfo) error {
+			_, err := f.e.RevokeSessions(ctx, f.admin, engine.RevokeRequest{SessionIDs: []string{gone.ID}})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &syncStore{Store: memstore.New(memstore.Options{})}
+			f := newFixtureOn(t, store, nil)
+			f.createUser("alice")
+			gone := f.login("alice", "alice-pw")
+			if err := f.e.DeleteSession(ctx, gone.AuthToken); err != nil {
+				t.Fatal(err)
+			}
+			before := store.syncs.Load()
+			if err := tc.call(f, gone); err != nil {
+				t.Fatalf("on a session already gone: %v", err)
+			}
+			if store.syncs.Load() == before {
+				t.Error("succeeded on a session already gone without waiting for the store's sync")
+			}
+			store.err = failed
+			if err := tc.call(f, gone); !errors.Is(err, failed) {
+				t.Errorf("with the sync failing: %v, want %v", err, failed)
+			}
+		})
+	}
+}

@@ -408,7 +408,7 @@ func (e *Engine) DeleteSession(ctx context.Context, token string) error {
 	now := e.clock.Now()
 	s, err := e.store.SessionByTokenHash(ctx, parsed.Hash, now)
 	if errors.Is(err, ErrSessionNotFound) {
-		return nil
+		return e.settled(ctx) // perhaps deleted by a call still syncing
 	}
 	if err != nil {
 		return err
@@ -417,6 +417,15 @@ func (e *Engine) DeleteSession(ctx context.Context, token string) error {
 		return err
 	}
 	e.log.Info("session deleted", "user", s.Username, "session", s.ID)
+	return nil
+}
+
+// settled returns once the changes this call may have seen are durable (Syncer): before a
+// reply says something is done because it found it already done.
+func (e *Engine) settled(ctx context.Context) error {
+	if s, ok := e.store.(Syncer); ok {
+		return s.Sync(ctx)
+	}
 	return nil
 }
 
@@ -617,7 +626,7 @@ func (e *Engine) RevokeSessions(ctx context.Context, token string, req RevokeReq
 		}
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return 0, e.settled(ctx) // those named perhaps deleted by a call still syncing
 	}
 	n, err := e.store.DeleteSessions(ctx, ids, now)
 	if err == nil {

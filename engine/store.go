@@ -101,6 +101,15 @@ type TokenToucher interface {
 	TouchToken(ctx context.Context, h TokenHash, at time.Time, active bool) error
 }
 
+// Syncer is a store whose changes are seen before they are durable: badgerstore makes a
+// change in memory, then waits for a group sync before its call returns. A caller that finds
+// something already changed (a session already deleted) may be seeing another caller's
+// change that is not durable yet. Sync returns once every change seen before the call is
+// durable; the engine calls it before it answers on the strength of such a finding.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // PreferenceStore holds per-user label/value preferences.
 type PreferenceStore interface {
 	// SetPreference stores value under label for the user. It returns ErrAccountNotFound if

@@ -240,13 +240,26 @@ func (s *Store) flushEvery(interval time.Duration) {
 	}
 }
 
-// change runs a memstore change and, if it succeeded, waits until it is on disk.
+// change runs a memstore change and, if it succeeded, waits until it is on disk. Once a
+// sync has failed it changes nothing: the change could not be acknowledged, and made in
+// memory and Badger's log regardless it would take effect now and perhaps after a restart.
 func (s *Store) change(fn func() error) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
+	if s.syncer.broken.Load() {
+		return s.syncer.sync() // the failure
+	}
 	if err := fn(); err != nil {
 		return err
 	}
+	return s.syncer.sync()
+}
+
+// Sync returns once every change made before the call, by any caller, is on disk
+// (engine.Syncer): a change is seen in memory before its sync is done.
+func (s *Store) Sync(ctx context.Context) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
 	return s.syncer.sync()
 }
 

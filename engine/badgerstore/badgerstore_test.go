@@ -875,7 +875,7 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 }
 
 // TestSyncFailureIsFinal checks that once writing a log out has failed no later change is
-// acknowledged, even when writing out works again: the failed one may have lost pages a later
+// acknowledged or made, even when writing out works again: the failed one may have lost pages a later
 // one cannot see. A log that could not even be opened wrote nothing out, and is not final.
 func TestSyncFailureIsFinal(t *testing.T) {
 	for _, tc := range []struct {
@@ -929,6 +929,11 @@ func TestSyncFailureIsFinal(t *testing.T) {
 			if tc.final && err == nil {
 				t.Error("a change was acknowledged after a failed write-out")
 			}
+			// A change refused after a final failure is not made either: answered with an
+			// error, it must not take effect.
+			if _, getErr := s.GetAccount(ctx, "after"); tc.final && getErr == nil {
+				t.Error("a change refused after a failed write-out was made in memory")
+			}
 			if !tc.final && err != nil {
 				t.Errorf("a change after a sync that wrote nothing out: %v", err)
 			}
@@ -948,4 +953,48 @@ func hourSession(id, username string) engine.Session {
 	return engine.Session{ID: id, TokenHash: sha256.Sum256([]byte(id)), Username: username,
 		CreatedAt: testNow, LastAccessedAt: testNow, LastActiveAt: testNow,
 		Settings: engine.SessionSettings{IdleConnectionTimeoutSeconds: 3600}}
+}
+
+// TestSyncWaitsForChangesSeen checks Store.Sync (engine.Syncer): a caller that finds a session
+// already deleted by a call still in its fsync does not return before that fsync is done.
+func TestSyncWaitsForChangesSeen(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), Options{FlushInterval: -1})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sess := hourSession("ses_1", "u")
+	if err := s.InsertSession(ctx, &sess, engine.Caps{}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookSyncFile = func(string) error {
+		once.Do(func() { close(entered); <-release })
+		return nil
+	}
+	defer func() { testHookSyncFile = nil }()
+	deleted := make(chan error)
+	go func() {
+		_, err := s.DeleteSessions(ctx, []string{sess.ID}, testNow)
+		deleted <- err
+	}()
+	<-entered // the delete is in memory, its fsync not done
+	if _, err := s.SessionByTokenHash(ctx, sess.TokenHash, testNow); !errors.Is(err, engine.ErrSessionNotFound) {
+		t.Fatalf("lookup during the delete's fsync: %v, want not found", err)
+	}
+	synced := make(chan error)
+	go func() { synced <- s.Sync(ctx) }()
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync returned (%v) while the delete it saw was not on disk", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -188,9 +188,10 @@ type groupSync struct {
 	dir            string
 	committed      *commits
 	mu             sync.Mutex
-	synced         uint64 // committed.all covered by the last successful sync; under mu
-	valueLogSynced uint64 // committed.valueLog covered by it; under mu
-	failed         error  // the first failed fsync; under mu
+	synced         uint64      // committed.all covered by the last successful sync; under mu
+	valueLogSynced uint64      // committed.valueLog covered by it; under mu
+	failed         error       // the first failed fsync; under mu
+	broken         atomic.Bool // failed is set: read without mu, which a sync holds through its fsync
 	memtableLogs   logFiles
 	valueLogs      logFiles
 }
@@ -221,6 +222,7 @@ func (g *groupSync) sync() error {
 		return fmt.Errorf("badgerstore: sync: %w", err)
 	case err != nil:
 		g.failed = fmt.Errorf("badgerstore: sync failed; no change is acknowledged any more until the server restarts: %w", err)
+		g.broken.Store(true)
 		return g.failed
 	}
 	g.synced, g.valueLogSynced = target, valueLog
