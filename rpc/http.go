@@ -24,7 +24,9 @@ import (
 //   - 415 for a Content-Type other than application/json (a missing one is accepted);
 //   - 413 for a body over Options.MaxRequestBytes;
 //   - 400 for a body that could not be read in full within Options.RequestReadTimeout;
-//   - 503 when Options.MaxConnections requests are running already, or during Shutdown.
+//   - 503 on a connection opened while Options.MaxConnections HTTP connections were open
+//     (ServeHTTPListener; the connection is then closed), when MaxConnections requests are
+//     running already (a handler mounted elsewhere), or during Shutdown.
 //
 // "Authorization: Bearer X" sets Call.BearerToken to X for every call of the body. The
 // handler does not look at the path; mount it where it belongs (ServeHTTPListener mounts it
@@ -46,6 +48,19 @@ func (s *Server) ServeHTTPListener(ln net.Listener) error {
 	}
 	if t := s.opts.ReadIdleTimeout; t > 0 {
 		hs.IdleTimeout = t
+	}
+	// Open connections count against MaxConnections: one over it answers its request with
+	// 503 and is closed, as a TCP connection over it gets an error line.
+	hs.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		if !s.openHTTPConn() {
+			return context.WithValue(ctx, httpConnOverKey{}, true)
+		}
+		return ctx
+	}
+	hs.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateClosed || state == http.StateHijacked {
+			s.closeHTTPConn()
+		}
 	}
 	s.mu.Lock()
 	if s.closing {
@@ -80,6 +95,11 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t := s.opts.RequestReadTimeout; t > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(t))
 	}
+	if r.Context().Value(httpConnOverKey{}) != nil {
+		w.Header().Set("Connection", "close")
+		writeHTTPError(w, http.StatusServiceUnavailable, errTooManyConnections(s.opts.MaxConnections))
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		w.Header().Set("Connection", "close")
@@ -97,14 +117,6 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusRequestEntityTooLarge, errRequestTooLarge(limit))
 		return
 	}
-	leave, refusal := s.enterHTTP()
-	if refusal != nil {
-		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusServiceUnavailable, refusal)
-		return
-	}
-	defer leave()
-
 	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
 		w.Header().Set("Connection", "close")
@@ -115,6 +127,14 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// Counted once its body is in: a client slow to send one holds no other caller's place.
+	leave, refusal := s.enterHTTP()
+	if refusal != nil {
+		w.Header().Set("Connection", "close")
+		writeHTTPError(w, http.StatusServiceUnavailable, refusal)
+		return
+	}
+	defer leave()
 
 	client := ClientInfo{Addr: remoteHost(r.RemoteAddr), Transport: TransportHTTP}
 	out := getOut()
@@ -132,6 +152,25 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	header.Set("Content-Length", strconv.Itoa(len(out.b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out.b)
+}
+
+// httpConnOverKey marks the context of a connection opened over MaxConnections.
+type httpConnOverKey struct{}
+
+// openHTTPConn counts an HTTP connection ServeHTTPListener accepted and reports whether it
+// is within MaxConnections.
+func (s *Server) openHTTPConn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.httpConns++
+	limit := s.opts.MaxConnections
+	return limit <= 0 || s.httpConns <= limit
+}
+
+func (s *Server) closeHTTPConn() {
+	s.mu.Lock()
+	s.httpConns--
+	s.mu.Unlock()
 }
 
 // enterHTTP counts a running HTTP request against MaxConnections.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,99 @@ func TestReadBodyReservesWhatArrives(t *testing.T) {
 		if cap(got) > tc.maxCap {
 			t.Errorf("announced %d, sent %d: reserved %d bytes, want at most %d", tc.announced, tc.sent, cap(got), tc.maxCap)
 		}
+	}
+}
+
+// TestHTTPMaxConnectionsCountsOpenConnections checks that ServeHTTPListener counts open
+// connections, idle keep-alive ones too, against MaxConnections: a request on one more gets
+// 503 tooManyConnections and its connection is closed, while those within it go on serving,
+// and once one of them closes a new connection is served.
+func TestHTTPMaxConnectionsCountsOpenConnections(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 2})
+	addr := strings.TrimSuffix(strings.TrimPrefix(ts.listenHTTP(t), "http://"), "/")
+	post := "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(subtractFrame)) + "\r\n\r\n" + subtractFrame
+	// roundTrip sends post on nc and returns the status line and body of the reply.
+	roundTrip := func(nc net.Conn, rd *bufio.Reader) (int, string) {
+		t.Helper()
+		if _, err := nc.Write([]byte(post)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	dial := func() (net.Conn, *bufio.Reader) {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(clientTimeout))
+		return nc, bufio.NewReader(nc)
+	}
+	var kept []net.Conn
+	var readers []*bufio.Reader
+	for range 2 {
+		nc, rd := dial()
+		if code, body := roundTrip(nc, rd); code != http.StatusOK || body != subtractReply+"\n" {
+			t.Fatalf("within the limit: %d %q", code, body)
+		}
+		kept, readers = append(kept, nc), append(readers, rd)
+	}
+	extra, rd := dial()
+	code, body := roundTrip(extra, rd)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"reason":"tooManyConnections","limit":2`) {
+		t.Fatalf("a third connection: %d %q, want 503 tooManyConnections", code, body)
+	}
+	if _, err := rd.ReadByte(); err != io.EOF {
+		t.Errorf("the third connection was not closed: %v", err)
+	}
+	// The two kept connections, idle meanwhile, still serve.
+	if code, _ := roundTrip(kept[1], readers[1]); code != http.StatusOK {
+		t.Errorf("a kept connection after the refusal: %d", code)
+	}
+	kept[0].Close()
+	for deadline := time.Now().Add(clientTimeout); ; {
+		nc, rd := dial()
+		code, _ := roundTrip(nc, rd)
+		if code == http.StatusOK {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a new connection after one closed: still %d", code)
+		}
+		time.Sleep(10 * time.Millisecond) // until the server has seen the close
+	}
+}
+
+// TestHTTPSlowBodyHoldsNoPlace checks that a request still sending its body does not count
+// against MaxConnections' running requests: another caller is served meanwhile.
+func TestHTTPSlowBodyHoldsNoPlace(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 1})
+	// The handler on a server of the caller's, where only running requests are counted.
+	own := &http.Server{Handler: ts.HTTPHandler()}
+	ln := newUnusedListener(t)
+	go func() { _ = own.Serve(ln) }()
+	defer own.Close()
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := slow.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":")); err != nil {
+		t.Fatal(err)
+	}
+	// Give the slow request's handler time to start reading its body; a request counted
+	// before its body would take the one place now.
+	time.Sleep(50 * time.Millisecond)
+	if err := newHTTPClient("http://" + ln.Addr().String() + "/").Send([]byte(subtractFrame)); err != nil {
+		t.Fatalf("another caller while a body trickles in: %v", err)
 	}
 }

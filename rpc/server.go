@@ -26,11 +26,12 @@ type Options struct {
 	// -32600, data {"reason":"batchTooLarge","limit":N}. Default 100.
 	MaxBatch int
 	// MaxConnections bounds concurrent TCP connections and, separately, concurrent HTTP
-	// requests. An extra TCP connection gets one -32000 error line, data
-	// {"reason":"tooManyConnections","limit":N}, and is closed (when 4,096 extra connections
-	// are being told already, each for up to a second, further ones are closed without it);
-	// an extra HTTP request gets HTTP 503 with the same error. Default 1024; negative means
-	// no limit.
+	// connections (ServeHTTPListener) and the HTTP requests being answered. An extra TCP
+	// connection gets one -32000 error line, data {"reason":"tooManyConnections","limit":N},
+	// and is closed (when 4,096 extra connections are being told already, each for up to a
+	// second, further ones are closed without it); a request on an extra HTTP connection, or
+	// an extra request once its body is read, gets HTTP 503 with the same error, and the
+	// connection is closed. Default 1024; negative means no limit.
 	MaxConnections int
 	// MaxInFlightPerConn bounds the requests (frames) of one TCP or stdio connection that are
 	// being answered at once, replies not yet written included. A connection that pipelines
@@ -121,7 +122,8 @@ type Server struct {
 	listeners        map[net.Listener]struct{}
 	conns            map[*conn]struct{}
 	tcpConns         int
-	httpActive       int
+	httpActive       int           // requests being answered
+	httpConns        int           // connections ServeHTTPListener has open
 	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
 	httpServers      map[*http.Server]struct{}
 

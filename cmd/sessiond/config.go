@@ -54,8 +54,8 @@ type ServerConfig struct {
 	MaxRequestBytes int
 	// MaxBatch (server.maxBatchLength) is the most requests one batch may hold. Default 100.
 	MaxBatch int
-	// MaxConnections (server.maxConnections) is the most TCP connections open at once; HTTP
-	// keep-alive connections count too. Default 1024.
+	// MaxConnections (server.maxConnections) is the most TCP connections open at once and,
+	// separately, the most HTTP connections (keep-alive ones too). Default 1024.
 	MaxConnections int
 	// MaxInFlightPerConnection (server.maxInFlightPerConnection) is the most requests of one
 	// connection being worked on at once; further requests wait. Default 64.
