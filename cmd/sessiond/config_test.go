@@ -703,3 +703,25 @@ func checkConfigRanges(t *testing.T, cfg *Config) {
 		fail("storage %+v", cfg.Storage)
 	}
 }
+
+// TestRPCOptionsTimeouts checks the "server" section's timeouts as the transports get them:
+// 0 is never (rpc.Options' negative; its 0 would be the default), others as they are.
+func TestRPCOptionsTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		file            string
+		readIdle, write time.Duration
+	}{
+		{`{}`, 5 * time.Minute, 30 * time.Second},
+		{`{"server":{"readIdleTimeoutSeconds":0,"writeTimeoutSeconds":0}}`, -1, -1},
+		{`{"server":{"readIdleTimeoutSeconds":7,"writeTimeoutSeconds":0}}`, 7 * time.Second, -1},
+	} {
+		c, err := ParseConfig([]byte(tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := rpcOptions(c.Server, nil)
+		if o.ReadIdleTimeout != tc.readIdle || o.WriteTimeout != tc.write {
+			t.Errorf("%s: read idle %v, write %v; want %v, %v", tc.file, o.ReadIdleTimeout, o.WriteTimeout, tc.readIdle, tc.write)
+		}
+	}
+}

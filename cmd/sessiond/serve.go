@@ -273,15 +273,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		return err
 	}
 
-	srv := rpc.NewServer(rpc.NewService(eng, schemas.OpenRPC, log), rpc.Options{
-		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
-		MaxBatch:           cfg.Server.MaxBatch,
-		MaxConnections:     cfg.Server.MaxConnections,
-		MaxInFlightPerConn: cfg.Server.MaxInFlightPerConnection,
-		ReadIdleTimeout:    cfg.Server.ReadIdleTimeout,
-		WriteTimeout:       cfg.Server.WriteTimeout,
-		Logger:             log,
-	})
+	srv := rpc.NewServer(rpc.NewService(eng, schemas.OpenRPC, log), rpcOptions(cfg.Server, log))
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	if tcpLn != nil {
@@ -454,4 +446,24 @@ func pinToCPUs(list string, log *slog.Logger) (helperCPUs int, err error) {
 	log.Info("pinned to CPUs", "cpus", formatCPUList(now), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"hash_helper_cpus", formatCPUList(before))
 	return len(before), nil
+}
+
+// rpcOptions are the transports' options from the "server" section. The section's 0 for a
+// timeout is "never", which rpc.Options spells negative (its 0 is the default).
+func rpcOptions(c ServerConfig, log *slog.Logger) rpc.Options {
+	never := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return rpc.Options{
+		MaxRequestBytes:    c.MaxRequestBytes,
+		MaxBatch:           c.MaxBatch,
+		MaxConnections:     c.MaxConnections,
+		MaxInFlightPerConn: c.MaxInFlightPerConnection,
+		ReadIdleTimeout:    never(c.ReadIdleTimeout),
+		WriteTimeout:       never(c.WriteTimeout),
+		Logger:             log,
+	}
 }
