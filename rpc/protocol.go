@@ -106,6 +106,7 @@ const (
 	reasonMethodNotAllowed   = "httpMethodNotAllowed" // HTTP 405
 	reasonUnsupportedMedia   = "unsupportedMediaType" // HTTP 415
 	reasonIncompleteBody     = "incompleteBody"       // HTTP 400
+	reasonIncompleteRequest  = "incompleteRequest"    // -32700: a TCP request cut by RequestReadTimeout
 	reasonTooManyConnections = "tooManyConnections"   // -32000
 	reasonShuttingDown       = "shuttingDown"         // -32000
 )

@@ -806,6 +806,8 @@ func (c *conn) retryRead(err error) bool {
 	if c.rd.partial() {
 		c.srv.log.Debug("rpc: dropping client that stalled in the middle of a request",
 			"transport", c.client.Transport, "client", c.client.Addr)
+		// The cut request is answered, as HTTP answers a body cut short, before the close.
+		c.replyBadFrame(errParse(reasonIncompleteRequest))
 		return false
 	}
 	idle := c.srv.opts.ReadIdleTimeout

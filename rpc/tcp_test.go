@@ -177,12 +177,14 @@ func TestTCPInFlightBackpressure(t *testing.T) {
 	}
 }
 
-// TestTCPStalledHalfRequest checks that a client that sends half a request and stalls is dropped after RequestReadTimeout without holding up another client.
+// TestTCPStalledHalfRequest checks that a client that sends half a request and stalls gets a
+// -32700 incompleteRequest line after RequestReadTimeout and is dropped, its earlier request
+// answered, without holding up another client.
 func TestTCPStalledHalfRequest(t *testing.T) {
 	ts := newTestServer(t, Options{RequestReadTimeout: 200 * time.Millisecond, ReadIdleTimeout: time.Minute})
 	addr := ts.listenTCP(t)
 	stalled := dialTCP(t, addr)
-	if _, err := stalled.conn.Write([]byte(`{"jsonrpc":"2.0","method":"sub`)); err != nil {
+	if _, err := stalled.conn.Write([]byte(subtractFrame + "\n" + `{"jsonrpc":"2.0","method":"sub`)); err != nil {
 		t.Fatal(err)
 	}
 	other := dialTCP(t, addr)
@@ -190,6 +192,12 @@ func TestTCPStalledHalfRequest(t *testing.T) {
 		t.Fatalf("other client: %s", got)
 	}
 	start := time.Now()
+	for _, want := range []string{subtractReply,
+		`{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error","data":{"reason":"incompleteRequest"}},"id":null}`} {
+		if got, err := stalled.Recv(); string(got) != want {
+			t.Fatalf("stalled client got %q (%v), want %s", got, err, want)
+		}
+	}
 	expectClosed(t, stalled)
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("dropped after %v", elapsed)
