@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,20 +206,28 @@ func TestHTTPKeepAlive(t *testing.T) {
 	defer nc.Close()
 	rd := bufio.NewReader(nc)
 	for range 3 {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(subtractFrame))
-		if err := req.Write(nc); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(rd, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(body) != subtractReply+"\n" {
+		if _, body := postOnConn(t, nc, rd, subtractFrame); body != subtractReply+"\n" {
 			t.Fatalf("got %q", body)
 		}
 	}
+}
+
+// postOnConn posts frame on the HTTP connection nc (rd reads it) and returns the reply's
+// status code and body.
+func postOnConn(t *testing.T, nc net.Conn, rd *bufio.Reader, frame string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+nc.RemoteAddr().String()+"/", strings.NewReader(frame))
+	req.Header.Set("Content-Type", "application/json")
+	if err := req.Write(nc); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(rd, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(body)
 }
 
 // BenchmarkHTTPRoundTrip measures one keep-alive client posting one request at a time.
@@ -269,21 +276,9 @@ func TestReadBodyReservesWhatArrives(t *testing.T) {
 func TestHTTPMaxConnectionsCountsOpenConnections(t *testing.T) {
 	ts := newTestServer(t, Options{MaxConnections: 2})
 	addr := strings.TrimSuffix(strings.TrimPrefix(ts.listenHTTP(t), "http://"), "/")
-	post := "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(subtractFrame)) + "\r\n\r\n" + subtractFrame
-	// roundTrip sends post on nc and returns the status line and body of the reply.
 	roundTrip := func(nc net.Conn, rd *bufio.Reader) (int, string) {
 		t.Helper()
-		if _, err := nc.Write([]byte(post)); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(rd, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(body)
+		return postOnConn(t, nc, rd, subtractFrame)
 	}
 	dial := func() (net.Conn, *bufio.Reader) {
 		t.Helper()
