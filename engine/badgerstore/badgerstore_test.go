@@ -875,8 +875,9 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 }
 
 // TestSyncFailureIsFinal checks that once writing a log out has failed no later change is
-// acknowledged or made, even when writing out works again: the failed one may have lost pages a later
-// one cannot see. A log that could not even be opened wrote nothing out, and is not final.
+// acknowledged or made, even when writing out works again: the failed one may have lost pages
+// a later one cannot see. A log that could not even be opened wrote nothing out, and is not
+// final.
 func TestSyncFailureIsFinal(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
