@@ -271,7 +271,7 @@ func TestCallTokenOnlyWhereTaken(t *testing.T) {
 // TestCallConnectionFailures checks that an unreachable, silent or hanging server gives a
 // clear message and exit 2.
 func TestCallConnectionFailures(t *testing.T) {
-	closedAddr := unusedAddr(t)
+	closedAddr := refusingAddr(t)
 
 	silent := startFakeTCP(t, func(*fakeTCPServer, net.Conn, string) {})
 	hanging := startFakeTCP(t, func(s *fakeTCPServer, _ net.Conn, _ string) { <-s.done })
