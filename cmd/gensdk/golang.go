@@ -140,7 +140,10 @@ func goType(nt *namedType) goTypeView {
 		}
 		typ, omit := goFieldType(f, nt.Params)
 		tag := f.Name
-		if omit {
+		switch {
+		case omit && strings.HasPrefix(typ, "[]"), omit && strings.HasPrefix(typ, "map["):
+			tag += ",omitzero" // nil is left out, an empty one sent: "roles": [] means none
+		case omit:
 			tag += ",omitempty"
 		}
 		v.Fields = append(v.Fields, goFieldView{Doc: comment(doc, "\t// ", 100), Name: name, Type: typ,

@@ -18,7 +18,7 @@ type CreateAccountParams struct {
 	// AccountDescription describes the account.
 	AccountDescription *string `json:"accountDescription,omitempty"`
 	// Roles is ["admin"] for an administrator, or empty.
-	Roles []string `json:"roles,omitempty"`
+	Roles []string `json:"roles,omitzero"`
 	// LockoutAfterNFailedAttempts locks the account after this many failed logins in a row (0 =
 	// never; default 5).
 	LockoutAfterNFailedAttempts *int `json:"lockoutAfterNFailedAttempts,omitempty"`
@@ -40,7 +40,7 @@ type AlterAccountParams struct {
 	// AccountDescription describes the account.
 	AccountDescription *string `json:"accountDescription,omitempty"`
 	// Roles replaces the account's roles (admins only): ["admin"] or [].
-	Roles []string `json:"roles,omitempty"`
+	Roles []string `json:"roles,omitzero"`
 	// LockoutAfterNFailedAttempts (admins only): 0 = never lock.
 	LockoutAfterNFailedAttempts *int `json:"lockoutAfterNFailedAttempts,omitempty"`
 	// LockoutWaitMinutes (admins only).
@@ -62,7 +62,7 @@ type ListAccountsParams struct {
 	// over HTTP when the transport sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 	// PartialNames lists only accounts whose username starts with one of these (case-insensitive).
-	PartialNames []string `json:"partialNames,omitempty"`
+	PartialNames []string `json:"partialNames,omitzero"`
 }
 
 // DescribeAccountsParams are the params of describeAccounts.
@@ -71,7 +71,7 @@ type DescribeAccountsParams struct {
 	// sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 	// Usernames names the accounts; omitted or empty means the caller's own.
-	Usernames []string `json:"usernames,omitempty"`
+	Usernames []string `json:"usernames,omitzero"`
 }
 
 // CreateAccount calls createAccount: create an account (admins only).

@@ -78,9 +78,9 @@ type DescribeSessionsParams struct {
 	// sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 	// AuthTokens names sessions by token; their objects carry the token.
-	AuthTokens []string `json:"authTokens,omitempty"`
+	AuthTokens []string `json:"authTokens,omitzero"`
 	// SessionIDs names sessions by their public id.
-	SessionIDs []string `json:"sessionIds,omitempty"`
+	SessionIDs []string `json:"sessionIds,omitzero"`
 }
 
 // ListSessionsParams are the params of listSessions.
@@ -89,7 +89,7 @@ type ListSessionsParams struct {
 	// sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 	// UsernameFilter lists only the sessions of these accounts.
-	UsernameFilter []string `json:"usernameFilter,omitempty"`
+	UsernameFilter []string `json:"usernameFilter,omitzero"`
 }
 
 // PingSessionParams are the params of pingSession.
@@ -106,10 +106,10 @@ type RevokeSessionsParams struct {
 	// sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
 	// SessionIDs ends these sessions (those the caller may see).
-	SessionIDs []string `json:"sessionIds,omitempty"`
+	SessionIDs []string `json:"sessionIds,omitzero"`
 	// Usernames ends every session, permanent ones too, of these accounts (admins; others may name
 	// only themselves).
-	Usernames []string `json:"usernames,omitempty"`
+	Usernames []string `json:"usernames,omitzero"`
 	// AllOthers ends every other session of the caller's account, permanent ones too.
 	AllOthers *bool `json:"allOthers,omitempty"`
 }

@@ -79,7 +79,8 @@ func TestStreamMatchesRepliesOutOfOrder(t *testing.T) {
 }
 
 // TestPositionalParams checks that NetX methods send their params by position, and by name
-// when the session key is left to an HTTP bearer token.
+// when the session key is left to an HTTP bearer token; and that an empty list is sent, a
+// nil one left out.
 func TestPositionalParams(t *testing.T) {
 	client, r, w := fakeServer(t)
 	ctx := context.Background()
@@ -102,6 +103,15 @@ func TestPositionalParams(t *testing.T) {
 		}, `["alice",""]`},
 		{func() error { _, err := client.Logout(ctx, sessiond.LogoutParams{SessionKey: "key"}); return err }, `["key"]`},
 		{func() error { _, err := client.Logout(ctx, sessiond.LogoutParams{}); return err }, `{}`},
+		// An empty list is sent (no roles: not an admin any more); a nil one is left out.
+		{func() error {
+			_, err := client.AlterAccount(ctx, sessiond.AlterAccountParams{Username: "carol", Roles: []string{}})
+			return err
+		}, `{"username":"carol","roles":[]}`},
+		{func() error {
+			_, err := client.AlterAccount(ctx, sessiond.AlterAccountParams{Username: "carol"})
+			return err
+		}, `{"username":"carol"}`},
 	} {
 		done := make(chan fakeRequest)
 		go func() {
