@@ -140,10 +140,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, o := benchFlags(stderr)
 	fs.Usage = func() { fmt.Fprint(stdout, benchUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return flagError(stderr, "bench", err)
 	}
 	return runBenchWith(fs, o, stdin, stdout, stderr)
 }

@@ -93,10 +93,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpus, "cpus", "", "run the server's threads on these CPUs only (Linux), e.g. 1 or 2-3, away from its clients' (default: all); the password hash helpers keep the CPUs serve started with")
 	_ = fs.MarkHidden("hash-worker")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return flagError(stderr, "serve", err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
@@ -175,6 +172,9 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	}
 	if o.storeURL != "" && (o.inMemory || fs.Changed("data")) {
 		return errors.New("--store cannot be combined with --data or --in-memory: choose one store")
+	}
+	if o.inMemory && fs.Changed("data") {
+		return errors.New("--in-memory cannot be combined with --data: choose one store (--in-memory keeps nothing)")
 	}
 	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
@@ -446,6 +446,16 @@ func pinToCPUs(list string, log *slog.Logger) (helperCPUs int, err error) {
 	log.Info("pinned to CPUs", "cpus", formatCPUList(now), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"hash_helper_cpus", formatCPUList(before))
 	return len(before), nil
+}
+
+// flagError is the exit code of a command whose flags did not parse: 0 for --help (already
+// printed), else 2 after saying what was wrong (pflag says nothing when it may continue).
+func flagError(stderr io.Writer, command string, err error) int {
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "sessiond %s: %v\nsee sessiond %s --help\n", command, err, command)
+	return 2
 }
 
 // rpcOptions are the transports' options from the "server" section. The section's 0 for a

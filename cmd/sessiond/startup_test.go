@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -106,5 +108,32 @@ func TestServeRefusesNonPositiveDrainTimeout(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr.String(), "--drain-timeout") {
 			t.Errorf("%s: exit %d, stderr %q", bad, code, stderr.String())
 		}
+	}
+}
+
+// TestCommandLineRefusals checks that serve and bench refuse a bad command line with a
+// message that names the problem, and start nothing.
+func TestCommandLineRefusals(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--bogus"}, 2, "sessiond serve: unknown flag: --bogus\nsee sessiond serve --help\n"},
+		{[]string{"serve", "--in-memory", "--drain-timeout", "abc"}, 2, `invalid argument "abc" for "--drain-timeout"`},
+		{[]string{"serve", "--in-memory", "--tcp"}, 2, "flag needs an argument: --tcp"},
+		{[]string{"bench", "--populate", "abc"}, 2, `sessiond bench: invalid argument "abc" for "--populate"`},
+		{[]string{"serve", "--in-memory", "--data", filepath.Join(dir, "wanted"), "--tcp", "127.0.0.1:0", "--http", "off"}, 1,
+			"--in-memory cannot be combined with --data"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, nil, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wanted")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("--in-memory with --data made the directory: %v", err)
 	}
 }
