@@ -229,6 +229,9 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 		if o.dataDir == "" {
 			return usageErr("--populate needs --data, the data directory of the (stopped) server")
 		}
+		if o.populateIdle < time.Second || o.populateIdle > engine.MaxTimeoutSeconds*time.Second {
+			return usageErr(fmt.Sprintf("--populate-idle must be 1s to %ds", engine.MaxTimeoutSeconds))
+		}
 		if o.tokensFile == "" {
 			o.tokensFile = "sessiond-bench-tokens.txt"
 		}
@@ -1845,6 +1848,10 @@ func populateStore(o benchOptions, stderr io.Writer) error {
 		return fmt.Errorf("--tokens-file: %w", err)
 	}
 	defer f.Close()
+	// A file that was there keeps its mode through OpenFile: live tokens are for the owner only.
+	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		return fmt.Errorf("--tokens-file: %w", err)
+	}
 	out := bufio.NewWriterSize(f, 1<<20)
 	var outMu sync.Mutex
 

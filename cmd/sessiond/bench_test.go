@@ -360,12 +360,16 @@ func checkPipelined(t *testing.T, report benchReport, n, depth int64) {
 func TestBenchPopulate(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.txt")
+	// A file already there, readable by all: the tokens written into it are for the owner only.
+	if err := os.WriteFile(tokens, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	t.Setenv("SESSIOND_ADMIN_PASSWORD", benchTestPassword)
 	if code := run([]string{"bench", "--populate", "300", "--data", filepath.Join(dir, "data"), "--tokens-file", tokens}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("populate: exit %d: %s", code, stderr.String())
 	}
-	if info, err := os.Stat(tokens); err != nil || info.Mode().Perm() != 0o600 {
+	if info, err := os.Stat(tokens); err != nil || runtime.GOOS != "windows" && info.Mode().Perm() != 0o600 {
 		t.Fatalf("tokens file: %v, %v", info, err)
 	}
 	list, err := readTokens(tokens)
@@ -409,7 +413,8 @@ func TestBenchUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"},
 		{"--rounds", "0"}, {"-n", "0"}, {"extra"}, {"--pipeline", "0"}, {"--pipeline", "2", "--http", "http://127.0.0.1:1/"},
-		{"--pipeline", "2", "--method", "createSession"},
+		{"--pipeline", "2", "--method", "createSession"}, {"--bogus"},
+		{"--populate", "10", "--data", "d", "--populate-idle", "-5s"}, {"--populate", "10", "--data", "d", "--populate-idle", "1000000h"},
 	} {
 		stdout.Reset()
 		stderr.Reset()
