@@ -26,6 +26,8 @@ type AlterAccountRequest struct {
 	Roles              []string
 	LockoutAfter       *int
 	LockoutWaitMinutes *int
+	// Client is the caller's, for the login throttle a wrong CurrentPassword counts against.
+	Client Client
 }
 
 func validateRoles(roles []string) error {
@@ -193,16 +195,8 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 	var newHash string
 	if req.Password != nil {
 		if self {
-			current := ""
-			if req.CurrentPassword != nil {
-				current = *req.CurrentPassword
-			}
-			ok, err := e.hasher.verify(ctx, current, target.PasswordHash)
-			if err != nil {
+			if err := e.checkCurrentPassword(ctx, target, req.CurrentPassword, req.Client); err != nil {
 				return nil, err
-			}
-			if !ok {
-				return nil, ErrCurrentPasswordWrong
 			}
 		}
 		if newHash, err = e.hasher.hash(ctx, *req.Password); err != nil {
@@ -275,6 +269,33 @@ func (e *Engine) ensureAnotherAdmin(ctx context.Context, key string) error {
 		}
 	}
 	return ErrLastAdmin
+}
+
+// checkCurrentPassword checks the password an account gives to change its own. It is a
+// login by another door, so it is guarded as one: refused from a throttled address, a wrong
+// one counted against the address and the account's lockout, and a locked account's never
+// right.
+func (e *Engine) checkCurrentPassword(ctx context.Context, target *Account, current *string, client Client) error {
+	now := e.clock.Now()
+	if e.throttle.blocked(client.Address, now) {
+		return ErrLoginThrottled
+	}
+	given := ""
+	if current != nil {
+		given = *current
+	}
+	ok, err := e.hasher.verify(ctx, given, target.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if ok && !now.Before(target.LockedUntil) {
+		return nil
+	}
+	key := target.Key()
+	e.throttle.fail(client.Address, now)
+	e.pending.start(key, func() { e.countFailure(key, now) })
+	e.log.Info("password change refused: wrong current password or locked account", "user", target.Username, "client", client.Address)
+	return ErrCurrentPasswordWrong
 }
 
 // endTemporarySessions deletes the temporary sessions of an account except keepID.

@@ -130,3 +130,57 @@ func TestUnknownUserCostsOneHash(t *testing.T) {
 		t.Fatalf("unknown user derived %v; want one key with %v", calls, cfg.Hash)
 	}
 }
+
+// TestCurrentPasswordIsGuardedAsALogin checks that a wrong currentPassword, given to change
+// an account's own password, counts as a failed login: it locks the account as wrong
+// passwords at login do, a locked account's right currentPassword is refused too, and the
+// address is throttled.
+func TestCurrentPasswordIsGuardedAsALogin(t *testing.T) {
+	ctx := context.Background()
+	change := func(f *fixture, token, current string) error {
+		_, err := f.e.AlterAccount(ctx, token, engine.AlterAccountRequest{Username: "carol",
+			Password: ptr("new-pw"), CurrentPassword: ptr(current), Client: f.client})
+		return err
+	}
+	t.Run("lockout", func(t *testing.T) {
+		f := newFixture(t, func(c *engine.Config) { c.LoginFailuresPerAddress = -1 })
+		if _, err := f.e.CreateAccount(ctx, f.admin, engine.CreateAccountRequest{
+			Username: "carol", Password: "carol-pw", LockoutAfter: ptr(2), LockoutWaitMinutes: ptr(10),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		carol := f.login("carol", "carol-pw").AuthToken
+		for range 2 {
+			if err := change(f, carol, "guess"); !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+				t.Fatalf("wrong current password: %v", err)
+			}
+		}
+		accts, err := f.e.DescribeAccounts(ctx, f.admin, []string{"carol"}) // waits for the counts
+		if err != nil || len(accts) != 1 || !f.clock.Now().Before(accts[0].LockedUntil) {
+			t.Fatalf("carol after two wrong current passwords: %+v %v, want locked", accts, err)
+		}
+		if err := change(f, carol, "carol-pw"); !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+			t.Errorf("right current password of a locked account: %v, want refused", err)
+		}
+		if _, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "carol", Password: "carol-pw", Client: f.client}); !errors.Is(err, engine.ErrInvalidCredentials) {
+			t.Errorf("login after two wrong current passwords: %v, want locked", err)
+		}
+		f.clock.Advance(10 * time.Minute)
+		if err := change(f, carol, "carol-pw"); err != nil {
+			t.Errorf("right current password after the lockout: %v", err)
+		}
+	})
+	t.Run("throttle", func(t *testing.T) {
+		f := newFixture(t, func(c *engine.Config) { c.LoginFailuresPerAddress = 3 })
+		f.createUser("carol")
+		carol := f.login("carol", "carol-pw").AuthToken
+		for range 3 {
+			if err := change(f, carol, "guess"); !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+				t.Fatalf("wrong current password: %v", err)
+			}
+		}
+		if err := change(f, carol, "carol-pw"); !errors.Is(err, engine.ErrLoginThrottled) {
+			t.Errorf("from an address with 3 failures: %v, want throttled", err)
+		}
+	})
+}

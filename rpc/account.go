@@ -149,13 +149,14 @@ var accountMethods = []Method{
 	method(Method{
 		Name: "alterAccount", Family: "account", Auth: AuthToken, TokenField: "authToken",
 		Summary:     "Change an account: admins any account, others their own description and password.",
-		Description: "Changing a password ends the account's other temporary sessions and clears a lockout. An account changing its own password must give currentPassword.",
-		Errors:      []int{CodeInvalidAuthToken, CodePermissionDenied, CodeAccountNotFound, CodeLastAdmin, CodeCurrentPasswordWrong},
-	}, func(ctx context.Context, s *Service, p *AlterAccountParams, _ engine.Client) (Account, error) {
+		Description: "Changing a password ends the account's other temporary sessions and clears a lockout. An account changing its own password must give currentPassword; a wrong one counts as a failed login (lockout, throttling).",
+		Errors:      []int{CodeInvalidAuthToken, CodePermissionDenied, CodeAccountNotFound, CodeLastAdmin, CodeCurrentPasswordWrong, CodeLoginThrottled},
+	}, func(ctx context.Context, s *Service, p *AlterAccountParams, client engine.Client) (Account, error) {
 		a, err := s.eng.AlterAccount(ctx, p.AuthToken, engine.AlterAccountRequest{
 			Username: p.Username, Password: p.Password, CurrentPassword: p.CurrentPassword,
 			Description: p.AccountDescription, Roles: p.Roles,
 			LockoutAfter: p.LockoutAfterNFailedAttempts, LockoutWaitMinutes: p.LockoutWaitMinutes,
+			Client: client,
 		})
 		if err != nil {
 			return Account{}, err

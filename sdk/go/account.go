@@ -91,11 +91,13 @@ func (c *Client) CreateAccount(ctx context.Context, params CreateAccountParams) 
 // description and password.
 //
 // Changing a password ends the account's other temporary sessions and clears a lockout. An account
-// changing its own password must give currentPassword.
+// changing its own password must give currentPassword; a wrong one counts as a failed login
+// (lockout, throttling).
 //
 // Errors: ErrInvalidAuthToken (12031), ErrPermissionDenied (1003), ErrAccountNotFound (1005),
-// ErrLastAdmin (1006), ErrCurrentPasswordWrong (1007), ErrStoreUnavailable (1010), ErrInvalidParams
-// (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
+// ErrLastAdmin (1006), ErrCurrentPasswordWrong (1007), ErrLoginThrottled (1008),
+// ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
+// ErrServerUnavailable (-32000).
 func (c *Client) AlterAccount(ctx context.Context, params AlterAccountParams) (*Account, error) {
 	var result Account
 	if err := c.Call(ctx, "alterAccount", params, &result); err != nil {

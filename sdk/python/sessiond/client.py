@@ -443,7 +443,8 @@ class Client:
         """Change an account: admins any account, others their own description and password.
 
         Changing a password ends the account's other temporary sessions and clears a lockout. An
-        account changing its own password must give currentPassword.
+        account changing its own password must give currentPassword; a wrong one counts as a
+        failed login (lockout, throttling).
 
         Args:
             auth_token: The caller's session token: an admin, or the account itself. It may be
@@ -463,6 +464,7 @@ class Client:
             AccountNotFoundError: code 1005.
             LastAdminError: code 1006.
             CurrentPasswordWrongError: code 1007.
+            LoginThrottledError: code 1008.
             StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.

@@ -177,11 +177,13 @@ export class SessiondClient {
    * Change an account: admins any account, others their own description and password.
    *
    * Changing a password ends the account's other temporary sessions and clears a lockout. An
-   * account changing its own password must give currentPassword.
+   * account changing its own password must give currentPassword; a wrong one counts as a failed
+   * login (lockout, throttling).
    *
    * @throws {SessiondError} INVALID_AUTH_TOKEN (12031), PERMISSION_DENIED (1003), ACCOUNT_NOT_FOUND
-   * (1005), LAST_ADMIN (1006), CURRENT_PASSWORD_WRONG (1007), STORE_UNAVAILABLE (1010),
-   * INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
+   * (1005), LAST_ADMIN (1006), CURRENT_PASSWORD_WRONG (1007), LOGIN_THROTTLED (1008),
+   * STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE
+   * (-32000).
    */
   async alterAccount(params: AlterAccountParams): Promise<Account> {
     return (await this.call("alterAccount", params)) as Account;
