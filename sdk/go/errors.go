@@ -22,14 +22,14 @@ type Error struct {
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
-// Error returns the message, the code and, for invalid params, the member and why.
+// Error returns the message, the code, the member for invalid params, and data.reason.
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("sessiond: %s (code %d)", e.Message, e.Code)
 	if field := e.Field(); field != "" {
 		msg += ": " + field
-		if reason := e.Reason(); reason != "" {
-			msg += ": " + reason
-		}
+	}
+	if reason := e.Reason(); reason != "" {
+		msg += ": " + reason
 	}
 	return msg
 }

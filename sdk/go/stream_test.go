@@ -189,7 +189,7 @@ func TestStreamContextAndClose(t *testing.T) {
 	}
 }
 
-// TestErrorIs checks that errors.Is compares codes and nothing else.
+// TestErrorIs checks that errors.Is compares codes and nothing else, and what Error() says.
 func TestErrorIs(t *testing.T) {
 	err := fmt.Errorf("wrapped: %w", &sessiond.Error{Code: 12031, Message: "other text"})
 	if !errors.Is(err, sessiond.ErrInvalidAuthToken) {
@@ -200,6 +200,11 @@ func TestErrorIs(t *testing.T) {
 	}
 	e := &sessiond.Error{Code: -32602, Message: "Invalid params", Data: json.RawMessage(`{"reason":"must be 1 to 64 bytes","field":"username"}`)}
 	if got, want := e.Error(), "sessiond: Invalid params (code -32602): username: must be 1 to 64 bytes"; got != want {
+		t.Errorf("Error() = %q; want %q", got, want)
+	}
+	// The reason is said without a field too.
+	e = &sessiond.Error{Code: -32000, Message: "Server unavailable", Data: json.RawMessage(`{"reason":"tooManyConnections","limit":1}`)}
+	if got, want := e.Error(), "sessiond: Server unavailable (code -32000): tooManyConnections"; got != want {
 		t.Errorf("Error() = %q; want %q", got, want)
 	}
 }

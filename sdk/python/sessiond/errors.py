@@ -57,8 +57,8 @@ class SessiondError(Exception):
         text = f"{self.message} (code {self.code})"
         if self.field:
             text += f": {self.field}"
-            if self.reason:
-                text += f": {self.reason}"
+        if self.reason:
+            text += f": {self.reason}"
         return text
 
     @property

@@ -8,6 +8,7 @@ safe to use from several threads at once.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import socket
@@ -215,11 +216,16 @@ class HttpTransport:
             self.url, data=_encode(request_id, method, params), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                status, body = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            # sessiond answers some faults (413, 503, …) with a JSON-RPC error body.
-            status, body = exc.code, exc.read()
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    status, body = response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                # sessiond answers some faults (413, 503, …) with a JSON-RPC error body.
+                status, body = exc.code, exc.read()
+        except http.client.HTTPException as exc:
+            # A reply cut short (IncompleteRead) or not HTTP at all: no reply, as for a
+            # connection that failed, which callers catch as OSError.
+            raise ConnectionError(f"sessiond: no complete HTTP reply: {exc!r}") from exc
         reply = _decode(body)
         if reply is None:
             raise ConnectionError(f"sessiond: HTTP {status}: the reply is not a JSON-RPC response")

@@ -89,6 +89,8 @@ class OfflineTest(unittest.TestCase):
         unknown = sessiond.error_from_wire({"code": 7, "message": "new"})
         self.assertIs(type(unknown), sessiond.SessiondError)
         self.assertEqual(str(unknown), "new (code 7)")
+        refused = sessiond.error_from_wire({"code": -32000, "message": "Server unavailable", "data": {"reason": "tooManyConnections"}})
+        self.assertEqual(str(refused), "Server unavailable (code -32000): tooManyConnections")
 
     def test_models_round_trip(self) -> None:
         session = Session.from_wire(SESSION)
@@ -141,3 +143,32 @@ class RefusedConnectionTest(unittest.TestCase):
                     thread.join(5)
                     server.close()
 
+
+
+class CutHttpReplyTest(unittest.TestCase):
+    def test_cut_reply_is_a_connection_error(self) -> None:
+        """An HTTP reply cut short (fewer bytes than its Content-Length) raises ConnectionError,
+        an OSError as a failed connection is, not http.client's IncompleteRead."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                request = conn.makefile("rb")  # read it all: unread input would reset the connection
+                length = 0
+                for line in iter(request.readline, b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                request.read(length)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":\"2.0\",")
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=5)
+            with self.assertRaises(ConnectionError):
+                Client(transport).ping_session(auth_token="x")
+        finally:
+            thread.join(5)
+            server.close()

@@ -98,7 +98,10 @@ export class SessiondError extends Error {
   readonly data: unknown;
 
   constructor(code: number, message: string, data?: unknown) {
-    super(message);
+    // The message says the code, the member of invalid params and data.reason too.
+    const field = dataMember(data, "field");
+    const reason = dataMember(data, "reason");
+    super(`${message} (code ${code})${field ? `: ${field}` : ""}${reason ? `: ${reason}` : ""}`);
     this.name = "SessiondError";
     this.code = code;
     this.data = data;

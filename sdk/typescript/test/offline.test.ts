@@ -47,8 +47,12 @@ test("errors are SessiondErrors with the code, reason and field", async () => {
     assert.equal(error.code, SessiondError.INVALID_PARAMS);
     assert.equal(error.field, "username");
     assert.equal(error.reason, "must be 1 to 64 bytes");
+    assert.equal(error.message, "Invalid params (code -32602): username: must be 1 to 64 bytes");
     return true;
   });
+  // The reason is in the message without a field too.
+  const refused = new SessiondError(-32000, "Server unavailable", { reason: "tooManyConnections", limit: 1 });
+  assert.equal(refused.message, "Server unavailable (code -32000): tooManyConnections");
   assert.equal(SessiondError.INVALID_AUTH_TOKEN, 12031);
   assert.equal(SessiondError.INVALID_CREDENTIALS, 450);
 });
