@@ -3,16 +3,16 @@
 // written by hand.
 
 import { SessiondClient } from "./client.js";
-import { TcpTransport } from "./tcp.js";
+import { TcpTransport, type TcpTransportOptions } from "./tcp.js";
 
 export * from "./types.js";
 export { SessiondError, type JsonRpcError } from "./errors.js";
 export { SessiondClient } from "./client.js";
 export type { JsonRpcResponse, Transport } from "./transport.js";
-export { TcpTransport } from "./tcp.js";
+export { TcpTransport, type TcpTransportOptions } from "./tcp.js";
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 
 /** Connects to the TCP listener of a sessiond server at address, "host:port". */
-export async function connect(address: string): Promise<SessiondClient> {
-  return new SessiondClient(await TcpTransport.connect(address));
+export async function connect(address: string, options: TcpTransportOptions = {}): Promise<SessiondClient> {
+  return new SessiondClient(await TcpTransport.connect(address, options));
 }

@@ -1,10 +1,20 @@
 import { connect, type Socket } from "node:net";
 
+import { SessiondError } from "./errors.js";
 import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
 
 interface Waiting {
   resolve(reply: JsonRpcResponse): void;
   reject(error: Error): void;
+}
+
+/** Options of a {@link TcpTransport}. */
+export interface TcpTransportOptions {
+  /**
+   * Fails connecting, and each call, after this many milliseconds without the connection or
+   * the reply; the connection stays usable for other calls. Waits for ever when left out.
+   */
+  timeoutMs?: number;
 }
 
 /**
@@ -18,9 +28,17 @@ export class TcpTransport implements Transport {
   private readonly waiting = new Map<number, Waiting>();
   private buffered = "";
   private failure: Error | undefined;
+  /**
+   * An error with id null that came while no call was waiting: the server's refusal of the
+   * connection (tooManyConnections, shuttingDown), which calls fail with once it closes.
+   */
+  private unclaimed: JsonRpcResponse | undefined;
   private readonly closed: Promise<void>;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    private readonly options: TcpTransportOptions,
+  ) {
     socket.setEncoding("utf8");
     socket.setNoDelay(true);
     socket.on("data", (chunk: string) => this.receive(chunk));
@@ -34,14 +52,22 @@ export class TcpTransport implements Transport {
   }
 
   /** Connects to a sessiond TCP listener at address, "host:port". */
-  static connect(address: string): Promise<TcpTransport> {
+  static connect(address: string, options: TcpTransportOptions = {}): Promise<TcpTransport> {
     const { host, port } = splitAddress(address);
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port });
-      socket.once("error", reject);
+      const timer = startTimer(options.timeoutMs, () => {
+        socket.destroy();
+        reject(new Error(`sessiond: no connection to ${address} within ${options.timeoutMs} ms`));
+      });
+      socket.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
       socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new TcpTransport(socket));
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        resolve(new TcpTransport(socket, options));
       });
     });
   }
@@ -52,7 +78,20 @@ export class TcpTransport implements Transport {
     }
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      const timer = startTimer(this.options.timeoutMs, () => {
+        this.waiting.delete(id);
+        reject(new Error(`sessiond: no reply to ${method} within ${this.options.timeoutMs} ms`));
+      });
+      this.waiting.set(id, {
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
       this.socket.write(encodeRequest(id, method, params) + "\n");
     });
   }
@@ -85,6 +124,10 @@ export class TcpTransport implements Transport {
       return;
     }
     let id = reply.id;
+    if (id === null && reply.error != null && this.waiting.size === 0) {
+      this.unclaimed ??= reply;
+      return;
+    }
     if (id === null && reply.error != null && this.waiting.size === 1) {
       [id] = this.waiting.keys();
     }
@@ -99,12 +142,20 @@ export class TcpTransport implements Transport {
   }
 
   private stop(error: Error): void {
+    if (this.failure === undefined && this.unclaimed?.error != null) {
+      this.failure = SessiondError.fromWire(this.unclaimed.error);
+    }
     this.failure ??= error;
     for (const waiting of this.waiting.values()) {
       waiting.reject(this.failure);
     }
     this.waiting.clear();
   }
+}
+
+/** Calls fire after ms milliseconds; no timer when ms is left out. */
+function startTimer(ms: number | undefined, fire: () => void): ReturnType<typeof setTimeout> | undefined {
+  return ms === undefined ? undefined : setTimeout(fire, ms);
 }
 
 function splitAddress(address: string): { host: string; port: number } {

@@ -1,9 +1,10 @@
 // Tests of the TypeScript SDK that need no server: a fake transport answers.
 
 import assert from "node:assert/strict";
+import { createServer, type Server } from "node:net";
 import { test } from "node:test";
 
-import { SessiondClient, SessiondError, type JsonRpcResponse, type Transport } from "../src/index.js";
+import { SessiondClient, SessiondError, TcpTransport, type JsonRpcResponse, type Transport } from "../src/index.js";
 
 /** Answers every call with reply and remembers the params it was given. */
 class FakeTransport implements Transport {
@@ -55,4 +56,55 @@ test("errors are SessiondErrors with the code, reason and field", async () => {
   assert.equal(refused.message, "Server unavailable (code -32000): tooManyConnections");
   assert.equal(SessiondError.INVALID_AUTH_TOKEN, 12031);
   assert.equal(SessiondError.INVALID_CREDENTIALS, 450);
+});
+
+/** Starts a TCP server on a free loopback port that hands each connection to serve. */
+async function listen(serve: (socket: import("node:net").Socket) => void): Promise<{ server: Server; address: string }> {
+  const server = createServer(serve);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return { server, address: `127.0.0.1:${port}` };
+}
+
+test("a TCP call with timeoutMs fails when no reply comes, and the connection stays usable", async () => {
+  let requests = 0;
+  const { server, address } = await listen((socket) => {
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      for (const line of chunk.split("\n").filter((l) => l !== "")) {
+        // The first request is never answered; later ones are.
+        if (requests++ > 0) {
+          const { id } = JSON.parse(line) as { id: number };
+          socket.write(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
+        }
+      }
+    });
+  });
+  const transport = await TcpTransport.connect(address, { timeoutMs: 200 });
+  try {
+    await assert.rejects(transport.call("pingSession", {}), /no reply to pingSession within 200 ms/);
+    assert.deepEqual((await transport.call("pingSession", {})).result, {});
+  } finally {
+    await transport.close();
+    server.close();
+  }
+});
+
+test("a TCP connection the server refuses fails calls with the refusal", async () => {
+  const refusal = { code: -32000, message: "Server unavailable", data: { reason: "tooManyConnections", limit: 1 } };
+  const { server, address } = await listen((socket) => {
+    socket.end(JSON.stringify({ jsonrpc: "2.0", error: refusal, id: null }) + "\n");
+  });
+  const transport = await TcpTransport.connect(address);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the refusal and the close have come
+    await assert.rejects(new SessiondClient(transport).pingSession({ authToken: "x" }), (error: unknown) => {
+      assert.ok(error instanceof SessiondError, String(error));
+      assert.equal(error.reason, "tooManyConnections");
+      return true;
+    });
+  } finally {
+    await transport.close();
+    server.close();
+  }
 });
