@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -49,6 +50,7 @@ const (
 // with reply (id null) and carries on reading.
 type frameError struct {
 	reply *jsonrpc2.Error
+	id    []byte // the request's id when it could be read (leadingID), else nil: id null
 }
 
 func (e *frameError) Error() string { return "rpc: bad frame: " + e.reply.Message }
@@ -183,7 +185,7 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 			fr.r = end + 1
 			line = trimCR(fr.buf[start:end])
 			if len(line) > limit {
-				return nil, start, fr.tooLarge()
+				return nil, start, fr.tooLargeLine(line)
 			}
 			return line, start, nil
 		}
@@ -198,7 +200,7 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 				line = trimCR(fr.buf[fr.r:fr.w])
 				fr.r = fr.w
 				if len(line) > limit {
-					return nil, start, fr.tooLarge()
+					return nil, start, fr.tooLargeLine(line)
 				}
 				return line, start, nil
 			}
@@ -211,25 +213,76 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 // of it, and reports the skipped line as too large.
 func (fr *frameReader) discardLine() error {
 	fr.discarding = true
+	id := slices.Clone(leadingID(fr.buf[fr.r:fr.w])) // the line's start, before it goes
 	for {
 		if i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n'); i >= 0 {
 			fr.r += i + 1
 			fr.discarding = false
-			return fr.tooLarge()
+			return fr.tooLargeWith(id)
 		}
 		fr.r = fr.w
 		if err := fr.fill(); err != nil {
 			if err == io.EOF {
 				fr.discarding = false
-				return fr.tooLarge()
+				return fr.tooLargeWith(id)
 			}
 			return err
 		}
 	}
 }
 
-func (fr *frameReader) tooLarge() error {
-	return &frameError{reply: errRequestTooLarge(fr.max)}
+func (fr *frameReader) tooLarge() error { return fr.tooLargeWith(nil) }
+
+// tooLargeLine reports line, whole in the buffer, as too large, with its id if it has one.
+func (fr *frameReader) tooLargeLine(line []byte) error {
+	return fr.tooLargeWith(slices.Clone(leadingID(line)))
+}
+
+// tooLargeWith reports a request too large to read, answered with id (nil: null). A client
+// that pipelines can then tell which of its calls it was.
+func (fr *frameReader) tooLargeWith(id []byte) error {
+	return &frameError{reply: errRequestTooLarge(fr.max), id: id}
+}
+
+// leadingID returns the raw id of the request object that begins data when the "id" member
+// comes, whole, before any member that does not (as clients write it: before "params"),
+// and is a string, a number or null; else nil. data may be the start of a request cut off.
+func leadingID(data []byte) []byte {
+	s := scanner{data: data}
+	s.skipSpace()
+	if s.peek() != '{' {
+		return nil
+	}
+	s.pos++
+	for {
+		s.skipSpace()
+		keyStart := s.pos
+		if !s.key() {
+			return nil
+		}
+		name := data[keyStart:s.pos]
+		s.skipSpace()
+		valueStart := s.pos
+		if !s.value() {
+			return nil // cut off, or not JSON
+		}
+		v := data[valueStart:s.pos]
+		s.skipSpace()
+		next := s.peek() // ',' or '}' once the value is whole (a number may be cut off)
+		if string(bytes.TrimRight(name, " \t\r\n:")) == `"id"` {
+			switch v[0] {
+			case '"', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+				if next == ',' || next == '}' {
+					return v
+				}
+			}
+			return nil
+		}
+		if next != ',' {
+			return nil
+		}
+		s.pos++
+	}
 }
 
 func trimCR(line []byte) []byte {

@@ -20,7 +20,9 @@ import (
 type Options struct {
 	// MaxRequestBytes bounds one request (a line, a Content-Length body or an HTTP body),
 	// batches included. A longer one is skipped without being buffered whole and answered
-	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413). Default 1 MiB.
+	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413), and on TCP and
+	// stdio with its id when the id member comes, whole, before any member cut off (else
+	// null). Default 1 MiB.
 	MaxRequestBytes int
 	// MaxBatch bounds the elements of a batch. A longer batch is refused as a whole with one
 	// -32600, data {"reason":"batchTooLarge","limit":N}. Default 100.
@@ -430,7 +432,7 @@ func (c *conn) readLoop() error {
 			}
 			if fe, ok := err.(*frameError); ok {
 				c.frames++
-				if !c.replyBadFrame(fe.reply) {
+				if !c.replyBadFrame(fe.id, fe.reply) {
 					return errStopped
 				}
 				continue
@@ -457,18 +459,18 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// replyBadFrame answers a frame that cannot be served with reply (id null). The reply is
+// replyBadFrame answers a frame that cannot be served with reply, and id (nil: null). The reply is
 // written by a goroutine of its own: the reader never waits on output, or a client that
 // writes before it reads would deadlock with it; finish waits for it. It reports false when
 // the connection is stopping and takes no more frames.
-func (c *conn) replyBadFrame(reply *jsonrpc2.Error) bool {
+func (c *conn) replyBadFrame(id []byte, reply *jsonrpc2.Error) bool {
 	if !c.begin() {
 		return false
 	}
 	go func() {
 		defer c.handlers.Done()
 		out := getOut()
-		out.appendError(nil, reply)
+		out.appendError(id, reply)
 		c.send(out)
 	}()
 	return true
@@ -807,7 +809,7 @@ func (c *conn) retryRead(err error) bool {
 		c.srv.log.Debug("rpc: dropping client that stalled in the middle of a request",
 			"transport", c.client.Transport, "client", c.client.Addr)
 		// The cut request is answered, as HTTP answers a body cut short, before the close.
-		c.replyBadFrame(errParse(reasonIncompleteRequest))
+		c.replyBadFrame(nil, errParse(reasonIncompleteRequest))
 		return false
 	}
 	idle := c.srv.opts.ReadIdleTimeout

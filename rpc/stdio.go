@@ -45,7 +45,7 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 		if errors.Is(readErr, io.ErrUnexpectedEOF) {
 			s.log.Warn("rpc: input ended inside a message; answering it with a parse error",
 				"transport", TransportStdio, "framing", framing.String())
-			c.replyBadFrame(badHeader("input ended inside a message").(*frameError).reply)
+			c.replyBadFrame(nil, badHeader("input ended inside a message").(*frameError).reply)
 			readErr = io.EOF
 		}
 	case <-c.stopCh: // Shutdown, or the writer failed

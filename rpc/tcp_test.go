@@ -117,6 +117,40 @@ func TestTCPRequestTooLarge(t *testing.T) {
 	if got := client.call(t, subtractFrame); got != subtractReply {
 		t.Fatalf("after: %s", got)
 	}
+	// An over-long request whose id comes before its params is answered with that id, so a
+	// client with calls in flight knows which one it was: from a line held whole, and from
+	// the start of one too long to hold.
+	for _, size := range []int{1100, 4 << 20} {
+		go func() {
+			_ = client.Send([]byte(`{"jsonrpc":"2.0","id":"big-7","method":"subtract","params":["` + strings.Repeat("x", size) + `"]}`))
+		}()
+		want := `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"requestTooLarge","limit":1024}},"id":"big-7"}`
+		if got, err := client.Recv(); string(got) != want {
+			t.Fatalf("over-long request of %d bytes with its id first: %s, %v", size, got, err)
+		}
+	}
+}
+
+// TestLeadingID checks which ids of a request's start leadingID reads: a string, number or
+// null id that comes whole before any member cut off, and nothing else.
+func TestLeadingID(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{`{"jsonrpc":"2.0","id":7,"method":"m","params":["xxx`, `7`},
+		{` { "id" : "a\"b" , "params": [`, `"a\"b"`},
+		{`{"jsonrpc":"2.0","method":"m","params":{"x":[1,{"id":2}]},"id":-3.5}`, `-3.5`},
+		{`{"id":null,"params":[`, `null`},
+		{`{"jsonrpc":"2.0","params":["xxx`, ``}, // cut off before the id
+		{`{"id":{"a":1},"params":[1]}`, ``},     // not a valid id
+		{`{"id":[1],"params":[1]}`, ``},         // not a valid id
+		{`{"id:":1,"params":[`, ``},             // another member
+		{`{"id":12`, ``},                        // the id itself may be cut off
+		{`[{"id":1}]`, ``},                      // a batch
+		{`not json`, ``},
+	} {
+		if got := string(leadingID([]byte(tc.data))); got != tc.want {
+			t.Errorf("leadingID(%s) = %q, want %q", tc.data, got, tc.want)
+		}
+	}
 }
 
 // TestTCPMaxConnections checks that a connection over the limit gets one error line and is closed, and a slot frees when a client leaves.
