@@ -20,9 +20,9 @@ import (
 type Options struct {
 	// MaxRequestBytes bounds one request (a line, a Content-Length body or an HTTP body),
 	// batches included. A longer one is skipped without being buffered whole and answered
-	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413), and on TCP and
-	// stdio with its id when the id member comes, whole, before any member cut off (else
-	// null). Default 1 MiB.
+	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413), and when
+	// newline-framed (TCP, stdio) with its id if the id member comes, whole, before any member
+	// cut off (else null). Default 1 MiB.
 	MaxRequestBytes int
 	// MaxBatch bounds the elements of a batch. A longer batch is refused as a whole with one
 	// -32600, data {"reason":"batchTooLarge","limit":N}. Default 100.
