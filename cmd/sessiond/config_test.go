@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -723,5 +725,46 @@ func TestRPCOptionsTimeouts(t *testing.T) {
 		if o.ReadIdleTimeout != tc.readIdle || o.WriteTimeout != tc.write {
 			t.Errorf("%s: read idle %v, write %v; want %v, %v", tc.file, o.ReadIdleTimeout, o.WriteTimeout, tc.readIdle, tc.write)
 		}
+	}
+}
+
+// TestEncryptionKeyForms checks that a key is the same whichever way it is written: base64 in
+// SESSIOND_ENCRYPTION_KEY or in the file (with or without a final newline, even when the text
+// is itself 16, 24 or 32 bytes long), or raw bytes in the file.
+func TestEncryptionKeyForms(t *testing.T) {
+	k16 := []byte("0123456789abcdef")
+	b16 := base64.StdEncoding.EncodeToString(k16) // 24 characters
+	raw32 := make([]byte, 32)
+	for i := range raw32 {
+		raw32[i] = byte(i * 7) // not base64 text
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, env string
+		file      []byte
+		want      []byte
+		fails     bool
+	}{
+		{"environment", b16, nil, k16, false},
+		{"environment over the file", b16, raw32, k16, false},
+		{"base64 file without a newline", "", []byte(b16), k16, false},
+		{"base64 file with a newline", "", []byte(b16 + "\n"), k16, false},
+		{"raw file", "", raw32, raw32, false},
+		{"neither", "", []byte("short"), nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SESSIOND_ENCRYPTION_KEY", tc.env)
+			file := ""
+			if tc.file != nil {
+				file = filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+				if err := os.WriteFile(file, tc.file, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			key, err := encryptionKey(file)
+			if tc.fails != (err != nil) || !bytes.Equal(key, tc.want) {
+				t.Errorf("key %x, %v; want %x (fails %v)", key, err, tc.want, tc.fails)
+			}
+		})
 	}
 }

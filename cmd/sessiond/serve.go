@@ -371,7 +371,12 @@ func encryptionKey(file string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage.encryptionKeyFile: %w", err)
 		}
-		if n := len(b); n == 16 || n == 24 || n == 32 {
+		// Base64 first: the base64 of a 16-byte key is itself 24 bytes long, and must give
+		// the same key as in SESSIOND_ENCRYPTION_KEY, with or without a final newline.
+		if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err == nil && validKeyLength(len(key)) {
+			return key, nil
+		}
+		if validKeyLength(len(b)) {
 			return b, nil
 		}
 		text, source = strings.TrimSpace(string(b)), file
@@ -380,11 +385,14 @@ func encryptionKey(file string) ([]byte, error) {
 		return nil, nil
 	}
 	key, err := base64.StdEncoding.DecodeString(text)
-	if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
+	if err != nil || !validKeyLength(len(key)) {
 		return nil, fmt.Errorf("%s: the encryption key must be 16, 24 or 32 bytes (raw, or base64-encoded)", source)
 	}
 	return key, nil
 }
+
+// validKeyLength reports whether n bytes make an AES key: AES-128, -192 or -256.
+func validKeyLength(n int) bool { return n == 16 || n == 24 || n == 32 }
 
 // hostInfo describes this server in session objects. The UUID is stable for a host and store.
 func hostInfo(store string) engine.HostInfo {
