@@ -528,6 +528,27 @@ func TestPermanentSessionRules(t *testing.T) {
 	}
 }
 
+// TestEnumeratedOptionsIgnoreCase checks that the enumerated session options are matched
+// ignoring case, as the FairCom documents say of them, and kept as the spec spells them.
+func TestEnumeratedOptionsIgnoreCase(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	s, err := f.e.CreateSession(ctx, engine.CreateSessionRequest{Username: "admin", Password: adminPassword,
+		Options: engine.SessionOptions{DefaultDebug: ptr("MAX"), DefaultBinaryFormat: ptr("BYTEARRAY"),
+			DefaultResponseOptions: &engine.ResponseOptions{BinaryFormat: "Base64", DataFormat: "Objects", NumberFormat: "STRING"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := engine.ResponseOptions{BinaryFormat: "base64", DataFormat: "objects", NumberFormat: "string"}
+	if got := s.Settings; got.DefaultDebug != "max" || got.DefaultBinaryFormat != "byteArray" || got.DefaultResponseOptions != want {
+		t.Errorf("settings %+v; want max, byteArray and %+v", got, want)
+	}
+	var ve *engine.ValidationError
+	if _, err := f.e.AlterSession(ctx, s.AuthToken, engine.SessionOptions{DefaultResponseOptions: &engine.ResponseOptions{DataFormat: "Rows"}}, nil); !errors.As(err, &ve) || ve.Field != "defaultResponseOptions.dataFormat" {
+		t.Errorf("an unknown dataFormat: %v", err)
+	}
+}
+
 // TestPreferences checks the per-user store and NetX's answers for bad keys.
 func TestPreferences(t *testing.T) {
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -66,6 +67,16 @@ func validateLength(field, v string, minBytes, maxBytes int) error {
 	return nil
 }
 
+// canonical is the allowed value that v equals ignoring case, or v when there is none.
+func canonical(v string, allowed []string) string {
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	return v
+}
+
 func validateEnum(field, v string, allowed []string) error {
 	if v != "" && !oneOf(v, allowed) {
 		return invalid(field, "must be one of %q", allowed)
@@ -127,13 +138,23 @@ type SessionOptions struct {
 	IdleCursorTimeoutSeconds *int64 `json:"idleCursorTimeoutSeconds,omitempty"`
 }
 
-// apply validates the options given and applies them to s.
+// apply validates the options given and applies them to s. The enumerated values are
+// matched ignoring case, as the FairCom documents say of them, and stored as the spec
+// spells them ("BYTEARRAY" is "byteArray").
 func (o *SessionOptions) apply(s *SessionSettings) error {
 	setString := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
 		}
 	}
+	canon := func(v *string, allowed []string) *string {
+		if v == nil {
+			return nil
+		}
+		c := canonical(*v, allowed)
+		return &c
+	}
+	debug, binary := canon(o.DefaultDebug, DebugValues), canon(o.DefaultBinaryFormat, BinaryFormatValues)
 	// Names given explicitly must not be empty, unlike defaults which may be unset.
 	for _, n := range []struct {
 		field string
@@ -151,26 +172,27 @@ func (o *SessionOptions) apply(s *SessionSettings) error {
 		field   string
 		v       *string
 		allowed []string
-	}{{"defaultDebug", o.DefaultDebug, DebugValues}, {"defaultBinaryFormat", o.DefaultBinaryFormat, BinaryFormatValues}} {
+	}{{"defaultDebug", debug, DebugValues}, {"defaultBinaryFormat", binary, BinaryFormatValues}} {
 		if n.v != nil && !oneOf(*n.v, n.allowed) {
 			return invalid(n.field, "must be one of %q", n.allowed)
 		}
 	}
 	setString(&s.Description, o.Description)
 	setString(&s.DefaultAPI, o.DefaultAPI)
-	setString(&s.DefaultDebug, o.DefaultDebug)
+	setString(&s.DefaultDebug, debug)
 	setString(&s.DefaultDatabaseName, o.DefaultDatabaseName)
 	setString(&s.DefaultOwnerName, o.DefaultOwnerName)
-	setString(&s.DefaultBinaryFormat, o.DefaultBinaryFormat)
+	setString(&s.DefaultBinaryFormat, binary)
 	if r := o.DefaultResponseOptions; r != nil {
+		// An empty value is no value: it leaves the setting as it was.
 		if r.BinaryFormat != "" {
-			s.DefaultResponseOptions.BinaryFormat = r.BinaryFormat
+			s.DefaultResponseOptions.BinaryFormat = canonical(r.BinaryFormat, BinaryFormatValues)
 		}
 		if r.DataFormat != "" {
-			s.DefaultResponseOptions.DataFormat = r.DataFormat
+			s.DefaultResponseOptions.DataFormat = canonical(r.DataFormat, DataFormatValues)
 		}
 		if r.NumberFormat != "" {
-			s.DefaultResponseOptions.NumberFormat = r.NumberFormat
+			s.DefaultResponseOptions.NumberFormat = canonical(r.NumberFormat, NumberFormatValues)
 		}
 	}
 	if o.IdleConnectionTimeoutSeconds != nil {
