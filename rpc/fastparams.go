@@ -120,7 +120,7 @@ func structPlan(t reflect.Type, top bool) *fastPlan {
 			if tag == "-" {
 				continue
 			}
-			name, _, _ := strings.Cut(tag, ",")
+			name, opts, _ := strings.Cut(tag, ",")
 			at := append(append([]int(nil), index...), i)
 			if sf.Anonymous && name == "" {
 				if !top || sf.Type.Kind() != reflect.Struct || !add(sf.Type, at) {
@@ -140,6 +140,12 @@ func structPlan(t reflect.Type, top bool) *fastPlan {
 			}
 			if _, taken := p.byName[name]; taken || len(p.fields) == 64 {
 				return false
+			}
+			// A nested object's members without omitempty are required, as compile has
+			// them for the params (newFastPlan marks those).
+			if !top && !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+				f.required = true
+				p.required |= 1 << len(p.fields)
 			}
 			p.byName[name] = len(p.fields)
 			p.fields = append(p.fields, f)
@@ -459,11 +465,11 @@ func (f *fastField) read(r *fastReader, v reflect.Value) bool {
 		}
 		field.Set(reflect.ValueOf(list))
 	case fastStruct:
-		_, ok := f.elem.object(r, field)
-		return ok
+		seen, ok := f.elem.object(r, field)
+		return ok && seen&f.elem.required == f.elem.required // else the general path says which
 	case fastStructPtr:
 		p := reflect.New(f.elem.typ)
-		if _, ok := f.elem.object(r, p.Elem()); !ok {
+		if seen, ok := f.elem.object(r, p.Elem()); !ok || seen&f.elem.required != f.elem.required {
 			return false
 		}
 		field.Set(p)

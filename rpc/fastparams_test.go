@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/sourcegraph/jsonrpc2"
 )
 
 // fastCandidates are member values of every JSON type and of the shapes that take the
@@ -275,5 +277,41 @@ func TestQuickTokenBorrowed(t *testing.T) {
 	}
 	if borrowed == 0 {
 		t.Error("no quick method's token was borrowed")
+	}
+}
+
+// TestNestedRequiredMembers checks that the members of a params object that are themselves
+// required (no omitempty) are required there too: setUserPreference's bean needs its label
+// and its value, on the fast path and the general one alike.
+func TestNestedRequiredMembers(t *testing.T) {
+	var m *compiledMethod
+	for _, method := range Methods {
+		if method.Name == "setUserPreference" {
+			m = compile(method)
+		}
+	}
+	token := "sdt_" + strings.Repeat("A", 48)
+	for _, tc := range []struct{ params, field string }{
+		{`["` + token + `",{"label":"theme"}]`, "bean.value"},
+		{`["` + token + `",{"label":"theme","value":null}]`, "bean.value"},
+		{`["` + token + `",{"value":"dark"}]`, "bean.label"},
+		{`{"sessionKey":"` + token + `","bean":{"label":"theme"}}`, "bean.value"},
+		{`["` + token + `",{"label":"theme","value":""}]`, ""}, // an empty value is a value
+	} {
+		_, werr := m.decode(json.RawMessage(tc.params), "")
+		field := ""
+		if werr != nil {
+			var data struct{ Field string }
+			if werr.Data != nil {
+				_ = json.Unmarshal(*werr.Data, &data)
+			}
+			field = data.Field
+			if werr.Code != jsonrpc2.CodeInvalidParams || field == "" {
+				t.Errorf("%s: %v, want -32602", tc.params, werr)
+			}
+		}
+		if field != tc.field {
+			t.Errorf("%s: refused member %q, want %q", tc.params, field, tc.field)
+		}
 	}
 }

@@ -109,10 +109,11 @@ type Service struct {
 
 type compiledMethod struct {
 	Method
-	fields   map[string]bool // params members
-	required []string        // members without omitempty
-	fast     *fastPlan       // nil: params always take the general path
-	pool     sync.Pool       // of *P, for a quick method
+	fields   map[string]bool  // params members
+	required []string         // members without omitempty
+	nested   []nestedRequired // required members of the members that are objects
+	fast     *fastPlan        // nil: params always take the general path
+	pool     sync.Pool        // of *P, for a quick method
 }
 
 // NewService returns the dispatcher of the method table on eng. openRPC is the document
@@ -135,6 +136,20 @@ func compile(m Method) *compiledMethod {
 		if !f.optional {
 			c.required = append(c.required, f.name)
 		}
+		if t := f.typ; t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			if t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			n := nestedRequired{member: f.name}
+			for _, inner := range jsonFields(t) {
+				if !inner.optional {
+					n.required = append(n.required, inner.name)
+				}
+			}
+			if len(n.required) > 0 {
+				c.nested = append(c.nested, n)
+			}
+		}
 	}
 	c.fast = newFastPlan(c)
 	return c
@@ -143,6 +158,14 @@ func compile(m Method) *compiledMethod {
 type jsonField struct {
 	name     string
 	optional bool
+	typ      reflect.Type
+}
+
+// nestedRequired names the required members (no omitempty) of a params member that is an
+// object, such as setUserPreference's bean: {label, value}.
+type nestedRequired struct {
+	member   string
+	required []string
 }
 
 // jsonFields lists the JSON members of a struct type, following embedded structs.
@@ -165,7 +188,7 @@ func jsonFields(t reflect.Type) []jsonField {
 		if name == "" {
 			name = f.Name
 		}
-		out = append(out, jsonField{name: name, optional: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")})
+		out = append(out, jsonField{name: name, optional: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero"), typ: f.Type})
 	}
 	return out
 }
@@ -300,6 +323,17 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 	for _, name := range m.required {
 		if v, ok := members[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
 			return nil, InvalidParams(name, "required")
+		}
+	}
+	for _, n := range m.nested {
+		var inner map[string]json.RawMessage
+		if v, ok := members[n.member]; !ok || json.Unmarshal(v, &inner) != nil || inner == nil {
+			continue // absent, null or not an object: as the member itself decides
+		}
+		for _, name := range n.required {
+			if v, ok := inner[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
+				return nil, InvalidParams(n.member+"."+name, "required")
+			}
 		}
 	}
 	buf := paramsBufPool.Get().(*bytes.Buffer)
