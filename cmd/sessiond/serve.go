@@ -74,7 +74,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var o serveOptions
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stdout, serveUsage, fs.FlagUsages()) } // --help, as call and bench print theirs
 	fs.StringVar(&o.dataDir, "data", "./sessiond-data", "directory of the embedded Badger store")
 	fs.BoolVar(&o.inMemory, "in-memory", false, "keep everything in memory (lost at exit; for tests and trials)")
 	fs.StringVar(&o.storeURL, "store", "", "shared Redis store for several nodes: redis://host:port/db, rediss://…, redis+sentinel://…?master_name=M or redis+cluster://… (instead of --data)")

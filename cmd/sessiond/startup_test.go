@@ -133,6 +133,11 @@ func TestCommandLineRefusals(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
 	}
+	// --help is not an error: the usage goes to stdout, as for call and bench.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"serve", "--help"}, nil, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "--in-memory") || stderr.Len() != 0 {
+		t.Errorf("serve --help: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
 	if _, err := os.Stat(filepath.Join(dir, "wanted")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("--in-memory with --data made the directory: %v", err)
 	}

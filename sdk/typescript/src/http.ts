@@ -33,13 +33,23 @@ export class HttpTransport implements Transport {
       headers.authorization = `Bearer ${this.options.bearerToken}`;
     }
     const fetchFn = this.options.fetch ?? globalThis.fetch;
-    const response = await fetchFn(this.url, {
-      method: "POST",
-      headers,
-      body: encodeRequest(++this.nextId, method, params),
-      signal: this.options.timeoutMs === undefined ? null : AbortSignal.timeout(this.options.timeoutMs),
-    });
-    const reply = decodeResponse(await response.text());
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetchFn(this.url, {
+        method: "POST",
+        headers,
+        body: encodeRequest(++this.nextId, method, params),
+        signal: this.options.timeoutMs === undefined ? null : AbortSignal.timeout(this.options.timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      // fetch says only "fetch failed" or "terminated"; the cause says why.
+      const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new Error(`sessiond: no reply to ${method} from ${this.url}: ${why}`, { cause: error });
+    }
+    const reply = decodeResponse(text);
     if (reply === undefined) {
       throw new Error(`sessiond: HTTP ${response.status}: the reply is not a JSON-RPC response`);
     }

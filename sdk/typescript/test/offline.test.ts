@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { test } from "node:test";
 
-import { SessiondClient, SessiondError, TcpTransport, type JsonRpcResponse, type Transport } from "../src/index.js";
+import { HttpTransport, SessiondClient, SessiondError, TcpTransport, type JsonRpcResponse, type Transport } from "../src/index.js";
 
 /** Answers every call with reply and remembers the params it was given. */
 class FakeTransport implements Transport {
@@ -105,6 +105,21 @@ test("a TCP connection the server refuses fails calls with the refusal", async (
     });
   } finally {
     await transport.close();
+    server.close();
+  }
+});
+
+test("an HTTP call whose server closes without a reply says so, with the cause", async () => {
+  const { server, address } = await listen((socket) => socket.destroy());
+  const transport = new HttpTransport(`http://${address}/`, { timeoutMs: 5000 });
+  try {
+    await assert.rejects(transport.call("pingSession", {}), (error: unknown) => {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /^sessiond: no reply to pingSession from http:\/\/127\.0\.0\.1:\d+\/: .+/);
+      assert.notEqual(error.cause, undefined);
+      return true;
+    });
+  } finally {
     server.close();
   }
 });
