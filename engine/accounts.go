@@ -188,6 +188,13 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 			return nil, ErrPermissionDenied
 		}
 	}
+	selfChange := self && req.Password != nil
+	if selfChange {
+		// Failure counts still being written first: a lock they set is seen by the check.
+		if err := e.pending.wait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 	target, err := e.store.GetAccount(ctx, key)
 	if err != nil {
 		return nil, err
@@ -225,6 +232,11 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 		}
 	}
 	updated, err := e.store.UpdateAccount(ctx, key, func(a *Account) error {
+		// A lock, or another password, that came after the check (a guess counted, a
+		// concurrent change) voids it, as it does a login's.
+		if selfChange && (now.Before(a.LockedUntil) || a.PasswordHash != target.PasswordHash) {
+			return ErrCurrentPasswordWrong
+		}
 		if req.Description != nil {
 			a.Description = *req.Description
 		}

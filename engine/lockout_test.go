@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/argon2"
+
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/memstore"
 )
@@ -183,4 +185,54 @@ func TestCurrentPasswordIsGuardedAsALogin(t *testing.T) {
 			t.Errorf("from an address with 3 failures: %v, want throttled", err)
 		}
 	})
+}
+
+// TestCurrentPasswordSeesALockStillBeingWritten checks that a password change right after a
+// wrong currentPassword that locks the account is refused, although that failure's count is
+// still being written when the change starts: the check waits for it.
+func TestCurrentPasswordSeesALockStillBeingWritten(t *testing.T) {
+	ctx := context.Background()
+	store := &gatedStore{Store: memstore.New(memstore.Options{}), gate: make(chan struct{})}
+	close(store.gate) // open while the fixture sets up
+	verified := make(chan struct{}, 1)
+	f := newFixtureOn(t, store, func(cfg *engine.Config) {
+		cfg.LoginFailuresPerAddress = -1
+		cfg.DeriveKey = func(_ context.Context, password, salt []byte, p engine.HashParams, keyLen uint32) ([]byte, error) {
+			if string(password) == "carol-pw" {
+				select {
+				case verified <- struct{}{}:
+				default:
+				}
+			}
+			return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen), nil
+		}
+	})
+	if _, err := f.e.CreateAccount(ctx, f.admin, engine.CreateAccountRequest{
+		Username: "carol", Password: "carol-pw", LockoutAfter: ptr(1), LockoutWaitMinutes: ptr(10),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	carol := f.login("carol", "carol-pw").AuthToken
+	<-verified // the login's
+	change := func(current string) error {
+		_, err := f.e.AlterAccount(ctx, carol, engine.AlterAccountRequest{Username: "carol",
+			Password: ptr("new-pw"), CurrentPassword: ptr(current), Client: f.client})
+		return err
+	}
+	store.gate = make(chan struct{}) // failure counts wait
+	if err := change("guess"); !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+		t.Fatalf("wrong current password: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- change("carol-pw") }()
+	// Let the change get as far as it goes before the count lands: to its hash of the right
+	// password if it does not wait for the count.
+	select {
+	case <-verified:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(store.gate)
+	if err := <-done; !errors.Is(err, engine.ErrCurrentPasswordWrong) {
+		t.Errorf("right current password while the lock was being written: %v, want refused", err)
+	}
 }
