@@ -730,7 +730,8 @@ func TestRPCOptionsTimeouts(t *testing.T) {
 
 // TestEncryptionKeyForms checks that a key is the same whichever way it is written: base64 in
 // SESSIOND_ENCRYPTION_KEY or in the file (with or without a final newline, even when the text
-// is itself 16, 24 or 32 bytes long), or raw bytes in the file.
+// of a 16-byte key is itself 24 bytes long), or raw bytes in the file, those that are valid
+// base64 too included.
 func TestEncryptionKeyForms(t *testing.T) {
 	k16 := []byte("0123456789abcdef")
 	b16 := base64.StdEncoding.EncodeToString(k16) // 24 characters
@@ -750,6 +751,8 @@ func TestEncryptionKeyForms(t *testing.T) {
 		{"base64 file without a newline", "", []byte(b16), k16, false},
 		{"base64 file with a newline", "", []byte(b16 + "\n"), k16, false},
 		{"raw file", "", raw32, raw32, false},
+		// 32 hex digits are valid base64 (of 24 bytes), and were always a raw 32-byte key.
+		{"raw hex file", "", []byte("0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef"), false},
 		{"neither", "", []byte("short"), nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

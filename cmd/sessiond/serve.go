@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -371,12 +372,11 @@ func encryptionKey(file string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage.encryptionKeyFile: %w", err)
 		}
-		// Base64 first: the base64 of a 16-byte key is itself 24 bytes long, and must give
-		// the same key as in SESSIOND_ENCRYPTION_KEY, with or without a final newline.
-		if key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err == nil && validKeyLength(len(key)) {
-			return key, nil
-		}
-		if validKeyLength(len(b)) {
+		// A file of 16, 24 or 32 bytes is a raw key, except 24 characters ending in "==":
+		// the base64 of a 16-byte key, which must give the same key as in
+		// SESSIOND_ENCRYPTION_KEY with or without a final newline. (A raw key of 32 hex
+		// digits or letters is valid base64 too, and stays raw.)
+		if n := len(b); validKeyLength(n) && !(n == 24 && bytes.HasSuffix(b, []byte("=="))) {
 			return b, nil
 		}
 		text, source = strings.TrimSpace(string(b)), file
