@@ -33,6 +33,8 @@ export class TcpTransport implements Transport {
    * connection (tooManyConnections, shuttingDown), which calls fail with once it closes.
    */
   private unclaimed: JsonRpcResponse | undefined;
+  /** Calls that gave up waiting: their replies may still come, so id null is nobody's. */
+  private timedOut = 0;
   private readonly closed: Promise<void>;
 
   private constructor(
@@ -45,7 +47,7 @@ export class TcpTransport implements Transport {
     socket.on("error", (error) => this.stop(new Error(`sessiond: connection lost: ${error.message}`, { cause: error })));
     this.closed = new Promise((resolve) => {
       socket.once("close", () => {
-        this.stop(new Error("sessiond: connection lost: the server closed it"));
+        this.stop(new Error("sessiond: connection lost: the server closed it"), true);
         resolve();
       });
     });
@@ -80,6 +82,7 @@ export class TcpTransport implements Transport {
     return new Promise((resolve, reject) => {
       const timer = startTimer(this.options.timeoutMs, () => {
         this.waiting.delete(id);
+        this.timedOut++;
         reject(new Error(`sessiond: no reply to ${method} within ${this.options.timeoutMs} ms`));
       });
       this.waiting.set(id, {
@@ -125,10 +128,13 @@ export class TcpTransport implements Transport {
     }
     let id = reply.id;
     if (id === null && reply.error != null && this.waiting.size === 0) {
-      this.unclaimed ??= reply;
+      const reason = (reply.error.data as { reason?: unknown } | undefined)?.reason;
+      if (reason === "tooManyConnections" || reason === "shuttingDown") {
+        this.unclaimed ??= reply; // the server's refusal: what the close that follows means
+      }
       return;
     }
-    if (id === null && reply.error != null && this.waiting.size === 1) {
+    if (id === null && reply.error != null && this.waiting.size === 1 && this.timedOut === 0) {
       [id] = this.waiting.keys();
     }
     if (typeof id !== "number") {
@@ -141,8 +147,8 @@ export class TcpTransport implements Transport {
     }
   }
 
-  private stop(error: Error): void {
-    if (this.failure === undefined && this.unclaimed?.error != null) {
+  private stop(error: Error, byServer = false): void {
+    if (byServer && this.failure === undefined && this.unclaimed?.error != null) {
       this.failure = SessiondError.fromWire(this.unclaimed.error);
     }
     this.failure ??= error;

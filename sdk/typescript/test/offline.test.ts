@@ -110,16 +110,28 @@ test("a TCP connection the server refuses fails calls with the refusal", async (
 });
 
 test("an HTTP call whose server closes without a reply says so, with the cause", async () => {
-  const { server, address } = await listen((socket) => socket.destroy());
+  // The server reads the request, then closes without a reply.
+  const { server, address } = await listen((socket) => socket.once("data", () => socket.destroy()));
   const transport = new HttpTransport(`http://${address}/`, { timeoutMs: 5000 });
   try {
     await assert.rejects(transport.call("pingSession", {}), (error: unknown) => {
       assert.ok(error instanceof Error);
       assert.match(error.message, /^sessiond: no reply to pingSession from http:\/\/127\.0\.0\.1:\d+\/: .+/);
+      assert.doesNotMatch(error.message, /timeout|aborted/i, "the close, not the timeout, ended it");
       assert.notEqual(error.cause, undefined);
       return true;
     });
   } finally {
     server.close();
   }
+});
+
+test("closing a TCP transport that got a stray id-null error says it was closed", async () => {
+  const stray = { code: -32600, message: "Invalid Request", data: { reason: "requestTooLarge", limit: 1 } };
+  const { server, address } = await listen((socket) => socket.write(JSON.stringify({ jsonrpc: "2.0", error: stray, id: null }) + "\n"));
+  const transport = await TcpTransport.connect(address);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the stray error has come
+  await transport.close();
+  server.close();
+  await assert.rejects(transport.call("pingSession", {}), /transport closed/);
 });
