@@ -47,7 +47,7 @@ const (
 )
 
 // frameError is a fault in one frame that leaves the stream in sync: the connection answers it
-// with reply (id null) and carries on reading.
+// with reply (id null, or the request's own when it could be read) and carries on reading.
 type frameError struct {
 	reply *jsonrpc2.Error
 	id    []byte // the request's id when it could be read (leadingID), else nil: id null
