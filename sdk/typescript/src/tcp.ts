@@ -44,7 +44,9 @@ export class TcpTransport implements Transport {
     socket.setEncoding("utf8");
     socket.setNoDelay(true);
     socket.on("data", (chunk: string) => this.receive(chunk));
-    socket.on("error", (error) => this.stop(new Error(`sessiond: connection lost: ${error.message}`, { cause: error })));
+    // A refusal the server sent before it closed (unclaimed) is why the connection ended,
+    // whether it closed cleanly or reset.
+    socket.on("error", (error) => this.stop(new Error(`sessiond: connection lost: ${error.message}`, { cause: error }), true));
     this.closed = new Promise((resolve) => {
       socket.once("close", () => {
         this.stop(new Error("sessiond: connection lost: the server closed it"), true);
