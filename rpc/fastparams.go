@@ -143,7 +143,7 @@ func structPlan(t reflect.Type, top bool) *fastPlan {
 			}
 			// A nested object's members without omitempty are required, as compile has
 			// them for the params (newFastPlan marks those).
-			if !top && !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+			if !top && !optionalTag(opts) {
 				f.required = true
 				p.required |= 1 << len(p.fields)
 			}

@@ -162,9 +162,9 @@ type httpConnOverKey struct{}
 func (s *Server) openHTTPConn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	within := !s.atConnLimit(s.httpConns)
 	s.httpConns++
-	limit := s.opts.MaxConnections
-	return limit <= 0 || s.httpConns <= limit
+	return within
 }
 
 func (s *Server) closeHTTPConn() {
@@ -180,8 +180,8 @@ func (s *Server) enterHTTP() (leave func(), refusal *jsonrpc2.Error) {
 	if s.closing {
 		return nil, errShuttingDown()
 	}
-	if limit := s.opts.MaxConnections; limit > 0 && s.httpActive >= limit {
-		return nil, errTooManyConnections(limit)
+	if s.atConnLimit(s.httpActive) {
+		return nil, errTooManyConnections(s.opts.MaxConnections)
 	}
 	s.httpActive++
 	return s.leaveHTTP, nil

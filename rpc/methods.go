@@ -168,6 +168,18 @@ type nestedRequired struct {
 	required []string
 }
 
+// optionalTag reports whether a json tag's options (after the name) make its member
+// optional: without omitempty or omitzero it is required.
+func optionalTag(opts string) bool {
+	return strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+}
+
+// missing reports whether members lacks name or has it null: a required member's absence.
+func missing(members map[string]json.RawMessage, name string) bool {
+	v, ok := members[name]
+	return !ok || string(bytes.TrimSpace(v)) == "null"
+}
+
 // jsonFields lists the JSON members of a struct type, following embedded structs.
 func jsonFields(t reflect.Type) []jsonField {
 	var out []jsonField
@@ -188,7 +200,7 @@ func jsonFields(t reflect.Type) []jsonField {
 		if name == "" {
 			name = f.Name
 		}
-		out = append(out, jsonField{name: name, optional: strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero"), typ: f.Type})
+		out = append(out, jsonField{name: name, optional: optionalTag(opts), typ: f.Type})
 	}
 	return out
 }
@@ -321,7 +333,7 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 		}
 	}
 	for _, name := range m.required {
-		if v, ok := members[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
+		if missing(members, name) {
 			return nil, InvalidParams(name, "required")
 		}
 	}
@@ -331,7 +343,7 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 			continue // absent, null or not an object: as the member itself decides
 		}
 		for _, name := range n.required {
-			if v, ok := inner[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
+			if missing(inner, name) {
 				return nil, InvalidParams(n.member+"."+name, "required")
 			}
 		}

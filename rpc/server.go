@@ -390,6 +390,13 @@ func (s *Server) newConn(ctx context.Context, client ClientInfo, r io.Reader, w 
 	return c
 }
 
+// atConnLimit reports whether n connections (or HTTP requests) already fill MaxConnections.
+// s.mu is held.
+func (s *Server) atConnLimit(n int) bool {
+	limit := s.opts.MaxConnections
+	return limit > 0 && n >= limit
+}
+
 // track registers a connection; it fails when the server is closing, or, for TCP, when
 // MaxConnections are open already.
 func (s *Server) track(c *conn) *jsonrpc2.Error {
@@ -399,8 +406,8 @@ func (s *Server) track(c *conn) *jsonrpc2.Error {
 		return errShuttingDown()
 	}
 	if c.client.Transport == TransportTCP {
-		if limit := s.opts.MaxConnections; limit > 0 && s.tcpConns >= limit {
-			return errTooManyConnections(limit)
+		if s.atConnLimit(s.tcpConns) {
+			return errTooManyConnections(s.opts.MaxConnections)
 		}
 		s.tcpConns++
 	}
