@@ -303,9 +303,7 @@ func (e *Engine) checkCurrentPassword(ctx context.Context, target *Account, curr
 	if ok && !now.Before(target.LockedUntil) {
 		return nil
 	}
-	key := target.Key()
-	e.throttle.fail(client.Address, now)
-	e.pending.start(key, func() { e.countFailure(key, now) })
+	e.failedLogin(target.Key(), client, now)
 	e.log.Info("password change refused: wrong current password or locked account", "user", target.Username, "client", client.Address)
 	return ErrCurrentPasswordWrong
 }

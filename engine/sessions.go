@@ -213,10 +213,9 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 			return updated, nil
 		}
 	}
-	e.throttle.fail(client.Address, now)
 	// Every failure takes the same path here, so all three cost the same up to the reply;
 	// only for a wrong password does countFailure find something to write.
-	e.pending.start(key, func() { e.countFailure(key, now) })
+	e.failedLogin(key, client, now)
 	if acct == nil {
 		// An unknown "username" may be a password typed into the wrong field: never log it.
 		e.log.Info("login failed", "client", client.Address, "reason", reason)
@@ -224,6 +223,13 @@ func (e *Engine) login(ctx context.Context, username, password string, client Cl
 		e.log.Info("login failed", "user", acct.Username, "client", client.Address, "reason", reason)
 	}
 	return nil, &CredentialsError{Username: username}
+}
+
+// failedLogin counts a failed login from client against its address's throttle and, once
+// the reply is out (pending), against key's lockout.
+func (e *Engine) failedLogin(key string, client Client, now time.Time) {
+	e.throttle.fail(client.Address, now)
+	e.pending.start(key, func() { e.countFailure(key, now) })
 }
 
 // errLocked aborts a login's account update when the account is locked.
