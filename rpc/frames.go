@@ -185,7 +185,7 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 			fr.r = end + 1
 			line = trimCR(fr.buf[start:end])
 			if len(line) > limit {
-				return nil, start, fr.tooLargeLine(line)
+				return nil, start, fr.tooLarge(slices.Clone(leadingID(line)))
 			}
 			return line, start, nil
 		}
@@ -200,7 +200,7 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 				line = trimCR(fr.buf[fr.r:fr.w])
 				fr.r = fr.w
 				if len(line) > limit {
-					return nil, start, fr.tooLargeLine(line)
+					return nil, start, fr.tooLarge(slices.Clone(leadingID(line)))
 				}
 				return line, start, nil
 			}
@@ -218,29 +218,22 @@ func (fr *frameReader) discardLine() error {
 		if i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n'); i >= 0 {
 			fr.r += i + 1
 			fr.discarding = false
-			return fr.tooLargeWith(id)
+			return fr.tooLarge(id)
 		}
 		fr.r = fr.w
 		if err := fr.fill(); err != nil {
 			if err == io.EOF {
 				fr.discarding = false
-				return fr.tooLargeWith(id)
+				return fr.tooLarge(id)
 			}
 			return err
 		}
 	}
 }
 
-func (fr *frameReader) tooLarge() error { return fr.tooLargeWith(nil) }
-
-// tooLargeLine reports line, whole in the buffer, as too large, with its id if it has one.
-func (fr *frameReader) tooLargeLine(line []byte) error {
-	return fr.tooLargeWith(slices.Clone(leadingID(line)))
-}
-
-// tooLargeWith reports a request too large to read, answered with id (nil: null). A client
-// that pipelines can then tell which of its calls it was.
-func (fr *frameReader) tooLargeWith(id []byte) error {
+// tooLarge reports a request too large to read, answered with id (nil: null), which must not
+// alias the buffer. A client that pipelines can then tell which of its calls it was.
+func (fr *frameReader) tooLarge(id []byte) error {
 	return &frameError{reply: errRequestTooLarge(fr.max), id: id}
 }
 
@@ -300,7 +293,7 @@ func (fr *frameReader) nextContentLength() ([]byte, error) {
 		if err := fr.skip(); err != nil {
 			return nil, err
 		}
-		return nil, fr.tooLarge()
+		return nil, fr.tooLarge(nil)
 	}
 	if fr.discarding {
 		if err := fr.discardLine(); err != nil {
@@ -361,7 +354,7 @@ func (fr *frameReader) nextContentLength() ([]byte, error) {
 		if err := fr.skip(); err != nil {
 			return nil, err
 		}
-		return nil, fr.tooLarge()
+		return nil, fr.tooLarge(nil)
 	}
 	n := int(length)
 	for fr.w-fr.r < n {
