@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -391,11 +392,28 @@ func TestBenchPopulate(t *testing.T) {
 			t.Fatalf("populated session: %+v, %v", s, err)
 		}
 	}
-	// The admin account was bootstrapped, as serve would have done.
-	if _, err := store.GetAccount(context.Background(), "admin"); err != nil {
+	// The admin account was bootstrapped, as serve would have done, with the production
+	// hash: populating weakens no password hashing.
+	admin, err := store.GetAccount(context.Background(), "admin")
+	if err != nil {
 		t.Fatalf("admin account: %v", err)
 	}
+	p := engine.DefaultHashParams
+	if want := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$", p.MemoryKiB, p.Iterations, p.Parallelism); !strings.HasPrefix(admin.PasswordHash, want) {
+		t.Errorf("admin's hash %.40q…, want the production parameters %s", admin.PasswordHash, want)
+	}
+	// The populated sessions' account has no password anything can match.
+	if acct, err := store.GetAccount(context.Background(), populateAccount); err != nil || acct.PasswordHash != "" {
+		t.Errorf("%s: %+v, %v; want an account with no password hash", populateAccount, acct, err)
+	}
 	addr, _ := benchServer(t, store)
+	setup := &setupClient{addr: addr, timeout: 5 * time.Second}
+	defer setup.close()
+	for _, password := range []string{"", "x"} {
+		if _, err := setup.call("createSession", map[string]string{"username": populateAccount, "password": password}); err == nil || !strings.Contains(err.Error(), "450") && !strings.Contains(err.Error(), "credentials") {
+			t.Errorf("login as %s with %q: %v, want refused", populateAccount, password, err)
+		}
+	}
 	t.Setenv("SESSIOND_ADMIN_PASSWORD", "")
 	report, _ := runBenchForTest(t, "--addr", addr, "--tokens-file", tokens, "-c", "3", "-n", "300", "-q")
 	checkRun(t, report.Runs[0], "sessiond", "tcp", "pingSession", 3)
