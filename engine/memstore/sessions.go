@@ -397,25 +397,30 @@ func (s *Store) checkNewSession(sess *engine.Session) error {
 // those, a chunk at a time.
 func (s *Store) expiredAtCap(userKey, address string, caps engine.Caps, now int64) []slot {
 	var expired []slot
-	if caps.MaxSessions > 0 && s.sessions.len() >= caps.MaxSessions {
-		expired = s.popExpired(now, s.sessions.len()-caps.MaxSessions+1)
+	if n := s.sessions.len(); caps.MaxSessions > 0 && n >= caps.MaxSessions {
+		expired = s.popExpired(now, n-caps.MaxSessions+1)
 	}
-	if caps.MaxSessionsPerAddress > 0 && address != "" && len(s.addrs.members(address)) >= caps.MaxSessionsPerAddress {
-		expired = s.popExpiredOf(s.addrs.members(address), now, expired)
+	if caps.MaxSessionsPerAddress > 0 && address != "" {
+		if members := s.addrs.members(address); len(members) >= caps.MaxSessionsPerAddress {
+			expired = s.popExpiredOf(members, now, expired)
+		}
 	}
-	if caps.MaxSessionsPerUser > 0 && len(s.users.members(userKey)) >= caps.MaxSessionsPerUser {
-		expired = s.popExpiredOf(s.users.members(userKey), now, expired)
+	if caps.MaxSessionsPerUser > 0 {
+		if members := s.users.members(userKey); len(members) >= caps.MaxSessionsPerUser {
+			expired = s.popExpiredOf(members, now, expired)
+		}
 	}
 	return expired
 }
 
 // popExpiredOf takes the expired sessions among members out of the expiry heap and appends
-// them to expired; those taken out already (by popExpired) are not in the heap. It reads
-// each member's expiry with expiry(), which keeps what it computes for a record whose
+// them to expired; those taken out already (by popExpired) are not in the heap. A stored
+// expiry still ahead of now proves a member live (it is a lower bound); only one already
+// passed is read exactly, with expiry(), which keeps what it computes for a record whose
 // expiry was behind, so that inserts refused again at the same cap do not compute it again.
 func (s *Store) popExpiredOf(members []slot, now int64, expired []slot) []slot {
 	for _, n := range members {
-		if r := s.slabs.at(n); r.heapIndex >= 0 && r.expiry() <= now {
+		if r := s.slabs.at(n); r.heapIndex >= 0 && r.expiresAt <= now && r.expiry() <= now {
 			s.heapRemove(int(r.heapIndex))
 			expired = append(expired, n)
 		}
