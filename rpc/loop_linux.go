@@ -188,12 +188,9 @@ func newEventLoop(outside *atomic.Uint64) (*eventLoop, error) {
 	efile := os.NewFile(efd, "eventfd") // non-blocking: watched by Go's poller
 	erc, err := pollerConn(efile)
 	if err != nil {
-		err = fmt.Errorf("rpc: the event loop's eventfd: %w", err)
-	}
-	if err != nil {
 		efile.Close()
 		syscall.Close(epfd)
-		return nil, err
+		return nil, fmt.Errorf("rpc: the event loop's eventfd: %w", err)
 	}
 	l := &eventLoop{epfd: epfd, efd: int(efd), efile: efile, erc: erc, conns: map[uint64]*conn{}, outside: outside, turnGap: turnMin}
 	l.turnFn, l.idleFn = l.turnOnce, l.idleCollect
@@ -345,7 +342,7 @@ func (l *eventLoop) turnOnce(fd uintptr) bool {
 // in the set for up to turnMax and takes a turn.
 func (l *eventLoop) idle() {
 	if l.park == nil && !l.noPark {
-		if nfd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+		if nfd, err := dupCloexec(uintptr(l.epfd)); err == nil {
 			l.park = os.NewFile(uintptr(nfd), "epoll") // the set is non-blocking: watched by Go's poller
 			l.parks.Add(1)
 			if l.parkRC, err = pollerConn(l.park); err != nil {

@@ -85,7 +85,7 @@ func (s *loopSock) Write(p []byte) (int, error) {
 func (s *loopSock) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed && s.tc == nil {
+	if s.closed { // Close has let go of the net.Conn too
 		return s.closedError("close")
 	}
 	s.closed = true
@@ -130,7 +130,7 @@ func (s *loopSock) SetWriteDeadline(t time.Time) error {
 func (s *loopSock) setDeadline(keep *time.Time, t time.Time, set func(*net.TCPConn, time.Time) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed && s.tc == nil {
+	if s.closed { // Close has let go of the net.Conn too
 		return s.closedError("set deadline")
 	}
 	*keep = t
@@ -162,9 +162,9 @@ func (s *loopSock) dup() error {
 	}
 	var dupErr error
 	if err := rc.Control(func(fd uintptr) {
-		nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		nfd, err := dupCloexec(fd)
 		if err != nil {
-			dupErr = os.NewSyscallError("fcntl", err)
+			dupErr = err
 			return
 		}
 		s.fd = nfd
@@ -200,9 +200,9 @@ func (s *loopSock) attach() (*net.TCPConn, error) {
 	}
 	// net.FileConn takes a duplicate of its own, made through an os.File: one more, for
 	// the os.File to close.
-	nfd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	nfd, err := dupCloexec(uintptr(s.fd))
 	if err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
+		return nil, err
 	}
 	f := os.NewFile(uintptr(nfd), "")
 	nc, err := net.FileConn(f)
@@ -234,4 +234,13 @@ func (s *loopSock) closeFD() {
 		_ = syscall.Close(s.fd)
 		s.fd = -1
 	}
+}
+
+// dupCloexec duplicates descriptor fd, closed on exec.
+func dupCloexec(fd uintptr) (int, error) {
+	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return nfd, nil
 }
