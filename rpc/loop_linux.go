@@ -557,14 +557,6 @@ func (c *conn) loopFrames() bool {
 	return handBack
 }
 
-// detachAfter is how many requests the loop answers on a connection, since its last
-// hand-over, before it closes the reader's net.Conn (loopSock.detach): closing it, and
-// making a new one when the connection goes back to its reader, cost 6-13 µs of CPU and 11
-// allocations (BenchmarkEventLoopHandBack, detached against kept), which a connection the
-// loop serves only now and then would pay for nothing; after detachAfter requests that is
-// at most 13 ns a request, and a request costs the client about 90 ns less from then on.
-const detachAfter = 1024
-
 // loopBatchBytes is how many bytes of replies the loop gathers before it writes them.
 const loopBatchBytes = 64 << 10
 
@@ -640,10 +632,7 @@ func (c *conn) handOver() {
 			return
 		}
 	}
-	lc.detachAt = lc.served + detachAfter
-	if c.srv.loopDetachAtOnce {
-		lc.detachAt = lc.served
-	}
+	lc.detachAt = lc.served + c.srv.loopDetachAfter
 	lc.owner.Store(ownLoop)
 	if err := lc.loop.watch(c); err != nil {
 		// The socket may have been watched before (a MOD that failed), so the loop may

@@ -241,13 +241,16 @@ func loopServer(t testing.TB, loop bool, opts Options) (*Server, *loopQuick, str
 }
 
 // loopServerDetaching is loopServer whose loop, if detach is set, takes a socket out of Go's
-// poller as soon as it serves the connection (Server.loopDetachAtOnce).
+// poller as soon as it serves the connection (Server.loopDetachAfter 0).
 func loopServerDetaching(t testing.TB, loop, detach bool, opts Options) (*Server, *loopQuick, string) {
 	t.Helper()
 	opts.Logger = slog.New(slog.DiscardHandler)
 	q := &loopQuick{release: make(chan struct{}), started: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	srv := NewServer(q, opts)
-	srv.loopOn, srv.loopDetachAtOnce = loop, detach
+	srv.loopOn, srv.loopDetachAfter = loop, detachAfter
+	if detach {
+		srv.loopDetachAfter = 0
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
