@@ -69,17 +69,17 @@
 //
 // Touch, called on every authenticated request, costs no round trip: it records the use in
 // memory, and a background writer sends the recorded uses of all sessions to Redis every
-// Options.FlushInterval (default one second) in one script, which moves each time forward
-// only (a use on another node written later never moves it back) and never revives a session
-// that had expired by its first recorded use. This node's own reads merge the uses not yet
-// written, so it sees them at once; other nodes see them after the next write. So a session
-// used on any node stays alive on all, except that a use within FlushInterval of the
-// session's end may not reach the other nodes (or a cap count there) before they consider it
-// expired. Before operations whose result depends on them (a capped insert, an update or
-// delete of a touched session, a purge), the node writes its recorded uses first. If Redis
-// is unreachable, the recorded uses are kept and written when it returns; on Close they are
-// written, and lost only if Redis is unreachable then (which only makes sessions expire
-// sooner).
+// Options.FlushInterval (default one second) in one script, which moves each time forward only
+// (a use on another node written later never moves it back) and never revives a session that
+// had expired by the time of a use: uses are kept in order, in runs of uses less than a second
+// apart (see useRun), and the script checks each run. This node's own reads apply the uses not
+// yet written, so it sees them at once; other nodes see them after the next write. So a session
+// used on any node stays alive on all, except that a use within FlushInterval of the session's
+// end may not reach the other nodes (or a cap count there) before they consider it expired.
+// Before operations whose result depends on them (a capped insert, an update or delete of a
+// touched session, a purge), the node writes its recorded uses first. If Redis is unreachable,
+// the recorded uses are kept and written when it returns; on Close they are written, and lost
+// only if Redis is unreachable then (which only makes sessions expire sooner).
 //
 // # Durability
 //

@@ -212,9 +212,9 @@ place(r, false)
 return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 `)
 
-// scriptTouchSessions applies last-use times recorded by Touch, never moving a time back and
-// never reviving a session that had expired at its first recorded use, and returns how many
-// records changed.
+// scriptTouchSessions applies runs of uses recorded by Touch (useRun) in the order given,
+// never moving a time back and skipping a run whose first use found the session expired, and
+// returns how many times it changed a record.
 //
 // KEYS: all-sessions index.
 // ARGV: global prefix, TTL margin ms, then for each session: id, first use s, ns, last use s,

@@ -129,9 +129,7 @@ func (s *Store) read(ctx context.Context, indexKey string, now time.Time) (store
 	if err != nil {
 		return storedSession{}, err
 	}
-	if p, ok := s.touches.get(stored.session.ID); ok {
-		p.applyTo(stored.session)
-	}
+	applyUses(stored.session, s.touches.get(stored.session.ID))
 	if stored.session.Expired(now) {
 		return storedSession{}, engine.ErrSessionNotFound
 	}
@@ -262,9 +260,7 @@ func (s *Store) ListSessions(ctx context.Context, userKeys []string, now time.Ti
 			return nil, err
 		}
 		sess := stored.session
-		if p, ok := s.touches.get(sess.ID); ok {
-			p.applyTo(sess)
-		}
+		applyUses(sess, s.touches.get(sess.ID))
 		if !sess.Expired(now) {
 			out = append(out, sess)
 		}

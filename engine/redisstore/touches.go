@@ -8,79 +8,100 @@ import (
 	"github.com/sessiond/sessiond/engine"
 )
 
-// pendingTouch is what Touch recorded for one session since the last write to Redis.
-type pendingTouch struct {
-	first    time.Time // the earliest use: a session expired by then is not revived
+// joinWindow is how long after a run's latest use a later use may still join it. Timeouts
+// are whole seconds, so no idle or inactivity clock runs out within less than this.
+const joinWindow = time.Second
+
+// useRun is a run of uses of one session that Touch recorded one after another and that
+// need one expiry check between them (see joins): a session live at the run's first use is
+// live at each of its uses.
+type useRun struct {
+	first    time.Time // the run's first recorded use: the session must be live then
 	accessed time.Time // the latest use
 	active   time.Time // the latest active use; zero if there was none
 }
 
-// merge combines two records of use of the same session.
-func (p pendingTouch) merge(q pendingTouch) pendingTouch {
-	if q.first.Before(p.first) {
-		p.first = q.first
+// joins reports whether a use at at, recorded after the run, can join it without an expiry
+// check of its own. It can when it is no later than the run's latest use, since a session
+// live then was live earlier too. It can when it is less than joinWindow after the run's
+// latest use and, if active, after its latest active use, so that neither the idle nor the
+// inactivity clock can have run out in between; an inactive use moves only LastAccessedAt,
+// which does not revive a session that inactivity or its lifetime ended.
+func (r useRun) joins(at time.Time, active bool) bool {
+	if !at.After(r.accessed) {
+		return true
 	}
-	if q.accessed.After(p.accessed) {
-		p.accessed = q.accessed
+	if at.Sub(r.accessed) >= joinWindow {
+		return false
 	}
-	if q.active.After(p.active) {
-		p.active = q.active
-	}
-	return p
+	return !active || (!r.active.IsZero() && at.Sub(r.active) < joinWindow)
 }
 
-// applyTo moves the session's last-use times forward as the touch script does in Redis:
-// unless the session had expired at the first recorded use, never backwards.
-func (p pendingTouch) applyTo(s *engine.Session) {
-	if s.Expired(p.first) {
-		return
+// appendUse records a use at at after the runs, in the last run when it joins it.
+func appendUse(runs []useRun, at time.Time, active bool) []useRun {
+	if n := len(runs); n > 0 && runs[n-1].joins(at, active) {
+		r := &runs[n-1]
+		if at.After(r.accessed) {
+			r.accessed = at
+		}
+		if active && at.After(r.active) {
+			r.active = at
+		}
+		return runs
 	}
-	if p.accessed.After(s.LastAccessedAt) {
-		s.LastAccessedAt = p.accessed
+	r := useRun{first: at, accessed: at}
+	if active {
+		r.active = at
 	}
-	if !p.active.IsZero() && p.active.After(s.LastActiveAt) {
-		s.LastActiveAt = p.active
+	return append(runs, r)
+}
+
+// applyUses moves the session's last-use times forward as the touch script does in Redis,
+// run by run in the order recorded: never backwards, and not for a run whose first use
+// found the session expired, so that use cannot revive it.
+func applyUses(s *engine.Session, runs []useRun) {
+	for _, r := range runs {
+		if s.Expired(r.first) {
+			continue
+		}
+		if r.accessed.After(s.LastAccessedAt) {
+			s.LastAccessedAt = r.accessed
+		}
+		if !r.active.IsZero() && r.active.After(s.LastActiveAt) {
+			s.LastActiveAt = r.active
+		}
 	}
 }
 
 // touchBuffer holds the uses Touch recorded that are not yet in Redis: pending ones, and the
-// ones a flush is writing now (inflight), which reads still merge until the write is done.
+// ones a flush is writing now (inflight), which reads still see until the write is done.
+// Each session's runs are oldest first, and its inflight runs are older than its pending ones.
 type touchBuffer struct {
 	mu       sync.Mutex
-	pending  map[string]pendingTouch
-	inflight map[string]pendingTouch
+	pending  map[string][]useRun
+	inflight map[string][]useRun
 }
 
 func (b *touchBuffer) add(id string, at time.Time, active bool) {
 	at = normalTime(at)
-	t := pendingTouch{first: at, accessed: at}
-	if active {
-		t.active = at
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pending == nil {
-		b.pending = make(map[string]pendingTouch)
+		b.pending = make(map[string][]useRun)
 	}
-	if old, ok := b.pending[id]; ok {
-		t = old.merge(t)
-	}
-	b.pending[id] = t
+	b.pending[id] = appendUse(b.pending[id], at, active)
 }
 
-// get returns the recorded use of a session not yet in Redis.
-func (b *touchBuffer) get(id string) (pendingTouch, bool) {
+// get returns the recorded uses of a session not yet in Redis, oldest first.
+func (b *touchBuffer) get(id string) []useRun {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p, ok := b.pending[id]
-	if q, inflight := b.inflight[id]; inflight {
-		if ok {
-			p = p.merge(q)
-		} else {
-			p, ok = q, true
-		}
+	inflight, pending := b.inflight[id], b.pending[id]
+	if len(inflight)+len(pending) == 0 {
+		return nil
 	}
-	return p, ok
+	// A copy: add changes the last pending run in place.
+	return append(append(make([]useRun, 0, len(inflight)+len(pending)), inflight...), pending...)
 }
 
 // has reports whether any of the sessions (any session at all when ids is empty) has a use
@@ -108,10 +129,12 @@ func (b *touchBuffer) earliest() (time.Time, bool) {
 	defer b.mu.Unlock()
 	var first time.Time
 	found := false
-	for _, m := range []map[string]pendingTouch{b.pending, b.inflight} {
-		for _, p := range m {
-			if !found || p.first.Before(first) {
-				first, found = p.first, true
+	for _, m := range []map[string][]useRun{b.pending, b.inflight} {
+		for _, runs := range m {
+			for _, r := range runs {
+				if !found || r.first.Before(first) {
+					first, found = r.first, true
+				}
 			}
 		}
 	}
@@ -119,7 +142,7 @@ func (b *touchBuffer) earliest() (time.Time, bool) {
 }
 
 // take moves the pending uses to inflight and returns them. The caller must call done.
-func (b *touchBuffer) take() map[string]pendingTouch {
+func (b *touchBuffer) take() map[string][]useRun {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.inflight, b.pending = b.pending, nil
@@ -131,14 +154,11 @@ func (b *touchBuffer) done(written bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !written {
-		for id, q := range b.inflight {
-			if p, ok := b.pending[id]; ok {
-				q = q.merge(p)
-			}
-			if b.pending == nil {
-				b.pending = make(map[string]pendingTouch)
-			}
-			b.pending[id] = q
+		if b.pending == nil {
+			b.pending = make(map[string][]useRun, len(b.inflight))
+		}
+		for id, runs := range b.inflight {
+			b.pending[id] = append(runs, b.pending[id]...)
 		}
 	}
 	b.inflight = nil
@@ -164,20 +184,23 @@ func (s *Store) writeTouches(ctx context.Context) error {
 		return s.fail(ctx, "writing last-use times", scriptTouchSessions.Run(ctx, s.rdb, keys, args...).Err())
 	}
 	start()
-	for id, p := range batch {
-		firstS, firstN := timeParts(p.first)
-		accS, accN := timeParts(p.accessed)
-		actS, actN := "", ""
-		if !p.active.IsZero() {
-			actS, actN = timeParts(p.active)
-		}
-		args = append(args, id, firstS, firstN, accS, accN, actS, actN)
-		if len(args) >= 2+7*touchesPerScript {
-			if err := send(); err != nil {
-				s.touches.done(false)
-				return err
+	for id, runs := range batch {
+		// A session's runs go in order, so the script checks and applies them as applyUses does.
+		for _, r := range runs {
+			firstS, firstN := timeParts(r.first)
+			accS, accN := timeParts(r.accessed)
+			actS, actN := "", ""
+			if !r.active.IsZero() {
+				actS, actN = timeParts(r.active)
 			}
-			start()
+			args = append(args, id, firstS, firstN, accS, accN, actS, actN)
+			if len(args) >= 2+7*touchesPerScript {
+				if err := send(); err != nil {
+					s.touches.done(false)
+					return err
+				}
+				start()
+			}
 		}
 	}
 	if len(args) > 2 {

@@ -196,16 +196,71 @@ func testSessionTouchExtends(t *testing.T, h *harness) {
 	}
 }
 
-// Touch cannot revive a session that has expired by the time of use.
+// Touch cannot revive a session that has expired by the time of use, also when earlier uses
+// are not yet written: each use is checked against the session as the uses before it left it,
+// before and after Flush.
 func testSessionTouchExpired(t *testing.T, h *harness) {
 	h.createAccounts(newAccount("u"))
-	s := newSession("u")
-	h.insert(s)
-	if err := h.s.Touch(h.ctx, s.ID, now.Add(idleTimeout), true); err != nil {
-		t.Errorf("Touch of an expired session: %v; want nil", err)
+	type use struct {
+		at     time.Duration // after now
+		active bool
 	}
-	h.wantNoSession(s, now.Add(idleTimeout))
-	h.wantSession(s, now) // unchanged
+	for _, tc := range []struct {
+		name  string
+		setup func(*engine.Session)
+		uses  []use
+		// The session is gone at the last use; at before, it is as the uses before that left it.
+		before                   time.Duration
+		wantAccessed, wantActive time.Duration
+	}{
+		{"use at the idle end", nil, []use{{idleTimeout, true}}, 0, 0, 0},
+		{"idle end between two uses", nil, []use{{10 * time.Minute, false}, {50 * time.Minute, true}},
+			39 * time.Minute, 10 * time.Minute, 0},
+		{"idle end under two seconds after the last use", func(s *engine.Session) { s.Settings.IdleConnectionTimeoutSeconds = 1 },
+			[]use{{500 * time.Millisecond, false}, {1300 * time.Millisecond, false}, {2400 * time.Millisecond, false}},
+			2200 * time.Millisecond, 1300 * time.Millisecond, 0},
+		{"inactivity end before an active use", inactivityOnly, []use{{5 * time.Minute, false}, {12 * time.Minute, true}},
+			10 * time.Minute, 5 * time.Minute, 0},
+		{"inactivity end under a second before an active use", inactivityOnly,
+			[]use{{11*time.Minute - 500*time.Millisecond, false}, {11*time.Minute + 200*time.Millisecond, true}},
+			11*time.Minute - 100*time.Millisecond, 11*time.Minute - 500*time.Millisecond, 0},
+		{"inactivity end between two active uses", inactivityOnly, []use{{5 * time.Minute, true}, {17 * time.Minute, true}},
+			15 * time.Minute, 5 * time.Minute, 5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := h.on(t)
+			s := newSession("u")
+			if tc.setup != nil {
+				tc.setup(s)
+			}
+			h.insert(s)
+			for _, u := range tc.uses {
+				if err := h.s.Touch(h.ctx, s.ID, now.Add(u.at), u.active); err != nil {
+					t.Fatalf("Touch at +%v: %v", u.at, err)
+				}
+			}
+			want := s.Clone()
+			want.LastAccessedAt = now.Add(tc.wantAccessed)
+			want.LastActiveAt = now.Add(tc.wantActive)
+			end := now.Add(tc.uses[len(tc.uses)-1].at)
+			for _, flushed := range []bool{false, true} {
+				if flushed {
+					if err := h.s.Flush(h.ctx); err != nil {
+						t.Fatalf("Flush: %v", err)
+					}
+				}
+				h.wantNoSession(s, end)
+				h.wantSession(want, now.Add(tc.before))
+			}
+		})
+	}
+}
+
+// inactivityOnly gives a session the NetX inactivity timeout alone: it ends 10 minutes and
+// the one-minute grace after its last active use.
+func inactivityOnly(s *engine.Session) {
+	s.Settings.IdleConnectionTimeoutSeconds = 0
+	s.InactivitySeconds = 600
 }
 
 // A store that touches by token hash (engine.TokenToucher) does what SessionByTokenHash then
