@@ -62,10 +62,13 @@
 //
 // A session ends when the engine's clocks say so; the store compares the times it is given
 // with the session's own. Each node decides with its own clock, so keep the nodes' clocks
-// synchronized (NTP): a node whose clock is ahead ends sessions early, by as much. Redis TTLs only collect garbage: a session's keys expire TTLMargin
-// (an hour) after the session would, and permanent sessions' keys never. Expired sessions
-// disappear from every lookup, listing and cap at once; PurgeExpired (the engine's
-// housekeeping, on every node) removes them and their index entries in batches.
+// synchronized (NTP): a node whose clock is ahead ends sessions early, by as much. Redis TTLs
+// only collect garbage: a session's keys expire TTLMargin (an hour) after the session would,
+// and permanent sessions' keys never; an account's and an address's index of sessions expire
+// with their longest-lived entry, so they do not keep the entries of records Redis dropped.
+// Expired sessions disappear from every lookup, listing and cap at once; PurgeExpired (the
+// engine's housekeeping, on every node) removes them and their index entries in batches, and
+// drops the entries of the every-session index whose record Redis dropped.
 //
 // Touch, called on every authenticated request, costs no round trip: it records the use in
 // memory, and a background writer sends the recorded uses of all sessions to Redis every

@@ -501,6 +501,75 @@ func TestRedisKeysAndTTLs(t *testing.T) {
 	}
 }
 
+// A user's and an address's index of sessions expire with their longest-lived entry (never
+// while a permanent session is in them), so entries whose records Redis dropped at their TTL
+// do not stay behind when no node purges. Times are the wall clock's: Redis applies the TTLs.
+func TestRedisIndexesExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, srv, freshPrefix("indexes"))
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	mustCreate(t, s, newAccount("old"), newAccount("live"))
+	wall := time.Now()
+	session := func(user string, lastUse time.Time, addr string) *engine.Session {
+		x := newSession(user)
+		x.CreatedAt, x.LastAccessedAt, x.LastActiveAt, x.ClientAddress = lastUse, lastUse, lastUse, addr
+		return x
+	}
+	// wantTTL checks a key's TTL: want -2 for no key, -1 for none, else within a minute.
+	wantTTL := func(step, key string, want time.Duration) {
+		t.Helper()
+		got := rdb.PTTL(ctx, key).Val()
+		if want < 0 && got != want || want >= 0 && (got < want-time.Minute || got > want+time.Minute) {
+			t.Errorf("%s: TTL of %s = %v; want %v", step, key, got, want)
+		}
+	}
+	const noKey, noTTL = time.Duration(-2), time.Duration(-1)
+	oldX, liveX := s.keys.userSessions("old"), s.keys.userSessions("live")
+	addrA, addrB := s.keys.address("192.0.2.7"), s.keys.address("192.0.2.8")
+
+	// Ended long enough ago that Redis drops its keys at once: its indexes go with them.
+	mustInsert(t, s, session("old", wall.Add(-2*time.Hour), "192.0.2.7"))
+	wantTTL("ended", oldX, noKey)
+	wantTTL("ended", addrA, noKey)
+
+	live := session("live", wall, "192.0.2.8")
+	mustInsert(t, s, live)
+	wantTTL("live", liveX, testIdle+TTLMargin)
+	wantTTL("live", addrB, testIdle+TTLMargin)
+	if err := s.Touch(ctx, live.ID, wall.Add(10*time.Minute), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL("touched", liveX, 10*time.Minute+testIdle+TTLMargin)
+	wantTTL("touched", addrB, 10*time.Minute+testIdle+TTLMargin)
+
+	permanent := session("old", wall, "192.0.2.8")
+	permanent.Permanent = true
+	mustInsert(t, s, permanent)
+	wantTTL("permanent", oldX, noTTL)
+	wantTTL("permanent", addrB, noTTL)
+	// Its entry stays in the permanent session's index after Redis drops its keys.
+	mustInsert(t, s, session("old", wall.Add(-2*time.Hour), "192.0.2.7"))
+	wantTTL("ended beside a permanent", oldX, noTTL)
+	wantTTL("ended beside a permanent", addrA, noKey)
+	if _, err := s.UpdateSession(ctx, permanent.ID, wall, func(x *engine.Session) error {
+		x.ClientAddress = "192.0.2.7"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL("permanent moved", addrB, 10*time.Minute+testIdle+TTLMargin)
+	wantTTL("permanent moved", addrA, noTTL)
+	if n, err := s.DeleteSessions(ctx, []string{permanent.ID}, wall); err != nil || n != 1 {
+		t.Fatalf("DeleteSessions = %d, %v; want 1", n, err)
+	}
+	wantTTL("permanent deleted", oldX, noKey)
+	wantTTL("permanent deleted", addrA, noKey)
+}
+
 // Cluster mode wraps a prefix without a hash tag in one, so that all keys share a slot.
 func TestClusterKeyspace(t *testing.T) {
 	for _, tc := range []struct {

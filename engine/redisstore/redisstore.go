@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,11 +45,10 @@ type Options struct {
 // Store is an engine.Store kept in Redis, which several sessiond processes can share. It is
 // safe for concurrent use.
 type Store struct {
-	rdb          redis.UniversalClient
-	topology     Topology
-	keys         keyspace
-	log          *slog.Logger
-	marginMillis string
+	rdb      redis.UniversalClient
+	topology Topology
+	keys     keyspace
+	log      *slog.Logger
 
 	touches touchBuffer
 	flushMu sync.Mutex // one write of last-use times at a time
@@ -86,12 +84,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		interval = DefaultFlushInterval
 	}
 	s := &Store{
-		rdb:          rdb,
-		topology:     topology,
-		keys:         newKeyspace(opts.KeyPrefix, topology == Cluster),
-		log:          logger,
-		marginMillis: strconv.FormatInt(TTLMargin.Milliseconds(), 10),
-		stop:         make(chan struct{}),
+		rdb:      rdb,
+		topology: topology,
+		keys:     newKeyspace(opts.KeyPrefix, topology == Cluster),
+		log:      logger,
+		stop:     make(chan struct{}),
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

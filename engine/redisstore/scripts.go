@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every change is one Lua script, which Redis runs atomically and writes to its append-only
 // file as one unit: a change is either wholly applied or not at all, and the checks it makes
@@ -13,9 +17,11 @@ import "github.com/redis/go-redis/v9"
 //
 // Scripts may not create globals, so the prelude keeps its state in the local table G.
 
-// prelude is shared by the scripts that work on session records.
-const prelude = `
+// prelude is shared by the scripts that work on session records. MARGIN is TTLMargin in
+// milliseconds.
+var prelude = `
 local G = {}
+local MARGIN = ` + strconv.FormatInt(TTLMargin.Milliseconds(), 10) + `
 
 local function num(x) return string.format('%.0f', x) end
 
@@ -63,6 +69,20 @@ local function score(s, n)
   return num(ms(s, n))
 end
 
+-- keep gives index z, a user's or an address's, the TTL of its longest-lived entry (none for
+-- a permanent session), so that it does not outlive the records Redis drops at their TTL.
+-- The all-sessions index has no TTL: PurgeExpired drops its entries without a record.
+local function keep(z)
+  if z == '' then return end
+  local top = redis.call('ZREVRANGE', z, 0, 0, 'WITHSCORES')
+  if #top == 0 then return end
+  if top[2] == 'inf' then
+    redis.call('PERSIST', z)
+  else
+    redis.call('PEXPIREAT', z, num(tonumber(top[2]) + MARGIN))
+  end
+end
+
 -- place sets the record's score in its indexes and the TTL of its keys from its times. With
 -- existing, it only updates index entries that are still there.
 local function place(r, existing)
@@ -73,17 +93,23 @@ local function place(r, existing)
   for _, z in ipairs(zs) do
     if existing then redis.call('ZADD', z, 'XX', sc, r.id) else redis.call('ZADD', z, sc, r.id) end
   end
+  keep(r.ux)
+  keep(r.ak)
   for _, k in ipairs({r.key, r.tk, r.ik}) do
-    if es == nil then redis.call('PERSIST', k) else redis.call('PEXPIREAT', k, num(ms(es, en) + G.margin)) end
+    if es == nil then redis.call('PERSIST', k) else redis.call('PEXPIREAT', k, num(ms(es, en) + MARGIN)) end
   end
 end
 
 -- remove deletes a session record and every index entry of it.
 local function remove(r)
   redis.call('DEL', r.key, r.tk, r.ik)
-  redis.call('ZREM', r.ux, r.id)
   redis.call('ZREM', G.gx, r.id)
-  if r.ak ~= '' then redis.call('ZREM', r.ak, r.id) end
+  for _, z in ipairs({r.ux, r.ak}) do
+    if z ~= '' then
+      redis.call('ZREM', z, r.id)
+      keep(z)
+    end
+  end
 end
 
 local function byID(id)
@@ -114,13 +140,13 @@ end
 // sessions in that index are removed first.
 //
 // KEYS: all-sessions index, account, user's index, record, token key, id key.
-// ARGV: global prefix, TTL margin ms, now s, now ns, max sessions, max per address, max per
+// ARGV: global prefix, now s, now ns, max sessions, max per address, max per
 // user, address index ("" for none), then the record fields id, j, las, lan, lvs, lvn, idle,
 // inact, lfs, lfn, perm.
 var scriptInsertSession = redis.NewScript(prelude + `
-G.gx, G.gp, G.margin = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local ns, nn = tonumber(ARGV[3]), tonumber(ARGV[4])
-local ak = ARGV[8]
+G.gx, G.gp = KEYS[1], ARGV[1]
+local ns, nn = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ak = ARGV[7]
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'NOACCOUNT' end
 if redis.call('EXISTS', KEYS[6]) == 1 then return 'DUPID' end
 if redis.call('EXISTS', KEYS[5]) == 1 then return 'DUPTOKEN' end
@@ -129,12 +155,12 @@ local function full(z, cap)
   prune(z, ns, nn)
   return redis.call('ZCARD', z) >= cap
 end
-if full(G.gx, tonumber(ARGV[5])) then return 'LIMIT:g' end
-if ak ~= '' and full(ak, tonumber(ARGV[6])) then return 'LIMIT:a' end
-if full(KEYS[3], tonumber(ARGV[7])) then return 'LIMIT:u' end
-redis.call('HSET', KEYS[4], 'id', ARGV[9], 'j', ARGV[10], 'las', ARGV[11], 'lan', ARGV[12],
-  'lvs', ARGV[13], 'lvn', ARGV[14], 'idle', ARGV[15], 'inact', ARGV[16], 'lfs', ARGV[17],
-  'lfn', ARGV[18], 'perm', ARGV[19], 'tk', KEYS[5], 'ik', KEYS[6], 'ux', KEYS[3], 'ak', ak)
+if full(G.gx, tonumber(ARGV[4])) then return 'LIMIT:g' end
+if ak ~= '' and full(ak, tonumber(ARGV[5])) then return 'LIMIT:a' end
+if full(KEYS[3], tonumber(ARGV[6])) then return 'LIMIT:u' end
+redis.call('HSET', KEYS[4], 'id', ARGV[8], 'j', ARGV[9], 'las', ARGV[10], 'lan', ARGV[11],
+  'lvs', ARGV[12], 'lvn', ARGV[13], 'idle', ARGV[14], 'inact', ARGV[15], 'lfs', ARGV[16],
+  'lfn', ARGV[17], 'perm', ARGV[18], 'tk', KEYS[5], 'ik', KEYS[6], 'ux', KEYS[3], 'ak', ak)
 redis.call('SET', KEYS[5], KEYS[4])
 redis.call('SET', KEYS[6], KEYS[4])
 place(load(KEYS[4]), false)
@@ -181,14 +207,14 @@ return out
 // returns "OK" with the stored last-use times, "RETRY", "NOTFOUND" or "DUPTOKEN".
 //
 // KEYS: all-sessions index, record.
-// ARGV: global prefix, TTL margin ms, JSON read, new JSON, las, lan, lvs, lvn, idle, inact,
+// ARGV: global prefix, JSON read, new JSON, las, lan, lvs, lvn, idle, inact,
 // lfs, lfn, perm, token key, address index.
 var scriptUpdateSession = redis.NewScript(prelude + `
-G.gx, G.gp, G.margin = KEYS[1], ARGV[1], tonumber(ARGV[2])
+G.gx, G.gp = KEYS[1], ARGV[1]
 local r = load(KEYS[2])
 if not r then return {'NOTFOUND'} end
-if redis.call('HGET', KEYS[2], 'j') ~= ARGV[3] then return {'RETRY'} end
-local tk, ak = ARGV[14], ARGV[15]
+if redis.call('HGET', KEYS[2], 'j') ~= ARGV[2] then return {'RETRY'} end
+local tk, ak = ARGV[13], ARGV[14]
 if tk ~= r.tk then
   if redis.call('EXISTS', tk) == 1 then return {'DUPTOKEN'} end
   redis.call('DEL', r.tk)
@@ -196,18 +222,21 @@ if tk ~= r.tk then
   r.tk = tk
 end
 if ak ~= r.ak then
-  if r.ak ~= '' then redis.call('ZREM', r.ak, r.id) end
+  if r.ak ~= '' then
+    redis.call('ZREM', r.ak, r.id)
+    keep(r.ak)
+  end
   r.ak = ak
 end
-local as, an, vs, vn = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local as, an, vs, vn = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 if before(r.las, r.lan, as, an) then r.las, r.lan = as, an end
 if before(r.lvs, r.lvn, vs, vn) then r.lvs, r.lvn = vs, vn end
-r.idle, r.inact, r.perm = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[13] == '1'
+r.idle, r.inact, r.perm = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[12] == '1'
 r.lfs, r.lfn = nil, nil
-if ARGV[11] ~= '' then r.lfs, r.lfn = tonumber(ARGV[11]), tonumber(ARGV[12]) end
-redis.call('HSET', KEYS[2], 'j', ARGV[4], 'las', num(r.las), 'lan', num(r.lan), 'lvs', num(r.lvs),
-  'lvn', num(r.lvn), 'idle', ARGV[9], 'inact', ARGV[10], 'lfs', ARGV[11], 'lfn', ARGV[12],
-  'perm', ARGV[13], 'tk', tk, 'ak', ak)
+if ARGV[10] ~= '' then r.lfs, r.lfn = tonumber(ARGV[10]), tonumber(ARGV[11]) end
+redis.call('HSET', KEYS[2], 'j', ARGV[3], 'las', num(r.las), 'lan', num(r.lan), 'lvs', num(r.lvs),
+  'lvn', num(r.lvn), 'idle', ARGV[8], 'inact', ARGV[9], 'lfs', ARGV[10], 'lfn', ARGV[11],
+  'perm', ARGV[12], 'tk', tk, 'ak', ak)
 place(r, false)
 return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 `)
@@ -217,12 +246,12 @@ return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 // returns how many times it changed a record.
 //
 // KEYS: all-sessions index.
-// ARGV: global prefix, TTL margin ms, then for each session: id, first use s, ns, last use s,
+// ARGV: global prefix, then for each session: id, first use s, ns, last use s,
 // ns, last active use s, ns ("" "" for none).
 var scriptTouchSessions = redis.NewScript(prelude + `
-G.gx, G.gp, G.margin = KEYS[1], ARGV[1], tonumber(ARGV[2])
+G.gx, G.gp = KEYS[1], ARGV[1]
 local changed = 0
-for i = 3, #ARGV, 7 do
+for i = 2, #ARGV, 7 do
   local r = byID(ARGV[i])
   if r and not expired(r, tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])) then
     local moved = false

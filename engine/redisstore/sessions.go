@@ -56,7 +56,7 @@ func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps en
 	nowS, nowN := timeParts(now)
 	keys := []string{k.allSessions(), k.account(user), k.userSessions(user), k.session(user, sess.ID), k.token(sess.TokenHash), k.sessionID(sess.ID)}
 	res, err := scriptInsertSession.Run(ctx, s.rdb, keys,
-		k.global, s.marginMillis, nowS, nowN,
+		k.global, nowS, nowN,
 		caps.MaxSessions, caps.MaxSessionsPerAddress, caps.MaxSessionsPerUser, k.address(sess.ClientAddress),
 		sess.ID, f.json, f.las, f.lan, f.lvs, f.lvn, f.idle, f.inact, f.lifeSecs, f.lifeNanos, f.permanent,
 	).Text()
@@ -169,7 +169,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, now time.Time, fn 
 		user := current.UserKey()
 		k := s.keys
 		reply, err := scriptUpdateSession.Run(ctx, s.rdb, []string{k.allSessions(), k.session(user, id)},
-			k.global, s.marginMillis, stored.json, f.json, f.las, f.lan, f.lvs, f.lvn, f.idle, f.inact,
+			k.global, stored.json, f.json, f.las, f.lan, f.lvs, f.lvn, f.idle, f.inact,
 			f.lifeSecs, f.lifeNanos, f.permanent, k.token(updated.TokenHash), k.address(updated.ClientAddress),
 		).StringSlice()
 		if err != nil {

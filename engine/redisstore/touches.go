@@ -178,8 +178,8 @@ func (s *Store) writeTouches(ctx context.Context) error {
 		return nil
 	}
 	keys := []string{s.keys.allSessions()}
-	args := make([]any, 0, 2+7*min(len(batch), touchesPerScript))
-	start := func() { args = append(args[:0], s.keys.global, s.marginMillis) }
+	args := make([]any, 0, 1+7*min(len(batch), touchesPerScript))
+	start := func() { args = append(args[:0], s.keys.global) }
 	send := func() error {
 		return s.fail(ctx, "writing last-use times", scriptTouchSessions.Run(ctx, s.rdb, keys, args...).Err())
 	}
@@ -194,7 +194,7 @@ func (s *Store) writeTouches(ctx context.Context) error {
 				actS, actN = timeParts(r.active)
 			}
 			args = append(args, id, firstS, firstN, accS, accN, actS, actN)
-			if len(args) >= 2+7*touchesPerScript {
+			if len(args) >= 1+7*touchesPerScript {
 				if err := send(); err != nil {
 					s.touches.done(false)
 					return err
@@ -203,7 +203,7 @@ func (s *Store) writeTouches(ctx context.Context) error {
 			}
 		}
 	}
-	if len(args) > 2 {
+	if len(args) > 1 {
 		if err := send(); err != nil {
 			s.touches.done(false)
 			return err
