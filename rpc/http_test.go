@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -330,8 +331,16 @@ func TestHTTPMaxConnectionsCountsOpenConnections(t *testing.T) {
 // against MaxConnections' running requests: another caller is served meanwhile.
 func TestHTTPSlowBodyHoldsNoPlace(t *testing.T) {
 	ts := newTestServer(t, Options{MaxConnections: 1})
-	// The handler on a server of the caller's, where only running requests are counted.
-	own := &http.Server{Handler: ts.HTTPHandler()}
+	// The handler on a server of the caller's, where only running requests are counted; the
+	// first request's body tells when the handler starts reading it, after a count made
+	// before the body would have been made.
+	reading := make(chan struct{})
+	var once sync.Once
+	handler := ts.HTTPHandler()
+	own := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { r.Body = readSignal{r.Body, reading} })
+		handler.ServeHTTP(w, r)
+	})}
 	ln := newUnusedListener(t)
 	go func() { _ = own.Serve(ln) }()
 	defer own.Close()
@@ -343,10 +352,23 @@ func TestHTTPSlowBodyHoldsNoPlace(t *testing.T) {
 	if _, err := slow.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":")); err != nil {
 		t.Fatal(err)
 	}
-	// Give the slow request's handler time to start reading its body; a request counted
-	// before its body would take the one place now.
-	time.Sleep(50 * time.Millisecond)
+	<-reading
 	if err := newHTTPClient("http://" + ln.Addr().String() + "/").Send([]byte(subtractFrame)); err != nil {
 		t.Fatalf("another caller while a body trickles in: %v", err)
 	}
+}
+
+// readSignal is a request body that closes its channel when it is first read.
+type readSignal struct {
+	io.ReadCloser
+	first chan struct{}
+}
+
+func (r readSignal) Read(p []byte) (int, error) {
+	select {
+	case <-r.first:
+	default:
+		close(r.first)
+	}
+	return r.ReadCloser.Read(p)
 }
