@@ -71,7 +71,9 @@ type SessionStore interface {
 	// than once.
 	UpdateSession(ctx context.Context, id string, now time.Time, fn func(*Session) error) (*Session, error)
 	// DeleteSessions removes the sessions with these ids and returns how many live ones it
-	// removed. Unknown ids are not an error.
+	// removed. Unknown ids are not an error. A store may remove many in several steps, which
+	// other callers can see between; when it fails part of the way, the sessions removed
+	// before stay removed and are counted.
 	DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error)
 	// ListSessions returns the live sessions of the given canonical usernames (all sessions
 	// when userKeys is empty), sorted by creation time then id. The result is not bounded:

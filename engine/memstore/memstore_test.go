@@ -340,6 +340,124 @@ func TestListAllWhileChanging(t *testing.T) {
 	wg.Wait()
 }
 
+// TestListUserWhileChanging checks listing one account's sessions over several holds of
+// the lock while others of its sessions are deleted (moving the last of its sessions into
+// their places) and another account's sessions take their slots: every session live
+// throughout is listed once, and no other account's.
+func TestListUserWhileChanging(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	storetest.Populate(t, s, 0, now) // the accounts
+	const each = 3_000               // several chunks
+	var stable, doomed []*engine.Session
+	for range each {
+		a, b := newSession("user0", ""), newSession("user0", "")
+		must(t, s.InsertSession(ctx, a, engine.Caps{}, now))
+		must(t, s.InsertSession(ctx, b, engine.Caps{}, now))
+		stable, doomed = append(stable, a), append(doomed, b)
+	}
+	others := make([]*engine.Session, each)
+	for i := range others {
+		others[i] = newSession("user1", "")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, d := range doomed {
+			if _, err := s.DeleteSessions(ctx, []string{d.ID}, now); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.InsertSession(ctx, others[i], engine.Caps{}, now); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for listed := false; !listed; {
+		select {
+		case <-done:
+			listed = true // one more listing after the changes
+		default:
+		}
+		list, err := s.ListSessions(ctx, []string{"user0"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(map[string]bool, len(list))
+		for _, sess := range list {
+			if seen[sess.ID] || sess.Username != "user0" {
+				t.Fatalf("%s of %s listed twice or for user0", sess.ID, sess.Username)
+			}
+			seen[sess.ID] = true
+		}
+		for _, sess := range stable {
+			if !seen[sess.ID] {
+				t.Fatalf("%s, live throughout, not listed (%d listed)", sess.ID, len(list))
+			}
+		}
+	}
+}
+
+// TestDeleteSessionsInChunks checks a delete longer than one hold of the lock: 10,000
+// sessions, named with a repeat and an unknown id, are removed in journal batches of at most
+// 4,096, each deletion journaled once, and the live ones counted.
+func TestDeleteSessionsInChunks(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	const n = 10_000
+	storetest.Populate(t, s, n, now)
+	j.take()
+	ids := make([]string, 0, n+2)
+	for i := range n {
+		ids = append(ids, storetest.BenchSession(i, now).ID)
+	}
+	ids = append(ids, ids[0], "no-such-session")
+	live, err := s.DeleteSessions(ctx, ids, now)
+	if err != nil || live != n {
+		t.Fatalf("DeleteSessions = %d, %v; want %d", live, err, n)
+	}
+	deleted := map[string]bool{}
+	batches := j.take()
+	for _, b := range batches {
+		if len(b.DeletedSessions) > 4096 {
+			t.Errorf("a batch of %d deletions; want at most 4,096 a hold", len(b.DeletedSessions))
+		}
+		for _, id := range b.DeletedSessions {
+			if deleted[id] {
+				t.Fatalf("%s deleted twice", id)
+			}
+			deleted[id] = true
+		}
+	}
+	if len(deleted) != n || len(batches) < 3 {
+		t.Errorf("%d deletions journaled in %d batches; want %d in at least 3", len(deleted), len(batches), n)
+	}
+	if got := s.SessionCount(); got != 0 {
+		t.Errorf("%d sessions left", got)
+	}
+}
+
+// TestDeleteSessionsFailingPartway checks that a delete whose journal fails after its first
+// chunk counts the sessions of that chunk, keeps the rest, and returns the error.
+func TestDeleteSessionsFailingPartway(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	const n = 10_000
+	storetest.Populate(t, s, n, now)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = storetest.BenchSession(i, now).ID
+	}
+	j.fail, j.failAfter = errDisk, 1
+	live, err := s.DeleteSessions(ctx, ids, now)
+	if !errors.Is(err, errDisk) || live == 0 || live >= n {
+		t.Fatalf("DeleteSessions = %d, %v; want the first chunk and the journal's error", live, err)
+	}
+	if got := s.SessionCount(); got != n-live {
+		t.Errorf("%d sessions left, want %d", got, n-live)
+	}
+}
+
 // TestPurgeExpiredInChunks checks a purge longer than one hold of the lock: 10,000 sessions
 // expired together (PurgeExpired removes 4,096 at a time) are all removed and counted, each
 // deletion journaled once, and a live session stays.
