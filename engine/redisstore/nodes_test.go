@@ -501,6 +501,28 @@ func TestRedisKeysAndTTLs(t *testing.T) {
 	}
 }
 
+// A delete of more sessions than one script takes (purgeBatch) removes them all in batches,
+// counting each live session once, a repeated id and an unknown one included.
+func TestRedisDeleteManySessions(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, srv, freshPrefix("many"))
+	mustCreate(t, s, newAccount("u"))
+	const n = 2*purgeBatch + 500
+	ids := make([]string, 0, n+2)
+	for range n {
+		x := newSession("u")
+		mustInsert(t, s, x)
+		ids = append(ids, x.ID)
+	}
+	ids = append(ids, ids[0], "ses_unknown")
+	if live, err := s.DeleteSessions(ctx, ids, testNow); err != nil || live != n {
+		t.Fatalf("DeleteSessions = %d, %v; want %d", live, err, n)
+	}
+	if list, err := s.ListSessions(ctx, nil, testNow); err != nil || len(list) != 0 {
+		t.Errorf("ListSessions after = %d sessions, %v; want none", len(list), err)
+	}
+}
+
 // A user's and an address's index of sessions expire with their longest-lived entry (never
 // while a permanent session is in them), so entries whose records Redis dropped at their TTL
 // do not stay behind when no node purges. Times are the wall clock's: Redis applies the TTLs.

@@ -25,7 +25,7 @@ var (
 // progress; the bound only stops a pathological storm.
 const maxCASAttempts = 1000
 
-// purgeBatch is how many expired sessions one purge script removes at most.
+// purgeBatch is how many sessions one purge or delete script removes at most.
 const purgeBatch = 1000
 
 // InsertSession stores the session if its account exists and no cap is reached, counting the
@@ -201,7 +201,9 @@ func (s *Store) UpdateSession(ctx context.Context, id string, now time.Time, fn 
 }
 
 // DeleteSessions removes the sessions with these ids, expired or not, on every node at once,
-// and returns how many of them were live at now.
+// and returns how many of them were live at now. It sends them purgeBatch at a time, so that
+// a mass revoke does not block Redis for long; when it fails part of the way, the batches
+// before stay deleted and their live sessions are counted.
 func (s *Store) DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -214,16 +216,22 @@ func (s *Store) DeleteSessions(ctx context.Context, ids []string, now time.Time)
 		return 0, err
 	}
 	nowS, nowN := timeParts(now)
-	args := make([]any, 0, 3+len(ids))
-	args = append(args, s.keys.global, nowS, nowN)
-	for _, id := range ids {
-		args = append(args, id)
+	args := make([]any, 0, 3+min(len(ids), purgeBatch))
+	live := 0
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), purgeBatch)]
+		ids = ids[len(batch):]
+		args = append(args[:0], s.keys.global, nowS, nowN)
+		for _, id := range batch {
+			args = append(args, id)
+		}
+		n, err := scriptDeleteSessions.Run(ctx, s.rdb, []string{s.keys.allSessions()}, args...).Int()
+		if err != nil {
+			return live, s.fail(ctx, "deleting sessions", err)
+		}
+		live += n
 	}
-	n, err := scriptDeleteSessions.Run(ctx, s.rdb, []string{s.keys.allSessions()}, args...).Int()
-	if err != nil {
-		return 0, s.fail(ctx, "deleting sessions", err)
-	}
-	return n, nil
+	return live, nil
 }
 
 // ListSessions returns the live sessions of these accounts (of all accounts when userKeys is
