@@ -818,8 +818,8 @@ func fileContaining(t *testing.T, dir, ext string, b []byte) string {
 }
 
 // TestDeleteAccountPartlyWritten checks that an account deletion whose account is written
-// but whose sessions fail to be leaves memory as the next open will find the store: the
-// account gone, and no write for it acknowledged only to be dropped at that open.
+// but whose sessions and preferences fail to be leaves memory as the next open will find the
+// store: the account gone, and no write for it acknowledged only to be dropped at that open.
 func TestDeleteAccountPartlyWritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -827,12 +827,19 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
 		t.Fatal(err)
 	}
-	sessions := make([]engine.Session, 60_000) // more deletions than one transaction takes
+	// Fewer sessions than memstore removes a hold before the account, and more deletions
+	// with the preferences than one transaction takes.
+	sessions := make([]engine.Session, 4_000)
 	for i := range sessions {
 		sessions[i] = hourSession(fmt.Sprintf("ses_partly%06d", i), "u")
 	}
 	if err := s.ImportSessions(ctx, sessions); err != nil {
 		t.Fatal(err)
+	}
+	for i := range 12_000 {
+		if err := s.SetPreference(ctx, "u", fmt.Sprintf("label%05d", i), "v", 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	commits := 0
 	testHookCommit = func() error {

@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -80,12 +81,46 @@ func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engi
 
 // DeleteAccounts removes the accounts that exist with their sessions and preferences, all
 // at once, and returns their keys sorted. It returns engine.ErrLastAdmin, removing nothing,
-// if that would leave no admin.
+// if that would leave no admin. An account with more than writeChunk sessions first loses
+// them writeChunk a hold of the lock, as DeleteSessions removes them, so that dropping an
+// account of a million sessions does not hold every token check up; the rules are checked
+// again before each hold, so a change of roles meanwhile can only make it stop there.
 func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error) {
-	if err := s.writable(ctx); err != nil {
-		return nil, err
+	for {
+		if err := s.writable(ctx); err != nil {
+			return nil, err
+		}
+		removed, err := s.deletableAccounts(userKeys)
+		if err != nil || len(removed) == 0 {
+			s.mu.Unlock()
+			return removed, err
+		}
+		big := ""
+		for _, key := range removed {
+			if len(s.users.members(key)) > writeChunk {
+				big = key
+				break
+			}
+		}
+		if big == "" {
+			defer s.mu.Unlock()
+			if err := s.deleteAccounts(removed); err != nil {
+				return nil, err
+			}
+			return removed, nil
+		}
+		err = s.dropSomeSessionsOf(big)
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		runtime.Gosched() // on one processor, a token check waiting for the lock runs first
 	}
-	defer s.mu.Unlock()
+}
+
+// deletableAccounts returns the keys of userKeys that name an account, sorted, or
+// engine.ErrLastAdmin if removing them would leave no admin. The write lock is held.
+func (s *Store) deletableAccounts(userKeys []string) ([]string, error) {
 	removed := make([]string, 0, len(userKeys))
 	seen := make(map[string]bool, len(userKeys))
 	adminsRemoved := 0
@@ -100,13 +135,28 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 			adminsRemoved++
 		}
 	}
-	if len(removed) == 0 {
-		return removed, nil
-	}
-	if s.admins > 0 && adminsRemoved == s.admins {
+	if len(removed) > 0 && s.admins > 0 && adminsRemoved == s.admins {
 		return nil, engine.ErrLastAdmin
 	}
 	slices.Sort(removed)
+	return removed, nil
+}
+
+// dropSomeSessionsOf removes writeChunk sessions of the account key, the last ones of its
+// members. The write lock is held.
+func (s *Store) dropSomeSessionsOf(key string) error {
+	m := s.users.members(key)
+	doomed := slices.Clone(m[len(m)-writeChunk:])
+	if err := s.commit(&Batch{DeletedSessions: s.ids(doomed)}); err != nil {
+		return err
+	}
+	s.removeRecords(doomed)
+	return nil
+}
+
+// deleteAccounts removes the accounts of keys, which exist, with their sessions and
+// preferences, in one batch. The write lock is held.
+func (s *Store) deleteAccounts(removed []string) error {
 	if s.journal != nil {
 		b := &Batch{DeletedAccounts: removed}
 		for _, key := range removed {
@@ -123,11 +173,11 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 					s.deletedOnDisk[key] = struct{}{}
 				}
 			}
-			return nil, err
+			return err
 		}
 	}
 	s.forgetAccounts(removed)
-	return removed, nil
+	return nil
 }
 
 // forgetAccounts removes the accounts in keys from memory, with their sessions and

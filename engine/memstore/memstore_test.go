@@ -458,6 +458,53 @@ func TestDeleteSessionsFailingPartway(t *testing.T) {
 	}
 }
 
+// TestDeleteAccountInChunks checks dropping accounts with more sessions than one hold of the
+// lock removes: every session and the accounts go, each deletion journaled once, in batches
+// of at most 4,096 sessions, the accounts in the last; and that a last admin among them
+// stops it before any session goes.
+func TestDeleteAccountInChunks(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	storetest.Populate(t, s, 0, now) // the accounts
+	must(t, s.CreateAccount(ctx, &engine.Account{Username: "root", Roles: []string{engine.RoleAdmin}}))
+	const n = 10_000
+	for _, user := range []string{"user0", "user1", "root"} {
+		for range n {
+			must(t, s.InsertSession(ctx, newSession(user, ""), engine.Caps{}, now))
+		}
+	}
+	j.take()
+	if _, err := s.DeleteAccounts(ctx, []string{"user0", "root"}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Fatalf("dropping the last admin: %v; want ErrLastAdmin", err)
+	}
+	if b := j.take(); len(b) != 0 || s.SessionCount() != 3*n {
+		t.Fatalf("dropping the last admin wrote %d batches, left %d sessions; want none and %d", len(b), s.SessionCount(), 3*n)
+	}
+	removed, err := s.DeleteAccounts(ctx, []string{"user1", "user0", "user1"})
+	if err != nil || !slices.Equal(removed, []string{"user0", "user1"}) {
+		t.Fatalf("DeleteAccounts = %q, %v; want user0 and user1", removed, err)
+	}
+	batches := j.take()
+	deleted := map[string]bool{}
+	for i, b := range batches {
+		if len(b.DeletedSessions) > 4096 || len(b.DeletedAccounts) > 0 && i != len(batches)-1 {
+			t.Errorf("batch %d of %d: %d sessions, accounts %q", i, len(batches), len(b.DeletedSessions), b.DeletedAccounts)
+		}
+		for _, id := range b.DeletedSessions {
+			if deleted[id] {
+				t.Fatalf("%s deleted twice", id)
+			}
+			deleted[id] = true
+		}
+	}
+	if last := batches[len(batches)-1]; !slices.Equal(last.DeletedAccounts, []string{"user0", "user1"}) || len(deleted) != 2*n {
+		t.Errorf("accounts %q deleted last, %d sessions in all; want user0 and user1, %d", last.DeletedAccounts, len(deleted), 2*n)
+	}
+	if got := s.SessionCount(); got != n {
+		t.Errorf("%d sessions left; want root's %d", got, n)
+	}
+}
+
 // TestPurgeExpiredInChunks checks a purge longer than one hold of the lock: 10,000 sessions
 // expired together (PurgeExpired removes 4,096 at a time) are all removed and counted, each
 // deletion journaled once, and a live session stays.
