@@ -8,52 +8,111 @@ import (
 	"github.com/sessiond/sessiond/engine"
 )
 
-// joinWindow is how long after a run's latest use a later use may still join it. Timeouts
-// are whole seconds, so no idle or inactivity clock runs out within less than this.
+// joinWindow is how close to uses of a run a later use must be to join it without a check
+// of its own. Idle and inactivity timeouts are whole seconds, so a clock restarted by a use
+// of the run cannot run out within less than this after it. (A clock started before the run,
+// such as a stored LastActiveAt, can run out at any moment: that is what the run's first
+// use, and its live time, are checked against.)
 const joinWindow = time.Second
 
+// maxRuns bounds the runs kept for one session while writes to Redis fail. Past it the
+// oldest run is dropped: losing uses can only make a session end sooner, where joining runs
+// that do not join (joins) could revive one.
+const maxRuns = 64
+
 // useRun is a run of uses of one session that Touch recorded one after another and that
-// need one expiry check between them (see joins): a session live at the run's first use is
-// live at each of its uses.
+// need one expiry check between them, at the first: each later use joined only if the
+// session, live at the first, was live at it too or could not be revived by it (joins).
 type useRun struct {
 	first    time.Time // the run's first recorded use: the session must be live then
 	accessed time.Time // the latest use
 	active   time.Time // the latest active use; zero if there was none
+	// live is the latest use at which the session is known to be live, if it was at first,
+	// but for its lifetime, which no use moves.
+	live time.Time
 }
 
-// joins reports whether a use at at, recorded after the run, can join it without an expiry
-// check of its own. It can when it is no later than the run's latest use, since a session
-// live then was live earlier too. It can when it is less than joinWindow after the run's
-// latest use and, if active, after its latest active use, so that neither the idle nor the
-// inactivity clock can have run out in between; an inactive use moves only LastAccessedAt,
-// which does not revive a session that inactivity or its lifetime ended.
-func (r useRun) joins(at time.Time, active bool) bool {
-	if !at.After(r.accessed) {
-		return true
+func newRun(at time.Time, active bool) useRun {
+	r := useRun{first: at, accessed: at, live: at}
+	if active {
+		r.active = at
 	}
-	if at.Sub(r.accessed) >= joinWindow {
+	return r
+}
+
+// liveAt reports whether a session live at the run's first use is live at at too, but for
+// its lifetime: at is no later than a use it is known live at, or less than joinWindow after
+// the run's latest use and after its latest active use, which restarted the idle and the
+// inactivity clock within the run at a use it was live at (active uses join only then).
+func (r useRun) liveAt(at time.Time) bool {
+	return !at.After(r.live) ||
+		at.Sub(r.accessed) < joinWindow && !r.active.IsZero() && at.Sub(r.active) < joinWindow
+}
+
+// joins reports whether a use at at, recorded after the run's, can join it without an
+// expiry check of its own. Not a use before the run's first, which that check does not
+// cover. A use the session is live at (liveAt) can; so can an inactive use less than
+// joinWindow after the run's latest use, since the session's idle clock cannot have run out
+// in between, and an inactive use moves only LastAccessedAt, which does not revive a session
+// its inactivity clock or its lifetime ended.
+func (r useRun) joins(at time.Time, active bool) bool {
+	if at.Before(r.first) {
 		return false
 	}
-	return !active || (!r.active.IsZero() && at.Sub(r.active) < joinWindow)
+	return r.liveAt(at) || !active && at.Sub(r.accessed) < joinWindow
+}
+
+// add records a use at at that joins the run.
+func (r *useRun) add(at time.Time, active bool) {
+	if r.liveAt(at) && at.After(r.live) {
+		r.live = at
+	}
+	if at.After(r.accessed) {
+		r.accessed = at
+	}
+	if active && at.After(r.active) {
+		r.active = at
+	}
+}
+
+// absorb adds the run next, recorded after r, to r if all of its uses join r, and reports
+// whether it did: when the session is live at next's first use, next's own reasoning holds;
+// a run of inactive uses alone joins as its first use does, the others chained to it.
+func (r *useRun) absorb(next useRun) bool {
+	if next.first.Before(r.first) {
+		return false
+	}
+	switch {
+	case r.liveAt(next.first):
+		if next.live.After(r.live) {
+			r.live = next.live
+		}
+	case next.active.IsZero() && r.joins(next.first, false):
+	default:
+		return false
+	}
+	r.add(next.accessed, false) // moves accessed, not live: next.live was taken above
+	if next.active.After(r.active) {
+		r.active = next.active
+	}
+	return true
 }
 
 // appendUse records a use at at after the runs, in the last run when it joins it.
 func appendUse(runs []useRun, at time.Time, active bool) []useRun {
 	if n := len(runs); n > 0 && runs[n-1].joins(at, active) {
-		r := &runs[n-1]
-		if at.After(r.accessed) {
-			r.accessed = at
-		}
-		if active && at.After(r.active) {
-			r.active = at
-		}
+		runs[n-1].add(at, active)
 		return runs
 	}
-	r := useRun{first: at, accessed: at}
-	if active {
-		r.active = at
+	return capRuns(append(runs, newRun(at, active)))
+}
+
+// capRuns drops the oldest runs past maxRuns.
+func capRuns(runs []useRun) []useRun {
+	if extra := len(runs) - maxRuns; extra > 0 {
+		return append(runs[:0], runs[extra:]...)
 	}
-	return append(runs, r)
+	return runs
 }
 
 // applyUses moves the session's last-use times forward as the touch script does in Redis,
@@ -158,7 +217,11 @@ func (b *touchBuffer) done(written bool) {
 			b.pending = make(map[string][]useRun, len(b.inflight))
 		}
 		for id, runs := range b.inflight {
-			b.pending[id] = append(runs, b.pending[id]...)
+			later := b.pending[id]
+			if len(later) > 0 && runs[len(runs)-1].absorb(later[0]) {
+				later = later[1:]
+			}
+			b.pending[id] = capRuns(append(runs, later...))
 		}
 	}
 	b.inflight = nil

@@ -197,35 +197,44 @@ func testSessionTouchExtends(t *testing.T, h *harness) {
 }
 
 // Touch cannot revive a session that has expired by the time of use, also when earlier uses
-// are not yet written: each use is checked against the session as the uses before it left it,
-// before and after Flush.
+// are not yet written, and a use the session was live at counts also when it comes after a
+// later one it was not: each use is checked against the session as the uses before it left
+// it, before and after Flush.
 func testSessionTouchExpired(t *testing.T, h *harness) {
 	h.createAccounts(newAccount("u"))
 	type use struct {
 		at     time.Duration // after now
 		active bool
 	}
+	const unchecked = -1
 	for _, tc := range []struct {
 		name  string
 		setup func(*engine.Session)
 		uses  []use
-		// The session is gone at the last use; at before, it is as the uses before that left it.
-		before                   time.Duration
-		wantAccessed, wantActive time.Duration
+		gone  time.Duration // the session is gone from then on
+		// At at, the session is as the uses left it: with these last-use times (unchecked
+		// when at is: a store may then show a use past the session's end that revived nothing).
+		at, wantAccessed, wantActive time.Duration
 	}{
-		{"use at the idle end", nil, []use{{idleTimeout, true}}, 0, 0, 0},
+		{"use at the idle end", nil, []use{{idleTimeout, true}}, idleTimeout, 0, 0, 0},
 		{"idle end between two uses", nil, []use{{10 * time.Minute, false}, {50 * time.Minute, true}},
-			39 * time.Minute, 10 * time.Minute, 0},
+			40 * time.Minute, 39 * time.Minute, 10 * time.Minute, 0},
 		{"idle end under two seconds after the last use", func(s *engine.Session) { s.Settings.IdleConnectionTimeoutSeconds = 1 },
 			[]use{{500 * time.Millisecond, false}, {1300 * time.Millisecond, false}, {2400 * time.Millisecond, false}},
-			2200 * time.Millisecond, 1300 * time.Millisecond, 0},
+			2300 * time.Millisecond, 2200 * time.Millisecond, 1300 * time.Millisecond, 0},
+		{"a use before a later one past the idle end", nil,
+			[]use{{idleTimeout + 500*time.Millisecond, true}, {idleTimeout - 200*time.Millisecond, true}},
+			2*idleTimeout - 200*time.Millisecond, 2*idleTimeout - time.Second, idleTimeout - 200*time.Millisecond, idleTimeout - 200*time.Millisecond},
 		{"inactivity end before an active use", inactivityOnly, []use{{5 * time.Minute, false}, {12 * time.Minute, true}},
-			10 * time.Minute, 5 * time.Minute, 0},
+			11 * time.Minute, 10 * time.Minute, 5 * time.Minute, 0},
 		{"inactivity end under a second before an active use", inactivityOnly,
 			[]use{{11*time.Minute - 500*time.Millisecond, false}, {11*time.Minute + 200*time.Millisecond, true}},
-			11*time.Minute - 100*time.Millisecond, 11*time.Minute - 500*time.Millisecond, 0},
+			11 * time.Minute, 11*time.Minute - 100*time.Millisecond, 11*time.Minute - 500*time.Millisecond, 0},
+		{"inactivity end before an active use timed before an inactive one", inactivityOnly,
+			[]use{{11*time.Minute - 500*time.Millisecond, false}, {11*time.Minute + 400*time.Millisecond, false}, {11*time.Minute + 200*time.Millisecond, true}},
+			11 * time.Minute, unchecked, 0, 0},
 		{"inactivity end between two active uses", inactivityOnly, []use{{5 * time.Minute, true}, {17 * time.Minute, true}},
-			15 * time.Minute, 5 * time.Minute, 5 * time.Minute},
+			16 * time.Minute, 15 * time.Minute, 5 * time.Minute, 5 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := h.on(t)
@@ -242,15 +251,17 @@ func testSessionTouchExpired(t *testing.T, h *harness) {
 			want := s.Clone()
 			want.LastAccessedAt = now.Add(tc.wantAccessed)
 			want.LastActiveAt = now.Add(tc.wantActive)
-			end := now.Add(tc.uses[len(tc.uses)-1].at)
 			for _, flushed := range []bool{false, true} {
 				if flushed {
 					if err := h.s.Flush(h.ctx); err != nil {
 						t.Fatalf("Flush: %v", err)
 					}
 				}
-				h.wantNoSession(s, end)
-				h.wantSession(want, now.Add(tc.before))
+				h.wantNoSession(s, now.Add(tc.gone))
+				h.wantNoSession(s, now.Add(tc.gone+time.Hour))
+				if tc.at != unchecked {
+					h.wantSession(want, now.Add(tc.at))
+				}
 			}
 		})
 	}
