@@ -74,8 +74,8 @@
 // memory, and a background writer sends the recorded uses of all sessions to Redis every
 // Options.FlushInterval (default one second) in one script, which moves each time forward only
 // (a use on another node written later never moves it back) and never revives a session that
-// had expired by the time of a use: uses are kept in order, in runs of uses less than a second
-// apart (see useRun), and the script checks each run. This node's own reads apply the uses not
+// had expired by the time of a use: uses are kept in order, in runs that need one check each
+// (see useRun), and the script checks each run. This node's own reads apply the uses not
 // yet written, so it sees them at once; other nodes see them after the next write. So a session
 // used on any node stays alive on all, except that a use within FlushInterval of the session's
 // end may not reach the other nodes (or a cap count there) before they consider it expired.

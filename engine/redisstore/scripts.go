@@ -20,7 +20,7 @@ import (
 // prelude is shared by the scripts that work on session records. MARGIN is TTLMargin in
 // milliseconds.
 var prelude = `
-local G = {}
+local G = {marked = {}, markedList = {}}
 local MARGIN = ` + strconv.FormatInt(TTLMargin.Milliseconds(), 10) + `
 
 local function num(x) return string.format('%.0f', x) end
@@ -83,8 +83,20 @@ local function keep(z)
   end
 end
 
+-- mark notes index z for keepMarked, which gives each index its TTL once at a script's end.
+local function mark(z)
+  if z == '' or G.marked[z] then return end
+  G.marked[z] = true
+  G.markedList[#G.markedList + 1] = z
+end
+
+local function keepMarked()
+  for _, z in ipairs(G.markedList) do keep(z) end
+end
+
 -- place sets the record's score in its indexes and the TTL of its keys from its times. With
--- existing, it only updates index entries that are still there.
+-- existing (the touch script, for many sessions), it only updates index entries that are
+-- still there and marks the indexes for keepMarked.
 local function place(r, existing)
   local es, en = expiry(r)
   local sc = score(es, en)
@@ -93,8 +105,13 @@ local function place(r, existing)
   for _, z in ipairs(zs) do
     if existing then redis.call('ZADD', z, 'XX', sc, r.id) else redis.call('ZADD', z, sc, r.id) end
   end
-  keep(r.ux)
-  keep(r.ak)
+  if existing then
+    mark(r.ux)
+    mark(r.ak)
+  else
+    keep(r.ux)
+    keep(r.ak)
+  end
   for _, k in ipairs({r.key, r.tk, r.ik}) do
     if es == nil then redis.call('PERSIST', k) else redis.call('PEXPIREAT', k, num(ms(es, en) + MARGIN)) end
   end
@@ -246,8 +263,8 @@ return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 // returns how many times it changed a record.
 //
 // KEYS: all-sessions index.
-// ARGV: global prefix, then for each session: id, first use s, ns, last use s,
-// ns, last active use s, ns ("" "" for none).
+// ARGV: global prefix, then for each run: session id, first use s, ns, last use s, ns, last
+// active use s, ns ("" "" for none).
 var scriptTouchSessions = redis.NewScript(prelude + `
 G.gx, G.gp = KEYS[1], ARGV[1]
 local changed = 0
@@ -268,6 +285,7 @@ for i = 2, #ARGV, 7 do
     end
   end
 end
+keepMarked()
 return changed
 `)
 
