@@ -553,6 +553,9 @@ func (p *parser) parse(frame []byte, maxBatch int) (frameKind, string) {
 				if !p.element(req) {
 					return kindParseError, p.syntaxReason()
 				}
+				if req.invalid != "" {
+					req.id = nil // API.md: an invalid element's error has "id": null
+				}
 				p.batchLen++
 				sc.skipSpace()
 				if c := sc.peek(); c == ',' {

@@ -649,8 +649,9 @@ const idFidelity = `
 <-- {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"badId"}},"id":null}
 --> {"jsonrpc":"2.0","method":"get_data","id":1,"id":2}
 <-- {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"duplicateMember"}},"id":null}
+// in a batch an invalid element's error has id null (API.md), whatever its id
 --> [{"jsonrpc":"2.0","method":"get_data","id":"b1"},{"jsonrpc":"2.0","method":5,"id":"b2"},{"jsonrpc":"2.0","method":"get_data","id":null}]
-<-- [{"jsonrpc":"2.0","result":["hello",5],"id":"b1"},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"badMethod"}},"id":"b2"},{"jsonrpc":"2.0","result":["hello",5],"id":null}]
+<-- [{"jsonrpc":"2.0","result":["hello",5],"id":"b1"},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"badMethod"}},"id":null},{"jsonrpc":"2.0","result":["hello",5],"id":null}]
 `
 
 // TestSpecExamples replays every example of the JSON-RPC 2.0 specification over each transport.
