@@ -134,8 +134,19 @@ func referenceDuplicate(raw []byte) (string, bool) {
 	type container struct {
 		names     map[string]bool // nil for an array
 		expectKey bool
+		key       string // the member the container is the value of, or in (an array's)
+		last      string // an object's latest member name
 	}
 	var stack []container
+	open := func(names map[string]bool) {
+		c := container{names: names, expectKey: names != nil}
+		if n := len(stack); n > 0 {
+			if c.key = stack[n-1].key; stack[n-1].names != nil {
+				c.key = stack[n-1].last
+			}
+		}
+		stack = append(stack, c)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	for {
 		tok, err := dec.Token()
@@ -145,19 +156,26 @@ func referenceDuplicate(raw []byte) (string, bool) {
 		if n := len(stack); n > 0 && stack[n-1].names != nil && stack[n-1].expectKey {
 			if name, ok := tok.(string); ok {
 				if stack[n-1].names[name] {
-					return name, true
+					var path []string
+					for _, c := range stack {
+						if c.names != nil && c.key != "" {
+							path = append(path, c.key)
+						}
+					}
+					return strings.Join(append(path, name), "."), true
 				}
 				stack[n-1].names[name] = true
 				stack[n-1].expectKey = false
+				stack[n-1].last = name
 				continue
 			}
 		}
 		switch tok {
 		case json.Delim('{'):
-			stack = append(stack, container{names: map[string]bool{}, expectKey: true})
+			open(map[string]bool{})
 			continue
 		case json.Delim('['):
-			stack = append(stack, container{})
+			open(nil)
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]

@@ -18,17 +18,20 @@ func TestHostileParams(t *testing.T) {
 		name   string
 		method string
 		params string // $ADMIN is an admin token, $PW the admin password
-		field  string
+		field  string // the path of the member named
 	}{
 		{"duplicate username, the last one an admin", "createSession", `{"username":"nobody","username":"admin","password":"$PW"}`, "username"},
 		{"duplicate password", "createSession", `{"username":"admin","password":"x","password":"$PW"}`, "password"},
 		{"duplicate escaped the same", "createSession", `{"username":"admin","user\u006eame":"nobody","password":"$PW"}`, "username"},
-		{"duplicate in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","dataFormat":"objects"}}`, "dataFormat"},
+		{"duplicate in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","dataFormat":"objects"}}`, "defaultResponseOptions.dataFormat"},
 		{"duplicate token", "createAccount", `{"authToken":"junk","authToken":"$ADMIN","username":"mallory","password":"x"}`, "authToken"},
 		{"duplicate roles", "createAccount", `{"authToken":"$ADMIN","username":"mallory","password":"x","roles":[],"roles":["admin"]}`, "roles"},
 		{"duplicate in a NetX bean", "setUserPreference", `["$ADMIN",{"label":"a","label":"b","value":"c"}]`, "label"},
 		{"duplicate NetX login", "authenticate", `{"login":"nobody","login":"admin","password":"$PW"}`, "login"},
-		{"duplicate escaped in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","data\u0046ormat":"objects"}}`, "dataFormat"},
+		{"duplicate escaped in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","data\u0046ormat":"objects"}}`, "defaultResponseOptions.dataFormat"},
+		{"duplicate in an object of an array", "createSession", `{"x":[{"a":1},{"b":1,"b":2}]}`, "x.b"},
+		{"unknown member in a nested object", "alterSession", `{"authToken":"$ADMIN","defaultResponseOptions":{"foo":1}}`, "defaultResponseOptions.foo"},
+		{"unknown member in the bean", "setUserPreference", `["$ADMIN",{"label":"a","value":"b","extra":1}]`, "bean.extra"},
 		{"duplicate among many members", "createSession", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k3":0}`, "k3"},
 		{"same name in sibling objects is no duplicate", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"objects"},"description":{"dataFormat":1}}`, "description"},
 		{"huge number", "createSession", `{"username":"admin","password":"$PW","idleConnectionTimeoutSeconds":1e999}`, "idleConnectionTimeoutSeconds"},

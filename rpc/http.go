@@ -97,33 +97,35 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Context().Value(httpConnOverKey{}) != nil {
 		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusServiceUnavailable, errTooManyConnections(s.opts.MaxConnections))
+		writeHTTPError(w, http.StatusServiceUnavailable, nil, errTooManyConnections(s.opts.MaxConnections))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusMethodNotAllowed, errInvalidRequest(reasonMethodNotAllowed))
+		writeHTTPError(w, http.StatusMethodNotAllowed, nil, errInvalidRequest(reasonMethodNotAllowed))
 		return
 	}
 	if !jsonContentType(r.Header.Get("Content-Type")) {
 		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusUnsupportedMediaType, errInvalidRequest(reasonUnsupportedMedia))
+		writeHTTPError(w, http.StatusUnsupportedMediaType, nil, errInvalidRequest(reasonUnsupportedMedia))
 		return
 	}
 	limit := s.opts.MaxRequestBytes
 	if r.ContentLength > int64(limit) {
+		// Only the start is read, for the id: the reply names the request, as over TCP.
+		head, _ := io.ReadAll(io.LimitReader(r.Body, firstBodyChunk))
 		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusRequestEntityTooLarge, errRequestTooLarge(limit))
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, leadingID(head), errRequestTooLarge(limit))
 		return
 	}
 	body, err := readBody(r.Body, r.ContentLength, limit)
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		if errors.Is(err, errBodyTooLarge) {
-			writeHTTPError(w, http.StatusRequestEntityTooLarge, errRequestTooLarge(limit))
+			writeHTTPError(w, http.StatusRequestEntityTooLarge, leadingID(body), errRequestTooLarge(limit))
 		} else {
-			writeHTTPError(w, http.StatusBadRequest, errParse(reasonIncompleteBody))
+			writeHTTPError(w, http.StatusBadRequest, nil, errParse(reasonIncompleteBody))
 		}
 		return
 	}
@@ -131,7 +133,7 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	leave, refusal := s.enterHTTP()
 	if refusal != nil {
 		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusServiceUnavailable, refusal)
+		writeHTTPError(w, http.StatusServiceUnavailable, nil, refusal)
 		return
 	}
 	defer leave()
@@ -203,7 +205,7 @@ var errBodyTooLarge = errors.New("rpc: request body too large")
 const firstBodyChunk = 64 << 10
 
 // readBody reads a whole body of at most limit bytes into a new slice (calls keep slices of
-// it, so it is not pooled).
+// it, so it is not pooled). A longer body is errBodyTooLarge, returned with the bytes read.
 func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 	size := 512
 	if contentLength > 0 {
@@ -220,7 +222,7 @@ func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > limit {
-			return nil, errBodyTooLarge
+			return buf, errBodyTooLarge
 		}
 		if err == io.EOF {
 			return buf, nil
@@ -231,10 +233,11 @@ func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 	}
 }
 
-func writeHTTPError(w http.ResponseWriter, status int, e *jsonrpc2.Error) {
+// writeHTTPError answers with the error e for the request with this id (nil: null).
+func writeHTTPError(w http.ResponseWriter, status int, id []byte, e *jsonrpc2.Error) {
 	out := getOut()
 	defer putOut(out)
-	out.appendError(nil, e)
+	out.appendError(id, e)
 	out.b = append(out.b, '\n')
 	header := w.Header()
 	header.Set("Content-Type", "application/json")

@@ -44,6 +44,10 @@ func TestHTTPStatuses(t *testing.T) {
 			`{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"unsupportedMediaType"}},"id":null}` + "\n"},
 		{"too large with Content-Length", "POST", "application/json", strings.NewReader(strings.Repeat(" ", 300)), 413, tooLarge},
 		{"too large chunked", "POST", "application/json", io.MultiReader(strings.NewReader(strings.Repeat(" ", 300))), 413, tooLarge},
+		{"too large with Content-Length, its id first", "POST", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":"big-1","params":"` + strings.Repeat("x", 300) + `"}`), 413,
+			strings.Replace(tooLarge, `"id":null`, `"id":"big-1"`, 1)},
+		{"too large chunked, its id first", "POST", "application/json", io.MultiReader(strings.NewReader(`{"id":7,"method":"x","params":"` + strings.Repeat("x", 300) + `"}`)), 413,
+			strings.Replace(tooLarge, `"id":null`, `"id":7`, 1)},
 		{"at the limit", "POST", "application/json", strings.NewReader(subtractFrame + strings.Repeat(" ", 256-len(subtractFrame))), 200, subtractReply + "\n"},
 	}
 	client := &http.Client{Timeout: clientTimeout}

@@ -109,11 +109,11 @@ type Service struct {
 
 type compiledMethod struct {
 	Method
-	fields   map[string]bool  // params members
-	required []string         // members without omitempty
-	nested   []nestedRequired // required members of the members that are objects
-	fast     *fastPlan        // nil: params always take the general path
-	pool     sync.Pool        // of *P, for a quick method
+	fields   map[string]bool // params members
+	required []string        // members without omitempty
+	nested   []nestedMembers // the members of the params members that are objects
+	fast     *fastPlan       // nil: params always take the general path
+	pool     sync.Pool       // of *P, for a quick method
 }
 
 // NewService returns the dispatcher of the method table on eng. openRPC is the document
@@ -140,15 +140,14 @@ func compile(m Method) *compiledMethod {
 			if t.Kind() == reflect.Pointer {
 				t = t.Elem()
 			}
-			n := nestedRequired{member: f.name}
+			n := nestedMembers{member: f.name, fields: map[string]bool{}}
 			for _, inner := range jsonFields(t) {
+				n.fields[inner.name] = true
 				if !inner.optional {
 					n.required = append(n.required, inner.name)
 				}
 			}
-			if len(n.required) > 0 {
-				c.nested = append(c.nested, n)
-			}
+			c.nested = append(c.nested, n)
 		}
 	}
 	c.fast = newFastPlan(c)
@@ -161,10 +160,11 @@ type jsonField struct {
 	typ      reflect.Type
 }
 
-// nestedRequired names the required members (no omitempty) of a params member that is an
-// object, such as setUserPreference's bean: {label, value}.
-type nestedRequired struct {
+// nestedMembers names the members of a params member that is an object, such as
+// setUserPreference's bean: {label, value}, and the required ones (no omitempty).
+type nestedMembers struct {
 	member   string
+	fields   map[string]bool
 	required []string
 }
 
@@ -342,6 +342,11 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 		if v, ok := members[n.member]; !ok || json.Unmarshal(v, &inner) != nil || inner == nil {
 			continue // absent, null or not an object: as the member itself decides
 		}
+		for name := range inner {
+			if !n.fields[name] {
+				return nil, InvalidParams(n.member+"."+name, "unknown member")
+			}
+		}
 		for _, name := range n.required {
 			if missing(inner, name) {
 				return nil, InvalidParams(n.member+"."+name, "required")
@@ -370,28 +375,45 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 	return p.Interface(), nil
 }
 
-// duplicateMember returns the name of a member given twice in one object anywhere in raw,
-// which is valid JSON. A string is a member name when a colon follows it. Small objects are
-// checked without allocating; an object with many members uses a map, so that it takes
-// linear time.
+// duplicateMember returns the path of a member given twice in one object anywhere in raw,
+// which is valid JSON: its name after the names of the members the object is in
+// ("defaultResponseOptions.dataFormat"). A string is a member name when a colon follows it.
+// Small objects are checked without allocating; an object with many members uses a map, so
+// that it takes linear time.
 func duplicateMember(raw []byte) (string, bool) {
 	type object struct {
 		first int                 // where the object's names start in names
 		seen  map[string]struct{} // its names, once it has more than a few
+		key   []byte              // the name of the member the object is the value of, or in
 	}
 	var objectsBuf [8]object
 	var namesBuf [16][]byte
 	objects, names := objectsBuf[:0], namesBuf[:0]
+	var last []byte // the latest member name of the innermost object
+	path := func(name []byte) string {
+		var b strings.Builder
+		for _, o := range objects {
+			if len(o.key) > 0 {
+				b.Write(o.key)
+				b.WriteByte('.')
+			}
+		}
+		b.Write(name)
+		return b.String()
+	}
 	for i := 0; i < len(raw); i++ {
 		switch raw[i] {
 		case '{':
-			objects = append(objects, object{first: len(names)})
+			objects = append(objects, object{first: len(names), key: last})
+			last = nil
 		case '}':
 			if len(objects) == 0 {
 				return "", false
 			}
-			names = names[:objects[len(objects)-1].first]
+			o := objects[len(objects)-1]
+			names = names[:o.first]
 			objects = objects[:len(objects)-1]
+			last = o.key // an object after this one in an array is in the same member
 		case '"':
 			start, escaped := i, false
 			for i++; i < len(raw) && raw[i] != '"'; i++ {
@@ -418,17 +440,18 @@ func duplicateMember(raw []byte) (string, bool) {
 				}
 				name = []byte(unescaped)
 			}
+			last = name
 			o := &objects[len(objects)-1]
 			if o.seen != nil {
 				if _, dup := o.seen[string(name)]; dup {
-					return string(name), true
+					return path(name), true
 				}
 				o.seen[string(name)] = struct{}{}
 				continue
 			}
 			for _, seen := range names[o.first:] {
 				if bytes.Equal(seen, name) {
-					return string(name), true
+					return path(name), true
 				}
 			}
 			names = append(names, name)

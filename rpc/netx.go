@@ -68,7 +68,12 @@ var netxMethods = []Method{
 		if p.Bean.Label != engine.TickleLabel && InEventLoop(ctx) {
 			return false, ErrWouldWait // a write
 		}
-		return s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
+		ok, err := s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
+		var ve *engine.ValidationError
+		if errors.As(err, &ve) { // label and value are members of the bean
+			err = &engine.ValidationError{Field: "bean." + ve.Field, Reason: ve.Reason}
+		}
+		return ok, err
 	}),
 	method(Method{
 		Name: "getUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "label"}, Quick: true,
