@@ -327,7 +327,7 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 		}
 	}
 	if m.TokenField != "" && bearer != "" {
-		if _, ok := members[m.TokenField]; !ok {
+		if missing(members, m.TokenField) { // left out, or null: the NetX way to skip a positional param
 			quoted, _ := json.Marshal(bearer)
 			members[m.TokenField] = quoted
 		}

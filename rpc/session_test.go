@@ -28,6 +28,7 @@ func TestPingSessionTokenGiven(t *testing.T) {
 		{"empty token", `{"authToken":""}`, false, rpc.CodeInvalidAuthToken, false},
 		{"empty token, spaced", ` { "authToken" : "" } `, false, rpc.CodeInvalidAuthToken, false},
 		{"bearer only", `{}`, true, 0, true},
+		{"null token and a bearer", `{"authToken":null}`, true, 0, true}, // null is left out
 		// The member is given, so the header does not fill it in.
 		{"empty token and a bearer", `{"authToken":""}`, true, rpc.CodeInvalidAuthToken, false},
 		// Params are checked before the token: an unknown member is -32602 first.
@@ -55,5 +56,21 @@ func TestPingSessionTokenGiven(t *testing.T) {
 				t.Errorf("session alive = %v after the ping, want %v", s.alive(token), tc.kept)
 			}
 		})
+	}
+}
+
+// A NetX positional call skips its session key with null; an HTTP Bearer token fills it in,
+// as it fills a key left out.
+func TestBearerFillsNullSessionKey(t *testing.T) {
+	s := newSvc(t, nil)
+	token := s.login("admin", adminPassword, nil).AuthToken
+	if r := s.rawCall("setUserPreference", []byte(`[null,{"label":"theme","value":"dark"}]`), token, loopback); r.err != nil || string(r.result) != "true" {
+		t.Fatalf("setUserPreference with a null key and a bearer: %v", r)
+	}
+	if r := s.rawCall("getUserPreference", []byte(`[null,"theme"]`), token, loopback); r.err != nil || string(r.result) != `"dark"` {
+		t.Errorf("getUserPreference with a null key and a bearer: %v", r)
+	}
+	if r := s.rawCall("getUserPreference", []byte(`[null,"theme"]`), "", loopback); r.code() != jsonrpc2.CodeInvalidParams || r.data()["field"] != "sessionKey" {
+		t.Errorf("getUserPreference with a null key and no bearer: %v, want -32602 naming sessionKey", r)
 	}
 }
