@@ -82,7 +82,9 @@ type SessionStore interface {
 	// Touch records use of a session: it sets LastAccessedAt to at (and LastActiveAt too when
 	// active), never moving either backwards. It is cheap, never waits for the disk, and
 	// ignores unknown sessions and sessions already expired at at (use cannot revive them).
-	// It is persisted lazily (see Store).
+	// It is persisted lazily (see Store). The engine touches only a session it has just
+	// found live at at; a store that records uses to write them later (redisstore) is exact
+	// for such uses, and for others may lose a use but not revive a session.
 	Touch(ctx context.Context, id string, at time.Time, active bool) error
 	// PurgeExpired removes expired sessions from storage and returns how many it removed,
 	// also when it fails part of the way.

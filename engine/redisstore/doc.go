@@ -73,16 +73,23 @@
 // Touch, called on every authenticated request, costs no round trip: it records the use in
 // memory, and a background writer sends the recorded uses of all sessions to Redis every
 // Options.FlushInterval (default one second) in one script, which moves each time forward only
-// (a use on another node written later never moves it back) and never revives a session that
-// had expired by the time of a use: uses are kept in order, in runs that need one check each
-// (see useRun), and the script checks each run. This node's own reads apply the uses not
-// yet written, so it sees them at once; other nodes see them after the next write. So a session
+// (a use on another node written later never moves it back). Uses are kept in order, in runs
+// that need one expiry check each (see useRun), and the script checks each run as memstore
+// checks each use: uses made as the engine makes them, of a session just found live, leave the
+// times memstore would, whatever their order and however writes fail. A use of a session that
+// had already ended never revives it, but may be lost with the uses near it (the session then
+// ends sooner), and, only if a write's reply is lost after the script ran and the uses are sent
+// again, may extend it by the gap of an out-of-order use. A session keeps at most 64 runs
+// between writes (more come only from out-of-order uses or failed writes); past that the run
+// with the earliest latest use is dropped. This node's own reads apply the uses not yet
+// written, so it sees them at once; other nodes see them after the next write. So a session
 // used on any node stays alive on all, except that a use within FlushInterval of the session's
 // end may not reach the other nodes (or a cap count there) before they consider it expired.
 // Before operations whose result depends on them (a capped insert, an update or delete of a
 // touched session, a purge), the node writes its recorded uses first. If Redis is unreachable,
-// the recorded uses are kept and written when it returns; on Close they are written, and lost
-// only if Redis is unreachable then (which only makes sessions expire sooner).
+// the recorded uses are kept and written when it returns (those of a write that failed part of
+// the way, from where it failed); on Close they are written, and lost only if Redis is
+// unreachable then (which only makes sessions expire sooner).
 //
 // # Durability
 //

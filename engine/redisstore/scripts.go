@@ -258,26 +258,32 @@ place(r, false)
 return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 `)
 
-// scriptTouchSessions applies runs of uses recorded by Touch (useRun) in the order given,
-// never moving a time back and skipping a run whose first use found the session expired, and
-// returns how many times it changed a record.
+// scriptTouchSessions applies runs of uses recorded by Touch (useRun) in the order given, as
+// applyUses does: never moving a time back, skipping a run whose first use found the session
+// expired, and moving LastAccessedAt only to the run's live time when the session's
+// inactivity clock or lifetime ended before its latest use. It returns how many times it
+// changed a record.
 //
 // KEYS: all-sessions index.
-// ARGV: global prefix, then for each run: session id, first use s, ns, last use s, ns, last
-// active use s, ns ("" "" for none).
+// ARGV: global prefix, then for each run: session id, first use s, ns, last use s, ns, live
+// s, ns, last active use s, ns ("" "" for none).
 var scriptTouchSessions = redis.NewScript(prelude + `
 G.gx, G.gp = KEYS[1], ARGV[1]
 local changed = 0
-for i = 2, #ARGV, 7 do
+for i = 2, #ARGV, 9 do
   local r = byID(ARGV[i])
   if r and not expired(r, tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])) then
     local moved = false
-    local as, an = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-    if before(r.las, r.lan, as, an) then r.las, r.lan, moved = as, an, true end
-    if ARGV[i + 5] ~= '' then
-      local vs, vn = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+    if ARGV[i + 7] ~= '' then
+      local vs, vn = tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
       if before(r.lvs, r.lvn, vs, vn) then r.lvs, r.lvn, moved = vs, vn, true end
     end
+    local as, an = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+    local las, lan = r.las, r.lan
+    r.las, r.lan = as, an -- the idle clock cannot have run out within the run
+    if expired(r, as, an) then as, an = tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]) end
+    r.las, r.lan = las, lan
+    if before(r.las, r.lan, as, an) then r.las, r.lan, moved = as, an, true end
     if moved then
       redis.call('HSET', r.key, 'las', num(r.las), 'lan', num(r.lan), 'lvs', num(r.lvs), 'lvn', num(r.lvn))
       place(r, true)

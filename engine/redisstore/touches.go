@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 // use, and its live time, are checked against.)
 const joinWindow = time.Second
 
-// maxRuns bounds the runs kept for one session while writes to Redis fail. Past it the
-// oldest run is dropped: losing uses can only make a session end sooner, where joining runs
-// that do not join (joins) could revive one.
+// maxRuns bounds the runs kept for one session, which only grow past a few while writes to
+// Redis fail or uses come out of order. Past it a run is dropped (capRuns): losing uses can
+// only make a session end sooner, where joining runs that do not join (joins) could revive
+// one.
 const maxRuns = 64
 
 // useRun is a run of uses of one session that Touch recorded one after another and that
@@ -107,27 +109,42 @@ func appendUse(runs []useRun, at time.Time, active bool) []useRun {
 	return capRuns(append(runs, newRun(at, active)))
 }
 
-// capRuns drops the oldest runs past maxRuns.
+// capRuns keeps at most maxRuns runs, dropping those with the earliest latest use: the
+// oldest while uses come in order, the least telling when they do not.
 func capRuns(runs []useRun) []useRun {
-	if extra := len(runs) - maxRuns; extra > 0 {
-		return append(runs[:0], runs[extra:]...)
+	for len(runs) > maxRuns {
+		least := 0
+		for i, r := range runs {
+			if r.accessed.Before(runs[least].accessed) {
+				least = i
+			}
+		}
+		runs = slices.Delete(runs, least, least+1)
 	}
 	return runs
 }
 
 // applyUses moves the session's last-use times forward as the touch script does in Redis,
 // run by run in the order recorded: never backwards, and not for a run whose first use
-// found the session expired, so that use cannot revive it.
+// found the session expired, so that use cannot revive it. The uses of a run after its live
+// time joined without knowing the session's inactivity clock or lifetime: when those ended
+// before the run's latest use, LastAccessedAt moves only to the live time, which may lose a
+// use (the session ends sooner) but cannot revive the session.
 func applyUses(s *engine.Session, runs []useRun) {
 	for _, r := range runs {
 		if s.Expired(r.first) {
 			continue
 		}
-		if r.accessed.After(s.LastAccessedAt) {
-			s.LastAccessedAt = r.accessed
-		}
 		if !r.active.IsZero() && r.active.After(s.LastActiveAt) {
-			s.LastActiveAt = r.active
+			s.LastActiveAt = r.active // no later than live
+		}
+		last, probe := r.accessed, *s
+		probe.LastAccessedAt = r.accessed // the idle clock cannot have run out within the run
+		if probe.Expired(r.accessed) {
+			last = r.live
+		}
+		if last.After(s.LastAccessedAt) {
+			s.LastAccessedAt = last
 		}
 	}
 }
@@ -208,21 +225,20 @@ func (b *touchBuffer) take() map[string][]useRun {
 	return b.inflight
 }
 
-// done ends a write started by take; when it failed, the uses become pending again.
-func (b *touchBuffer) done(written bool) {
+// done ends a write started by take; unsent are the runs it did not write, which become
+// pending again, before the ones recorded meanwhile.
+func (b *touchBuffer) done(unsent map[string][]useRun) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !written {
-		if b.pending == nil {
-			b.pending = make(map[string][]useRun, len(b.inflight))
+	if len(unsent) > 0 && b.pending == nil {
+		b.pending = make(map[string][]useRun, len(unsent))
+	}
+	for id, runs := range unsent {
+		later := b.pending[id]
+		if len(later) > 0 && runs[len(runs)-1].absorb(later[0]) {
+			later = later[1:]
 		}
-		for id, runs := range b.inflight {
-			later := b.pending[id]
-			if len(later) > 0 && runs[len(runs)-1].absorb(later[0]) {
-				later = later[1:]
-			}
-			b.pending[id] = capRuns(append(runs, later...))
-		}
+		b.pending[id] = capRuns(append(runs, later...))
 	}
 	b.inflight = nil
 }
@@ -236,44 +252,51 @@ func (s *Store) writeTouches(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	batch := s.touches.take()
-	if len(batch) == 0 {
-		s.touches.done(true)
-		return nil
+	// A session's runs go in order, so the script checks and applies them as applyUses does.
+	entries := make([]touchEntry, 0, len(batch))
+	for id, runs := range batch {
+		for _, r := range runs {
+			entries = append(entries, touchEntry{id, r})
+		}
 	}
 	keys := []string{s.keys.allSessions()}
-	args := make([]any, 0, 1+7*min(len(batch), touchesPerScript))
-	start := func() { args = append(args[:0], s.keys.global) }
-	send := func() error {
-		return s.fail(ctx, "writing last-use times", scriptTouchSessions.Run(ctx, s.rdb, keys, args...).Err())
-	}
-	start()
-	for id, runs := range batch {
-		// A session's runs go in order, so the script checks and applies them as applyUses does.
-		for _, r := range runs {
-			firstS, firstN := timeParts(r.first)
-			accS, accN := timeParts(r.accessed)
-			actS, actN := "", ""
-			if !r.active.IsZero() {
-				actS, actN = timeParts(r.active)
+	args := make([]any, 0, 1+9*min(len(entries), touchesPerScript))
+	for from := 0; from < len(entries); from += touchesPerScript {
+		args = append(args[:0], s.keys.global)
+		for _, e := range entries[from:min(from+touchesPerScript, len(entries))] {
+			args = e.appendArgs(args)
+		}
+		if err := scriptTouchSessions.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+			// The scripts before this one were applied: only the rest is kept, since
+			// applying a run again after later ones is not always the same.
+			unsent := make(map[string][]useRun)
+			for _, e := range entries[from:] {
+				unsent[e.id] = append(unsent[e.id], e.run)
 			}
-			args = append(args, id, firstS, firstN, accS, accN, actS, actN)
-			if len(args) >= 1+7*touchesPerScript {
-				if err := send(); err != nil {
-					s.touches.done(false)
-					return err
-				}
-				start()
-			}
+			s.touches.done(unsent)
+			return s.fail(ctx, "writing last-use times", err)
 		}
 	}
-	if len(args) > 1 {
-		if err := send(); err != nil {
-			s.touches.done(false)
-			return err
-		}
-	}
-	s.touches.done(true)
+	s.touches.done(nil)
 	return nil
+}
+
+// touchEntry is one run of one session's uses, as the touch script takes it.
+type touchEntry struct {
+	id  string
+	run useRun
+}
+
+// appendArgs appends the entry's arguments of scriptTouchSessions.
+func (e touchEntry) appendArgs(args []any) []any {
+	firstS, firstN := timeParts(e.run.first)
+	accS, accN := timeParts(e.run.accessed)
+	liveS, liveN := timeParts(e.run.live)
+	actS, actN := "", ""
+	if !e.run.active.IsZero() {
+		actS, actN = timeParts(e.run.active)
+	}
+	return append(args, e.id, firstS, firstN, accS, accN, liveS, liveN, actS, actN)
 }
 
 // settle writes the recorded uses before an operation whose result depends on them: when any

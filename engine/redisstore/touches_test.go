@@ -80,7 +80,7 @@ func TestUseRunsWhileWritesFail(t *testing.T) {
 					b.add("s", at, tc.active(5*i+j))
 					at = at.Add(tc.every)
 				}
-				b.done(false)
+				b.done(b.inflight)
 			}
 			if got := len(b.get("s")); got != tc.wantRuns {
 				t.Errorf("%d runs after 200 failed writes; want %d", got, tc.wantRuns)
