@@ -490,13 +490,15 @@ func (d *configDecoder) str(set func(n *jsonNode, path, v string)) func(*jsonNod
 	}
 }
 
+// enum decodes one of allowed, ignoring case as createSession does, into its spelling there.
 func (d *configDecoder) enum(dst *string, allowed []string) func(*jsonNode, string) {
 	return d.str(func(n *jsonNode, path, v string) {
-		if !slices.Contains(allowed, v) {
+		i := slices.IndexFunc(allowed, func(a string) bool { return strings.EqualFold(a, v) })
+		if i < 0 {
 			d.fail(n.offset, path, "must be %s, got %q", orList(allowed), v)
 			return
 		}
-		*dst = v
+		*dst = allowed[i]
 	})
 }
 

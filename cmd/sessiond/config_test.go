@@ -771,3 +771,15 @@ func TestEncryptionKeyForms(t *testing.T) {
 		})
 	}
 }
+
+// Enum settings ignore case, as createSession does, and keep the spelling of the list.
+func TestParseConfigEnumsIgnoreCase(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`{"jsonActionApiDefaults":{"defaultDebug":"MAX","defaultBinaryFormat":"Base64","defaultResponseOptions":{"dataFormat":"Objects"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Engine.Defaults.Settings
+	if s.DefaultDebug != "max" || s.DefaultBinaryFormat != "base64" || s.DefaultResponseOptions.DataFormat != "objects" {
+		t.Errorf("got %q, %q, %q; want max, base64, objects", s.DefaultDebug, s.DefaultBinaryFormat, s.DefaultResponseOptions.DataFormat)
+	}
+}
