@@ -392,8 +392,8 @@ func (f *fastField) read(r *fastReader, v reflect.Value) bool {
 			return false
 		}
 		// null leaves a field as it is (nil for pointers and slices), as encoding/json does;
-		// FlexBool refuses it and the general path refuses a null required member.
-		return !f.required && f.kind != fastFlexBool
+		// The general path refuses a null required member.
+		return !f.required
 	}
 	field := v.FieldByIndex(f.index)
 	switch f.kind {

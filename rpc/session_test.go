@@ -74,3 +74,12 @@ func TestBearerFillsNullSessionKey(t *testing.T) {
 		t.Errorf("getUserPreference with a null key and no bearer: %v, want -32602 naming sessionKey", r)
 	}
 }
+
+// permanentSession null is left out, as null is for every optional member: a temporary session.
+func TestPermanentSessionNull(t *testing.T) {
+	s := newSvc(t, nil)
+	r := s.rawCall("createSession", []byte(`{"username":"admin","password":"`+adminPassword+`","permanentSession":null}`), "", loopback)
+	if r.err != nil || !strings.Contains(string(r.result), `"permanentSession":false`) {
+		t.Errorf("createSession with permanentSession null: %v %s; want a temporary session", r, r.result)
+	}
+}

@@ -42,13 +42,15 @@ func timestampOrNil(t time.Time) *Timestamp {
 // examples send "permanentSession": "true".
 type FlexBool bool
 
-// UnmarshalJSON accepts true, false, "true" and "false".
+// UnmarshalJSON accepts true, false, "true" and "false", and null, which leaves b as it is
+// (left out), as for every other optional member.
 func (b *FlexBool) UnmarshalJSON(data []byte) error {
 	switch string(data) {
 	case "true", `"true"`:
 		*b = true
 	case "false", `"false"`:
 		*b = false
+	case "null":
 	default:
 		return &paramError{field: "permanentSession", reason: `must be true or false`}
 	}
