@@ -39,10 +39,12 @@ type AccountStore interface {
 	// retries after a conflicting write), each time on a fresh copy, so it must have no
 	// effects beyond its argument other than ones that are safe to repeat (logging).
 	UpdateAccount(ctx context.Context, userKey string, fn func(*Account) error) (*Account, error)
-	// DeleteAccounts atomically removes the named accounts that exist, with all their
-	// sessions (permanent ones too) and preferences, and returns the keys removed. If removing
-	// them would leave no account with the admin role while one exists now, nothing is removed
-	// and it returns ErrLastAdmin.
+	// DeleteAccounts removes the named accounts that exist, with all their sessions
+	// (permanent ones too) and preferences, and returns the keys removed. If removing them
+	// would leave no account with the admin role while one exists now, nothing is removed and
+	// it returns ErrLastAdmin. A store may remove many sessions in steps before the accounts,
+	// which other callers can see between (a failure may leave those removed); the accounts
+	// themselves go at once.
 	DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error)
 	// ListAccounts returns the accounts whose key starts with any of prefixes (all accounts
 	// when prefixes is empty), sorted by key.

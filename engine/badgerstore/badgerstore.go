@@ -240,19 +240,22 @@ func (s *Store) flushEvery(interval time.Duration) {
 	}
 }
 
-// change runs a memstore change and, if it succeeded, waits until it is on disk. Once a
-// sync has failed it changes nothing: the change could not be acknowledged, and made in
-// memory and Badger's log regardless it would take effect now and perhaps after a restart.
+// change runs a memstore change and waits until it is on disk, also when it failed: one made
+// in steps (a delete of many sessions) may have made some before it failed, and those are
+// seen and reported. A failed change that wrote nothing costs no sync. Once a sync has
+// failed it changes nothing: the change could not be acknowledged, and made in memory and
+// Badger's log regardless it would take effect now and perhaps after a restart.
 func (s *Store) change(fn func() error) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.syncer.broken.Load() {
 		return s.syncer.sync() // the failure
 	}
-	if err := fn(); err != nil {
-		return err
+	err := fn()
+	if serr := s.syncer.sync(); err == nil {
+		err = serr
 	}
-	return s.syncer.sync()
+	return err
 }
 
 // Sync returns once every change made before the call, by any caller, is on disk
@@ -335,17 +338,15 @@ func (s *Store) UpdateSession(ctx context.Context, id string, now time.Time, fn 
 	return updated, nil
 }
 
-// DeleteSessions removes the sessions and returns how many live ones it removed.
+// DeleteSessions removes the sessions and returns how many live ones it removed, also when
+// it fails part of the way (engine.Store).
 func (s *Store) DeleteSessions(ctx context.Context, ids []string, now time.Time) (int, error) {
 	var n int
 	err := s.change(func() (err error) {
 		n, err = s.mem.DeleteSessions(ctx, ids, now)
 		return err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return n, err // with an error, those removed before it
 }
 
 // ListSessions returns the live sessions of these accounts (all when none), sorted by

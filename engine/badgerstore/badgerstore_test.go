@@ -1006,3 +1006,46 @@ func TestSyncWaitsForChangesSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeleteSessionsFailingPartway checks that a delete of many sessions whose second step
+// fails reports the sessions of the first step with the error, and that they stay deleted
+// after a reopen while the rest stay.
+func TestDeleteSessionsFailingPartway(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := make([]engine.Session, 10_000) // three steps of 4,096
+	ids := make([]string, len(sessions))
+	for i := range sessions {
+		sessions[i] = hourSession(fmt.Sprintf("ses_partway%06d", i), "u")
+		ids[i] = sessions[i].ID
+	}
+	if err := s.ImportSessions(ctx, sessions); err != nil {
+		t.Fatal(err)
+	}
+	commits := 0
+	testHookCommit = func() error {
+		if commits++; commits == 2 {
+			return errors.New("injected write failure")
+		}
+		return nil
+	}
+	n, err := s.DeleteSessions(ctx, ids, testNow)
+	testHookCommit = nil
+	if err == nil || n != 4096 {
+		t.Fatalf("DeleteSessions = %d, %v; want the first step's 4096 and the failure", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{FlushInterval: -1})
+	for i, id := range []string{ids[0], ids[4095], ids[4096], ids[len(ids)-1]} {
+		_, err := s.SessionByID(ctx, id, testNow)
+		if gone := errors.Is(err, engine.ErrSessionNotFound); gone != (i < 2) {
+			t.Errorf("%s after reopening: %v; want gone = %v", id, err, i < 2)
+		}
+	}
+}

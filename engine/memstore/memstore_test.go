@@ -505,6 +505,34 @@ func TestDeleteAccountInChunks(t *testing.T) {
 	}
 }
 
+// TestDeleteAccountsManyMedium checks that accounts each under one hold's 4,096 sessions but
+// over it together are dropped in batches of at most 4,096 sessions too.
+func TestDeleteAccountsManyMedium(t *testing.T) {
+	j := &recorder{}
+	s := memstore.New(memstore.Options{Journal: j})
+	storetest.Populate(t, s, 0, now) // the accounts
+	users := []string{"user0", "user1", "user2"}
+	for _, user := range users {
+		for range 3_000 {
+			must(t, s.InsertSession(ctx, newSession(user, ""), engine.Caps{}, now))
+		}
+	}
+	j.take()
+	if removed, err := s.DeleteAccounts(ctx, users); err != nil || len(removed) != 3 {
+		t.Fatalf("DeleteAccounts = %q, %v", removed, err)
+	}
+	deleted := 0
+	for _, b := range j.take() {
+		if len(b.DeletedSessions) > 4096 {
+			t.Errorf("a batch of %d sessions; want at most 4,096", len(b.DeletedSessions))
+		}
+		deleted += len(b.DeletedSessions)
+	}
+	if deleted != 9_000 || s.SessionCount() != 0 {
+		t.Errorf("%d deletions journaled, %d sessions left; want 9,000 and none", deleted, s.SessionCount())
+	}
+}
+
 // TestPurgeExpiredInChunks checks a purge longer than one hold of the lock: 10,000 sessions
 // expired together (PurgeExpired removes 4,096 at a time) are all removed and counted, each
 // deletion journaled once, and a live session stays.
