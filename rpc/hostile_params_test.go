@@ -26,7 +26,7 @@ func TestHostileParams(t *testing.T) {
 		{"duplicate in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","dataFormat":"objects"}}`, "defaultResponseOptions.dataFormat"},
 		{"duplicate token", "createAccount", `{"authToken":"junk","authToken":"$ADMIN","username":"mallory","password":"x"}`, "authToken"},
 		{"duplicate roles", "createAccount", `{"authToken":"$ADMIN","username":"mallory","password":"x","roles":[],"roles":["admin"]}`, "roles"},
-		{"duplicate in a NetX bean", "setUserPreference", `["$ADMIN",{"label":"a","label":"b","value":"c"}]`, "label"},
+		{"duplicate in a NetX bean", "setUserPreference", `["$ADMIN",{"label":"a","label":"b","value":"c"}]`, "bean.label"},
 		{"duplicate NetX login", "authenticate", `{"login":"nobody","login":"admin","password":"$PW"}`, "login"},
 		{"duplicate escaped in a nested object", "createSession", `{"username":"admin","password":"$PW","defaultResponseOptions":{"dataFormat":"arrays","data\u0046ormat":"objects"}}`, "defaultResponseOptions.dataFormat"},
 		{"duplicate in an object of an array", "createSession", `{"x":[{"a":1},{"b":1,"b":2}]}`, "x.b"},

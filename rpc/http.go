@@ -113,8 +113,14 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := s.opts.MaxRequestBytes
 	if r.ContentLength > int64(limit) {
-		// Only the start is read, for the id: the reply names the request, as over TCP.
-		head, _ := io.ReadAll(io.LimitReader(r.Body, firstBodyChunk))
+		// The reply names the request, as over TCP, when the start of its body is there
+		// already: it is read for a moment, not waited for, and not asked for (a client that
+		// sent "Expect: 100-continue" is refused before it sends the body).
+		var head []byte
+		if !strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+			_ = rc.SetReadDeadline(time.Now().Add(idPeek))
+			head, _ = io.ReadAll(io.LimitReader(r.Body, firstBodyChunk))
+		}
 		w.Header().Set("Connection", "close")
 		writeHTTPError(w, http.StatusRequestEntityTooLarge, leadingID(head), errRequestTooLarge(limit))
 		return
@@ -200,6 +206,9 @@ func (s *Server) leaveHTTP() {
 }
 
 var errBodyTooLarge = errors.New("rpc: request body too large")
+
+// idPeek is how long a body over the limit is read for the id its reply carries.
+const idPeek = 20 * time.Millisecond
 
 // firstBodyChunk is the most readBody reserves before a body's bytes arrive.
 const firstBodyChunk = 64 << 10

@@ -376,3 +376,26 @@ func (r readSignal) Read(p []byte) (int, error) {
 	}
 	return r.ReadCloser.Read(p)
 }
+
+// TestHTTPTooLargeAnsweredAtOnce checks that a body announced over the limit is refused
+// without waiting for it: not after the body's read timeout (an hour here) and, when the
+// client asks with "Expect: 100-continue", without inviting it to send the body.
+func TestHTTPTooLargeAnsweredAtOnce(t *testing.T) {
+	ts := newTestServer(t, Options{MaxRequestBytes: 256, RequestReadTimeout: time.Hour})
+	url := ts.listenHTTP(t)
+	for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+		conn, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(clientTimeout))
+		if _, err := conn.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + expect + "Content-Length: 100000000\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		status, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if err != nil || !strings.HasPrefix(status, "HTTP/1.1 413") {
+			t.Errorf("%q: status line %q, %v; want 413 without the body", expect, status, err)
+		}
+	}
+}

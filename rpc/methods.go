@@ -42,7 +42,7 @@ type Method struct {
 	Family string
 	Auth   Auth
 	// TokenField is the params member holding the caller's token ("authToken" or
-	// "sessionKey"); an HTTP Bearer token fills it when the params omit it.
+	// "sessionKey"); an HTTP Bearer token fills it when the params omit it or give null.
 	TokenField string
 	// Positional lists the params members by position for methods that take positional
 	// params (NetX); nil means named params only.
@@ -317,9 +317,16 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 	}
 	// Decoding keeps the last of two equal members silently; a proxy in front may keep the
 	// first, and the two would act on different params. Refuse them, as the protocol layer
-	// does for the members of the request object.
-	if name, ok := duplicateMember(raw); ok {
-		return nil, InvalidParams(name, "duplicate member")
+	// does for the members of the request object. A positional param's path starts with its
+	// name, as a named one's does.
+	if len(raw) > 0 && raw[0] == '[' {
+		for _, name := range m.Positional {
+			if path, ok := duplicateMember(members[name]); ok {
+				return nil, InvalidParams(name+"."+path, "duplicate member")
+			}
+		}
+	} else if path, ok := duplicateMember(raw); ok {
+		return nil, InvalidParams(path, "duplicate member")
 	}
 	for name := range members {
 		if !m.fields[name] {

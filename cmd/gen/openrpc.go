@@ -267,7 +267,7 @@ func infoDescription() string {
 	b.WriteString("Sessions and API keys over JSON-RPC 2.0 (TCP, stdio and HTTP). ")
 	b.WriteString("FairCom JSON Admin API methods take named params and the caller's token in `authToken`; ")
 	b.WriteString("NetX methods take positional params (or the same members by name) and the token in `sessionKey`. ")
-	b.WriteString("Over HTTP, `Authorization: Bearer <token>` fills the member named by `x-token-field` when the params omit it.\n\n")
+	b.WriteString("Over HTTP, `Authorization: Bearer <token>` fills the member named by `x-token-field` when the params omit it or give it as null.\n\n")
 	b.WriteString("Application errors carry a stable `data.reason`:\n\n")
 	b.WriteString("| code | data.reason | when |\n|---|---|---|\n")
 	for _, c := range rpc.ErrorCodes {

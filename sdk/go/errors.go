@@ -97,8 +97,9 @@ var (
 	// a new label when the user already has the maximum number.
 	ErrTooManyPreferences = &Error{Code: 1009, Message: "The user has too many preferences.", Data: json.RawMessage(`{"reason":"tooManyPreferences"}`)}
 	// ErrStoreUnavailable is code 1010 (data.reason "storeUnavailable"): The store (for example
-	// Redis) did not answer in time. A change is applied whole or not at all; if the reply was lost
-	// it may have been applied, so check before retrying a create.
+	// Redis) did not answer in time. A change is applied whole or not at all (a revocation or
+	// account drop of many sessions goes in steps of 4,096, and the steps before stay done); if the
+	// reply was lost it may have been applied, so check before retrying a create.
 	ErrStoreUnavailable = &Error{Code: 1010, Message: "The session store is unavailable; retry later.", Data: json.RawMessage(`{"reason":"storeUnavailable"}`)}
 	// ErrInvalidAuthToken is code 12031 (data.reason "invalidAuthToken"): An authToken or session
 	// key that is unknown, expired, revoked or malformed.
