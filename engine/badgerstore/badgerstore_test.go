@@ -823,31 +823,15 @@ func fileContaining(t *testing.T, dir, ext string, b []byte) string {
 func TestDeleteAccountPartlyWritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{FlushInterval: -1})
-	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
-		t.Fatal(err)
-	}
 	// Fewer sessions than memstore removes a hold before the account, and more deletions
 	// with the preferences than one transaction takes.
-	sessions := make([]engine.Session, 4_000)
-	for i := range sessions {
-		sessions[i] = hourSession(fmt.Sprintf("ses_partly%06d", i), "u")
-	}
-	if err := s.ImportSessions(ctx, sessions); err != nil {
-		t.Fatal(err)
-	}
+	s, ids := accountWithSessions(t, dir, "ses_partly", 4_000)
 	for i := range 12_000 {
 		if err := s.SetPreference(ctx, "u", fmt.Sprintf("label%05d", i), "v", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	commits := 0
-	testHookCommit = func() error {
-		if commits++; commits == 2 {
-			return errors.New("injected write failure")
-		}
-		return nil
-	}
+	failSecondCommit(t)
 	_, err := s.DeleteAccounts(ctx, []string{"u"})
 	testHookCommit = nil
 	if err == nil {
@@ -876,7 +860,7 @@ func TestDeleteAccountPartlyWritten(t *testing.T) {
 	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
 		t.Errorf("recreating the account after reopening: %v", err)
 	}
-	if _, err := s.SessionByID(ctx, sessions[0].ID, testNow); err == nil {
+	if _, err := s.SessionByID(ctx, ids[0], testNow); err == nil {
 		t.Errorf("a session of the deleted account came back")
 	}
 }
@@ -1013,26 +997,8 @@ func TestSyncWaitsForChangesSeen(t *testing.T) {
 func TestDeleteSessionsFailingPartway(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{FlushInterval: -1})
-	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
-		t.Fatal(err)
-	}
-	sessions := make([]engine.Session, 10_000) // three steps of 4,096
-	ids := make([]string, len(sessions))
-	for i := range sessions {
-		sessions[i] = hourSession(fmt.Sprintf("ses_partway%06d", i), "u")
-		ids[i] = sessions[i].ID
-	}
-	if err := s.ImportSessions(ctx, sessions); err != nil {
-		t.Fatal(err)
-	}
-	commits := 0
-	testHookCommit = func() error {
-		if commits++; commits == 2 {
-			return errors.New("injected write failure")
-		}
-		return nil
-	}
+	s, ids := accountWithSessions(t, dir, "ses_partway", 10_000) // three steps of 4,096
+	failSecondCommit(t)
 	n, err := s.DeleteSessions(ctx, ids, testNow)
 	testHookCommit = nil
 	if err == nil || n != 4096 {
@@ -1048,4 +1014,36 @@ func TestDeleteSessionsFailingPartway(t *testing.T) {
 			t.Errorf("%s after reopening: %v; want gone = %v", id, err, i < 2)
 		}
 	}
+}
+
+// accountWithSessions opens a store in dir holding account u with n sessions, their ids
+// named after prefix, and returns it with the ids.
+func accountWithSessions(t *testing.T, dir, prefix string, n int) (*Store, []string) {
+	t.Helper()
+	s := openTest(t, dir, Options{FlushInterval: -1})
+	if err := s.CreateAccount(context.Background(), &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := make([]engine.Session, n)
+	ids := make([]string, n)
+	for i := range sessions {
+		sessions[i] = hourSession(fmt.Sprintf("%s%06d", prefix, i), "u")
+		ids[i] = sessions[i].ID
+	}
+	if err := s.ImportSessions(context.Background(), sessions); err != nil {
+		t.Fatal(err)
+	}
+	return s, ids
+}
+
+// failSecondCommit makes the journal's second commit from now fail, until the test ends.
+func failSecondCommit(t *testing.T) {
+	commits := 0
+	testHookCommit = func() error {
+		if commits++; commits == 2 {
+			return errors.New("injected write failure")
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookCommit = nil })
 }
