@@ -69,11 +69,10 @@ var netxMethods = []Method{
 			return false, ErrWouldWait // a write
 		}
 		ok, err := s.eng.SetUserPreference(ctx, p.SessionKey, p.Bean.Label, p.Bean.Value)
-		var ve *engine.ValidationError
-		if errors.As(err, &ve) { // label and value are members of the bean
-			err = &engine.ValidationError{Field: "bean." + ve.Field, Reason: ve.Reason}
+		if err != nil {
+			return ok, inBean(err)
 		}
-		return ok, err
+		return ok, nil
 	}),
 	method(Method{
 		Name: "getUserPreference", Family: "netx", Auth: AuthToken, TokenField: "sessionKey", Positional: []string{"sessionKey", "label"}, Quick: true,
@@ -108,4 +107,14 @@ var discoveryMethods = []Method{
 	}, func(_ context.Context, s *Service, _ *DiscoverParams, _ engine.Client) (json.RawMessage, error) {
 		return s.discover, nil
 	}),
+}
+
+// inBean names a validation error's field as a member of setUserPreference's bean, where
+// label and value are (a function of its own, so the error variable escapes only on errors).
+func inBean(err error) error {
+	var ve *engine.ValidationError
+	if errors.As(err, &ve) {
+		return &engine.ValidationError{Field: "bean." + ve.Field, Reason: ve.Reason}
+	}
+	return err
 }

@@ -178,28 +178,36 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 }
 
-// TestQuickPathAllocs checks that a pingSession answered through serveFrame allocates nothing:
-// the Call and the params are reused, and the token is not copied (QuickDispatcher,
-// Method.Quick).
+// TestQuickPathAllocs checks what a quick request answered through serveFrame allocates: a
+// pingSession nothing (the Call and the params are reused, and the token is not copied:
+// QuickDispatcher, Method.Quick), a tickle no more than its two known allocations.
 func TestQuickPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector drops pooled objects at random")
 	}
 	service, tokens := benchPathService(t, 1)
 	srv := NewServer(service, Options{Logger: slog.New(slog.DiscardHandler)})
-	frame := []byte(pathFrames["pingSession"](1, tokens[0]))
 	client := ClientInfo{Addr: "127.0.0.1", Transport: TransportTCP}
-	serve := func() {
-		out := getOut()
-		srv.serveFrame(context.Background(), frame, client, "", out)
-		if !bytes.Contains(out.b, []byte(`"result":{}`)) {
-			t.Fatalf("%s", out.b)
+	for _, tc := range []struct {
+		method, result string
+		most           float64
+	}{
+		{"pingSession", `"result":{}`, 0},
+		{"tickle", `"result":true`, 2},
+	} {
+		frame := []byte(pathFrames[tc.method](1, tokens[0]))
+		serve := func() {
+			out := getOut()
+			srv.serveFrame(context.Background(), frame, client, "", out)
+			if !bytes.Contains(out.b, []byte(tc.result)) {
+				t.Fatalf("%s", out.b)
+			}
+			putOut(out)
 		}
-		putOut(out)
-	}
-	serve() // interns the method name
-	if n := testing.AllocsPerRun(1000, serve); n > 0 {
-		t.Errorf("pingSession allocates %.1f times a request, want none", n)
+		serve() // interns the method name
+		if n := testing.AllocsPerRun(1000, serve); n > tc.most {
+			t.Errorf("%s allocates %.1f times a request, want at most %.0f", tc.method, n, tc.most)
+		}
 	}
 }
 
