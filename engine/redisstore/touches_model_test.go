@@ -38,7 +38,8 @@ func testTouchRuns(t *testing.T, asEngine bool) {
 	}
 	t.Logf("SESSIOND_TOUCH_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	red := openStore(t, redistest.Start(t), freshPrefix("model"))
+	// The background writer is off: the test takes and ends writes itself.
+	red := openStore(t, redistest.Start(t), freshPrefix("model"), func(o *Options) { o.FlushInterval = -1 })
 	mem := memstore.New(memstore.Options{})
 	mustCreate(t, red, newAccount("u"))
 	if err := mem.CreateAccount(ctx, newAccount("u")); err != nil {
