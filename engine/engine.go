@@ -14,6 +14,7 @@ import (
 type Engine struct {
 	store    Store
 	toucher  TokenToucher // the store, when it can find and touch a session in one step
+	syncer   Syncer       // the store, when its changes are seen before they are durable
 	cfg      Config
 	clock    Clock
 	log      *slog.Logger
@@ -57,6 +58,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 		done:     make(chan struct{}),
 	}
 	e.toucher, _ = store.(TokenToucher)
+	e.syncer, _ = store.(Syncer)
 	if cfg.HousekeepingInterval > 0 {
 		go e.housekeeping(cfg.HousekeepingInterval)
 	} else {

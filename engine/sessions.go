@@ -429,8 +429,8 @@ func (e *Engine) DeleteSession(ctx context.Context, token string) error {
 // settled returns once the changes this call may have seen are durable (Syncer): before a
 // reply says something is done because it found it already done.
 func (e *Engine) settled(ctx context.Context) error {
-	if s, ok := e.store.(Syncer); ok {
-		return s.Sync(ctx)
+	if e.syncer != nil {
+		return e.syncer.Sync(ctx)
 	}
 	return nil
 }

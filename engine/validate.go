@@ -67,14 +67,22 @@ func validateLength(field, v string, minBytes, maxBytes int) error {
 	return nil
 }
 
-// canonical is the allowed value that v equals ignoring case, or v when there is none.
-func canonical(v string, allowed []string) string {
+// Canonical returns the allowed value that v equals ignoring case, as enumerated session
+// options are matched (in requests and in the configuration file), and whether there is one;
+// v itself when there is none.
+func Canonical(v string, allowed []string) (string, bool) {
 	for _, a := range allowed {
 		if strings.EqualFold(v, a) {
-			return a
+			return a, true
 		}
 	}
-	return v
+	return v, false
+}
+
+// canonical is Canonical's value.
+func canonical(v string, allowed []string) string {
+	c, _ := Canonical(v, allowed)
+	return c
 }
 
 func validateEnum(field, v string, allowed []string) error {

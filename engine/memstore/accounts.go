@@ -148,12 +148,7 @@ func (s *Store) deletableAccounts(userKeys []string) ([]string, error) {
 // its members. The write lock is held.
 func (s *Store) dropSomeSessionsOf(key string) error {
 	m := s.users.members(key)
-	doomed := slices.Clone(m[len(m)-min(len(m), writeChunk):])
-	if err := s.commit(&Batch{DeletedSessions: s.ids(doomed)}); err != nil {
-		return err
-	}
-	s.removeRecords(doomed)
-	return nil
+	return s.deleteRecords(slices.Clone(m[len(m)-min(len(m), writeChunk):]))
 }
 
 // deleteAccounts removes the accounts of keys, which exist, with their sessions and

@@ -36,9 +36,7 @@ func (s *Store) InsertSession(ctx context.Context, sess *engine.Session, caps en
 		if len(expired) > 0 {
 			// Freeing the expired sessions is worth keeping even though sess is refused; a
 			// journal failure here only postpones it to PurgeExpired.
-			if s.commit(&Batch{DeletedSessions: s.ids(expired)}) == nil {
-				s.removeRecords(expired)
-			} else {
+			if s.deleteRecords(expired) != nil {
 				s.repush(expired)
 			}
 		}
@@ -176,10 +174,9 @@ func (s *Store) deleteSome(ctx context.Context, ids []string, nowN int64) (int, 
 	if len(doomed) == 0 {
 		return 0, nil
 	}
-	if err := s.commit(&Batch{DeletedSessions: s.ids(doomed)}); err != nil {
+	if err := s.deleteRecords(doomed); err != nil {
 		return 0, err
 	}
-	s.removeRecords(doomed)
 	return live, nil
 }
 
@@ -398,11 +395,10 @@ func (s *Store) purgeSome(ctx context.Context, nowN int64) (int, error) {
 	if len(expired) == 0 {
 		return 0, nil
 	}
-	if err := s.commit(&Batch{DeletedSessions: s.ids(expired)}); err != nil {
+	if err := s.deleteRecords(expired); err != nil {
 		s.repush(expired)
 		return 0, err
 	}
-	s.removeRecords(expired)
 	return len(expired), nil
 }
 
@@ -564,6 +560,16 @@ func (s *Store) replaceRecord(n slot, sess *engine.Session) {
 	case r.expiresAt < s.expiry[r.heapIndex].at:
 		s.heapLower(r, r.expiresAt)
 	}
+}
+
+// deleteRecords journals the deletion of the sessions in slots ns and then removes them from
+// memory; when the journal fails it removes nothing. The write lock is held.
+func (s *Store) deleteRecords(ns []slot) error {
+	if err := s.commit(&Batch{DeletedSessions: s.ids(ns)}); err != nil {
+		return err
+	}
+	s.removeRecords(ns)
+	return nil
 }
 
 func (s *Store) removeRecords(ns []slot) {
