@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -493,12 +492,12 @@ func (d *configDecoder) str(set func(n *jsonNode, path, v string)) func(*jsonNod
 // enum decodes one of allowed, ignoring case as createSession does, into its spelling there.
 func (d *configDecoder) enum(dst *string, allowed []string) func(*jsonNode, string) {
 	return d.str(func(n *jsonNode, path, v string) {
-		i := slices.IndexFunc(allowed, func(a string) bool { return strings.EqualFold(a, v) })
-		if i < 0 {
+		c, ok := engine.Canonical(v, allowed)
+		if !ok {
 			d.fail(n.offset, path, "must be %s, got %q", orList(allowed), v)
 			return
 		}
-		*dst = allowed[i]
+		*dst = c
 	})
 }
 
