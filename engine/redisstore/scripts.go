@@ -83,7 +83,9 @@ local function keep(z)
   end
 end
 
--- mark notes index z for keepMarked, which gives each index its TTL once at a script's end.
+-- mark notes index z, whose entries changed, for keepMarked. Every script that changes an
+-- index ends with keepMarked, which gives each marked index its TTL once, however many of
+-- its entries changed.
 local function mark(z)
   if z == '' or G.marked[z] then return end
   G.marked[z] = true
@@ -92,11 +94,11 @@ end
 
 local function keepMarked()
   for _, z in ipairs(G.markedList) do keep(z) end
+  G.marked, G.markedList = {}, {}
 end
 
--- place sets the record's score in its indexes and the TTL of its keys from its times. With
--- existing (the touch script, for many sessions), it only updates index entries that are
--- still there and marks the indexes for keepMarked.
+-- place sets the record's score in its indexes (marked for keepMarked) and the TTL of its
+-- keys from its times. With existing, it only updates index entries that are still there.
 local function place(r, existing)
   local es, en = expiry(r)
   local sc = score(es, en)
@@ -105,26 +107,21 @@ local function place(r, existing)
   for _, z in ipairs(zs) do
     if existing then redis.call('ZADD', z, 'XX', sc, r.id) else redis.call('ZADD', z, sc, r.id) end
   end
-  if existing then
-    mark(r.ux)
-    mark(r.ak)
-  else
-    keep(r.ux)
-    keep(r.ak)
-  end
+  mark(r.ux)
+  mark(r.ak)
   for _, k in ipairs({r.key, r.tk, r.ik}) do
     if es == nil then redis.call('PERSIST', k) else redis.call('PEXPIREAT', k, num(ms(es, en) + MARGIN)) end
   end
 end
 
--- remove deletes a session record and every index entry of it.
+-- remove deletes a session record and every index entry of it (marked for keepMarked).
 local function remove(r)
   redis.call('DEL', r.key, r.tk, r.ik)
   redis.call('ZREM', G.gx, r.id)
   for _, z in ipairs({r.ux, r.ak}) do
     if z ~= '' then
       redis.call('ZREM', z, r.id)
-      keep(z)
+      mark(z)
     end
   end
 end
@@ -170,6 +167,7 @@ if redis.call('EXISTS', KEYS[5]) == 1 then return 'DUPTOKEN' end
 local function full(z, cap)
   if cap <= 0 or redis.call('ZCARD', z) < cap then return false end
   prune(z, ns, nn)
+  keepMarked() -- before a refusal returns
   return redis.call('ZCARD', z) >= cap
 end
 if full(G.gx, tonumber(ARGV[4])) then return 'LIMIT:g' end
@@ -181,6 +179,7 @@ redis.call('HSET', KEYS[4], 'id', ARGV[8], 'j', ARGV[9], 'las', ARGV[10], 'lan',
 redis.call('SET', KEYS[5], KEYS[4])
 redis.call('SET', KEYS[6], KEYS[4])
 place(load(KEYS[4]), false)
+keepMarked()
 return 'OK'
 `)
 
@@ -241,7 +240,7 @@ end
 if ak ~= r.ak then
   if r.ak ~= '' then
     redis.call('ZREM', r.ak, r.id)
-    keep(r.ak)
+    mark(r.ak)
   end
   r.ak = ak
 end
@@ -255,6 +254,7 @@ redis.call('HSET', KEYS[2], 'j', ARGV[3], 'las', num(r.las), 'lan', num(r.lan), 
   'lvn', num(r.lvn), 'idle', ARGV[8], 'inact', ARGV[9], 'lfs', ARGV[10], 'lfn', ARGV[11],
   'perm', ARGV[12], 'tk', tk, 'ak', ak)
 place(r, false)
+keepMarked()
 return {'OK', num(r.las), num(r.lan), num(r.lvs), num(r.lvn)}
 `)
 
@@ -311,6 +311,7 @@ for i = 4, #ARGV do
     remove(r)
   end
 end
+keepMarked()
 return live
 `)
 
@@ -335,6 +336,7 @@ for _, id in ipairs(ids) do
     removed = removed + 1
   end
 end
+keepMarked()
 return {removed, dropped, #ids}
 `)
 
@@ -401,6 +403,7 @@ for _, i in ipairs(victims) do
   redis.call('SREM', KEYS[3], ARGV[i])
   out[#out + 1] = ARGV[i]
 end
+keepMarked()
 return out
 `)
 
