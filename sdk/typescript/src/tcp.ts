@@ -29,12 +29,11 @@ export class TcpTransport implements Transport {
   private buffered = "";
   private failure: Error | undefined;
   /**
-   * An error with id null that came while no call was waiting: the server's refusal of the
-   * connection (tooManyConnections, shuttingDown), which calls fail with once it closes.
+   * An error with id null that came while no call was waiting and no numbered reply since:
+   * the server's refusal of the connection (tooManyConnections, shuttingDown), which calls
+   * fail with once the server closes it.
    */
   private unclaimed: JsonRpcResponse | undefined;
-  /** Calls that gave up waiting: their replies may still come, so id null is nobody's. */
-  private timedOut = 0;
   private readonly closed: Promise<void>;
 
   private constructor(
@@ -83,8 +82,9 @@ export class TcpTransport implements Transport {
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
       const timer = startTimer(this.options.timeoutMs, () => {
-        this.waiting.delete(id);
-        this.timedOut++;
+        // The call stays waiting, answered by nobody, until its reply comes: meanwhile an
+        // error with id null may be its own, so it is not given to another call.
+        this.waiting.set(id, { resolve() {}, reject() {} });
         reject(new Error(`sessiond: no reply to ${method} within ${this.options.timeoutMs} ms`));
       });
       this.waiting.set(id, {
@@ -130,13 +130,10 @@ export class TcpTransport implements Transport {
     }
     let id = reply.id;
     if (id === null && reply.error != null && this.waiting.size === 0) {
-      const reason = (reply.error.data as { reason?: unknown } | undefined)?.reason;
-      if (reason === "tooManyConnections" || reason === "shuttingDown") {
-        this.unclaimed ??= reply; // the server's refusal: what the close that follows means
-      }
+      this.unclaimed = reply; // perhaps the server's refusal: what a close that follows means
       return;
     }
-    if (id === null && reply.error != null && this.waiting.size === 1 && this.timedOut === 0) {
+    if (id === null && reply.error != null && this.waiting.size === 1) {
       [id] = this.waiting.keys();
     }
     if (typeof id !== "number") {
@@ -145,6 +142,7 @@ export class TcpTransport implements Transport {
     const waiting = this.waiting.get(id);
     if (waiting !== undefined) {
       this.waiting.delete(id);
+      this.unclaimed = undefined; // the connection works: an earlier stray error explains nothing
       waiting.resolve(reply);
     }
   }

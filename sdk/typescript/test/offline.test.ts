@@ -135,3 +135,31 @@ test("closing a TCP transport that got a stray id-null error says it was closed"
   server.close();
   await assert.rejects(transport.call("pingSession", {}), /transport closed/);
 });
+
+test("after a TCP call timed out and its late reply came, an id-null error is the one waiting call's", async () => {
+  const tooLarge = { code: -32600, message: "Invalid Request", data: { reason: "requestTooLarge", limit: 1 } };
+  let first: number | undefined;
+  const { server, address } = await listen((socket) => {
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      for (const line of chunk.split("\n").filter((l) => l !== "")) {
+        const { id } = JSON.parse(line) as { id: number };
+        if (first === undefined) {
+          first = id; // answered only once the next request comes, after the timeout
+          continue;
+        }
+        socket.write(JSON.stringify({ jsonrpc: "2.0", id: first, result: {} }) + "\n");
+        socket.write(JSON.stringify({ jsonrpc: "2.0", error: tooLarge, id: null }) + "\n");
+      }
+    });
+  });
+  const transport = await TcpTransport.connect(address, { timeoutMs: 300 });
+  try {
+    await assert.rejects(transport.call("pingSession", {}), /no reply to pingSession within 300 ms/);
+    const reply = await transport.call("pingSession", {});
+    assert.equal((reply.error?.data as { reason?: string } | undefined)?.reason, "requestTooLarge");
+  } finally {
+    await transport.close();
+    server.close();
+  }
+});
