@@ -313,9 +313,6 @@ func (p *fastPlan) decode(ptr reflect.Value, raw []byte, bearer string) bool {
 	if p.optionalToken && seen&(1<<p.token) != 0 && v.FieldByIndex(p.fields[p.token].index).Len() == 0 {
 		return false // given empty, or null: only the general path tells them apart
 	}
-	if p.token >= 0 && bearer != "" && seen&(1<<p.token) != 0 && v.FieldByIndex(p.fields[p.token].index).Len() == 0 {
-		return false // given empty, or null, which a Bearer token fills: the general path tells them apart
-	}
 	if p.token >= 0 && bearer != "" && seen&(1<<p.token) == 0 {
 		if !utf8.ValidString(bearer) {
 			return false

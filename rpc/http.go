@@ -51,15 +51,15 @@ func (s *Server) ServeHTTPListener(ln net.Listener) error {
 	}
 	// Open connections count against MaxConnections: one over it answers its request with
 	// 503 and is closed, as a TCP connection over it gets an error line.
-	hs.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
-		if !s.openHTTPConn() {
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if !s.openHTTPConn(c) {
 			return context.WithValue(ctx, httpConnOverKey{}, true)
 		}
 		return ctx
 	}
-	hs.ConnState = func(_ net.Conn, state http.ConnState) {
+	hs.ConnState = func(c net.Conn, state http.ConnState) {
 		if state == http.StateClosed || state == http.StateHijacked {
-			s.closeHTTPConn()
+			s.closeHTTPConn(c)
 		}
 	}
 	s.mu.Lock()
@@ -165,20 +165,32 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // httpConnOverKey marks the context of a connection opened over MaxConnections.
 type httpConnOverKey struct{}
 
-// openHTTPConn counts an HTTP connection ServeHTTPListener accepted and reports whether it
-// is within MaxConnections.
-func (s *Server) openHTTPConn() bool {
+// openHTTPConn counts an HTTP connection ServeHTTPListener accepted if it is within
+// MaxConnections, and reports whether it is. One over it is not counted, as a TCP
+// connection over it is not: it holds no place while it waits to be refused.
+func (s *Server) openHTTPConn(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	within := !s.atConnLimit(s.httpConns)
+	if s.atConnLimit(s.httpConns) {
+		if s.httpRefused == nil {
+			s.httpRefused = make(map[net.Conn]struct{})
+		}
+		s.httpRefused[c] = struct{}{}
+		return false
+	}
 	s.httpConns++
-	return within
+	return true
 }
 
-func (s *Server) closeHTTPConn() {
+// closeHTTPConn ends the count of a connection openHTTPConn saw.
+func (s *Server) closeHTTPConn(c net.Conn) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, refused := s.httpRefused[c]; refused {
+		delete(s.httpRefused, c)
+		return
+	}
 	s.httpConns--
-	s.mu.Unlock()
 }
 
 // enterHTTP counts a running HTTP request against MaxConnections.

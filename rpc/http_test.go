@@ -79,8 +79,22 @@ func TestHTTPStatuses(t *testing.T) {
 
 // TestHTTPMaxConnections checks that requests over MaxConnections get 503 with tooManyConnections while the others run.
 func TestHTTPMaxConnections(t *testing.T) {
-	ts := newTestServer(t, Options{MaxConnections: 1})
-	url := ts.listenHTTP(t)
+	t.Run("its own listener", func(t *testing.T) {
+		ts := newTestServer(t, Options{MaxConnections: 1})
+		testHTTPMaxConnections(t, ts, ts.listenHTTP(t))
+	})
+	// Mounted on the caller's server, where only running requests are counted.
+	t.Run("a handler mounted elsewhere", func(t *testing.T) {
+		ts := newTestServer(t, Options{MaxConnections: 1})
+		own := &http.Server{Handler: ts.HTTPHandler()}
+		ln := newUnusedListener(t)
+		go func() { _ = own.Serve(ln) }()
+		t.Cleanup(func() { own.Close() })
+		testHTTPMaxConnections(t, ts, "http://"+ln.Addr().String()+"/")
+	})
+}
+
+func testHTTPMaxConnections(t *testing.T, ts *testServer, url string) {
 	first := make(chan error, 1)
 	slow := newHTTPClient(url)
 	go func() { first <- slow.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}`)) }()
@@ -315,6 +329,19 @@ func TestHTTPMaxConnectionsCountsOpenConnections(t *testing.T) {
 	// The two kept connections, idle meanwhile, still serve.
 	if code, _ := roundTrip(kept[1], readers[1]); code != http.StatusOK {
 		t.Errorf("a kept connection after the refusal: %d", code)
+	}
+	// A connection over the limit that sends nothing holds no place while it waits.
+	_, _ = dial()
+	for deadline := time.Now().Add(clientTimeout); ; time.Sleep(time.Millisecond) {
+		ts.mu.Lock()
+		seen := len(ts.httpRefused)
+		ts.mu.Unlock()
+		if seen == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not see the idle connection over the limit")
+		}
 	}
 	kept[0].Close()
 	for deadline := time.Now().Add(clientTimeout); ; {

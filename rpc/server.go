@@ -20,9 +20,9 @@ import (
 type Options struct {
 	// MaxRequestBytes bounds one request (a line, a Content-Length body or an HTTP body),
 	// batches included. A longer one is skipped without being buffered whole and answered
-	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413), and when
-	// newline-framed (TCP, stdio) with its id if the id member comes, whole, before any member
-	// cut off (else null). Default 1 MiB.
+	// with -32600 and data {"reason":"requestTooLarge","limit":N} (HTTP 413), with its id if
+	// the id member comes, whole, before any member cut off (else null): over HTTP, if the
+	// start of the body is there within a moment. Default 1 MiB.
 	MaxRequestBytes int
 	// MaxBatch bounds the elements of a batch. A longer batch is refused as a whole with one
 	// -32600, data {"reason":"batchTooLarge","limit":N}. Default 100.
@@ -124,9 +124,10 @@ type Server struct {
 	listeners        map[net.Listener]struct{}
 	conns            map[*conn]struct{}
 	tcpConns         int
-	httpActive       int           // requests being answered
-	httpConns        int           // connections ServeHTTPListener has open
-	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
+	httpActive       int                   // requests being answered
+	httpConns        int                   // connections ServeHTTPListener has open
+	httpRefused      map[net.Conn]struct{} // those it opened over MaxConnections, not counted
+	httpIdle         chan struct{}         // closed when httpActive drops to zero during Shutdown
 	httpServers      map[*http.Server]struct{}
 
 	// The event loop that serves TCP connections on a single processor (loop_linux.go):
