@@ -432,12 +432,19 @@ func TestBenchUsage(t *testing.T) {
 		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"},
 		{"--rounds", "0"}, {"-n", "0"}, {"extra"}, {"--pipeline", "0"}, {"--pipeline", "2", "--http", "http://127.0.0.1:1/"},
 		{"--pipeline", "2", "--method", "createSession"}, {"--bogus"},
-		{"--populate", "10", "--data", "d", "--populate-idle", "-5s"}, {"--populate", "10", "--data", "d", "--populate-idle", "1000000h"},
 	} {
 		stdout.Reset()
 		stderr.Reset()
 		if code := run(append([]string{"bench"}, args...), nil, &stdout, &stderr); code != 2 || stderr.Len() == 0 {
 			t.Errorf("bench %v: exit %d, stderr %q", args, code, stderr.String())
+		}
+	}
+	// --populate-idle is 1 s to the longest timeout a session takes.
+	for _, idle := range []string{"999ms", "-5s", "1000000h"} {
+		stderr.Reset()
+		args := []string{"bench", "--populate", "10", "--data", t.TempDir(), "--populate-idle", idle}
+		if code := run(args, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--populate-idle must be 1s to") {
+			t.Errorf("--populate-idle %s: exit %d, stderr %q", idle, code, stderr.String())
 		}
 	}
 	// No password and no tokens: a clear error, before any load.

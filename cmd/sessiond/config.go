@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/rpc"
 )
 
 // Config is everything services.json configures: the engine's rules and defaults, the
@@ -91,8 +92,8 @@ const (
 	DefaultMaxBatch                 = 100
 	DefaultMaxConnections           = 1024
 	DefaultMaxInFlightPerConnection = 64
-	DefaultReadIdleTimeout          = 5 * time.Minute
-	DefaultWriteTimeout             = 30 * time.Second
+	DefaultReadIdleTimeout          = rpc.DefaultReadIdleTimeout
+	DefaultWriteTimeout             = rpc.DefaultWriteTimeout
 	DefaultFlushInterval            = time.Second
 	DefaultRedisKeyPrefix           = "sessiond:"
 )

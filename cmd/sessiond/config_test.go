@@ -751,6 +751,9 @@ func TestEncryptionKeyForms(t *testing.T) {
 		{"base64 file without a newline", "", []byte(b16), k16, false},
 		{"base64 file with a newline", "", []byte(b16 + "\n"), k16, false},
 		{"raw file", "", raw32, raw32, false},
+		// A raw 24-byte key that only happens to end in "==" is no base64.
+		{"raw 24-byte file ending in ==", "", []byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15=="),
+			[]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15=="), false},
 		// 32 hex digits are valid base64 (of 24 bytes), and were always a raw 32-byte key.
 		{"raw hex file", "", []byte("0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef"), false},
 		{"neither", "", []byte("short"), nil, true},

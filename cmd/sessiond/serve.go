@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -171,11 +170,8 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	if o.drainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)
 	}
-	if o.storeURL != "" && (o.inMemory || fs.Changed("data")) {
-		return errors.New("--store cannot be combined with --data or --in-memory: choose one store")
-	}
-	if o.inMemory && fs.Changed("data") {
-		return errors.New("--in-memory cannot be combined with --data: choose one store (--in-memory keeps nothing)")
+	if chosen := btoi(o.storeURL != "") + btoi(o.inMemory) + btoi(fs.Changed("data")); chosen > 1 {
+		return errors.New("give one of --data, --in-memory and --store: each is a store of its own")
 	}
 	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
@@ -372,11 +368,15 @@ func encryptionKey(file string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage.encryptionKeyFile: %w", err)
 		}
-		// A file of 16, 24 or 32 bytes is a raw key, except 24 characters ending in "==":
-		// the base64 of a 16-byte key, which must give the same key as in
+		// A file of 16, 24 or 32 bytes is a raw key, except 24 characters that are the base64
+		// of a 16-byte key (ending in "=="), which must give the same key as in
 		// SESSIOND_ENCRYPTION_KEY with or without a final newline. (A raw key of 32 hex
-		// digits or letters is valid base64 too, and stays raw.)
-		if n := len(b); validKeyLength(n) && !(n == 24 && bytes.HasSuffix(b, []byte("=="))) {
+		// digits or letters is valid base64 too, and stays raw; so does a raw 24-byte key
+		// that only happens to end in "==".)
+		if n := len(b); badgerstore.ValidKeyLength(n) {
+			if k, err := base64.StdEncoding.DecodeString(string(b)); n == 24 && err == nil && len(k) == 16 {
+				return k, nil
+			}
 			return b, nil
 		}
 		text, source = strings.TrimSpace(string(b)), file
@@ -385,14 +385,11 @@ func encryptionKey(file string) ([]byte, error) {
 		return nil, nil
 	}
 	key, err := base64.StdEncoding.DecodeString(text)
-	if err != nil || !validKeyLength(len(key)) {
+	if err != nil || !badgerstore.ValidKeyLength(len(key)) {
 		return nil, fmt.Errorf("%s: the encryption key must be 16, 24 or 32 bytes (raw, or base64-encoded)", source)
 	}
 	return key, nil
 }
-
-// validKeyLength reports whether n bytes make an AES key: AES-128, -192 or -256.
-func validKeyLength(n int) bool { return n == 16 || n == 24 || n == 32 }
 
 // hostInfo describes this server in session objects. The UUID is stable for a host and store.
 func hostInfo(store string) engine.HostInfo {
@@ -484,4 +481,12 @@ func rpcOptions(c ServerConfig, log *slog.Logger) rpc.Options {
 		WriteTimeout:       never(c.WriteTimeout),
 		Logger:             log,
 	}
+}
+
+// btoi is 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -125,7 +125,9 @@ func TestCommandLineRefusals(t *testing.T) {
 		{[]string{"serve", "--in-memory", "--tcp"}, 2, "flag needs an argument: --tcp"},
 		{[]string{"bench", "--populate", "abc"}, 2, `sessiond bench: invalid argument "abc" for "--populate"`},
 		{[]string{"serve", "--in-memory", "--data", filepath.Join(dir, "wanted"), "--tcp", "127.0.0.1:0", "--http", "off"}, 1,
-			"--in-memory cannot be combined with --data"},
+			"give one of --data, --in-memory and --store"},
+		{[]string{"serve", "--store", "redis://127.0.0.1:1", "--data", filepath.Join(dir, "wanted"), "--tcp", "127.0.0.1:0", "--http", "off"}, 1,
+			"give one of --data, --in-memory and --store"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, nil, &stdout, &stderr)

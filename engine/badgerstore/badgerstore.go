@@ -66,16 +66,17 @@ type Store struct {
 
 var _ engine.Store = (*Store)(nil)
 
+// ValidKeyLength reports whether n bytes make an encryption key: AES-128, -192 or -256.
+func ValidKeyLength(n int) bool { return n == 16 || n == 24 || n == 32 }
+
 // Open opens (or creates) the store in opts.Dir and loads it into memory. It fails with
 // ErrWrongKey if the encryption key does not match.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("badgerstore: Options.Dir is empty")
 	}
-	switch len(opts.EncryptionKey) {
-	case 0, 16, 24, 32:
-	default:
-		return nil, fmt.Errorf("badgerstore: the encryption key is %d bytes; it must be 16, 24 or 32", len(opts.EncryptionKey))
+	if n := len(opts.EncryptionKey); n != 0 && !ValidKeyLength(n) {
+		return nil, fmt.Errorf("badgerstore: the encryption key is %d bytes; it must be 16, 24 or 32", n)
 	}
 	logger := opts.Logger
 	if logger == nil {
