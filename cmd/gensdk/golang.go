@@ -139,13 +139,7 @@ func goType(nt *namedType) goTypeView {
 			doc = strings.TrimSpace(sentence(doc) + " It may be left empty over HTTP when the transport sends a bearer token.")
 		}
 		typ, omit := goFieldType(f, nt.Params)
-		tag := f.Name
-		switch {
-		case omit && strings.HasPrefix(typ, "[]"), omit && strings.HasPrefix(typ, "map["):
-			tag += ",omitzero" // nil is left out, an empty one sent: "roles": [] means none
-		case omit:
-			tag += ",omitempty"
-		}
+		tag := f.Name + omit
 		v.Fields = append(v.Fields, goFieldView{Doc: comment(doc, "\t// ", 100), Name: name, Type: typ,
 			Tag: "`json:" + strconv.Quote(tag) + "`"})
 		declared = append(declared, strconv.Quote(f.Name))
@@ -154,25 +148,29 @@ func goType(nt *namedType) goTypeView {
 	return v
 }
 
-// goFieldType is a member's Go type and whether it is omitted when empty. Required members
-// are values (pointers when nullable). Optional ones are omitted when empty: pointers where
-// the zero value means something (numbers, booleans, times, objects, and in params every
-// scalar, so that an empty string can be sent); slices, maps and, in results, strings as they
-// are. The token member is a plain string: an empty token is never valid.
-func goFieldType(f *field, params bool) (string, bool) {
+// goFieldType is a member's Go type and the option of its JSON tag that leaves it out.
+// Required members are values (pointers when nullable), never left out. Optional ones are
+// left out when unset: pointers where the zero value means something (numbers, booleans,
+// times, objects, and in params every scalar, so that an empty string can be sent), left out
+// when nil (omitempty); in results strings as they are, left out when empty; slices and maps
+// as they are, left out only when nil (omitzero), so that an empty one is sent: "roles": []
+// means none. The token member is a plain string: an empty token is never valid.
+func goFieldType(f *field, params bool) (typ, omit string) {
 	t := f.Type.first()
 	base := goBase(t)
 	switch {
 	case f.Token:
-		return "string", true
+		return "string", ",omitempty"
 	case f.Required:
-		return goNullable(t, base), false
-	case t.Kind == kindArray || t.Kind == kindMap || t.Kind == kindAny:
-		return base, true
+		return goNullable(t, base), ""
+	case t.Kind == kindArray || t.Kind == kindMap:
+		return base, ",omitzero"
+	case t.Kind == kindAny:
+		return base, ",omitempty"
 	case t.Kind == kindString && !params && !t.Nullable:
-		return base, true
+		return base, ",omitempty"
 	default:
-		return "*" + base, true
+		return "*" + base, ",omitempty"
 	}
 }
 
@@ -237,7 +235,7 @@ func goMethod(m *method) goMethodView {
 				values = append(values, fieldName)
 				typ, omit := goFieldType(f, true)
 				switch {
-				case !omit:
+				case omit == "":
 					present = append(present, "true")
 				case typ == "string":
 					present = append(present, fieldName+` != ""`)
