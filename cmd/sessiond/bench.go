@@ -184,10 +184,7 @@ func benchFlags(stderr io.Writer) (*pflag.FlagSet, *benchOptions) {
 
 func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 	o := *opts
-	usageErr := func(msg string) int {
-		fmt.Fprintf(stderr, "sessiond bench: %s (see sessiond bench --help)\n", msg)
-		return 2
-	}
+	usageErr := func(msg string) int { return usageError(stderr, "bench", msg) }
 	if fs.NArg() > 0 {
 		return usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}

@@ -96,8 +96,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return flagError(stderr, "serve", err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sessiond serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return usageError(stderr, "serve", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	if o.hashWorker {
 		// A terminal's Ctrl-C and a supervisor's SIGTERM reach the server's whole process
@@ -454,12 +453,19 @@ func pinToCPUs(list string, log *slog.Logger) (helperCPUs int, err error) {
 }
 
 // flagError is the exit code of a command whose flags did not parse: 0 for --help (already
-// printed), else 2 after saying what was wrong (pflag says nothing when it may continue).
+// printed), else usageError's after saying what was wrong (pflag says nothing when it may
+// continue).
 func flagError(stderr io.Writer, command string, err error) int {
 	if errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(stderr, "sessiond %s: %v\nsee sessiond %s --help\n", command, err, command)
+	return usageError(stderr, command, err.Error())
+}
+
+// usageError says what was wrong with a command line, and where to read how it goes, and
+// returns its exit code, 2.
+func usageError(stderr io.Writer, command, msg string) int {
+	fmt.Fprintf(stderr, "sessiond %s: %s\nsee sessiond %s --help\n", command, msg, command)
 	return 2
 }
 
