@@ -80,10 +80,6 @@ func newFastPlan(m *compiledMethod) *fastPlan {
 			return nil
 		}
 	}
-	for _, name := range m.required {
-		p.required |= 1 << p.byName[name]
-		p.fields[p.byName[name]].required = true
-	}
 	p.token = -1
 	if m.TokenField != "" {
 		i, ok := p.byName[m.TokenField]
@@ -141,9 +137,8 @@ func structPlan(t reflect.Type, top bool) *fastPlan {
 			if _, taken := p.byName[name]; taken || len(p.fields) == 64 {
 				return false
 			}
-			// A nested object's members without omitempty are required, as compile has
-			// them for the params (newFastPlan marks those).
-			if !top && !optionalTag(opts) {
+			// Members without omitempty are required, at every level, as compile has them.
+			if !optionalTag(opts) {
 				f.required = true
 				p.required |= 1 << len(p.fields)
 			}
