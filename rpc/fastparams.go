@@ -72,11 +72,11 @@ var (
 // does not handle; decode then always takes the general path.
 func newFastPlan(m *compiledMethod) *fastPlan {
 	p := structPlan(m.Params, true)
-	if p == nil || len(p.fields) != len(m.fields) {
+	if p == nil || len(p.fields) != len(m.members.fields) {
 		return nil
 	}
 	for _, f := range p.fields {
-		if !m.fields[f.name] {
+		if !m.members.fields[f.name] {
 			return nil
 		}
 	}

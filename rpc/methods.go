@@ -109,11 +109,9 @@ type Service struct {
 
 type compiledMethod struct {
 	Method
-	fields   map[string]bool // params members
-	required []string        // members without omitempty
-	nested   []nestedMembers // the members of the params members that are objects
-	fast     *fastPlan       // nil: params always take the general path
-	pool     sync.Pool       // of *P, for a quick method
+	members *memberSet // the params' members, and theirs
+	fast    *fastPlan  // nil: params always take the general path
+	pool    sync.Pool  // of *P, for a quick method
 }
 
 // NewService returns the dispatcher of the method table on eng. openRPC is the document
@@ -130,26 +128,7 @@ func NewService(eng *engine.Engine, openRPC []byte, log *slog.Logger) *Service {
 }
 
 func compile(m Method) *compiledMethod {
-	c := &compiledMethod{Method: m, fields: map[string]bool{}}
-	for _, f := range jsonFields(m.Params) {
-		c.fields[f.name] = true
-		if !f.optional {
-			c.required = append(c.required, f.name)
-		}
-		if t := f.typ; t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
-			if t.Kind() == reflect.Pointer {
-				t = t.Elem()
-			}
-			n := nestedMembers{member: f.name, fields: map[string]bool{}}
-			for _, inner := range jsonFields(t) {
-				n.fields[inner.name] = true
-				if !inner.optional {
-					n.required = append(n.required, inner.name)
-				}
-			}
-			c.nested = append(c.nested, n)
-		}
-	}
+	c := &compiledMethod{Method: m, members: newMemberSet(m.Params)}
 	c.fast = newFastPlan(c)
 	return c
 }
@@ -160,12 +139,60 @@ type jsonField struct {
 	typ      reflect.Type
 }
 
-// nestedMembers names the members of a params member that is an object, such as
-// setUserPreference's bean: {label, value}, and the required ones (no omitempty).
-type nestedMembers struct {
-	member   string
+// memberSet names the members of an object the params decode into: all of them, the
+// required ones (no omitempty), and those that are objects in turn (setUserPreference's
+// bean: {label, value}), with their own.
+type memberSet struct {
 	fields   map[string]bool
 	required []string
+	objects  []objectMember
+}
+
+type objectMember struct {
+	name    string
+	members *memberSet
+}
+
+func newMemberSet(t reflect.Type) *memberSet {
+	ms := &memberSet{fields: map[string]bool{}}
+	for _, f := range jsonFields(t) {
+		ms.fields[f.name] = true
+		if !f.optional {
+			ms.required = append(ms.required, f.name)
+		}
+		if t := f.typ; t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			if t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			ms.objects = append(ms.objects, objectMember{f.name, newMemberSet(t)})
+		}
+	}
+	return ms
+}
+
+// check refuses an unknown member, and a required one left out or null, in members and in
+// the objects among them, naming it by its path after prefix.
+func (ms *memberSet) check(prefix string, members map[string]json.RawMessage) *jsonrpc2.Error {
+	for name := range members {
+		if !ms.fields[name] {
+			return InvalidParams(prefix+name, "unknown member")
+		}
+	}
+	for _, name := range ms.required {
+		if missing(members, name) {
+			return InvalidParams(prefix+name, "required")
+		}
+	}
+	for _, o := range ms.objects {
+		var inner map[string]json.RawMessage
+		if v, ok := members[o.name]; !ok || json.Unmarshal(v, &inner) != nil || inner == nil {
+			continue // absent, null or not an object: as the member itself decides
+		}
+		if err := o.members.check(prefix+o.name+".", inner); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // optionalTag reports whether a json tag's options (after the name) make its member
@@ -328,37 +355,14 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 	} else if path, ok := duplicateMember(raw); ok {
 		return nil, InvalidParams(path, "duplicate member")
 	}
-	for name := range members {
-		if !m.fields[name] {
-			return nil, InvalidParams(name, "unknown member")
-		}
-	}
 	if m.TokenField != "" && bearer != "" {
 		if missing(members, m.TokenField) { // left out, or null: the NetX way to skip a positional param
 			quoted, _ := json.Marshal(bearer)
 			members[m.TokenField] = quoted
 		}
 	}
-	for _, name := range m.required {
-		if missing(members, name) {
-			return nil, InvalidParams(name, "required")
-		}
-	}
-	for _, n := range m.nested {
-		var inner map[string]json.RawMessage
-		if v, ok := members[n.member]; !ok || json.Unmarshal(v, &inner) != nil || inner == nil {
-			continue // absent, null or not an object: as the member itself decides
-		}
-		for name := range inner {
-			if !n.fields[name] {
-				return nil, InvalidParams(n.member+"."+name, "unknown member")
-			}
-		}
-		for _, name := range n.required {
-			if missing(inner, name) {
-				return nil, InvalidParams(n.member+"."+name, "required")
-			}
-		}
+	if err := m.members.check("", members); err != nil {
+		return nil, err
 	}
 	buf := paramsBufPool.Get().(*bytes.Buffer)
 	defer func() { buf.Reset(); paramsBufPool.Put(buf) }()
