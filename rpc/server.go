@@ -446,6 +446,13 @@ func (c *conn) readLoop() error {
 				}
 				continue
 			}
+			if c.stalledInRequest(err) {
+				c.srv.log.Debug("rpc: dropping client that stalled in the middle of a request",
+					"transport", c.client.Transport, "client", c.client.Addr)
+				// The cut request is answered, as HTTP answers a body cut short, before the close.
+				c.replyBadFrame(nil, errParse(reasonIncompleteRequest))
+				return err
+			}
 			if c.retryRead(err) {
 				continue
 			}
@@ -812,21 +819,19 @@ var testLoopDetach atomic.Bool
 // connection goes to the event loop (armLoop, handOver).
 var errWouldBlock = errors.New("rpc: read would block")
 
+// readTimeout reports whether err is the read deadline of a connection still serving.
+func (c *conn) readTimeout(err error) bool {
+	var ne net.Error
+	return !c.stopping.Load() && c.nc != nil && errors.As(err, &ne) && ne.Timeout()
+}
+
+// stalledInRequest reports whether the read deadline passed in the middle of a request.
+func (c *conn) stalledInRequest(err error) bool { return c.readTimeout(err) && c.rd.partial() }
+
 // retryRead decides whether a read error is only an idle deadline on a connection that is
 // not idle (calls in flight, or a reply written recently), in which case reading goes on.
 func (c *conn) retryRead(err error) bool {
-	if c.stopping.Load() || c.nc == nil {
-		return false
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		return false
-	}
-	if c.rd.partial() {
-		c.srv.log.Debug("rpc: dropping client that stalled in the middle of a request",
-			"transport", c.client.Transport, "client", c.client.Addr)
-		// The cut request is answered, as HTTP answers a body cut short, before the close.
-		c.replyBadFrame(nil, errParse(reasonIncompleteRequest))
+	if !c.readTimeout(err) {
 		return false
 	}
 	idle := c.srv.opts.ReadIdleTimeout
