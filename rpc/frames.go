@@ -238,8 +238,9 @@ func (fr *frameReader) tooLarge(id []byte) error {
 }
 
 // leadingID returns the raw id of the request object that begins data when the "id" member
-// comes, whole, before any member that does not (as clients write it: before "params"),
-// and is a string, a number or null; else nil. data may be the start of a request cut off.
+// comes, whole, before any member that does not (as clients write it: before "params"), and
+// is one the request would be answered with (rawRequest's rules: a string, a number or null,
+// given once); else nil. data may be the start of a request cut off.
 func leadingID(data []byte) []byte {
 	s := scanner{data: data}
 	s.skipSpace()
@@ -247,35 +248,40 @@ func leadingID(data []byte) []byte {
 		return nil
 	}
 	s.pos++
+	var req rawRequest
 	for {
 		s.skipSpace()
 		keyStart := s.pos
-		if !s.key() {
-			return nil
+		if !s.str() {
+			break
 		}
-		name := data[keyStart:s.pos]
+		key := data[keyStart:s.pos]
+		s.skipSpace()
+		if s.peek() != ':' {
+			break
+		}
+		s.pos++
 		s.skipSpace()
 		valueStart := s.pos
 		if !s.value() {
-			return nil // cut off, or not JSON
+			break // cut off, or not JSON
 		}
-		v := data[valueStart:s.pos]
+		value := data[valueStart:s.pos]
 		s.skipSpace()
 		next := s.peek() // ',' or '}' once the value is whole (a number may be cut off)
-		if string(bytes.TrimRight(name, " \t\r\n:")) == `"id"` {
-			switch v[0] {
-			case '"', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-				if next == ',' || next == '}' {
-					return v
-				}
-			}
-			return nil
+		if next != ',' && next != '}' {
+			break
 		}
-		if next != ',' {
-			return nil
+		req.member(key, value)
+		if next == '}' {
+			break
 		}
 		s.pos++
 	}
+	if req.seen&memberID == 0 || req.dup&memberID != 0 || !validID(req.id) {
+		return nil
+	}
+	return req.id
 }
 
 func trimCR(line []byte) []byte {

@@ -675,13 +675,7 @@ func (r *rawRequest) member(key, value []byte) {
 // validate applies the request object rules of JSON-RPC 2.0 and keeps the id only when it
 // can be echoed.
 func (r *rawRequest) validate() {
-	idOK := false
-	if r.seen&memberID != 0 && r.dup&memberID == 0 {
-		switch c := r.id[0]; {
-		case c == '"', c == '-', isDigit(c), c == 'n':
-			idOK = true
-		}
-	}
+	idOK := r.seen&memberID != 0 && r.dup&memberID == 0 && validID(r.id)
 	if !idOK {
 		r.id = nil
 	}
@@ -702,6 +696,15 @@ func (r *rawRequest) validate() {
 	case r.seen&memberID != 0 && !idOK:
 		r.invalid = reasonBadID
 	}
+}
+
+// validID reports whether a request's raw id value may be echoed: a string, a number or null.
+func validID(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	c := raw[0]
+	return c == '"' || c == '-' || isDigit(c) || c == 'n'
 }
 
 func isVersion2(raw []byte) bool {

@@ -145,6 +145,8 @@ func TestLeadingID(t *testing.T) {
 		{`{"id:":1,"params":[`, ``},             // another member
 		{`{"id":12`, ``},                        // the id itself may be cut off
 		{`[{"id":1}]`, ``},                      // a batch
+		{`{"id":1,"id":2,"params":[`, ``},       // given twice: a whole request would be answered with null
+		{`{"\u0069d":5,"params":[`, `5`},        // an escaped name
 		{`not json`, ``},
 	} {
 		if got := string(leadingID([]byte(tc.data))); got != tc.want {
