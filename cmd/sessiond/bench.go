@@ -497,23 +497,18 @@ func printBenchReport(w io.Writer, r benchReport) {
 		}
 		printGroupNote(w, m.SchedGroup, usage)
 	}
-	var clientUse []benchRun
+	header := false
 	for _, run := range r.Runs {
 		if run.ClientCPU > 0 {
-			clientUse = append(clientUse, run)
-		}
-	}
-	if len(clientUse) > 0 {
-		fmt.Fprintln(w, "\nclient's own use a request (getrusage, this bench process, driving each target):")
-		for _, run := range clientUse {
+			if !header {
+				fmt.Fprintln(w, "\nclient's own use a request (getrusage, this bench process, driving each target):")
+				header = true
+			}
 			fmt.Fprintf(w, "%-9s %6.2fµs of CPU\n", run.Target, run.ClientCPU)
 		}
 	}
 	// Side by side: sessiond against each other target, over all rounds.
-	type sum struct {
-		throughput, p99, cpu, client float64
-		n, cpuN, clientN             int
-	}
+	type sum struct{ throughput, p99, cpu, client mean }
 	sums := map[string]*sum{}
 	var order []string
 	for _, run := range r.Runs {
@@ -523,38 +518,51 @@ func printBenchReport(w io.Writer, r benchReport) {
 			sums[run.Target] = s
 			order = append(order, run.Target)
 		}
-		s.throughput += run.Throughput
-		s.p99 += run.Latency.P99
-		s.n++
-		if run.ServerCPU > 0 {
-			s.cpu += run.ServerCPU
-			s.cpuN++
-		}
-		if run.ClientCPU > 0 {
-			s.client += run.ClientCPU
-			s.clientN++
-		}
+		s.throughput.add(run.Throughput)
+		s.p99.add(run.Latency.P99)
+		s.cpu.add(run.ServerCPU)
+		s.client.add(run.ClientCPU)
 	}
 	if base := sums["sessiond"]; base != nil && len(order) > 1 {
 		fmt.Fprintln(w)
 		for _, name := range order {
 			other := sums[name]
-			if name == "sessiond" || name == "argon2" || other.throughput == 0 || other.p99 == 0 {
+			throughput, ok1 := base.throughput.over(other.throughput)
+			p99, ok2 := base.p99.over(other.p99)
+			if name == "sessiond" || name == "argon2" || !ok1 || !ok2 {
 				continue
 			}
-			// ratio is sessiond's mean of a figure over the other target's.
-			ratio := func(a float64, an int, b float64, bn int) float64 { return (a / float64(an)) / (b / float64(bn)) }
-			fmt.Fprintf(w, "sessiond / %s: %.2f× the throughput, %.2f× the p99 latency", name,
-				ratio(base.throughput, base.n, other.throughput, other.n), ratio(base.p99, base.n, other.p99, other.n))
-			if base.cpuN > 0 && other.cpuN > 0 {
-				fmt.Fprintf(w, ", %.2f× the server CPU a request", ratio(base.cpu, base.cpuN, other.cpu, other.cpuN))
+			fmt.Fprintf(w, "sessiond / %s: %.2f× the throughput, %.2f× the p99 latency", name, throughput, p99)
+			if cpu, ok := base.cpu.over(other.cpu); ok {
+				fmt.Fprintf(w, ", %.2f× the server CPU a request", cpu)
 			}
-			if base.clientN > 0 && other.clientN > 0 {
-				fmt.Fprintf(w, ", %.2f× the client CPU a request", ratio(base.client, base.clientN, other.client, other.clientN))
+			if client, ok := base.client.over(other.client); ok {
+				fmt.Fprintf(w, ", %.2f× the client CPU a request", client)
 			}
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// mean is the mean of the positive figures added (a figure not measured is 0).
+type mean struct {
+	total float64
+	n     int
+}
+
+func (m *mean) add(x float64) {
+	if x > 0 {
+		m.total += x
+		m.n++
+	}
+}
+
+// over is m's mean over o's, when both have one.
+func (m mean) over(o mean) (float64, bool) {
+	if m.n == 0 || o.n == 0 || o.total == 0 {
+		return 0, false
+	}
+	return (m.total / float64(m.n)) / (o.total / float64(o.n)), true
 }
 
 // printGroupNote warns when the servers measured sit in different scheduling groups: the
