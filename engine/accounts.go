@@ -85,7 +85,7 @@ func (e *Engine) CreateAccount(ctx context.Context, token string, req CreateAcco
 
 func validateNewAccount(req *CreateAccountRequest) error {
 	for _, err := range []error{
-		validateUsername("username", req.Username),
+		validateNewUsername("username", req.Username),
 		validatePassword("password", req.Password),
 		validateLength("accountDescription", req.Description, 0, MaxDescriptionBytes),
 		validateRoles(req.Roles),

@@ -50,6 +50,32 @@ func validateUsername(field, name string) error {
 	return nil
 }
 
+// validateNewUsername checks the name of a new account: validateUsername's rules, and
+// nothing a reader of a listing or a log could not see or could take for something else, so
+// that two accounts never look alike: no white space at either end, none but the plain
+// space (U+0020) inside, and no invisible format characters (zero-width spaces and joiners,
+// bidirectional overrides, the byte order mark). Names that exist are looked up by
+// validateUsername's rules alone.
+func validateNewUsername(field, name string) error {
+	if err := validateUsername(field, name); err != nil {
+		return err
+	}
+	first, _ := utf8.DecodeRuneInString(name)
+	last, _ := utf8.DecodeLastRuneInString(name)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return invalid(field, "must not begin or end with white space")
+	}
+	for _, r := range name {
+		switch {
+		case r != ' ' && unicode.IsSpace(r):
+			return invalid(field, "must not contain white space other than U+0020 (got %U)", r)
+		case unicode.Is(unicode.Cf, r):
+			return invalid(field, "must not contain invisible format characters (got %U)", r)
+		}
+	}
+	return nil
+}
+
 func validatePassword(field, password string) error {
 	if len(password) > MaxPasswordBytes {
 		return invalid(field, "must be at most %d bytes", MaxPasswordBytes)
