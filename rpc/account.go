@@ -10,7 +10,8 @@ import (
 type CreateAccountParams struct {
 	// AuthToken is the caller's session token; the caller must be an admin.
 	AuthToken string `json:"authToken"`
-	// Username of the new account (1–64 bytes; unique case-insensitively).
+	// Username of the new account (1–64 bytes; unique case-insensitively; no control or invisible
+	// format characters, no white space at either end and none but U+0020 inside).
 	Username string `json:"username" jsonschema:"minLength=1,maxLength=64"`
 	// Password of the new account (0–256 bytes), stored only as an argon2id hash.
 	Password string `json:"password" jsonschema:"maxLength=256"`

@@ -396,7 +396,9 @@ class Client:
         Args:
             auth_token: The caller's session token; the caller must be an admin. It may be left
                 out over HTTP when the transport sends a bearer token.
-            username: username of the new account (1–64 bytes; unique case-insensitively).
+            username: username of the new account (1–64 bytes; unique case-insensitively; no
+                control or invisible format characters, no white space at either end and none but
+                U+0020 inside).
             password: password of the new account (0–256 bytes), stored only as an argon2id
                 hash.
             account_description: account_description describes the account.

@@ -261,7 +261,10 @@ export interface CreateAccountParams {
    * HTTP when the transport sends a bearer token.
    */
   authToken?: string;
-  /** username of the new account (1–64 bytes; unique case-insensitively). */
+  /**
+   * username of the new account (1–64 bytes; unique case-insensitively; no control or invisible
+   * format characters, no white space at either end and none but U+0020 inside).
+   */
   username: string;
   /** password of the new account (0–256 bytes), stored only as an argon2id hash. */
   password: string;
