@@ -129,7 +129,9 @@
 // # Costs
 //
 // A token lookup is one round trip running a short script; a change is one round trip plus
-// Redis's fsync. Scripts that work on one account's sessions or on a listing (deleting an
-// account, ListSessions, ListAccounts) run in proportion to what they touch and block Redis
-// meanwhile; purges and last-use writes work in bounded batches.
+// Redis's fsync. A listing of sessions reads an index 1,000 entries a step (ZSCAN) and their
+// records in a script a step, so it is not one instant's: a session live throughout is listed
+// once, one created or ended meanwhile may be or not. Purges, deletes and last-use writes
+// work in bounded batches too. Scripts that work on one account (deleting it, with its
+// sessions) and ListAccounts run in proportion to what they touch and block Redis meanwhile.
 package redisstore

@@ -193,26 +193,19 @@ if not rk then return {} end
 return redis.call('HGETALL', rk)
 `)
 
-// scriptListSessions returns the records (as HGETALL does) of the sessions in the given
-// indexes (the all-sessions index when none is given) whose score is at least a minimum.
+// scriptSessionRecords returns the records (as HGETALL does) of the sessions with the given
+// ids that exist.
 //
-// KEYS: all-sessions index.
-// ARGV: global prefix, minimum score, then user indexes.
-var scriptListSessions = redis.NewScript(`
-local zs = {}
-for i = 3, #ARGV do zs[#zs + 1] = ARGV[i] end
-if #zs == 0 then zs[1] = KEYS[1] end
-local out, seen = {}, {}
-for _, z in ipairs(zs) do
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', z, ARGV[2], '+inf')) do
-    if not seen[id] then
-      seen[id] = true
-      local rk = redis.call('GET', ARGV[1] .. 'i:' .. id)
-      if rk then
-        local h = redis.call('HGETALL', rk)
-        if #h > 0 then out[#out + 1] = h end
-      end
-    end
+// KEYS: all-sessions index (not read: it routes the script to the store's slot in Cluster
+// mode, where the records are).
+// ARGV: global prefix, then session ids.
+var scriptSessionRecords = redis.NewScript(`
+local out = {}
+for i = 2, #ARGV do
+  local rk = redis.call('GET', ARGV[1] .. 'i:' .. ARGV[i])
+  if rk then
+    local h = redis.call('HGETALL', rk)
+    if #h > 0 then out[#out + 1] = h end
   end
 end
 return out

@@ -247,17 +247,65 @@ func (s *Store) ListSessions(ctx context.Context, userKeys []string, now time.Ti
 	if first, ok := s.touches.earliest(); ok && first.Before(from) {
 		from = first
 	}
-	args := []any{s.keys.global, strconv.FormatInt(millis(from), 10)}
-	for i, key := range userKeys {
-		if !slices.Contains(userKeys[:i], key) {
-			args = append(args, s.keys.userSessions(key))
+	indexes := []string{s.keys.allSessions()}
+	if len(userKeys) > 0 {
+		indexes = indexes[:0]
+		for i, key := range userKeys {
+			if !slices.Contains(userKeys[:i], key) {
+				indexes = append(indexes, s.keys.userSessions(key))
+			}
 		}
 	}
-	list, err := scriptListSessions.Run(ctx, s.rdb, []string{s.keys.allSessions()}, args...).Slice()
+	minScore := float64(millis(from))
+	seen := make(map[string]bool)
+	var out []*engine.Session
+	for _, index := range indexes {
+		for cursor := uint64(0); ; {
+			entries, next, err := s.rdb.ZScan(ctx, index, cursor, "", listPage).Result()
+			if err != nil {
+				return nil, s.fail(ctx, "listing sessions", err)
+			}
+			args := []any{s.keys.global}
+			for i := 0; i+1 < len(entries); i += 2 {
+				id := entries[i]
+				score, err := strconv.ParseFloat(entries[i+1], 64)
+				if err != nil {
+					return nil, fmt.Errorf("redisstore: listing sessions: score %q of %s: %w", entries[i+1], id, err)
+				}
+				if score >= minScore && !seen[id] {
+					seen[id] = true
+					args = append(args, id)
+				}
+			}
+			if len(args) > 1 {
+				if out, err = s.appendListed(ctx, out, args, now); err != nil {
+					return nil, err
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	slices.SortFunc(out, func(a, b *engine.Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// listPage is how many index entries a listing asks Redis for a step (ZSCAN's COUNT), and
+// so about how many records one script reads: a listing of a million sessions does not
+// hold Redis up for the other nodes' token checks while it runs.
+const listPage = 1000
+
+// appendListed appends to out the sessions, live at now, whose ids follow the global prefix
+// in args, with this node's recorded uses applied.
+func (s *Store) appendListed(ctx context.Context, out []*engine.Session, args []any, now time.Time) ([]*engine.Session, error) {
+	list, err := scriptSessionRecords.Run(ctx, s.rdb, []string{s.keys.allSessions()}, args...).Slice()
 	if err != nil {
 		return nil, s.fail(ctx, "listing sessions", err)
 	}
-	out := make([]*engine.Session, 0, len(list))
 	for _, item := range list {
 		fields, ok := item.([]any)
 		if !ok {
@@ -273,9 +321,6 @@ func (s *Store) ListSessions(ctx context.Context, userKeys []string, now time.Ti
 			out = append(out, sess)
 		}
 	}
-	slices.SortFunc(out, func(a, b *engine.Session) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
 	return out, nil
 }
 

@@ -27,6 +27,7 @@ var sessionTests = []test{
 	{"SessionUpdateMissing", false, testSessionUpdateMissing},
 	{"SessionDelete", false, testSessionDelete},
 	{"SessionList", false, testSessionList},
+	{"SessionListWhileChanging", false, testSessionListWhileChanging},
 	{"SessionPurge", false, testSessionPurge},
 	{"SessionConcurrent", false, testSessionConcurrent},
 }
@@ -481,6 +482,83 @@ func testSessionList(t *testing.T, h *harness) {
 	list, _ := h.s.ListSessions(h.ctx, []string{"u3"}, at)
 	if len(list) == 1 {
 		checkSession(t, "ListSessions", list[0], sessions[3])
+	}
+}
+
+// A listing longer than a store's step (memstore copies 1,024 sessions a hold, redisstore
+// reads 1,000 index entries a step) made while sessions are created, ended, used and
+// changed lists each session live throughout it exactly once, and only the listed users'.
+// The changes move sessions within the store's own order: a removal fills the hole with
+// another session (memstore), a use makes a session end later and a shorter idle timeout
+// earlier (redisstore's index is ordered by the end).
+func testSessionListWhileChanging(t *testing.T, h *harness) {
+	h.createAccounts(newAccount("u"), newAccount("v"))
+	const each = 1_500
+	var stable, doomed []*engine.Session
+	for range each {
+		a, b := newSession("u"), newSession("u")
+		h.insert(a, b)
+		stable, doomed = append(stable, a), append(doomed, b)
+	}
+	others := make([]*engine.Session, each)
+	for i := range others {
+		others[i] = newSession([]string{"u", "v"}[i%2])
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, d := range doomed {
+			if _, err := h.s.DeleteSessions(h.ctx, []string{d.ID}, now); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := h.s.InsertSession(h.ctx, others[i], engine.Caps{}, now); err != nil {
+				t.Error(err)
+				return
+			}
+			moved := stable[(i*7)%each]
+			if i%2 == 0 {
+				err := h.s.Touch(h.ctx, moved.ID, now.Add(time.Second), true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				continue
+			}
+			_, err := h.s.UpdateSession(h.ctx, moved.ID, now, func(s *engine.Session) error {
+				s.Settings.IdleConnectionTimeoutSeconds--
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more round after the changes
+		default:
+		}
+		for _, users := range [][]string{{"u"}, nil} {
+			list, err := h.s.ListSessions(h.ctx, users, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := make(map[string]bool, len(list))
+			for _, sess := range list {
+				if seen[sess.ID] || users != nil && sess.Username != "u" {
+					t.Fatalf("ListSessions(%q): %s of %s listed twice or not for u", users, sess.ID, sess.Username)
+				}
+				seen[sess.ID] = true
+			}
+			for _, sess := range stable {
+				if !seen[sess.ID] {
+					t.Fatalf("ListSessions(%q): %s, live throughout, not listed (%d listed)", users, sess.ID, len(list))
+				}
+			}
+		}
 	}
 }
 
