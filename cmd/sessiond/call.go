@@ -101,7 +101,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return callOK
 		}
-		return callUsageError(stderr, err.Error())
+		return usageError(stderr, "call", err.Error())
 	}
 	if !fs.Changed("token") {
 		token = os.Getenv("SESSIOND_TOKEN")
@@ -109,29 +109,29 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	paramsFromStdin := fs.NArg() == 2 && fs.Arg(1) == "-"
 	switch {
 	case fs.NArg() == 0:
-		return callUsageError(stderr, "missing METHOD")
+		return usageError(stderr, "call", "missing METHOD")
 	case fs.NArg() > 2:
-		return callUsageError(stderr, fmt.Sprintf("too many arguments (%d); quote PARAMS_JSON as one argument", fs.NArg()))
+		return usageError(stderr, "call", fmt.Sprintf("too many arguments (%d); quote PARAMS_JSON as one argument", fs.NArg()))
 	case fs.Changed("addr") && fs.Changed("http"):
-		return callUsageError(stderr, "give --addr or --http, not both")
+		return usageError(stderr, "call", "give --addr or --http, not both")
 	case timeout <= 0:
-		return callUsageError(stderr, "--timeout must be positive")
+		return usageError(stderr, "call", "--timeout must be positive")
 	case fs.Changed("password-file") && passwordStdin:
-		return callUsageError(stderr, "give --password-file or --password-stdin, not both")
+		return usageError(stderr, "call", "give --password-file or --password-stdin, not both")
 	case passwordStdin && paramsFromStdin:
-		return callUsageError(stderr, "--password-stdin and PARAMS_JSON - both read stdin; put the password in the params or in --password-file")
+		return usageError(stderr, "call", "--password-stdin and PARAMS_JSON - both read stdin; put the password in the params or in --password-file")
 	}
 	method := fs.Arg(0)
 	password, err := callPassword(passwordFile, fs.Changed("password-file"), passwordStdin, stdin)
 	if err != nil {
-		return callUsageError(stderr, err.Error())
+		return usageError(stderr, "call", err.Error())
 	}
 	var params json.RawMessage
 	if fs.NArg() == 2 {
 		text := fs.Arg(1)
 		if paramsFromStdin {
 			if text, err = readParamsFromStdin(stdin); err != nil {
-				return callUsageError(stderr, err.Error())
+				return usageError(stderr, "call", err.Error())
 			}
 		}
 		if params, err = parseCallParams(text); err != nil {
@@ -144,11 +144,11 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		switch {
 		case err == nil:
 			if err := usablePassword(password); err != nil {
-				return callUsageError(stderr, err.Error())
+				return usageError(stderr, "call", err.Error())
 			}
 			params = filled
 		case password.explicit:
-			return callUsageError(stderr, fmt.Sprintf("%s: %v", password.from, err))
+			return usageError(stderr, "call", fmt.Sprintf("%s: %v", password.from, err))
 		}
 	}
 	if field := tokenField(method); token != "" && field != "" {
@@ -185,11 +185,6 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return callUsageOrConn
 	}
 	return printReply(reply, stdout, stderr, hidden)
-}
-
-func callUsageError(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "sessiond call: %s\nUsage: sessiond call [flags] METHOD [PARAMS_JSON]; see sessiond call --help\n", msg)
-	return callUsageOrConn
 }
 
 // parseCallParams checks that text is one JSON object or array and returns it compacted. Its
