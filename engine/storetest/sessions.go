@@ -112,7 +112,7 @@ func testSessionExpiry(t *testing.T, h *harness) {
 	}
 }
 
-// A permanent session never expires, whatever its clocks say, and is not purged.
+// A permanent session never expires, whatever its clocks say, is listed, and is not purged.
 func testSessionPermanent(t *testing.T, h *harness) {
 	h.createAccounts(newAccount("app"))
 	s := newSession("app")
@@ -124,6 +124,9 @@ func testSessionPermanent(t *testing.T, h *harness) {
 	h.insert(s)
 	later := now.AddDate(10, 0, 0)
 	h.wantSession(s, later)
+	if list, err := h.s.ListSessions(h.ctx, nil, later); err != nil || len(list) != 1 || list[0].ID != s.ID {
+		t.Errorf("ListSessions = %q, %v; want the permanent session", sessionIDs(list), err)
+	}
 	if n, err := h.s.PurgeExpired(h.ctx, later); err != nil || n != 0 {
 		t.Errorf("PurgeExpired = %d, %v; want 0, nil", n, err)
 	}
