@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -146,6 +147,21 @@ func (e *Engine) Host() HostInfo { return e.cfg.Host }
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock.Now() }
+
+// CheckStore reports whether the store answers a lookup, as every call needs it to: nil, or
+// the store's error (ErrUnavailable when Redis does not answer in time). It looks up a token
+// hash that no session has; a store that gives no answer before ctx's deadline is
+// unavailable too.
+func (e *Engine) CheckStore(ctx context.Context) error {
+	_, err := e.store.SessionByTokenHash(ctx, TokenHash{}, e.clock.Now())
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: no answer in time: %w", ErrUnavailable, err)
+	}
+	return err
+}
 
 // ChecksInMemory reports whether a token check is answered from memory: the store finds and
 // touches a session in one step (TokenToucher), as the embedded stores do, rather than with

@@ -903,3 +903,27 @@ func TestAlreadyDoneWaitsForSync(t *testing.T) {
 		})
 	}
 }
+
+// hangingStore is a memstore whose lookups by token wait for their context, as a Redis
+// that accepts connections but never answers makes them.
+type hangingStore struct{ engine.Store }
+
+func (hangingStore) SessionByTokenHash(ctx context.Context, _ engine.TokenHash, _ time.Time) (*engine.Session, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// CheckStore is nil while the store answers lookups (no session found is an answer), and
+// ErrUnavailable when it gives none before the deadline.
+func TestCheckStore(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.e.CheckStore(context.Background()); err != nil {
+		t.Errorf("CheckStore on a memstore = %v; want nil", err)
+	}
+	h := newFixtureOn(t, hangingStore{memstore.New(memstore.Options{})}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := h.e.CheckStore(ctx); !errors.Is(err, engine.ErrUnavailable) {
+		t.Errorf("CheckStore on a store that never answers = %v; want ErrUnavailable", err)
+	}
+}

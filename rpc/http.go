@@ -2,7 +2,9 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -98,6 +100,10 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Value(httpConnOverKey{}) != nil {
 		w.Header().Set("Connection", "close")
 		writeHTTPError(w, http.StatusServiceUnavailable, nil, errTooManyConnections(s.opts.MaxConnections))
+		return
+	}
+	if r.URL.Path == healthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		s.serveHealth(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -255,6 +261,39 @@ func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 }
 
 // writeHTTPError answers with the error e for the request with this id (nil: null).
+// healthPath answers GET and HEAD with whether the server can serve calls, for load
+// balancers and orchestrators' probes: 200 {"status":"serving"}, or 503
+// {"status":"unavailable","error":{…}} with the error a call would get now (1010
+// storeUnavailable while Redis does not answer). Any other method there is a JSON-RPC POST.
+const healthPath = "/health"
+
+// healthTimeout bounds a health check, so that a probe is answered while the store hangs.
+const healthTimeout = 2 * time.Second
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	var err error
+	if hc, ok := s.d.(HealthChecker); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		err = hc.Health(ctx)
+		cancel()
+	}
+	body := []byte(`{"status":"serving"}` + "\n")
+	status := http.StatusOK
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		wire, _ := json.Marshal(toWireError(s.log, err))
+		body = fmt.Appendf(nil, `{"status":"unavailable","error":%s}`+"\n", wire)
+	}
+	header := w.Header()
+	header.Set("Content-Type", "application/json")
+	header.Set("Cache-Control", "no-store")
+	header.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
 func writeHTTPError(w http.ResponseWriter, status int, id []byte, e *jsonrpc2.Error) {
 	out := getOut()
 	defer putOut(out)

@@ -127,6 +127,10 @@ func NewService(eng *engine.Engine, openRPC []byte, log *slog.Logger) *Service {
 	return s
 }
 
+// Health reports whether the service can serve calls: whether its store answers
+// (HealthChecker, GET /health).
+func (s *Service) Health(ctx context.Context) error { return s.eng.CheckStore(ctx) }
+
 func compile(m Method) *compiledMethod {
 	c := &compiledMethod{Method: m, members: newMemberSet(m.Params)}
 	c.fast = newFastPlan(c)

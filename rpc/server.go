@@ -492,6 +492,12 @@ func (c *conn) replyBadFrame(id []byte, reply *jsonrpc2.Error) bool {
 	return true
 }
 
+// HealthChecker is a Dispatcher that can tell whether it is able to serve calls; the HTTP
+// transport asks it on GET /health (an answer, or an error mapped to the wire as a call's).
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
 // QuickDispatcher is a Dispatcher that says which of its methods are quick: answered from
 // memory in microseconds, without a password hash, a disk write or a wait for other calls. A
 // TCP or stdio connection answers a request for a quick method on its reader goroutine,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,7 @@ func startCluster(t *testing.T, srv *redistest.Server, n int) []*proc {
 	t.Helper()
 	nodes := make([]*proc, n)
 	for i := range nodes {
-		nodes[i] = launchServer(t, "--config", clusterConfigPath, "--store", srv.URL(0), "--tcp", "127.0.0.1:0", "--http", "off")
+		nodes[i] = launchServer(t, "--config", clusterConfigPath, "--store", srv.URL(0), "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	}
 	for _, p := range nodes {
 		p.waitReady()
@@ -33,6 +34,17 @@ func errorCode(rep rpcReply) int {
 		return 0
 	}
 	return rep.Error.Code
+}
+
+// healthStatus returns the HTTP status of GET /health on a node.
+func healthStatus(t *testing.T, p *proc) int {
+	t.Helper()
+	resp, err := http.Get("http://" + p.httpAddr + "/health")
+	if err != nil {
+		t.Fatalf("GET /health: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestCluster runs three sessiond processes on one Redis: they bootstrap one admin between
@@ -196,8 +208,18 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Redis restarted, the nodes recover", func(t *testing.T) {
+		for i, p := range nodes[1:] {
+			if code := healthStatus(t, p); code != http.StatusOK {
+				t.Errorf("node %d with Redis up: GET /health %d; want 200", i+1, code)
+			}
+		}
 		srv.Kill()
 		began := time.Now()
+		for i, p := range nodes[1:] {
+			if code := healthStatus(t, p); code != http.StatusServiceUnavailable {
+				t.Errorf("node %d with Redis down: GET /health %d; want 503", i+1, code)
+			}
+		}
 		for i, cl := range clients[1:] {
 			if rep := cl.call("pingSession", map[string]any{"authToken": admin.AuthToken}); errorCode(rep) != 1010 {
 				t.Errorf("node %d with Redis down: %+v; want error 1010", i+1, rep)
@@ -207,7 +229,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		if took := time.Since(began); took > 10*time.Second {
-			t.Errorf("four calls with Redis down took %v; want them to fail fast", took)
+			t.Errorf("two health checks and four calls with Redis down took %v; want them to fail fast", took)
 		}
 		srv.Restart()
 		deadline := time.Now().Add(15 * time.Second)
@@ -221,6 +243,9 @@ func TestCluster(t *testing.T) {
 					t.Fatalf("node %d still failing 15 s after Redis came back: %d %s", i+1, rep.Error.Code, rep.Error.Message)
 				}
 				time.Sleep(50 * time.Millisecond)
+			}
+			if code := healthStatus(t, nodes[i+1]); code != http.StatusOK {
+				t.Errorf("node %d after the Redis restart: GET /health %d; want 200", i+1, code)
 			}
 			for _, tok := range tokens {
 				if rep := cl.call("pingSession", map[string]any{"authToken": tok}); rep.Error != nil {

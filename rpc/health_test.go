@@ -1,0 +1,87 @@
+package rpc_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/rpc"
+	"github.com/sessiond/sessiond/schemas"
+)
+
+// downStore is a memstore whose lookups by token fail as an unreachable Redis's do while
+// down is set.
+type downStore struct {
+	engine.Store
+	down atomic.Bool
+}
+
+func (s *downStore) SessionByTokenHash(ctx context.Context, h engine.TokenHash, now time.Time) (*engine.Session, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("%w: test: connection refused", engine.ErrUnavailable)
+	}
+	return s.Store.SessionByTokenHash(ctx, h, now)
+}
+
+// GET and HEAD /health say whether the server can serve calls: 200 while the store answers,
+// 503 with the error a call would get while it does not; other methods there stay JSON-RPC.
+func TestHTTPHealth(t *testing.T) {
+	store := &downStore{Store: memstore.New(memstore.Options{})}
+	eng, err := engine.New(store, serviceConfig(newFakeClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	srv := rpc.NewServer(rpc.NewService(eng, schemas.OpenRPC, nil), rpc.Options{})
+	ts := httptest.NewServer(srv.HTTPHandler())
+	t.Cleanup(ts.Close)
+
+	const unavailable = `{"status":"unavailable","error":{"code":1010,"message":"The session store is unavailable; retry later.","data":{"reason":"storeUnavailable"}}}` + "\n"
+	for _, tc := range []struct {
+		name, method, path string
+		down               bool
+		status             int
+		body               string
+	}{
+		{"serving", http.MethodGet, "/health", false, 200, `{"status":"serving"}` + "\n"},
+		{"HEAD has no body", http.MethodHead, "/health", false, 200, ""},
+		{"store down", http.MethodGet, "/health", true, 503, unavailable},
+		{"HEAD store down", http.MethodHead, "/health", true, 503, ""},
+		{"back up", http.MethodGet, "/health", false, 200, `{"status":"serving"}` + "\n"},
+		{"another path", http.MethodGet, "/healthz", false, 405, `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"httpMethodNotAllowed"}},"id":null}` + "\n"},
+		{"POST is JSON-RPC", http.MethodPost, "/health", false, 200, ""},
+	} {
+		store.down.Store(tc.down)
+		var body io.Reader
+		if tc.method == http.MethodPost {
+			body = strings.NewReader(`{"jsonrpc":"2.0","method":"pingSession","id":1}`)
+		}
+		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tc.method == http.MethodPost {
+			if !strings.Contains(string(got), `"jsonrpc":"2.0"`) {
+				t.Errorf("%s: %d %s; want a JSON-RPC reply", tc.name, resp.StatusCode, got)
+			}
+			continue
+		}
+		if resp.StatusCode != tc.status || string(got) != tc.body {
+			t.Errorf("%s: %d %q; want %d %q", tc.name, resp.StatusCode, got, tc.status, tc.body)
+		}
+		if tc.method == http.MethodHead && resp.ContentLength <= 0 {
+			t.Errorf("%s: Content-Length %d; want the GET body's", tc.name, resp.ContentLength)
+		}
+	}
+}
