@@ -109,15 +109,23 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
-		fmt.Fprintln(stderr, "sessiond serve:", err)
-		return 2
+		return usageError(stderr, "serve", err.Error())
 	}
 	if err := serve(o, fs, stdin, stdout, stderr, log); err != nil {
+		var usage badUsage
+		if errors.As(err, &usage) {
+			return usageError(stderr, "serve", err.Error())
+		}
 		fmt.Fprintln(stderr, "sessiond serve:", err)
 		return 1
 	}
 	return 0
 }
+
+// badUsage is a mistake in the command line itself, such as a flag's value it cannot take:
+// runServe reports it as pflag's own refusals are (usageError, exit 2), where other failures
+// to serve exit 1.
+type badUsage struct{ error }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
@@ -164,13 +172,13 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	case "content-length":
 		framing = rpc.FramingContentLength
 	default:
-		return fmt.Errorf("--stdio-framing: %q is not newline or content-length", o.framing)
+		return badUsage{fmt.Errorf("--stdio-framing: %q is not newline or content-length", o.framing)}
 	}
 	if o.drainTimeout <= 0 {
-		return fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)
+		return badUsage{fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)}
 	}
 	if chosen := btoi(o.storeURL != "") + btoi(o.inMemory) + btoi(fs.Changed("data")); chosen > 1 {
-		return errors.New("give one of --data, --in-memory and --store: each is a store of its own")
+		return badUsage{errors.New("give one of --data, --in-memory and --store: each is a store of its own")}
 	}
 	if cfg.Engine.NetX.Persistence && o.storeURL == "" {
 		return errors.New("sessionKeyProperties.user.sessionPersistence is true, which shares session keys between nodes: it needs a shared store (--store redis://…), not the embedded one")
@@ -185,7 +193,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 
 	memLimit, err := applyMemoryLimit(o.memoryLimit)
 	if err != nil {
-		return err
+		return badUsage{err}
 	}
 	// The hash helpers run one hash per CPU they have: all the server's, or with --cpus those
 	// it started with.
