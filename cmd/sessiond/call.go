@@ -93,7 +93,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&addr, "addr", DefaultTCPAddr, "TCP address of the server")
 	fs.StringVar(&httpURL, "http", "", "send over HTTP to this URL instead, e.g. http://127.0.0.1:7401")
 	fs.StringVar(&token, "token", "", "authToken or session key to send (default $SESSIOND_TOKEN, which keeps it off the command line)")
-	fs.StringVar(&passwordFile, "password-file", "", "read the login password of createSession or authenticate from FILE, one line (default $SESSIOND_PASSWORD)")
+	fs.StringVar(&passwordFile, "password-file", "", "read the login password of createSession or authenticate from FILE, one line (without it, or --password-stdin, the password is $SESSIOND_PASSWORD)")
 	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the login password of createSession or authenticate from stdin")
 	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up when there is no reply after this long")
 	fs.Usage = func() { fmt.Fprint(stdout, callUsage, fs.FlagUsages()) }

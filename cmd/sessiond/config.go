@@ -443,7 +443,7 @@ func (d *configDecoder) object(n *jsonNode, path string, fields fieldSet) {
 		memberPath := joinPath(path, m.key)
 		decode, ok := fields[m.key]
 		if !ok {
-			d.fail(m.keyOffset, memberPath, "unknown key%s", suggest(m.key, fields))
+			d.fail(m.keyOffset, memberPath, "unknown key%s", hint(m.key, fields))
 			continue
 		}
 		decode(m.value, memberPath)
@@ -562,6 +562,17 @@ func orList(values []string) string {
 		return strings.Join(quoted, "")
 	}
 	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
+}
+
+// hint returns suggest's hint, or, for a dotted key whose first part is a known key (the
+// README's table writes nested keys so: passwordHash.memoryKiB), how to nest it.
+func hint(key string, fields fieldSet) string {
+	if first, rest, ok := strings.Cut(key, "."); ok {
+		if _, known := fields[first]; known {
+			return fmt.Sprintf(` (write it nested: "%s": {"%s": …})`, first, rest)
+		}
+	}
+	return suggest(key, fields)
 }
 
 // suggest returns ` (did you mean "K"?)` for the known key K closest to a mistyped one, or "".
