@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -925,5 +926,43 @@ func TestCheckStore(t *testing.T) {
 	defer cancel()
 	if err := h.e.CheckStore(ctx); !errors.Is(err, engine.ErrUnavailable) {
 		t.Errorf("CheckStore on a store that never answers = %v; want ErrUnavailable", err)
+	}
+}
+
+// A new account's name hides nothing a reader would not see; names of every script, with
+// the joiners some of them need, are fine.
+func TestNewUsernameRules(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, tc := range []struct {
+		name, refused string // refused: the reason's start, "" for accepted
+	}{
+		{"Carol Jones", ""},
+		{"josé", ""}, // composed
+		{"\u0639\u0644\u06cc\u200c\u0632\u0627\u062f\u0647", ""}, // Persian, with a zero-width non-joiner
+		{"\u0915\u094d\u200d\u0937", ""},                         // Devanagari, with a zero-width joiner
+		{"Мария", ""},
+		{"carol ", "must not begin or end with white space"},
+		{" carol", "must not begin or end with white space"},
+		{"Carol  Jones", "must not contain two spaces in a row"},
+		{"carol\u00a0jones", "must not contain white space other than U+0020 (got U+00A0)"},
+		{"car\u200bol", "must not contain invisible characters (got U+200B)"},
+		{"carol\u202e", "must not contain invisible characters (got U+202E)"},
+		{"\ufeffcarol", "must not contain invisible characters (got U+FEFF)"},
+		{"car\u034fol", "must not contain invisible characters (got U+034F)"},
+		{"carol\ufe0f", "must not contain invisible characters (got U+FE0F)"},
+		{"carol\U000e0100", "must not contain invisible characters (got U+E0100)"},
+		{"carol\u3164", "must not contain invisible characters (got U+3164)"},
+		{"carol\u2800", "must not contain invisible characters (got U+2800)"},
+		{"jose\u0301", "must be in Unicode's composed form (NFC)"},
+		{"car\tol", "must not contain control characters"},
+	} {
+		_, err := f.e.CreateAccount(context.Background(), f.admin, engine.CreateAccountRequest{Username: tc.name, Password: "pw"})
+		var ve *engine.ValidationError
+		switch {
+		case tc.refused == "" && err != nil:
+			t.Errorf("%q: %v; want it accepted", tc.name, err)
+		case tc.refused != "" && (!errors.As(err, &ve) || ve.Field != "username" || !strings.HasPrefix(ve.Reason, tc.refused)):
+			t.Errorf("%q: %v; want username refused: %s", tc.name, err, tc.refused)
+		}
 	}
 }

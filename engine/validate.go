@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits of the contract (API.md §2).
@@ -50,12 +52,19 @@ func validateUsername(field, name string) error {
 	return nil
 }
 
-// validateNewUsername checks the name of a new account: validateUsername's rules, and
-// nothing a reader of a listing or a log could not see or could take for something else, so
-// that two accounts never look alike: no white space at either end, none but the plain
-// space (U+0020) inside, and no invisible format characters (zero-width spaces and joiners,
-// bidirectional overrides, the byte order mark). Names that exist are looked up by
-// validateUsername's rules alone.
+// validateNewUsername checks the name of a new account: validateUsername's rules, and no
+// character a reader of a listing or a log would not see, so that a name hides nothing:
+//   - no white space at either end, none but the plain space (U+0020) inside, and never two
+//     spaces in a row (which HTML collapses);
+//   - no invisible character: format characters (zero-width space, bidirectional controls,
+//     the byte order mark), variation selectors, the other default-ignorable code points
+//     (the combining grapheme joiner, the Hangul fillers) and the blank braille pattern;
+//     except the zero-width non-joiner and joiner (U+200C, U+200D), which Persian and Indic
+//     names need;
+//   - the composed form (NFC) only, so that "josé" is one name, not two.
+//
+// Letters of other scripts that look alike (Cyrillic "а", Latin "a") stay allowed. Names
+// that exist are looked up by validateUsername's rules alone.
 func validateNewUsername(field, name string) error {
 	if err := validateUsername(field, name); err != nil {
 		return err
@@ -65,15 +74,32 @@ func validateNewUsername(field, name string) error {
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
 		return invalid(field, "must not begin or end with white space")
 	}
+	if strings.Contains(name, "  ") {
+		return invalid(field, "must not contain two spaces in a row")
+	}
 	for _, r := range name {
 		switch {
 		case r != ' ' && unicode.IsSpace(r):
 			return invalid(field, "must not contain white space other than U+0020 (got %U)", r)
-		case unicode.Is(unicode.Cf, r):
-			return invalid(field, "must not contain invisible format characters (got %U)", r)
+		case invisible(r):
+			return invalid(field, "must not contain invisible characters (got %U)", r)
 		}
 	}
+	if !norm.NFC.IsNormalString(name) {
+		return invalid(field, "must be in Unicode's composed form (NFC), as most keyboards write it")
+	}
 	return nil
+}
+
+// invisible reports whether r shows nothing where it stands (validateNewUsername).
+func invisible(r rune) bool {
+	switch r {
+	case '\u200c', '\u200d': // zero-width non-joiner and joiner: needed in some scripts
+		return false
+	case '\u2800', '\u115f', '\u1160', '\u3164', '\uffa0': // blank braille, Hangul fillers
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 func validatePassword(field, password string) error {

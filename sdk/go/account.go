@@ -11,8 +11,9 @@ type CreateAccountParams struct {
 	// AuthToken is the caller's session token; the caller must be an admin. It may be left empty
 	// over HTTP when the transport sends a bearer token.
 	AuthToken string `json:"authToken,omitempty"`
-	// Username of the new account (1–64 bytes; unique case-insensitively; no control or invisible
-	// format characters, no white space at either end and none but U+0020 inside).
+	// Username of the new account (1–64 bytes; unique case-insensitively; in composed form (NFC),
+	// with no control or invisible characters but the zero-width joiner and non-joiner, no white
+	// space at either end, none but U+0020 inside, and no two spaces in a row).
 	Username string `json:"username"`
 	// Password of the new account (0–256 bytes), stored only as an argon2id hash.
 	Password string `json:"password"`

@@ -396,9 +396,10 @@ class Client:
         Args:
             auth_token: The caller's session token; the caller must be an admin. It may be left
                 out over HTTP when the transport sends a bearer token.
-            username: username of the new account (1–64 bytes; unique case-insensitively; no
-                control or invisible format characters, no white space at either end and none but
-                U+0020 inside).
+            username: username of the new account (1–64 bytes; unique case-insensitively; in
+                composed form (NFC), with no control or invisible characters but the zero-width
+                joiner and non-joiner, no white space at either end, none but U+0020 inside, and no
+                two spaces in a row).
             password: password of the new account (0–256 bytes), stored only as an argon2id
                 hash.
             account_description: account_description describes the account.

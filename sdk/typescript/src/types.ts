@@ -262,8 +262,9 @@ export interface CreateAccountParams {
    */
   authToken?: string;
   /**
-   * username of the new account (1–64 bytes; unique case-insensitively; no control or invisible
-   * format characters, no white space at either end and none but U+0020 inside).
+   * username of the new account (1–64 bytes; unique case-insensitively; in composed form (NFC),
+   * with no control or invisible characters but the zero-width joiner and non-joiner, no white
+   * space at either end, none but U+0020 inside, and no two spaces in a row).
    */
   username: string;
   /** password of the new account (0–256 bytes), stored only as an argon2id hash. */
