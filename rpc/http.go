@@ -260,7 +260,6 @@ func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 	}
 }
 
-// writeHTTPError answers with the error e for the request with this id (nil: null).
 // healthPath answers GET and HEAD with whether the server can serve calls, for load
 // balancers and orchestrators' probes: 200 {"status":"serving"}, or 503
 // {"status":"unavailable","error":{…}} with the error a call would get now (1010
@@ -294,6 +293,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// writeHTTPError answers with the error e for the request with this id (nil: null).
 func writeHTTPError(w http.ResponseWriter, status int, id []byte, e *jsonrpc2.Error) {
 	out := getOut()
 	defer putOut(out)

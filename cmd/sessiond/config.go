@@ -564,10 +564,16 @@ func orList(values []string) string {
 	return strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
 }
 
-// hint returns suggest's hint, or, for a dotted key whose first part is a known key (the
-// README's table writes nested keys so: passwordHash.memoryKiB), how to nest it.
+// objectKeys are the keys of services.json whose values are objects (hint).
+var objectKeys = map[string]bool{
+	"jsonActionApiDefaults": true, "sessionKeyProperties": true, "server": true, "security": true,
+	"storage": true, "defaultResponseOptions": true, "passwordHash": true,
+}
+
+// hint returns suggest's hint, or, for a dotted key whose first part is a known key of an
+// object (the README's table writes nested keys so: passwordHash.memoryKiB), how to nest it.
 func hint(key string, fields fieldSet) string {
-	if first, rest, ok := strings.Cut(key, "."); ok {
+	if first, rest, ok := strings.Cut(key, "."); ok && objectKeys[first] {
 		if _, known := fields[first]; known {
 			return fmt.Sprintf(` (write it nested: "%s": {"%s": …})`, first, rest)
 		}

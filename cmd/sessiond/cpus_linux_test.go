@@ -98,7 +98,7 @@ func TestServeCPUs(t *testing.T) {
 }
 
 // TestServeCPUsRefused checks that a CPU list that names no usable CPU, or is not one, stops
-// serve with a clear message.
+// serve with a clear message, as a usage error.
 func TestServeCPUsRefused(t *testing.T) {
 	for _, tc := range []struct{ list, want string }{
 		{"1023", "none of CPUs 1023 is one this process may use"},
@@ -106,8 +106,8 @@ func TestServeCPUsRefused(t *testing.T) {
 	} {
 		p := launchServer(t, "--in-memory", "--tcp", "127.0.0.1:0", "--http", "off", "--cpus", tc.list)
 		<-p.exited
-		if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.logs.String(), tc.want) {
-			t.Errorf("--cpus %s: exit %d, logs:\n%s\nwant exit 1 and %q", tc.list, code, p.logs.String(), tc.want)
+		if code := p.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(p.logs.String(), tc.want) {
+			t.Errorf("--cpus %s: exit %d, logs:\n%s\nwant exit 2 (a usage error) and %q", tc.list, code, p.logs.String(), tc.want)
 		}
 	}
 }

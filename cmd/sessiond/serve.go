@@ -209,7 +209,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Info("memory limit", "bytes", memLimit)
 	}
 	if !o.stdio && cfg.Server.TCPAddr == "" && cfg.Server.HTTPAddr == "" {
-		return errors.New("nothing to serve: give --stdio, --tcp or --http")
+		return badUsage{errors.New("nothing to serve: give --stdio, --tcp or --http")}
 	}
 
 	// The helper starts first: it executes itself twice and sets up its runtime while the
@@ -447,7 +447,7 @@ func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) erro
 func pinToCPUs(list string, log *slog.Logger) (helperCPUs int, err error) {
 	before, now, err := pinTo(list)
 	if err != nil {
-		return 0, fmt.Errorf("--cpus: %v", err)
+		return 0, badUsage{fmt.Errorf("--cpus: %v", err)}
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.SetDefaultGOMAXPROCS()

@@ -122,6 +122,7 @@ func TestCommandLineRefusals(t *testing.T) {
 		{[]string{"serve", "--in-memory", "--tcp", "off", "--http", "off", "--memory-limit", "lots"}, 2,
 			"sessiond serve: --memory-limit: \"lots\" is not a size"},
 		{[]string{"serve", "--in-memory", "--stdio", "--stdio-framing", "lsp"}, 2, `--stdio-framing: "lsp" is not newline or content-length`},
+		{[]string{"serve", "--in-memory", "--tcp", "off", "--http", "off"}, 2, "sessiond serve: nothing to serve: give --stdio, --tcp or --http\nsee sessiond serve --help\n"},
 		{[]string{"serve", "--in-memory", "--log-level", "verbose"}, 2, "sessiond serve: --log-level: \"verbose\" is not debug, info, warn or error\nsee sessiond serve --help\n"},
 	} {
 		var stdout, stderr bytes.Buffer
