@@ -97,15 +97,20 @@ export class SessiondError extends Error {
   readonly code: number;
   /** The error's data member as sent, or undefined. */
   readonly data: unknown;
+  /**
+   * The server's message as sent, e.g. "Invalid params"; `message`, which stack traces and
+   * logs show, adds the code, the member of invalid params and data.reason to it.
+   */
+  readonly serverMessage: string;
 
   constructor(code: number, message: string, data?: unknown) {
-    // The message says the code, the member of invalid params and data.reason too.
     const field = dataMember(data, "field");
     const reason = dataMember(data, "reason");
     super(`${message} (code ${code})${field ? `: ${field}` : ""}${reason ? `: ${reason}` : ""}`);
     this.name = "SessiondError";
     this.code = code;
     this.data = data;
+    this.serverMessage = message;
   }
 
   /**

@@ -21,6 +21,9 @@ export interface HttpTransportOptions {
  */
 export class HttpTransport implements Transport {
   private nextId = 0;
+  /** One for each call in flight: close aborts them. */
+  private readonly inFlight = new Set<AbortController>();
+  private isClosed = false;
 
   constructor(
     readonly url: string,
@@ -28,11 +31,20 @@ export class HttpTransport implements Transport {
   ) {}
 
   async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
+    if (this.isClosed) {
+      throw new Error("sessiond: transport closed");
+    }
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
     if (this.options.bearerToken) {
       headers.authorization = `Bearer ${this.options.bearerToken}`;
     }
     const fetchFn = this.options.fetch ?? globalThis.fetch;
+    const closing = new AbortController();
+    const signals = [closing.signal];
+    if (this.options.timeoutMs !== undefined) {
+      signals.push(AbortSignal.timeout(this.options.timeoutMs));
+    }
+    this.inFlight.add(closing);
     let response: Response;
     let text: string;
     try {
@@ -40,14 +52,19 @@ export class HttpTransport implements Transport {
         method: "POST",
         headers,
         body: encodeRequest(++this.nextId, method, params),
-        signal: this.options.timeoutMs === undefined ? null : AbortSignal.timeout(this.options.timeoutMs),
+        signal: AbortSignal.any(signals),
       });
       text = await response.text();
     } catch (error) {
+      if (closing.signal.aborted) {
+        throw new Error(`sessiond: transport closed: no reply to ${method}`, { cause: error });
+      }
       // fetch says only "fetch failed" or "terminated"; the cause says why.
       const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new Error(`sessiond: no reply to ${method} from ${this.url}: ${why}`, { cause: error });
+    } finally {
+      this.inFlight.delete(closing);
     }
     const reply = decodeResponse(text);
     if (reply === undefined) {
@@ -56,6 +73,12 @@ export class HttpTransport implements Transport {
     return reply;
   }
 
-  /** Does nothing: fetch manages its connections. */
-  async close(): Promise<void> {}
+  /** Aborts the calls in flight, which reject, and refuses later calls (fetch manages the connections). */
+  async close(): Promise<void> {
+    this.isClosed = true;
+    for (const call of this.inFlight) {
+      call.abort();
+    }
+    this.inFlight.clear();
+  }
 }

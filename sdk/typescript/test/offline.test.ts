@@ -49,6 +49,7 @@ test("errors are SessiondErrors with the code, reason and field", async () => {
     assert.equal(error.field, "username");
     assert.equal(error.reason, "must be 1 to 64 bytes");
     assert.equal(error.message, "Invalid params (code -32602): username: must be 1 to 64 bytes");
+    assert.equal(error.serverMessage, "Invalid params");
     return true;
   });
   // The reason is in the message without a field too.
@@ -122,6 +123,25 @@ test("an HTTP call whose server closes without a reply says so, with the cause",
       return true;
     });
   } finally {
+    server.close();
+  }
+});
+
+test("closing an HTTP transport rejects the call in flight and refuses later ones", async () => {
+  // The server reads the request and never answers.
+  const sockets: import("node:net").Socket[] = [];
+  const { server, address } = await listen((socket) => void sockets.push(socket));
+  const transport = new HttpTransport(`http://${address}/`);
+  try {
+    const call = transport.call("pingSession", {});
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the request is out
+    await transport.close();
+    await assert.rejects(call, /^Error: sessiond: transport closed: no reply to pingSession$/);
+    await assert.rejects(transport.call("pingSession", {}), /^Error: sessiond: transport closed$/);
+  } finally {
+    for (const socket of sockets) {
+      socket.destroy();
+    }
     server.close();
   }
 });
