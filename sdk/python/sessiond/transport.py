@@ -11,10 +11,10 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import queue
 import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import TracebackType
@@ -70,9 +70,12 @@ class TcpTransport:
     """JSON-RPC over one TCP connection to sessiond's TCP listener (by default
     127.0.0.1:7400), one JSON value per line each way.
 
-    Calls from several threads are pipelined: each request is sent at once and a reader thread
-    hands each reply, in whatever order the server sends them, to its call by id. timeout
-    bounds connecting and each call's wait for its reply (None waits for ever).
+    Calls from several threads are pipelined: a writer thread sends the requests in the order
+    they come and a reader thread hands each reply, in whatever order the server sends them,
+    to its call by id. timeout bounds connecting and each call from its start to its reply,
+    the sending included, so a server that stops reading fails calls on time too (None waits
+    for ever). A call that timed out was perhaps sent and answered later; the connection stays
+    usable.
     """
 
     def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
@@ -80,7 +83,6 @@ class TcpTransport:
         self._sock = socket.create_connection(_split_address(address), timeout=timeout)
         self._sock.settimeout(None)
         self._reader_file = self._sock.makefile("rb")
-        self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[dict[str, Any]]] = {}
@@ -89,8 +91,11 @@ class TcpTransport:
         # server refusing the connection (-32000, tooManyConnections) sends one, then closes.
         self._unclaimed: dict[str, Any] | None = None
         self._refusal: dict[str, Any] | None = None  # the unclaimed error the stream ended on
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()  # None: stop
         self._reader = threading.Thread(target=self._read, name="sessiond-tcp-reader", daemon=True)
         self._reader.start()
+        self._writer = threading.Thread(target=self._write, name="sessiond-tcp-writer", daemon=True)
+        self._writer.start()
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
@@ -101,25 +106,26 @@ class TcpTransport:
             request_id = next(self._ids)
             reply: Future[dict[str, Any]] = Future()
             self._pending[request_id] = reply
-        try:
-            with self._write_lock:
-                self._sock.sendall(_encode(request_id, method, params) + b"\n")
-        except OSError:
-            # The server closed the connection; the reader may be about to find why (a
-            # refusal it sent first): give it a moment.
-            self._reader.join(timeout=1.0)
-            if reply.done() and reply.exception() is None:
-                return reply.result()
-            with self._lock:
-                self._pending.pop(request_id, None)
-                if self._refusal is not None:
-                    return self._refusal
-            raise
+            # Queued under the lock: a failure of the connection (_stop) fails it, or comes
+            # after and finds it pending.
+            self._outbox.put(_encode(request_id, method, params) + b"\n")
         try:
             return reply.result(timeout=self._timeout)
         except FutureTimeoutError:
             # The entry stays pending until the server answers: see _dispatch.
             raise TimeoutError(f"sessiond: no reply to {method} within {self._timeout} s") from None
+
+    def _write(self) -> None:
+        """Sends the queued requests, in order, until close or a failed send."""
+        while (data := self._outbox.get()) is not None:
+            try:
+                self._sock.sendall(data)
+            except OSError as exc:
+                # The server closed the connection; the reader may be about to find why (a
+                # refusal it sent first): give it a moment.
+                self._reader.join(timeout=1.0)
+                self._stop(ConnectionError(f"sessiond: connection lost: {exc}"))
+                return
 
     def _read(self) -> None:
         error: OSError
@@ -171,10 +177,12 @@ class TcpTransport:
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
         self._stop(TransportClosedError("sessiond: transport closed"))
+        self._outbox.put(None)
         try:
-            self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.shutdown(socket.SHUT_RDWR)  # a send that waits for the server fails
         except OSError:
             pass
+        self._writer.join(timeout=5)
         self._sock.close()
         self._reader.join(timeout=5)
         self._reader_file.close()
@@ -192,47 +200,77 @@ class TcpTransport:
 
 
 class HttpTransport:
-    """JSON-RPC over HTTP: each call is a POST to url (by default http://127.0.0.1:7401/).
+    """JSON-RPC over HTTP: each call is a POST to url (by default http://127.0.0.1:7401/), on a
+    connection of its own, made directly (no proxy).
 
     bearer_token, when given, is sent as "Authorization: Bearer <token>": the server takes the
     caller's token from it whenever a call leaves the token argument out, so one API key can
-    serve every call. timeout bounds each request (None waits for ever).
+    serve every call. timeout bounds connecting and each wait for the server (None waits for
+    ever).
     """
 
     def __init__(self, url: str, *, bearer_token: str | None = None, timeout: float | None = 30.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url {url!r} is not http(s)://host[:port]/path")
         self.url = url
         self.bearer_token = bearer_token
         self.timeout = timeout
+        self._connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._host, self._port = parts.hostname, parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._in_flight: set[http.client.HTTPConnection] = set()
+        self._closed = False
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
+            if self._closed:
+                raise TransportClosedError("sessiond: transport closed")
             request_id = next(self._ids)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.bearer_token:
             headers["Authorization"] = "Bearer " + self.bearer_token
-        request = urllib.request.Request(
-            self.url, data=_encode(request_id, method, params), headers=headers, method="POST"
-        )
+        conn = self._connection(self._host, self._port, timeout=self.timeout)
         try:
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    status, body = response.status, response.read()
-            except urllib.error.HTTPError as exc:
-                # sessiond answers some faults (413, 503, …) with a JSON-RPC error body.
-                status, body = exc.code, exc.read()
-        except http.client.HTTPException as exc:
-            # A reply cut short (IncompleteRead) or not HTTP at all: no reply, as for a
-            # connection that failed, which callers catch as OSError.
-            raise ConnectionError(f"sessiond: no complete HTTP reply: {exc!r}") from exc
+            conn.connect()
+            with self._lock:
+                if self._closed:
+                    raise TransportClosedError("sessiond: transport closed")
+                self._in_flight.add(conn)
+            conn.request("POST", self._path, body=_encode(request_id, method, params), headers=headers)
+            response = conn.getresponse()
+            # sessiond answers some faults (413, 503, …) with a JSON-RPC error body too.
+            status, body = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            if self._closed:
+                raise TransportClosedError(f"sessiond: transport closed: no reply to {method}") from exc
+            if isinstance(exc, http.client.HTTPException):
+                # A reply cut short (IncompleteRead) or not HTTP at all: no reply, as for a
+                # connection that failed, which callers catch as OSError.
+                raise ConnectionError(f"sessiond: no complete HTTP reply: {exc!r}") from exc
+            raise
+        finally:
+            with self._lock:
+                self._in_flight.discard(conn)
+            conn.close()
         reply = _decode(body)
         if reply is None:
             raise ConnectionError(f"sessiond: HTTP {status}: the reply is not a JSON-RPC response")
         return reply
 
     def close(self) -> None:
-        """Does nothing: each call uses a connection of its own."""
+        """Refuses later calls; calls in flight raise TransportClosedError."""
+        with self._lock:
+            self._closed = True
+            in_flight = list(self._in_flight)
+        for conn in in_flight:
+            if conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def __enter__(self) -> HttpTransport:
         return self

@@ -172,3 +172,79 @@ class CutHttpReplyTest(unittest.TestCase):
         finally:
             thread.join(5)
             server.close()
+
+
+class StalledServerTest(unittest.TestCase):
+    def test_tcp_timeout_covers_sending(self) -> None:
+        """Calls whose requests a server does not read (the socket's buffers full) fail at their
+        timeout like calls it does not answer, a small call queued behind them too."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[socket.socket] = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
+        thread.start()
+        transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=1)
+        try:
+            results: list[tuple[type[BaseException] | None, float]] = []
+            lock = threading.Lock()
+
+            def call(size: int) -> None:
+                began = time.monotonic()
+                try:
+                    transport.call("setUserPreference", {"label": "big", "value": "x" * size})
+                    outcome: type[BaseException] | None = None
+                except BaseException as exc:  # noqa: BLE001 - recorded and checked below
+                    outcome = type(exc)
+                with lock:
+                    results.append((outcome, time.monotonic() - began))
+
+            callers = [threading.Thread(target=call, args=(1 << 20,)) for _ in range(16)]
+            callers.append(threading.Thread(target=call, args=(10,)))
+            for caller in callers:
+                caller.start()
+            for caller in callers:
+                caller.join(10)
+            self.assertEqual(len(results), len(callers), "calls still blocked")
+            for outcome, took in results:
+                self.assertIs(outcome, TimeoutError)
+                self.assertLess(took, 3.0)
+        finally:
+            transport.close()
+            thread.join(5)
+            for conn in accepted:
+                conn.close()
+            server.close()
+
+    def test_http_close_fails_calls_in_flight(self) -> None:
+        """Closing an HTTP transport fails its call in flight at once and refuses later calls."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[socket.socket] = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
+        thread.start()
+        transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=30)
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                transport.call("pingSession", {})
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        try:
+            thread.join(5)  # the connection is made
+            time.sleep(0.2)  # and the request sent
+            began = time.monotonic()
+            transport.close()
+            caller.join(5)
+            self.assertLess(time.monotonic() - began, 2.0)
+            self.assertEqual(len(outcome), 1)
+            self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+            with self.assertRaises(sessiond.TransportClosedError):
+                transport.call("pingSession", {})
+        finally:
+            for conn in accepted:
+                conn.close()
+            server.close()

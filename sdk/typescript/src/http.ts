@@ -1,5 +1,8 @@
 import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
 
+/** The reason close aborts the calls in flight with. */
+const closedReason = new Error("sessiond: transport closed");
+
 /** Options of an {@link HttpTransport}. */
 export interface HttpTransportOptions {
   /**
@@ -39,12 +42,13 @@ export class HttpTransport implements Transport {
       headers.authorization = `Bearer ${this.options.bearerToken}`;
     }
     const fetchFn = this.options.fetch ?? globalThis.fetch;
-    const closing = new AbortController();
-    const signals = [closing.signal];
-    if (this.options.timeoutMs !== undefined) {
-      signals.push(AbortSignal.timeout(this.options.timeoutMs));
-    }
-    this.inFlight.add(closing);
+    // Aborted by close or at the timeout (AbortSignal.any, which would combine two, needs
+    // Node.js 20.3).
+    const abort = new AbortController();
+    const timeoutMs = this.options.timeoutMs;
+    const timer =
+      timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+    this.inFlight.add(abort);
     let response: Response;
     let text: string;
     try {
@@ -52,11 +56,11 @@ export class HttpTransport implements Transport {
         method: "POST",
         headers,
         body: encodeRequest(++this.nextId, method, params),
-        signal: AbortSignal.any(signals),
+        signal: abort.signal,
       });
       text = await response.text();
     } catch (error) {
-      if (closing.signal.aborted) {
+      if (abort.signal.reason === closedReason) {
         throw new Error(`sessiond: transport closed: no reply to ${method}`, { cause: error });
       }
       // fetch says only "fetch failed" or "terminated"; the cause says why.
@@ -64,7 +68,8 @@ export class HttpTransport implements Transport {
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new Error(`sessiond: no reply to ${method} from ${this.url}: ${why}`, { cause: error });
     } finally {
-      this.inFlight.delete(closing);
+      clearTimeout(timer);
+      this.inFlight.delete(abort);
     }
     const reply = decodeResponse(text);
     if (reply === undefined) {
@@ -77,7 +82,7 @@ export class HttpTransport implements Transport {
   async close(): Promise<void> {
     this.isClosed = true;
     for (const call of this.inFlight) {
-      call.abort();
+      call.abort(closedReason);
     }
     this.inFlight.clear();
   }

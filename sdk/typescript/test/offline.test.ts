@@ -127,6 +127,20 @@ test("an HTTP call whose server closes without a reply says so, with the cause",
   }
 });
 
+test("an HTTP call with timeoutMs fails when no reply comes", async () => {
+  const sockets: import("node:net").Socket[] = [];
+  const { server, address } = await listen((socket) => void sockets.push(socket));
+  const transport = new HttpTransport(`http://${address}/`, { timeoutMs: 200 });
+  try {
+    await assert.rejects(transport.call("pingSession", {}), /^Error: sessiond: no reply to pingSession from http:\/\/127\.0\.0\.1:\d+\/: no reply within 200 ms$/);
+  } finally {
+    for (const socket of sockets) {
+      socket.destroy();
+    }
+    server.close();
+  }
+});
+
 test("closing an HTTP transport rejects the call in flight and refuses later ones", async () => {
   // The server reads the request and never answers.
   const sockets: import("node:net").Socket[] = [];
