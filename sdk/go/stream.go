@@ -13,15 +13,17 @@ import (
 
 // StreamTransport carries JSON-RPC over a byte stream with newline framing, one JSON value
 // per line each way, as sessiond serves TCP and stdio. Calls from several goroutines are
-// pipelined: each request is written as soon as it is made, and the replies, which may come
-// in any order, are matched to their calls by id.
+// pipelined: a writer goroutine writes the requests in the order they are made (those made
+// while it writes go out together next), and the replies, which may come in any order, are
+// matched to their calls by id. A call's context bounds it from the start, the writing
+// included: a server that stops reading fails calls on time and holds up no other call.
 type StreamTransport struct {
 	w       io.Writer
 	closers []io.Closer
 
-	writeMu sync.Mutex
-
 	mu      sync.Mutex
+	queue   []byte        // requests made and not yet written, each with its newline
+	queued  chan struct{} // (1) the writer has a queue to write
 	nextID  uint64
 	pending map[uint64]chan response // calls sent and not yet answered, by id
 	err     error                    // why the transport stopped; set once
@@ -44,6 +46,7 @@ func NewStreamTransport(r io.Reader, w io.Writer) *StreamTransport {
 	t := &StreamTransport{
 		w:          w,
 		pending:    map[uint64]chan response{},
+		queued:     make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
@@ -54,6 +57,7 @@ func NewStreamTransport(r io.Reader, w io.Writer) *StreamTransport {
 		t.closers = append(t.closers, c)
 	}
 	go t.read(bufio.NewReaderSize(r, 64<<10))
+	go t.write()
 	return t
 }
 
@@ -70,44 +74,19 @@ func (t *StreamTransport) RoundTrip(ctx context.Context, method string, params j
 	}
 	t.nextID++
 	id := t.nextID
-	reply := make(chan response, 1)
-	t.pending[id] = reply
-	t.mu.Unlock()
-
 	frame, err := newRequest(id, method, params)
 	if err != nil {
-		t.mu.Lock()
-		delete(t.pending, id)
 		t.mu.Unlock()
 		return nil, err
 	}
+	reply := make(chan response, 1)
+	t.pending[id] = reply
 	// json.Marshal escapes newlines inside strings, so a frame is one line.
-	frame = append(frame, '\n')
-	t.writeMu.Lock()
-	_, err = t.w.Write(frame)
-	t.writeMu.Unlock()
-	if err != nil {
-		// A write fails when the server has closed the connection; the reader may be about
-		// to find why (a refusal it sent first): give it a moment.
-		select {
-		case <-t.readerDone:
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-		select {
-		case r := <-reply: // it was given to this call
-			return r.outcome()
-		default:
-		}
-		t.mu.Lock()
-		delete(t.pending, id)
-		if t.unclaimed != nil { // the server refused the connection before this call
-			_, err = t.unclaimed.outcome()
-		} else if refusal, ok := t.err.(*Error); ok {
-			err = refusal
-		}
-		t.mu.Unlock()
-		return nil, err
+	t.queue = append(append(t.queue, frame...), '\n')
+	t.mu.Unlock()
+	select {
+	case t.queued <- struct{}{}:
+	default: // the writer has been told already
 	}
 
 	select {
@@ -125,6 +104,32 @@ func (t *StreamTransport) RoundTrip(ctx context.Context, method string, params j
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		return nil, t.err
+	}
+}
+
+// write writes the queued requests until the transport stops or a write fails, which stops
+// it.
+func (t *StreamTransport) write() {
+	var batch []byte
+	for {
+		select {
+		case <-t.queued:
+		case <-t.stopped:
+			return
+		}
+		t.mu.Lock()
+		batch, t.queue = t.queue, batch[:0]
+		t.mu.Unlock()
+		if _, err := t.w.Write(batch); err != nil {
+			// A write fails when the server has closed the connection; the reader may be
+			// about to find why (a refusal it sent first): give it a moment.
+			select {
+			case <-t.readerDone:
+			case <-time.After(time.Second):
+			}
+			t.stop(fmt.Errorf("sessiond: connection lost: %w", err))
+			return
+		}
 	}
 }
 

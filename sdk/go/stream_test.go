@@ -189,6 +189,44 @@ func TestStreamContextAndClose(t *testing.T) {
 	}
 }
 
+// TestStreamContextBoundsWriting checks that calls whose requests a server does not read
+// (a pipe, whose writes wait for the reader) give up with their contexts, a call made behind
+// them too, and that the connection serves once the server reads again.
+func TestStreamContextBoundsWriting(t *testing.T) {
+	client, r, w := fakeServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			big := strings.Repeat("x", 1<<20)
+			_, errs[i] = client.SetUserPreference(ctx, sessiond.SetUserPreferenceParams{Bean: sessiond.LabelValue{Label: "big", Value: big}})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("call %d: %v; want context.DeadlineExceeded", i, err)
+		}
+	}
+	go func() {
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return // the test is over
+			}
+			var req fakeRequest
+			if json.Unmarshal(line, &req) == nil && req.Method == "pingSession" {
+				fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`+"\n", req.ID)
+			}
+		}
+	}()
+	if err := client.PingSession(context.Background(), sessiond.PingSessionParams{}); err != nil {
+		t.Errorf("a call once the server reads: %v", err)
+	}
+}
+
 // TestErrorIs checks that errors.Is compares codes and nothing else, and what Error() says.
 func TestErrorIs(t *testing.T) {
 	err := fmt.Errorf("wrapped: %w", &sessiond.Error{Code: 12031, Message: "other text"})
