@@ -2,22 +2,32 @@ package sessiond
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 )
 
 // Dial connects to the TCP listener of a sessiond server (newline-delimited JSON-RPC; by
 // default 127.0.0.1:7400) and returns a client whose calls share that one connection.
+//
+// When the connection is lost without the server refusing it (sessiond closes a connection
+// idle for readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end
+// one too), the next call connects again, so a long-lived client needs no care. Calls in
+// flight when it was lost fail with the loss and are not sent again, since the server may
+// have run them. A refused connection (too many connections) keeps failing with the refusal.
 func Dial(ctx context.Context, addr string) (*Client, error) {
-	t, err := DialStream(ctx, addr)
+	first, err := DialStream(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	return NewClient(t), nil
+	return NewClient(&tcpTransport{addr: addr, cur: first}), nil
 }
 
 // DialStream connects to the TCP listener of a sessiond server and returns the transport, for
-// NewClient; use it to wrap the transport in one of your own.
+// NewClient; use it to wrap the transport in one of your own. It serves that one connection:
+// once it is lost, calls fail (Dial's client connects again).
 func DialStream(ctx context.Context, addr string) (*StreamTransport, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -25,4 +35,63 @@ func DialStream(ctx context.Context, addr string) (*StreamTransport, error) {
 		return nil, fmt.Errorf("sessiond: %w", err)
 	}
 	return NewStreamTransport(conn, conn), nil
+}
+
+// tcpTransport is Dial's transport: a StreamTransport, replaced by a new connection for the
+// next call once it has stopped for any reason but Close or a refusal.
+type tcpTransport struct {
+	addr string
+
+	mu     sync.Mutex
+	cur    *StreamTransport
+	closed bool
+}
+
+func (t *tcpTransport) RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	st, err := t.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.RoundTrip(ctx, method, params)
+}
+
+// stream returns the connection to send a call on, connecting again if the last was lost.
+func (t *tcpTransport) stream(ctx context.Context) (*StreamTransport, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrClosed
+	}
+	if !t.cur.lost() {
+		return t.cur, nil
+	}
+	_ = t.cur.Close()
+	next, err := DialStream(ctx, t.addr)
+	if err != nil {
+		return nil, err
+	}
+	t.cur = next
+	return next, nil
+}
+
+func (t *tcpTransport) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	cur := t.cur
+	t.mu.Unlock()
+	return cur.Close()
+}
+
+// lost reports whether the transport has stopped for another reason than Close or the
+// server's refusal of the connection.
+func (t *StreamTransport) lost() bool {
+	select {
+	case <-t.stopped:
+	default:
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var refusal *Error
+	return !errors.Is(t.err, ErrClosed) && !errors.As(t.err, &refusal)
 }
