@@ -67,16 +67,61 @@ def _split_address(address: str) -> tuple[str, int]:
 
 
 class TcpTransport:
-    """JSON-RPC over one TCP connection to sessiond's TCP listener (by default
-    127.0.0.1:7400), one JSON value per line each way.
+    """JSON-RPC over TCP to sessiond's TCP listener (by default 127.0.0.1:7400), one JSON value
+    per line each way, on one connection at a time.
 
-    Calls from several threads are pipelined: a writer thread sends the requests in the order
-    they come and a reader thread hands each reply, in whatever order the server sends them,
-    to its call by id. timeout bounds connecting and each call from its start to its reply,
-    the sending included, so a server that stops reading fails calls on time too (None waits
-    for ever). A call that timed out was perhaps sent and answered later; the connection stays
-    usable.
+    Calls from several threads are pipelined on the connection: a writer thread sends the
+    requests in the order they come and a reader thread hands each reply, in whatever order
+    the server sends them, to its call by id. timeout bounds connecting and each call from its
+    start to its reply, the sending included, so a server that stops reading fails calls on
+    time too (None waits for ever). A call that timed out was perhaps sent and answered later;
+    the connection stays usable.
+
+    When the connection is lost without the server refusing it (sessiond closes a connection
+    idle for readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end
+    one too), the next call connects again. Calls in flight when it was lost raise the loss
+    and are not sent again, since the server may have run them. A refused connection (too
+    many connections) keeps answering with the refusal.
     """
+
+    def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+        self._address = address
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._connection = _Connection(address, timeout=timeout)
+
+    def call(self, method: str, params: Any = None) -> dict[str, Any]:
+        with self._lock:
+            if self._closed:
+                raise TransportClosedError("sessiond: transport closed")
+            if self._connection.lost():
+                self._connection.close()
+                self._connection = _Connection(self._address, timeout=self._timeout)
+            connection = self._connection
+        return connection.call(method, params)
+
+    def close(self) -> None:
+        """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
+        with self._lock:
+            self._closed = True
+            connection = self._connection
+        connection.close()
+
+    def __enter__(self) -> TcpTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Connection:
+    """One TCP connection of a TcpTransport, with its reader and writer threads."""
 
     def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
         self._timeout = timeout
@@ -174,6 +219,11 @@ class TcpTransport:
             else:
                 waiting.set_exception(self._error)
 
+    def lost(self) -> bool:
+        """Reports whether the connection ended without close or a refusal."""
+        with self._lock:
+            return self._error is not None and self._refusal is None and not isinstance(self._error, TransportClosedError)
+
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
         self._stop(TransportClosedError("sessiond: transport closed"))
@@ -186,17 +236,6 @@ class TcpTransport:
         self._sock.close()
         self._reader.join(timeout=5)
         self._reader_file.close()
-
-    def __enter__(self) -> TcpTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class HttpTransport:

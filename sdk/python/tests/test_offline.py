@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -248,3 +249,52 @@ class StalledServerTest(unittest.TestCase):
             for conn in accepted:
                 conn.close()
             server.close()
+
+
+class ReconnectTest(unittest.TestCase):
+    def test_connects_again_after_a_close(self) -> None:
+        """The next call after the server closed the connection (as sessiond closes idle ones)
+        connects again; a refused connection keeps its refusal instead."""
+        for refuse in (False, True):
+            with self.subTest(refuse=refuse):
+                server = socket.create_server(("127.0.0.1", 0))
+                port = server.getsockname()[1]
+                accepted: list[int] = []
+
+                def serve() -> None:
+                    while True:
+                        try:
+                            conn, _ = server.accept()
+                        except OSError:
+                            return
+                        accepted.append(1)
+                        with conn:
+                            if refuse:
+                                conn.sendall(REFUSAL)
+                                continue
+                            line = conn.makefile("rb").readline()
+                            if line:
+                                request_id = json.loads(line)["id"]
+                                conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+
+                thread = threading.Thread(target=serve, daemon=True)
+                thread.start()
+                try:
+                    transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+                    with Client(transport) as client:
+                        for _ in range(3):
+                            if refuse:
+                                transport._connection._reader.join(5)  # the refusal and the end have come
+                                with self.assertRaises(sessiond.SessiondError) as caught:
+                                    client.ping_session()
+                                self.assertEqual(caught.exception.reason, "tooManyConnections")
+                            else:
+                                client.ping_session()
+                                transport._connection._reader.join(5)  # the server has closed it, and the client seen it
+                    self.assertEqual(len(accepted), 1 if refuse else 3)
+                    with self.assertRaises(sessiond.TransportClosedError):
+                        transport.call("pingSession", {})
+                finally:
+                    server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
+                    server.close()
+                    thread.join(5)
