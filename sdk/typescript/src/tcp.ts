@@ -18,13 +18,63 @@ export interface TcpTransportOptions {
 }
 
 /**
- * JSON-RPC over one TCP connection to sessiond's TCP listener (by default 127.0.0.1:7400),
- * one JSON value per line each way (Node.js only). Calls are pipelined: each request is
- * written at once, and the replies, in whatever order the server sends them, are matched to
+ * JSON-RPC over TCP to sessiond's TCP listener (by default 127.0.0.1:7400), one JSON value per
+ * line each way, on one connection at a time (Node.js only). Calls are pipelined: each request
+ * is written at once, and the replies, in whatever order the server sends them, are matched to
  * their calls by id.
+ *
+ * When the connection is lost without the server refusing it (sessiond closes a connection
+ * idle for readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end one
+ * too), the next call connects again. Calls in flight when it was lost reject with the loss
+ * and are not sent again, since the server may have run them. A refused connection (too many
+ * connections) keeps answering with the refusal.
  */
 export class TcpTransport implements Transport {
+  private isClosed = false;
+
+  private constructor(
+    private readonly address: string,
+    private readonly options: TcpTransportOptions,
+    /** The connection calls go on, or its making. */
+    private connection: Promise<TcpConnection>,
+  ) {}
+
+  /** Connects to a sessiond TCP listener at address, "host:port". */
+  static async connect(address: string, options: TcpTransportOptions = {}): Promise<TcpTransport> {
+    const first = await TcpConnection.connect(address, options);
+    return new TcpTransport(address, options, Promise.resolve(first));
+  }
+
+  async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
+    if (this.isClosed) {
+      throw new Error("sessiond: transport closed");
+    }
+    const current = this.connection;
+    let connection = await current.catch(() => undefined); // a failed reconnect: try again
+    if (connection === undefined || connection.lost()) {
+      if (this.connection === current) {
+        this.connection = TcpConnection.connect(this.address, this.options);
+      }
+      connection = await this.connection;
+    }
+    if (this.isClosed) {
+      throw new Error("sessiond: transport closed");
+    }
+    return connection.call(method, params);
+  }
+
+  /** Closes the connection; calls still waiting for a reply reject. */
+  async close(): Promise<void> {
+    this.isClosed = true;
+    const connection = await this.connection.catch(() => undefined);
+    await connection?.close();
+  }
+}
+
+/** One connection of a {@link TcpTransport}. */
+class TcpConnection {
   private nextId = 0;
+  private closedByUs = false;
   private readonly waiting = new Map<number, Waiting>();
   private buffered = "";
   private failure: Error | undefined;
@@ -54,8 +104,7 @@ export class TcpTransport implements Transport {
     });
   }
 
-  /** Connects to a sessiond TCP listener at address, "host:port". */
-  static connect(address: string, options: TcpTransportOptions = {}): Promise<TcpTransport> {
+  static connect(address: string, options: TcpTransportOptions): Promise<TcpConnection> {
     const { host, port } = splitAddress(address);
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port });
@@ -70,7 +119,7 @@ export class TcpTransport implements Transport {
       socket.once("connect", () => {
         clearTimeout(timer);
         socket.removeAllListeners("error");
-        resolve(new TcpTransport(socket, options));
+        resolve(new TcpConnection(socket, options));
       });
     });
   }
@@ -101,8 +150,13 @@ export class TcpTransport implements Transport {
     });
   }
 
-  /** Closes the connection; calls still waiting for a reply reject. */
+  /** Reports whether the connection ended without close or a refusal. */
+  lost(): boolean {
+    return this.failure !== undefined && !this.closedByUs && !(this.failure instanceof SessiondError);
+  }
+
   async close(): Promise<void> {
+    this.closedByUs = true;
     this.stop(new Error("sessiond: transport closed"));
     this.socket.destroy();
     await this.closed;

@@ -160,6 +160,48 @@ test("closing an HTTP transport rejects the call in flight and refuses later one
   }
 });
 
+test("a TCP transport connects again once the server closed its connection, not after a refusal", async () => {
+  for (const refuse of [false, true]) {
+    let accepted = 0;
+    const refusal = { code: -32000, message: "Server unavailable", data: { reason: "tooManyConnections", limit: 1 } };
+    const { server, address } = await listen((socket) => {
+      accepted++;
+      if (refuse) {
+        socket.end(JSON.stringify({ jsonrpc: "2.0", error: refusal, id: null }) + "\n");
+        return;
+      }
+      // Answers one request, then closes, as sessiond closes an idle connection.
+      socket.setEncoding("utf8");
+      socket.once("data", (chunk: string) => {
+        const { id } = JSON.parse(chunk.split("\n")[0]) as { id: number };
+        socket.end(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
+      });
+    });
+    const transport = await TcpTransport.connect(address, { timeoutMs: 5000 });
+    // The connection's end, seen by the client.
+    const ended = async () => (await (transport as unknown as { connection: Promise<{ closed: Promise<void> }> }).connection).closed;
+    try {
+      if (refuse) {
+        await ended();
+        for (let i = 0; i < 2; i++) {
+          await assert.rejects(transport.call("pingSession", {}), (error: unknown) => error instanceof SessiondError && error.reason === "tooManyConnections");
+        }
+      } else {
+        for (let i = 0; i < 3; i++) {
+          const reply = await transport.call("pingSession", {});
+          assert.deepEqual(reply.result, {});
+          await ended();
+        }
+      }
+    } finally {
+      await transport.close();
+      server.close();
+    }
+    assert.equal(accepted, refuse ? 1 : 3);
+    await assert.rejects(transport.call("pingSession", {}), /transport closed/);
+  }
+});
+
 test("closing a TCP transport that got a stray id-null error says it was closed", async () => {
   const stray = { code: -32600, message: "Invalid Request", data: { reason: "requestTooLarge", limit: 1 } };
   const { server, address } = await listen((socket) => socket.write(JSON.stringify({ jsonrpc: "2.0", error: stray, id: null }) + "\n"));
