@@ -15,10 +15,11 @@ import queue
 import socket
 import threading
 import urllib.parse
+from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["HttpTransport", "TcpTransport", "Transport", "TransportClosedError"]
 
@@ -66,7 +67,29 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class TcpTransport:
+_T = TypeVar("_T", bound="_ClosedOnExit")
+
+
+class _ClosedOnExit(ABC):
+    """A transport used in a with statement is closed when the block ends."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Releases the transport."""
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TcpTransport(_ClosedOnExit):
     """JSON-RPC over TCP to sessiond's TCP listener (by default 127.0.0.1:7400), one JSON value
     per line each way, on one connection at a time.
 
@@ -107,17 +130,6 @@ class TcpTransport:
             self._closed = True
             connection = self._connection
         connection.close()
-
-    def __enter__(self) -> TcpTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Connection:
@@ -238,7 +250,7 @@ class _Connection:
         self._reader_file.close()
 
 
-class HttpTransport:
+class HttpTransport(_ClosedOnExit):
     """JSON-RPC over HTTP: each call is a POST to url (by default http://127.0.0.1:7401/), on a
     connection of its own, made directly (no proxy).
 
@@ -310,14 +322,3 @@ class HttpTransport:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-
-    def __enter__(self) -> HttpTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

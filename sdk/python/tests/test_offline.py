@@ -176,15 +176,25 @@ class CutHttpReplyTest(unittest.TestCase):
 
 
 class StalledServerTest(unittest.TestCase):
+    """A server that accepts one connection and neither reads nor answers."""
+
+    def setUp(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.acceptor = threading.Thread(target=lambda: self.accepted.append(self.server.accept()[0]))
+        self.acceptor.start()
+
+    def tearDown(self) -> None:
+        self.acceptor.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.server.close()
+
     def test_tcp_timeout_covers_sending(self) -> None:
         """Calls whose requests a server does not read (the socket's buffers full) fail at their
         timeout like calls it does not answer, a small call queued behind them too."""
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        accepted: list[socket.socket] = []
-        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
-        thread.start()
-        transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=1)
+        transport = sessiond.TcpTransport(f"127.0.0.1:{self.port}", timeout=1)
         try:
             results: list[tuple[type[BaseException] | None, float]] = []
             lock = threading.Lock()
@@ -211,19 +221,10 @@ class StalledServerTest(unittest.TestCase):
                 self.assertLess(took, 3.0)
         finally:
             transport.close()
-            thread.join(5)
-            for conn in accepted:
-                conn.close()
-            server.close()
 
     def test_http_close_fails_calls_in_flight(self) -> None:
         """Closing an HTTP transport fails its call in flight at once and refuses later calls."""
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        accepted: list[socket.socket] = []
-        thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
-        thread.start()
-        transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=30)
+        transport = sessiond.HttpTransport(f"http://127.0.0.1:{self.port}/", timeout=30)
         outcome: list[BaseException] = []
 
         def call() -> None:
@@ -234,21 +235,16 @@ class StalledServerTest(unittest.TestCase):
 
         caller = threading.Thread(target=call)
         caller.start()
-        try:
-            thread.join(5)  # the connection is made
-            time.sleep(0.2)  # and the request sent
-            began = time.monotonic()
-            transport.close()
-            caller.join(5)
-            self.assertLess(time.monotonic() - began, 2.0)
-            self.assertEqual(len(outcome), 1)
-            self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
-            with self.assertRaises(sessiond.TransportClosedError):
-                transport.call("pingSession", {})
-        finally:
-            for conn in accepted:
-                conn.close()
-            server.close()
+        self.acceptor.join(5)  # the connection is made
+        time.sleep(0.2)  # and the request sent
+        began = time.monotonic()
+        transport.close()
+        caller.join(5)
+        self.assertLess(time.monotonic() - began, 2.0)
+        self.assertEqual(len(outcome), 1)
+        self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+        with self.assertRaises(sessiond.TransportClosedError):
+            transport.call("pingSession", {})
 
 
 class ReconnectTest(unittest.TestCase):
