@@ -38,13 +38,18 @@ func DialStream(ctx context.Context, addr string) (*StreamTransport, error) {
 }
 
 // tcpTransport is Dial's transport: a StreamTransport, replaced by a new connection for the
-// next call once it has stopped for any reason but Close or a refusal.
+// next call once it has stopped for any reason but Close or a refusal. One dial serves all the
+// calls that need it; each waits for it only as long as its context lets it, and Close
+// cancels it.
 type tcpTransport struct {
 	addr string
 
-	mu     sync.Mutex
-	cur    *StreamTransport
-	closed bool
+	mu         sync.Mutex
+	cur        *StreamTransport
+	dialing    chan struct{}      // closed when the dial under way ends; nil when none is
+	cancelDial context.CancelFunc // the dial under way's
+	dialErr    error              // the last dial's failure
+	closed     bool
 }
 
 func (t *tcpTransport) RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -58,25 +63,65 @@ func (t *tcpTransport) RoundTrip(ctx context.Context, method string, params json
 // stream returns the connection to send a call on, connecting again if the last was lost.
 func (t *tcpTransport) stream(ctx context.Context) (*StreamTransport, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if !t.cur.lost() {
-		return t.cur, nil
+		st := t.cur
+		t.mu.Unlock()
+		return st, nil
 	}
-	_ = t.cur.Close()
-	next, err := DialStream(ctx, t.addr)
-	if err != nil {
-		return nil, err
+	done := t.dialing
+	if done == nil {
+		done = make(chan struct{})
+		var dialCtx context.Context
+		dialCtx, t.cancelDial = context.WithCancel(context.Background())
+		t.dialing = done
+		go t.dial(dialCtx, done)
 	}
-	t.cur = next
-	return next, nil
+	t.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return nil, ErrClosed
+	case t.cur.lost(): // the dial failed
+		return nil, t.dialErr
+	}
+	return t.cur, nil
+}
+
+// dial connects again and makes the connection the current one, unless the transport was
+// closed meanwhile; then closes done.
+func (t *tcpTransport) dial(ctx context.Context, done chan struct{}) {
+	st, err := DialStream(ctx, t.addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cancelDial()
+	t.dialing, t.cancelDial, t.dialErr = nil, nil, err
+	switch {
+	case err != nil:
+	case t.closed:
+		_ = st.Close()
+	default:
+		_ = t.cur.Close()
+		t.cur = st
+	}
+	close(done)
 }
 
 func (t *tcpTransport) Close() error {
 	t.mu.Lock()
 	t.closed = true
+	if t.cancelDial != nil {
+		t.cancelDial()
+	}
 	cur := t.cur
 	t.mu.Unlock()
 	return cur.Close()
