@@ -118,11 +118,26 @@ class TcpTransport(_ClosedOnExit):
         with self._lock:
             if self._closed:
                 raise TransportClosedError("sessiond: transport closed")
-            if self._connection.lost():
-                self._connection.close()
-                self._connection = _Connection(self._address, timeout=self._timeout)
             connection = self._connection
+        if connection.lost():
+            connection = self._connect_again(connection)
         return connection.call(method, params)
+
+    def _connect_again(self, lost: _Connection) -> _Connection:
+        """Connects again, outside the lock, so that close and the calls that have a
+        connection never wait for it; of calls that do so at once, the first to finish wins
+        and the others close theirs."""
+        fresh = _Connection(self._address, timeout=self._timeout)
+        with self._lock:
+            closed = self._closed
+            won = not closed and self._connection is lost
+            if won:
+                self._connection = fresh
+            current = self._connection
+        (lost if won else fresh).close()
+        if closed:
+            raise TransportClosedError("sessiond: transport closed")
+        return current
 
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
@@ -284,12 +299,16 @@ class HttpTransport(_ClosedOnExit):
         if self.bearer_token:
             headers["Authorization"] = "Bearer " + self.bearer_token
         conn = self._connection(self._host, self._port, timeout=self.timeout)
+        with self._lock:
+            if self._closed:
+                raise TransportClosedError("sessiond: transport closed")
+            # Known before it connects: close ends a TLS handshake too (the plain socket is
+            # conn.sock while it runs).
+            self._in_flight.add(conn)
         try:
             conn.connect()
-            with self._lock:
-                if self._closed:
-                    raise TransportClosedError("sessiond: transport closed")
-                self._in_flight.add(conn)
+            if self._closed:  # closed while conn.sock was still None
+                raise TransportClosedError("sessiond: transport closed")
             conn.request("POST", self._path, body=_encode(request_id, method, params), headers=headers)
             response = conn.getresponse()
             # sessiond answers some faults (413, 503, …) with a JSON-RPC error body too.
@@ -317,8 +336,9 @@ class HttpTransport(_ClosedOnExit):
             self._closed = True
             in_flight = list(self._in_flight)
         for conn in in_flight:
-            if conn.sock is not None:
+            sock = conn.sock  # None before it connects and once its call is over
+            if sock is not None:
                 try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass

@@ -294,3 +294,39 @@ class ReconnectTest(unittest.TestCase):
                     server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
                     server.close()
                     thread.join(5)
+
+    def test_close_does_not_wait_for_a_connect(self) -> None:
+        """close() returns at once while a call connects again to a server whose new
+        connections hang (a backlog of 0, with one connection waiting to be accepted)."""
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=3)
+        first, _ = server.accept()
+        first.close()  # as an idle connection is closed
+        transport._connection._reader.join(5)
+        filler = socket.socket()
+        filler.settimeout(0.2)
+        try:
+            filler.connect(("127.0.0.1", port))  # waits to be accepted: the queue is full
+            outcome: list[BaseException] = []
+
+            def call() -> None:
+                try:
+                    transport.call("pingSession", {})
+                except BaseException as exc:  # noqa: BLE001 - checked below
+                    outcome.append(exc)
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            time.sleep(0.2)  # the call is connecting
+            began = time.monotonic()
+            transport.close()
+            self.assertLess(time.monotonic() - began, 1.0)
+            caller.join(10)
+            self.assertEqual(len(outcome), 1)
+            self.assertIsInstance(outcome[0], OSError)  # the connect's timeout, or the close
+        finally:
+            filler.close()
+            server.close()
