@@ -31,6 +31,8 @@ export interface TcpTransportOptions {
  */
 export class TcpTransport implements Transport {
   private isClosed = false;
+  /** Aborts the connect under way, if any: close does not wait for it. */
+  private connecting: AbortController | undefined;
 
   private constructor(
     private readonly address: string,
@@ -52,20 +54,26 @@ export class TcpTransport implements Transport {
     const current = this.connection;
     let connection = await current.catch(() => undefined); // a failed reconnect: try again
     if (connection === undefined || connection.lost()) {
+      if (this.isClosed) {
+        throw new Error("sessiond: transport closed");
+      }
       if (this.connection === current) {
-        this.connection = TcpConnection.connect(this.address, this.options);
+        this.connecting = new AbortController();
+        this.connection = TcpConnection.connect(this.address, this.options, this.connecting.signal);
       }
       connection = await this.connection;
     }
     if (this.isClosed) {
+      await connection.close(); // made by a call that resumed before close did
       throw new Error("sessiond: transport closed");
     }
     return connection.call(method, params);
   }
 
-  /** Closes the connection; calls still waiting for a reply reject. */
+  /** Closes the connection, or ends the connect under way; calls still waiting for a reply reject. */
   async close(): Promise<void> {
     this.isClosed = true;
+    this.connecting?.abort();
     const connection = await this.connection.catch(() => undefined);
     await connection?.close();
   }
@@ -104,20 +112,24 @@ class TcpConnection {
     });
   }
 
-  static connect(address: string, options: TcpTransportOptions): Promise<TcpConnection> {
+  /** Connects to address; signal, when it aborts, ends the connect. */
+  static connect(address: string, options: TcpTransportOptions, signal?: AbortSignal): Promise<TcpConnection> {
     const { host, port } = splitAddress(address);
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port });
-      const timer = startTimer(options.timeoutMs, () => {
-        socket.destroy();
-        reject(new Error(`sessiond: no connection to ${address} within ${options.timeoutMs} ms`));
-      });
-      socket.once("error", (error) => {
+      const fail = (error: Error) => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", aborted);
+        socket.destroy();
         reject(error);
-      });
+      };
+      const aborted = () => fail(new Error("sessiond: transport closed"));
+      const timer = startTimer(options.timeoutMs, () => fail(new Error(`sessiond: no connection to ${address} within ${options.timeoutMs} ms`)));
+      signal?.addEventListener("abort", aborted, { once: true });
+      socket.once("error", fail);
       socket.once("connect", () => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", aborted);
         socket.removeAllListeners("error");
         resolve(new TcpConnection(socket, options));
       });

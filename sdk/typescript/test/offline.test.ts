@@ -202,6 +202,47 @@ test("a TCP transport connects again once the server closed its connection, not 
   }
 });
 
+test("closing a TCP transport while a call connects again leaves no connection open", async () => {
+  let open = 0;
+  let allClosed: () => void = () => {};
+  const { server, address } = await listen((socket) => {
+    open++;
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      if (--open === 0) {
+        allClosed();
+      }
+    });
+    if (open === 1) {
+      socket.end(); // the first connection: closed at once, as an idle one is
+    }
+  });
+  const transport = await TcpTransport.connect(address);
+  await (transport as unknown as { connection: Promise<{ closed: Promise<void> }> }).connection.then((c) => c.closed);
+  try {
+    // The call resumes first and starts a connect; close comes in the same tick.
+    const call = transport.call("pingSession", {});
+    const closing = transport.close();
+    await assert.rejects(call, /transport closed/);
+    await closing;
+    if (open > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          allClosed = resolve;
+        }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    assert.equal(open, 0, "a connection the transport made is still open");
+  } finally {
+    server.close();
+  }
+});
+
 test("closing a TCP transport that got a stray id-null error says it was closed", async () => {
   const stray = { code: -32600, message: "Invalid Request", data: { reason: "requestTooLarge", limit: 1 } };
   const { server, address } = await listen((socket) => socket.write(JSON.stringify({ jsonrpc: "2.0", error: stray, id: null }) + "\n"));
