@@ -16,7 +16,8 @@ import (
 // pipelined: a writer goroutine writes the requests in the order they are made (those made
 // while it writes go out together next), and the replies, which may come in any order, are
 // matched to their calls by id. A call's context bounds it from the start, the writing
-// included: a server that stops reading fails calls on time and holds up no other call.
+// included: a server that stops reading fails calls on time and holds up no other call. A
+// call that gave up may still be sent, and run, later.
 type StreamTransport struct {
 	w       io.Writer
 	closers []io.Closer
