@@ -175,6 +175,22 @@ class CutHttpReplyTest(unittest.TestCase):
             server.close()
 
 
+def _call_in_thread(transport: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """Starts a pingSession call on transport in a thread of its own; the list gets what the
+    call raises."""
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            transport.call("pingSession", {})
+        except BaseException as exc:  # noqa: BLE001 - the caller checks it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, outcome
+
+
 class StalledServerTest(unittest.TestCase):
     """A server that accepts one connection and neither reads nor answers."""
 
@@ -225,16 +241,7 @@ class StalledServerTest(unittest.TestCase):
     def test_http_close_fails_calls_in_flight(self) -> None:
         """Closing an HTTP transport fails its call in flight at once and refuses later calls."""
         transport = sessiond.HttpTransport(f"http://127.0.0.1:{self.port}/", timeout=30)
-        outcome: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                transport.call("pingSession", {})
-            except BaseException as exc:  # noqa: BLE001 - checked below
-                outcome.append(exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
+        caller, outcome = _call_in_thread(transport)
         self.acceptor.join(5)  # the connection is made
         time.sleep(0.2)  # and the request sent
         began = time.monotonic()
@@ -310,16 +317,7 @@ class ReconnectTest(unittest.TestCase):
         filler.settimeout(0.2)
         try:
             filler.connect(("127.0.0.1", port))  # waits to be accepted: the queue is full
-            outcome: list[BaseException] = []
-
-            def call() -> None:
-                try:
-                    transport.call("pingSession", {})
-                except BaseException as exc:  # noqa: BLE001 - checked below
-                    outcome.append(exc)
-
-            caller = threading.Thread(target=call)
-            caller.start()
+            caller, outcome = _call_in_thread(transport)
             time.sleep(0.2)  # the call is connecting
             began = time.monotonic()
             transport.close()
