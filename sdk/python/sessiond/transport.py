@@ -238,6 +238,7 @@ class _Connection:
             pending = list(self._pending.values())
             self._pending.clear()
             refusal = self._refusal
+        self._outbox.put(None)  # the writer ends: nothing more is queued (call sees _error)
         for waiting in pending:
             if waiting.done():
                 continue
@@ -254,7 +255,6 @@ class _Connection:
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
         self._stop(TransportClosedError("sessiond: transport closed"))
-        self._outbox.put(None)
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # a send that waits for the server fails
         except OSError:

@@ -293,7 +293,10 @@ class ReconnectTest(unittest.TestCase):
                                 self.assertEqual(caught.exception.reason, "tooManyConnections")
                             else:
                                 client.ping_session()
-                                transport._connection._reader.join(5)  # the server has closed it, and the client seen it
+                                lost = transport._connection
+                                lost._reader.join(5)  # the server has closed it, and the client seen it
+                                lost._writer.join(5)
+                                self.assertFalse(lost._writer.is_alive(), "the writer of a lost connection lingers")
                     self.assertEqual(len(accepted), 1 if refuse else 3)
                     with self.assertRaises(sessiond.TransportClosedError):
                         transport.call("pingSession", {})
