@@ -131,6 +131,9 @@ func (t *StreamTransport) write() {
 			t.stop(fmt.Errorf("sessiond: connection lost: %w", err))
 			return
 		}
+		if cap(batch) > 64<<10 {
+			batch = nil // a burst of large requests is over: give its buffer back
+		}
 	}
 }
 
