@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Literal
 
 from .errors import error_from_wire
@@ -25,7 +24,7 @@ from .models import (
     SessionsResult,
     OpenRPCDocument,
 )
-from .transport import Transport
+from .transport import Transport, _ClosedOnExit
 
 __all__ = ["Client"]
 
@@ -42,7 +41,7 @@ def _by_position(params: dict[str, Any], order: Sequence[str]) -> Any:
     return [params[name] for name in order[:n]]
 
 
-class Client:
+class Client(_ClosedOnExit):
     """A client of a sessiond server, over a transport: TcpTransport, HttpTransport or your own.
 
     Methods take keyword arguments, the params in snake_case, and return the result as a
@@ -57,17 +56,6 @@ class Client:
     def close(self) -> None:
         """Closes the transport."""
         self.transport.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def call(self, method: str, params: Any = None) -> Any:
         """Calls a method by name and returns its result as sent. The methods below use it; it

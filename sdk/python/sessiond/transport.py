@@ -71,7 +71,7 @@ _T = TypeVar("_T", bound="_ClosedOnExit")
 
 
 class _ClosedOnExit(ABC):
-    """A transport used in a with statement is closed when the block ends."""
+    """A transport, or a client, used in a with statement is closed when the block ends."""
 
     @abstractmethod
     def close(self) -> None:
