@@ -105,8 +105,9 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 			}
 		}
 		if total <= writeChunk {
-			defer s.mu.Unlock()
-			if err := s.deleteAccounts(removed); err != nil {
+			err := s.deleteAccounts(removed)
+			s.mu.Unlock()
+			if err != nil {
 				return nil, err
 			}
 			return removed, nil
