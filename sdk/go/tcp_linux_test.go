@@ -80,27 +80,25 @@ func TestDialAgainBoundedByContext(t *testing.T) {
 	defer cancel()
 	second := make(chan error, 1)
 	go func() { second <- client.PingSession(cctx, sessiond.PingSessionParams{}) }()
-	select {
-	case err := <-second:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("a call while connecting again: %v; want context.DeadlineExceeded", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a call while connecting again ignored its context")
+	if err := within(t, second, "a call while connecting again ignored its context"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call while connecting again: %v; want context.DeadlineExceeded", err)
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- client.Close() }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waited for the connect")
+	within(t, closed, "Close waited for the connect")
+	if err := within(t, first, "Close left the call that started the connect waiting"); err == nil {
+		t.Error("the call that started the connect succeeded after Close")
 	}
+}
+
+// within returns what ch gives, failing the test with why if it gives nothing in 10 s.
+func within(t *testing.T, ch <-chan error, why string) error {
+	t.Helper()
 	select {
-	case err := <-first:
-		if err == nil {
-			t.Error("the call that started the connect succeeded after Close")
-		}
+	case err := <-ch:
+		return err
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close left the call that started the connect waiting")
+		t.Fatal(why)
+		return nil
 	}
 }
