@@ -148,19 +148,37 @@ func (e *Engine) Host() HostInfo { return e.cfg.Host }
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock.Now() }
 
-// CheckStore reports whether the store answers a lookup, as every call needs it to: nil, or
-// the store's error (ErrUnavailable when Redis does not answer in time). It looks up a token
-// hash that no session has; a store that gives no answer before ctx's deadline is
-// unavailable too.
+// CheckStore reports whether the store can serve calls: nil, or the store's error
+// (ErrUnavailable when Redis does not answer in time). It looks up a token hash that no
+// session has, as every call needs a lookup, and on a store whose changes wait for a sync
+// (Syncer) it waits for one: after a sync has failed, such a store refuses every change
+// until it is opened again while its lookups still answer. A store that gives no answer
+// before ctx's deadline is unavailable too.
 func (e *Engine) CheckStore(ctx context.Context) error {
 	_, err := e.store.SessionByTokenHash(ctx, TokenHash{}, e.clock.Now())
-	switch {
-	case errors.Is(err, ErrSessionNotFound):
-		return nil
-	case errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, ErrSessionNotFound) {
+		err = nil
+		if e.syncer != nil {
+			err = e.syncWithin(ctx)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: no answer in time: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// syncWithin waits for the store's sync until ctx ends: a sync does not take a context, and
+// a disk that hangs holds it.
+func (e *Engine) syncWithin(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- e.syncer.Sync(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ChecksInMemory reports whether a token check is answered from memory: the store finds and

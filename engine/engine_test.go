@@ -914,18 +914,49 @@ func (hangingStore) SessionByTokenHash(ctx context.Context, _ engine.TokenHash, 
 	return nil, ctx.Err()
 }
 
-// CheckStore is nil while the store answers lookups (no session found is an answer), and
-// ErrUnavailable when it gives none before the deadline.
+// hangingSyncStore is a memstore whose syncs wait until released, as a disk that stops
+// answering makes them.
+type hangingSyncStore struct {
+	engine.Store
+	release chan struct{}
+}
+
+func (s hangingSyncStore) Sync(context.Context) error { <-s.release; return nil }
+
+// CheckStore is nil while the store answers lookups (no session found is an answer) and
+// syncs, its sync's error once that fails, and ErrUnavailable when either gives no answer
+// before the deadline.
 func TestCheckStore(t *testing.T) {
 	f := newFixture(t, nil)
 	if err := f.e.CheckStore(context.Background()); err != nil {
 		t.Errorf("CheckStore on a memstore = %v; want nil", err)
 	}
-	h := newFixtureOn(t, hangingStore{memstore.New(memstore.Options{})}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-	defer cancel()
-	if err := h.e.CheckStore(ctx); !errors.Is(err, engine.ErrUnavailable) {
-		t.Errorf("CheckStore on a store that never answers = %v; want ErrUnavailable", err)
+	synced := &syncStore{Store: memstore.New(memstore.Options{})}
+	s := newFixtureOn(t, synced, nil)
+	before := synced.syncs.Load()
+	if err := s.e.CheckStore(context.Background()); err != nil || synced.syncs.Load() != before+1 {
+		t.Errorf("CheckStore on a store that syncs = %v after %d syncs; want nil after one", err, synced.syncs.Load()-before)
+	}
+	synced.err = errors.New("injected: sync failed")
+	if err := s.e.CheckStore(context.Background()); !errors.Is(err, synced.err) {
+		t.Errorf("CheckStore on a store whose sync fails = %v; want %v", err, synced.err)
+	}
+	for _, tc := range []struct {
+		name  string
+		store engine.Store
+	}{
+		{"lookups never answer", hangingStore{memstore.New(memstore.Options{})}},
+		{"syncs never answer", hangingSyncStore{memstore.New(memstore.Options{}), make(chan struct{})}},
+	} {
+		h := newFixtureOn(t, tc.store, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if err := h.e.CheckStore(ctx); !errors.Is(err, engine.ErrUnavailable) {
+			t.Errorf("CheckStore on a store whose %s = %v; want ErrUnavailable", tc.name, err)
+		}
+		cancel()
+		if hs, ok := tc.store.(hangingSyncStore); ok {
+			close(hs.release)
+		}
 	}
 }
 

@@ -935,6 +935,10 @@ func TestSyncFailureIsFinal(t *testing.T) {
 			if _, err := s.GetAccount(ctx, "before"); err != nil {
 				t.Errorf("reads after a failed sync: %v", err)
 			}
+			// The engine's health check (engine.CheckStore) learns of it from Sync.
+			if err := s.Sync(ctx); tc.final != (err != nil) {
+				t.Errorf("Sync after the failure = %v; want an error: %v", err, tc.final)
+			}
 		})
 	}
 }
