@@ -31,7 +31,7 @@ import (
 // goroutine woken and no read that finds nothing. Through Go's poller every request costs a
 // read, a write, a read of the empty socket and a wake-up of the reader goroutine; with
 // `serve --cpus 1` the loop took sessiond's CPU a request from 1.16-1.25x Redis's to
-// 1.04-1.07x (README, Performance).
+// 1.04-1.07x (cmd/sessiond/PERFORMANCE.md).
 //
 // Anything else goes back to the reader goroutine, not taken, which serves it as before and
 // hands the connection over again the next time it finds the socket empty with nothing in
@@ -90,7 +90,7 @@ type eventLoop struct {
 // The loop waits for its sockets in its own set, not through Go's poller: a set that Go's
 // poller watches makes every event on one of its sockets wake the set's watchers too (the
 // kernel's nested epoll callback), which cost a pinned client about 0.2 µs a request, 3 % of
-// its own work (README, Performance). So the loop blocks in epoll_pwait2 for up to loopWait
+// its own work (cmd/sessiond/PERFORMANCE.md). So the loop blocks in epoll_pwait2 for up to loopWait
 // while it holds its processor, as Redis blocks in epoll_wait, and gives Go a turn in its
 // poller now and then, where the goroutines waiting for other descriptors (an accept, a
 // connection served by its reader, an HTTP request, a Redis store's reply) are found: Go

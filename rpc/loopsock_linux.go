@@ -17,7 +17,7 @@ import (
 // request cost the client a second callback: about 90 ns more a request than a request to
 // Redis, 1.3 % of the pinned client's work; each of the loop's turns in Go's poller found
 // the socket ready for nothing, and with the loop on two processors every event also woke
-// Go's idle processor (README, Performance). So once the loop has served a connection for a
+// Go's idle processor (cmd/sessiond/PERFORMANCE.md). So once the loop has served a connection for a
 // while (detachAfter requests since the hand-over) it closes the reader's net.Conn (detach),
 // which takes the socket out of Go's poller while the loop's own descriptor (fd) keeps it
 // open, and when the connection goes back to its reader, the reader makes a new net.Conn

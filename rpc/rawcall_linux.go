@@ -11,7 +11,7 @@ import (
 // call, again when interrupted. It makes them as recvfrom(2) and sendto(2), which do for a
 // socket what read(2) and write(2) do without the file layer around them (vfs_read and
 // vfs_write, fdget_pos, the permission hook, the socket's read and write iterators): on
-// loopback, 80-100 ns less a call (README, Performance). MSG_NOSIGNAL makes a write to a
+// loopback, 80-100 ns less a call (cmd/sessiond/PERFORMANCE.md). MSG_NOSIGNAL makes a write to a
 // connection the peer has reset fail with EPIPE without a SIGPIPE, which Go ignores on a
 // socket anyway.
 func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {

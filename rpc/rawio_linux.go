@@ -18,7 +18,7 @@ import (
 // goroutine in a system call and hands it to another thread. Under a load of small requests
 // that kept sysmon waking every 20 µs and threads handing processors back and forth: with raw
 // calls the server made 0.06-0.07 context switches a request instead of 0.13, 0.1k sysmon
-// sleeps a second instead of 3.1k, and spent 2-10 % less CPU a request (README, Performance).
+// sleeps a second instead of 3.1k, and spent 2-10 % less CPU a request (cmd/sessiond/PERFORMANCE.md).
 // What a raw call gives up is the processor for other goroutines for its few microseconds.
 //
 // A raw call also skips the race detector's annotations (the kernel filling the read buffer,
