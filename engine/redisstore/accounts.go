@@ -112,37 +112,44 @@ func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engi
 }
 
 // DeleteAccounts removes the accounts that exist, with all their sessions and preferences,
-// in one script, and returns their keys sorted. It returns engine.ErrLastAdmin, removing
-// nothing, if that would leave no admin. A deleted account's sessions stop working on every
-// node at once.
+// and returns their keys sorted. It returns engine.ErrLastAdmin if that would leave no
+// admin. Accounts with more than purgeBatch sessions between them lose them purgeBatch a
+// script, so that dropping a large account does not block Redis for long, each script after
+// the last-admin check; the last script removes the remaining sessions with the accounts, so
+// a session made meanwhile goes too. When it fails part of the way, the sessions removed
+// before stay removed, and the accounts stay.
 func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.leave()
 	k := s.keys
-	args := []any{k.global}
+	args := []any{k.global, purgeBatch}
 	for i, key := range userKeys {
 		if !slices.Contains(userKeys[:i], key) {
 			args = append(args, key, k.account(key), k.userSessions(key), k.preferences(key))
 		}
 	}
-	reply, err := scriptDeleteAccounts.Run(ctx, s.rdb, []string{k.allSessions(), k.accounts(), k.admins()}, args...).StringSlice()
-	if err != nil {
-		return nil, s.fail(ctx, "deleting accounts", err)
+	for {
+		reply, err := scriptDeleteAccounts.Run(ctx, s.rdb, []string{k.allSessions(), k.accounts(), k.admins()}, args...).StringSlice()
+		if err != nil {
+			return nil, s.fail(ctx, "deleting accounts", err)
+		}
+		if len(reply) == 0 {
+			return nil, fmt.Errorf("redisstore: deleting accounts: empty reply")
+		}
+		switch reply[0] {
+		case "MORE":
+			continue
+		case "OK":
+			removed := append(make([]string, 0, len(reply)-1), reply[1:]...)
+			slices.Sort(removed)
+			return removed, nil
+		case "LASTADMIN":
+			return nil, engine.ErrLastAdmin
+		}
+		return nil, fmt.Errorf("redisstore: deleting accounts: unexpected reply %q", reply)
 	}
-	if len(reply) == 0 {
-		return nil, fmt.Errorf("redisstore: deleting accounts: empty reply")
-	}
-	switch reply[0] {
-	case "OK":
-		removed := append(make([]string, 0, len(reply)-1), reply[1:]...)
-		slices.Sort(removed)
-		return removed, nil
-	case "LASTADMIN":
-		return nil, engine.ErrLastAdmin
-	}
-	return nil, fmt.Errorf("redisstore: deleting accounts: unexpected reply %q", reply)
 }
 
 // ListAccounts returns the accounts whose key starts with one of prefixes (all of them when

@@ -49,13 +49,15 @@
 // account exists and counts the live sessions against each cap (removing, when a count has
 // reached its cap, the sessions of that index that have expired) before it writes the
 // session and its index entries; DeleteAccounts checks the last-admin rule and removes the
-// accounts with all their sessions and preferences; CreateAccount fails with
+// accounts with all their sessions and preferences (accounts with over 1,000 sessions lose
+// them 1,000 a script first, each after the same check, as DeleteSessions deletes 1,000 a
+// script, so that neither blocks Redis for long); CreateAccount fails with
 // engine.ErrAccountExists if the key is taken (so of several nodes bootstrapping the first
 // admin, exactly one does). UpdateAccount and UpdateSession read, apply the caller's function
 // in Go, and write with a compare-and-set script, retrying if the record changed meanwhile on
 // any node; their function may therefore run more than once. Redis runs one script at a time
-// and writes its effects to the append-only file as one transaction, so a change is never
-// half-applied, also across a crash, and the caps hold exactly however many nodes insert at
+// and writes its effects to the append-only file as one transaction, so a change made by
+// one script is never half-applied, also across a crash, and the caps hold exactly however many nodes insert at
 // once.
 //
 // # Expiry and last-use times

@@ -523,6 +523,76 @@ func TestRedisDeleteManySessions(t *testing.T) {
 	}
 }
 
+// scriptRuns counts the scripts Redis has run since it started.
+func scriptRuns(t *testing.T, s *Store) int {
+	t.Helper()
+	info, err := s.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	for _, line := range strings.Split(info, "\n") {
+		var calls int
+		if name, stats, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && (name == "cmdstat_evalsha" || name == "cmdstat_eval") {
+			if _, err := fmt.Sscanf(stats, "calls=%d", &calls); err != nil {
+				t.Fatalf("commandstats line %q: %v", line, err)
+			}
+			runs += calls
+		}
+	}
+	return runs
+}
+
+// Dropping an account with more sessions than one script takes (purgeBatch) removes them in
+// several scripts, an index entry whose record has gone included, and leaves other accounts'
+// sessions alone; the last admin's account is refused before any of its sessions go.
+func TestRedisDeleteAccountOfManySessions(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, srv, freshPrefix("dropmany"))
+	mustCreate(t, s, newAccount("admin", "admin"), newAccount("big"), newAccount("other"))
+	const n = 2*purgeBatch + 500
+	for range n {
+		mustInsert(t, s, newSession("big"))
+	}
+	orphan := newSession("big")
+	mustInsert(t, s, orphan)
+	if err := s.rdb.Del(ctx, s.keys.session("big", orphan.ID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	kept := newSession("other")
+	mustInsert(t, s, kept)
+	adminSessions := make([]*engine.Session, purgeBatch+1)
+	for i := range adminSessions {
+		adminSessions[i] = newSession("admin")
+		mustInsert(t, s, adminSessions[i])
+	}
+
+	if _, err := s.DeleteAccounts(ctx, []string{"admin"}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Fatalf("DeleteAccounts(last admin) = %v; want ErrLastAdmin", err)
+	}
+	if list, err := s.ListSessions(ctx, []string{"admin"}, testNow); err != nil || len(list) != len(adminSessions) {
+		t.Errorf("the last admin's sessions after the refusal: %d, %v; want %d", len(list), err, len(adminSessions))
+	}
+
+	before := scriptRuns(t, s)
+	removed, err := s.DeleteAccounts(ctx, []string{"big"})
+	if err != nil || !slices.Equal(removed, []string{"big"}) {
+		t.Fatalf("DeleteAccounts(big) = %q, %v; want [big]", removed, err)
+	}
+	if runs := scriptRuns(t, s) - before; runs < 3 {
+		t.Errorf("dropping an account of %d sessions ran %d scripts; want one a %d sessions, at least 3", n+1, runs, purgeBatch)
+	}
+	if list, err := s.ListSessions(ctx, []string{"big"}, testNow); err != nil || len(list) != 0 {
+		t.Errorf("the dropped account's sessions: %d, %v; want none", len(list), err)
+	}
+	if left, err := s.rdb.Exists(ctx, s.keys.userSessions("big"), s.keys.account("big")).Result(); err != nil || left != 0 {
+		t.Errorf("the dropped account's keys: %d left, %v", left, err)
+	}
+	if !found(t, s, kept, testNow) {
+		t.Error("another account's session went with the dropped account")
+	}
+}
+
 // A user's and an address's index of sessions expire with their longest-lived entry (never
 // while a permanent session is in them), so entries whose records Redis dropped at their TTL
 // do not stay behind when no node purges. Times are the wall clock's: Redis applies the TTLs.

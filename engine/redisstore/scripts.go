@@ -368,15 +368,17 @@ return 'OK'
 
 // scriptDeleteAccounts removes the accounts that exist with their sessions and preferences,
 // unless that would leave no admin while there is one; it returns {"OK", removed keys...} or
-// {"LASTADMIN"}.
+// {"LASTADMIN"}. When the accounts have more than step sessions between them it removes step
+// of those sessions only, after the same check, and returns {"MORE"}: run it again.
 //
 // KEYS: all-sessions index, accounts index, admins set.
-// ARGV: global prefix, then for each account (distinct): user key, account key, user's
-// index, preferences key.
+// ARGV: global prefix, step, then for each account (distinct): user key, account key,
+// user's index, preferences key.
 var scriptDeleteAccounts = redis.NewScript(prelude + `
 G.gx, G.gp = KEYS[1], ARGV[1]
+local step = tonumber(ARGV[2])
 local victims, admins = {}, 0
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 4 do
   if redis.call('EXISTS', ARGV[i + 1]) == 1 then
     victims[#victims + 1] = i
     if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 1 then admins = admins + 1 end
@@ -386,6 +388,22 @@ local out = {'OK'}
 if #victims == 0 then return out end
 local total = redis.call('SCARD', KEYS[3])
 if total > 0 and admins == total then return {'LASTADMIN'} end
+local sessions = 0
+for _, i in ipairs(victims) do sessions = sessions + redis.call('ZCARD', ARGV[i + 2]) end
+if sessions > step then
+  local left = step
+  for _, i in ipairs(victims) do
+    if left == 0 then break end
+    for _, id in ipairs(redis.call('ZRANGE', ARGV[i + 2], 0, left - 1)) do
+      local r = byID(id)
+      if r then remove(r) end
+      redis.call('ZREM', ARGV[i + 2], id) -- also an entry whose record has gone
+      left = left - 1
+    end
+  end
+  keepMarked()
+  return {'MORE'}
+end
 for _, i in ipairs(victims) do
   for _, id in ipairs(redis.call('ZRANGE', ARGV[i + 2], 0, -1)) do
     local r = byID(id)
