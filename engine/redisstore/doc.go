@@ -133,7 +133,8 @@
 // A token lookup is one round trip running a short script; a change is one round trip plus
 // Redis's fsync. A listing of sessions reads an index 1,000 entries a step (ZSCAN) and their
 // records in a script a step, so it is not one instant's: a session live throughout is listed
-// once, one created or ended meanwhile may be or not. Purges, deletes and last-use writes
-// work in bounded batches too. Scripts that work on one account (deleting it, with its
-// sessions) and ListAccounts run in proportion to what they touch and block Redis meanwhile.
+// once, one created or ended meanwhile may be or not. ListAccounts reads the accounts index
+// 1,000 names a step (in key order) and their records with one MGET a step, with the same
+// guarantee. Purges, deletes, account drops (their sessions) and last-use writes work in
+// batches of 1,000 too, so no call holds Redis up for other nodes' token checks for long.
 package redisstore

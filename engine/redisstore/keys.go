@@ -38,8 +38,7 @@ func hasHashTag(s string) bool {
 }
 
 // userEscaper keeps a user key from ending its hash tag early or from making two users' key
-// names collide: "}" cannot appear inside the tag and "%" escapes itself. luaEscapeUser in
-// scripts.go does the same in Lua.
+// names collide: "}" cannot appear inside the tag and "%" escapes itself.
 var userEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
 
 // user starts the keys of one account: prefix + "{u:<userKey>}:".

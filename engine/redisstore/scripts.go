@@ -418,40 +418,6 @@ keepMarked()
 return out
 `)
 
-// luaEscapeUser is userEscaper in Lua.
-const luaEscapeUser = `
-local function esc(u) return (string.gsub(u, '[%%}]', {['%'] = '%25', ['}'] = '%7D'})) end
-`
-
-// scriptListAccounts returns the JSON of the accounts whose key starts with one of the
-// prefixes (all accounts when none is given), unsorted.
-//
-// KEYS: accounts index.
-// ARGV: key prefix (keyspace.prefix), then the account-name prefixes.
-var scriptListAccounts = redis.NewScript(luaEscapeUser + `
-local users, seen = {}, {}
-local function add(list)
-  for _, u in ipairs(list) do
-    if not seen[u] then seen[u] = true; users[#users + 1] = u end
-  end
-end
-if #ARGV == 1 then add(redis.call('ZRANGE', KEYS[1], 0, -1)) end
-for i = 2, #ARGV do
-  local p = ARGV[i]
-  if p == '' then
-    add(redis.call('ZRANGE', KEYS[1], 0, -1))
-  else
-    add(redis.call('ZRANGEBYLEX', KEYS[1], '[' .. p, '(' .. p .. '\255'))
-  end
-end
-local out = {}
-for _, u in ipairs(users) do
-  local v = redis.call('GET', ARGV[1] .. '{u:' .. esc(u) .. '}:a')
-  if v then out[#out + 1] = v end
-end
-return out
-`)
-
 // scriptSetPreference stores a preference if the account exists ("NOACCOUNT") and the label
 // is not one too many ("TOOMANY").
 //
