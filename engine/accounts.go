@@ -210,15 +210,6 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 			return nil, err
 		}
 	}
-	demote := req.Roles != nil && len(req.Roles) == 0 && target.IsAdmin()
-	if demote {
-		// Serialise demotions so two admins cannot demote each other at once.
-		e.accountsMu.Lock()
-		defer e.accountsMu.Unlock()
-		if err := e.ensureAnotherAdmin(ctx, key); err != nil {
-			return nil, err
-		}
-	}
 	if err := e.pending.wait(ctx, key); err != nil { // a cleared lockout stays cleared
 		return nil, err
 	}
@@ -267,20 +258,6 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 		e.log.Info("password changed", "user", updated.Username, "by", me.Username)
 	}
 	return updated, nil
-}
-
-// ensureAnotherAdmin returns ErrLastAdmin unless an admin other than key exists.
-func (e *Engine) ensureAnotherAdmin(ctx context.Context, key string) error {
-	all, err := e.store.ListAccounts(ctx, nil)
-	if err != nil {
-		return err
-	}
-	for _, a := range all {
-		if a.IsAdmin() && a.Key() != key {
-			return nil
-		}
-	}
-	return ErrLastAdmin
 }
 
 // checkCurrentPassword checks the password an account gives to change its own. It is a
@@ -344,9 +321,7 @@ func (e *Engine) DropAccounts(ctx context.Context, token string, usernames []str
 	for _, u := range usernames {
 		keys = append(keys, UserKey(u))
 	}
-	e.accountsMu.Lock()
 	dropped, err := e.store.DeleteAccounts(ctx, keys)
-	e.accountsMu.Unlock()
 	if err != nil {
 		return nil, err
 	}

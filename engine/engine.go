@@ -22,8 +22,6 @@ type Engine struct {
 	hasher   *hasher
 	throttle *throttle
 	pending  pendingWrites // failure counts written after the reply; see login
-	// accountsMu serialises changes that must see every account at once (demoting an admin).
-	accountsMu sync.Mutex
 
 	stopOnce sync.Once
 	stop     chan struct{}

@@ -35,9 +35,10 @@ type AccountStore interface {
 	GetAccount(ctx context.Context, userKey string) (*Account, error)
 	// UpdateAccount atomically applies fn to the current account and stores the result. If fn
 	// returns an error nothing is written and that error is returned. It returns
-	// ErrAccountNotFound if there is no such account. fn may run more than once (a store
-	// retries after a conflicting write), each time on a fresh copy, so it must have no
-	// effects beyond its argument other than ones that are safe to repeat (logging).
+	// ErrAccountNotFound if there is no such account, and ErrLastAdmin, writing nothing, if
+	// fn takes the admin role from the only account that has it. fn may run more than once
+	// (a store retries after a conflicting write), each time on a fresh copy, so it must have
+	// no effects beyond its argument other than ones that are safe to repeat (logging).
 	UpdateAccount(ctx context.Context, userKey string, fn func(*Account) error) (*Account, error)
 	// DeleteAccounts removes the named accounts that exist, with all their sessions
 	// (permanent ones too) and preferences, and returns the keys removed. If removing them
