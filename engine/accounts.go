@@ -101,8 +101,7 @@ func validateNewAccount(req *CreateAccountRequest) error {
 // Bootstrap creates the first admin account if the store has no accounts at all, and
 // reports whether it did. It needs no token: it is how a new server gets its first admin.
 func (e *Engine) Bootstrap(ctx context.Context, username, password string) (bool, error) {
-	existing, err := e.store.ListAccounts(ctx, nil)
-	if err != nil || len(existing) > 0 {
+	if exist, err := e.store.HasAccounts(ctx); err != nil || exist {
 		return false, err
 	}
 	req := CreateAccountRequest{Username: username, Password: password, Roles: []string{RoleAdmin}}

@@ -997,3 +997,36 @@ func TestNewUsernameRules(t *testing.T) {
 		}
 	}
 }
+
+// Bootstrap makes the first admin on a store without accounts only: not again, and not on a
+// store that holds other accounts.
+func TestBootstrap(t *testing.T) {
+	ctx := context.Background()
+	withUser := memstore.New(memstore.Options{})
+	if err := withUser.CreateAccount(ctx, &engine.Account{Username: "someone", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		store engine.Store
+		want  []bool
+	}{
+		{"a new store", memstore.New(memstore.Options{}), []bool{true, false}},
+		{"a store with an account", withUser, []bool{false}},
+	} {
+		e, err := engine.New(tc.store, testConfig(newFakeClock()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range tc.want {
+			if created, err := e.Bootstrap(ctx, "admin", adminPassword); err != nil || created != want {
+				t.Errorf("%s: Bootstrap #%d = %v, %v; want %v", tc.name, i+1, created, err, want)
+			}
+		}
+		_, err = tc.store.GetAccount(ctx, "admin")
+		if wantAdmin := tc.want[0]; (err == nil) != wantAdmin {
+			t.Errorf("%s: the admin account after Bootstrap: %v; want it there: %v", tc.name, err, wantAdmin)
+		}
+		e.Close()
+	}
+}

@@ -50,6 +50,8 @@ type AccountStore interface {
 	// ListAccounts returns the accounts whose key starts with any of prefixes (all accounts
 	// when prefixes is empty), sorted by key.
 	ListAccounts(ctx context.Context, prefixes []string) ([]*Account, error)
+	// HasAccounts reports whether the store holds any account, without listing them.
+	HasAccounts(ctx context.Context) (bool, error)
 }
 
 // SessionStore holds sessions, indexed by sessionId, by token hash and by username.

@@ -277,6 +277,11 @@ func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account
 	return s.mem.GetAccount(ctx, userKey)
 }
 
+// HasAccounts reports whether the store holds any account.
+func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
+	return s.mem.HasAccounts(ctx)
+}
+
 // UpdateAccount atomically applies fn to the account and stores the result; see
 // memstore.Store.UpdateAccount.
 func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engine.Account) error) (*engine.Account, error) {

@@ -48,6 +48,15 @@ func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account
 	return a.Clone(), nil
 }
 
+// HasAccounts reports whether the store holds any account.
+func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
+	if err := s.readable(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	return len(s.accounts) > 0, nil
+}
+
 // UpdateAccount applies fn to a copy of the account and stores the result. fn runs under
 // the store's lock and must not call the store. If fn fails nothing changes. Besides the
 // errors of engine.AccountStore, it returns engine.ErrLastAdmin if fn takes the admin role

@@ -152,6 +152,19 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 	}
 }
 
+// HasAccounts reports whether the store holds any account.
+func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.leave()
+	n, err := s.rdb.ZCard(ctx, s.keys.accounts()).Result()
+	if err != nil {
+		return false, s.fail(ctx, "counting accounts", err)
+	}
+	return n > 0, nil
+}
+
 // ListAccounts returns the accounts whose key starts with one of prefixes (all of them when
 // prefixes is empty), sorted by key. It reads the accounts index listPage names at a time,
 // in key order, and their records with one MGET a page, so that listing a million accounts

@@ -16,6 +16,7 @@ var accountTests = []test{
 	{"AccountUpdate", false, testAccountUpdate},
 	{"AccountUpdateFnError", false, testAccountUpdateFnError},
 	{"AccountList", false, testAccountList},
+	{"AccountHasAccounts", false, testAccountHasAccounts},
 	{"AccountDeleteCascade", false, testAccountDeleteCascade},
 	{"AccountDeleteResult", false, testAccountDeleteResult},
 	{"AccountLastAdmin", false, testAccountLastAdmin},
@@ -145,6 +146,25 @@ func testAccountList(t *testing.T, h *harness) {
 	if len(all) == 1 {
 		checkAccount(t, "ListAccounts", all[0], newAccount("Alice"))
 	}
+}
+
+// HasAccounts is false on a new store, true once it holds an account, and false again once
+// its last account is deleted.
+func testAccountHasAccounts(t *testing.T, h *harness) {
+	h = h.fresh(t)
+	want := func(step string, want bool) {
+		t.Helper()
+		if got, err := h.s.HasAccounts(h.ctx); err != nil || got != want {
+			t.Errorf("HasAccounts %s = %v, %v; want %v", step, got, err, want)
+		}
+	}
+	want("on a new store", false)
+	h.createAccounts(newAccount("only"))
+	want("with an account", true)
+	if _, err := h.s.DeleteAccounts(h.ctx, []string{"only"}); err != nil {
+		t.Fatal(err)
+	}
+	want("after deleting it", false)
 }
 
 // DeleteAccounts removes the accounts' sessions (permanent too) and preferences.
