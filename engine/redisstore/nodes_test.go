@@ -593,68 +593,6 @@ func TestRedisDeleteAccountOfManySessions(t *testing.T) {
 	}
 }
 
-// A listing of more accounts than one page (listPage) lists each once, in key order, also
-// by overlapping prefixes, while accounts are dropped and made meanwhile on another node.
-func TestRedisListManyAccounts(t *testing.T) {
-	srv := redistest.Start(t)
-	stores := nodes(t, srv, 2)
-	s, other := stores[0], stores[1]
-	const n = 2*listPage + 300
-	want := make([]string, 0, n)
-	for i := range n {
-		name := fmt.Sprintf("u%05d", i)
-		mustCreate(t, s, newAccount(name))
-		want = append(want, name)
-	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { // accounts other than the listed ones come and go meanwhile
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			name := fmt.Sprintf("u%05d-churn", i%50)
-			if err := other.CreateAccount(ctx, newAccount(name)); err != nil && !errors.Is(err, engine.ErrAccountExists) {
-				done <- err
-				return
-			}
-			if _, err := other.DeleteAccounts(ctx, []string{fmt.Sprintf("u%05d-churn", (i+25)%50)}); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	for _, tc := range []struct {
-		prefixes []string
-		want     []string
-	}{
-		{nil, want},
-		{[]string{"u01", "u0", "u011"}, want[:n]},
-		{[]string{"u011", "u01"}, want[1000:2000]},
-	} {
-		got, err := s.ListAccounts(ctx, tc.prefixes)
-		if err != nil {
-			t.Fatalf("ListAccounts(%q): %v", tc.prefixes, err)
-		}
-		var keys []string
-		for _, a := range got {
-			if !strings.HasSuffix(a.Key(), "-churn") {
-				keys = append(keys, a.Key())
-			}
-		}
-		if !slices.Equal(keys, tc.want) {
-			t.Errorf("ListAccounts(%q) = %d accounts (%q … %q); want %d", tc.prefixes, len(keys), keys[:min(2, len(keys))], keys[max(0, len(keys)-2):], len(tc.want))
-		}
-	}
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A user's and an address's index of sessions expire with their longest-lived entry (never
 // while a permanent session is in them), so entries whose records Redis dropped at their TTL
 // do not stay behind when no node purges. Times are the wall clock's: Redis applies the TTLs.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sessiond/sessiond/engine"
@@ -17,6 +18,7 @@ var accountTests = []test{
 	{"AccountUpdateFnError", false, testAccountUpdateFnError},
 	{"AccountList", false, testAccountList},
 	{"AccountHasAccounts", false, testAccountHasAccounts},
+	{"AccountListWhileChanging", false, testAccountListWhileChanging},
 	{"AccountDeleteCascade", false, testAccountDeleteCascade},
 	{"AccountDeleteResult", false, testAccountDeleteResult},
 	{"AccountLastAdmin", false, testAccountLastAdmin},
@@ -145,6 +147,67 @@ func testAccountList(t *testing.T, h *harness) {
 	all, _ := h.s.ListAccounts(h.ctx, []string{"alice"})
 	if len(all) == 1 {
 		checkAccount(t, "ListAccounts", all[0], newAccount("Alice"))
+	}
+}
+
+// A listing of more accounts than a store lists in one step (1,000 or 1,024) has every
+// account that exists throughout once, in key order, by every prefix, while other accounts
+// come and go.
+func testAccountListWhileChanging(t *testing.T, h *harness) {
+	const n = 2_500
+	stable := make([]string, n)
+	for i := range stable {
+		stable[i] = fmt.Sprintf("u%05d", i)
+		h.createAccounts(newAccount(stable[i]))
+	}
+	done := make(chan struct{})
+	defer func() { <-done }() // a failed listing ends the test once the changes have ended
+	go func() {
+		defer close(done)
+		for i := range 600 { // names between the stable ones, made and dropped in turn
+			if err := h.s.CreateAccount(h.ctx, newAccount(fmt.Sprintf("u%05d-churn", i*4))); err != nil {
+				t.Error(err)
+				return
+			}
+			if i >= 10 {
+				if _, err := h.s.DeleteAccounts(h.ctx, []string{fmt.Sprintf("u%05d-churn", (i-10)*4)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true // one more round after the changes
+		default:
+		}
+		for _, tc := range []struct {
+			prefixes []string
+			want     []string
+		}{
+			{nil, stable},
+			{[]string{"u01", "u0", "u011"}, stable},
+			{[]string{"u011", "u01"}, stable[1000:2000]},
+		} {
+			list, err := h.s.ListAccounts(h.ctx, tc.prefixes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for i, a := range list {
+				if i > 0 && list[i-1].Key() >= a.Key() {
+					t.Fatalf("ListAccounts(%q): %q before %q", tc.prefixes, list[i-1].Key(), a.Key())
+				}
+				if !strings.HasSuffix(a.Key(), "-churn") {
+					keys = append(keys, a.Key())
+				}
+			}
+			if !slices.Equal(keys, tc.want) {
+				t.Fatalf("ListAccounts(%q): %d accounts that exist throughout; want %d", tc.prefixes, len(keys), len(tc.want))
+			}
+		}
 	}
 }
 

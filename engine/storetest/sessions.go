@@ -508,6 +508,7 @@ func testSessionListWhileChanging(t *testing.T, h *harness) {
 		others[i] = newSession([]string{"u", "v"}[i%2])
 	}
 	done := make(chan struct{})
+	defer func() { <-done }() // a failed listing ends the test once the changes have ended
 	go func() {
 		defer close(done)
 		for i, d := range doomed {
