@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type Server struct {
 	// Dir holds the append-only file; it survives Kill and Restart.
 	Dir  string
 	args []string
+	bus  string // the cluster bus's port, in cluster mode
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -38,28 +40,49 @@ type Server struct {
 
 // Start runs redis-server with extra (more redis-server options, e.g. "--maxclients", "100")
 // and waits until it answers PING. The server is killed when the test ends. It skips the
-// test when redis-server is not installed.
+// test when redis-server is not installed. A port taken between the choice and the server's
+// bind (by another test's connection, say) is chosen again.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not installed (Debian: apt-get install redis-server); skipping the Redis tests")
 	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: t.TempDir()}
-	s.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.Dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--daemonize", "no", "--logfile", "", "--loglevel", "warning",
-	}, extra...)
-	s.args = append([]string{bin}, s.args...)
+	s := &Server{t: t, Dir: t.TempDir()}
 	t.Cleanup(s.Kill)
-	s.start()
-	return s
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		s.args = append([]string{bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.Dir,
+			"--save", "", "--appendonly", "yes", "--appendfsync", "always",
+			"--daemonize", "no", "--logfile", "", "--loglevel", "warning",
+		}, extra...)
+		if slices.Contains(extra, "--cluster-enabled") {
+			// The cluster bus's port is the client port + 10000 unless told, and that one
+			// may be some connection's.
+			bus, err := freePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.bus = strconv.Itoa(bus)
+			s.args = append(s.args, "--cluster-port", s.bus)
+		}
+		err = s.launch()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
 }
+
+// errPortTaken: redis-server could not bind a port it was given.
+var errPortTaken = errors.New("a port was taken")
 
 // URL returns redis://ADDR/db.
 func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
@@ -95,11 +118,18 @@ func (s *Server) Logs() string {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// launch starts the server and waits until it answers PING.
+func (s *Server) launch() error {
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -110,14 +140,21 @@ func (s *Server) start() {
 	for {
 		select {
 		case <-exited:
-			s.t.Fatalf("redis-server exited at start; its log:\n%s", logs.String())
+			s.mu.Lock()
+			s.cmd = nil
+			s.mu.Unlock()
+			err := fmt.Errorf("redis-server exited at start; its log:\n%s", logs.String())
+			if strings.Contains(logs.String(), "Address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			return err
 		default:
 		}
 		if ping(s.Addr) == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s does not answer after 15 s; its log:\n%s", s.Addr, logs.String())
+			return fmt.Errorf("redis-server on %s does not answer after 15 s; its log:\n%s", s.Addr, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -144,7 +181,8 @@ func ping(addr string) error {
 	return nil
 }
 
-func freePort() (int, error) {
+// freePort is a port no one listens on now (a variable for tests).
+var freePort = func() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -189,7 +227,7 @@ func StartCluster(t testing.TB, n int, extra ...string) []*Server {
 	}
 	for _, s := range servers[1:] {
 		host, port, _ := net.SplitHostPort(s.Addr)
-		if err := command(servers[0].Addr, "CLUSTER", "MEET", host, port); err != nil {
+		if err := command(servers[0].Addr, "CLUSTER", "MEET", host, port, s.bus); err != nil {
 			t.Fatalf("CLUSTER MEET: %v", err)
 		}
 	}
