@@ -101,7 +101,7 @@ func validateNewAccount(req *CreateAccountRequest) error {
 // Bootstrap creates the first admin account if the store has no accounts at all, and
 // reports whether it did. It needs no token: it is how a new server gets its first admin.
 func (e *Engine) Bootstrap(ctx context.Context, username, password string) (bool, error) {
-	if exist, err := e.store.HasAccounts(ctx); err != nil || exist {
+	if accounts, _, err := e.store.CountAccounts(ctx); err != nil || accounts > 0 {
 		return false, err
 	}
 	req := CreateAccountRequest{Username: username, Password: password, Roles: []string{RoleAdmin}}
@@ -207,6 +207,15 @@ func (e *Engine) AlterAccount(ctx context.Context, token string, req AlterAccoun
 		}
 		if newHash, err = e.hasher.hash(ctx, *req.Password); err != nil {
 			return nil, err
+		}
+	}
+	if req.Roles != nil && len(req.Roles) == 0 && target.IsAdmin() {
+		// Refused here before anything else is done (a password change ends sessions
+		// first); the store refuses the demotion of the last admin atomically all the same.
+		if _, admins, err := e.store.CountAccounts(ctx); err != nil {
+			return nil, err
+		} else if admins <= 1 {
+			return nil, ErrLastAdmin
 		}
 	}
 	if err := e.pending.wait(ctx, key); err != nil { // a cleared lockout stays cleared

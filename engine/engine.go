@@ -13,15 +13,17 @@ import (
 
 // Engine applies sessiond's rules on top of a Store. It is safe for concurrent use.
 type Engine struct {
-	store    Store
-	toucher  TokenToucher // the store, when it can find and touch a session in one step
-	syncer   Syncer       // the store, when its changes are seen before they are durable
-	cfg      Config
-	clock    Clock
-	log      *slog.Logger
-	hasher   *hasher
-	throttle *throttle
-	pending  pendingWrites // failure counts written after the reply; see login
+	store     Store
+	toucher   TokenToucher // the store, when it can find and touch a session in one step
+	syncer    Syncer       // the store, when its changes are seen before they are durable
+	checkMu   sync.Mutex
+	checkSync *syncFlight // the sync CheckStore waits for, while one runs
+	cfg       Config
+	clock     Clock
+	log       *slog.Logger
+	hasher    *hasher
+	throttle  *throttle
+	pending   pendingWrites // failure counts written after the reply; see login
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -167,16 +169,35 @@ func (e *Engine) CheckStore(ctx context.Context) error {
 }
 
 // syncWithin waits for the store's sync until ctx ends: a sync does not take a context, and
-// a disk that hangs holds it.
+// a disk that hangs holds it. Checks that come while one sync runs wait for that one, so
+// probes of a hanging disk do not pile up goroutines.
 func (e *Engine) syncWithin(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- e.syncer.Sync(ctx) }()
+	e.checkMu.Lock()
+	f := e.checkSync
+	if f == nil {
+		f = &syncFlight{done: make(chan struct{})}
+		e.checkSync = f
+		go func() {
+			f.err = e.syncer.Sync(context.WithoutCancel(ctx))
+			e.checkMu.Lock()
+			e.checkSync = nil
+			e.checkMu.Unlock()
+			close(f.done)
+		}()
+	}
+	e.checkMu.Unlock()
 	select {
-	case err := <-done:
-		return err
+	case <-f.done:
+		return f.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// syncFlight is a sync that CheckStore started: err is set when done is closed.
+type syncFlight struct {
+	done chan struct{}
+	err  error
 }
 
 // ChecksInMemory reports whether a token check is answered from memory: the store finds and

@@ -493,6 +493,16 @@ func TestRevocations(t *testing.T) {
 	if _, err := f.e.AlterAccount(ctx, f.admin, engine.AlterAccountRequest{Username: "admin", Roles: []string{}}); !errors.Is(err, engine.ErrLastAdmin) {
 		t.Fatalf("demoting the last admin: %v", err)
 	}
+	// Refused with a new password too, before the change would end the other sessions.
+	other := f.login("admin", adminPassword)
+	newPassword, current := "another-secret", adminPassword
+	if _, err := f.e.AlterAccount(ctx, f.admin, engine.AlterAccountRequest{Username: "admin", Roles: []string{},
+		Password: &newPassword, CurrentPassword: &current}); !errors.Is(err, engine.ErrLastAdmin) {
+		t.Fatalf("demoting the last admin with a new password: %v", err)
+	}
+	if !f.alive(other.AuthToken) {
+		t.Error("a refused demotion with a new password ended the admin's other session")
+	}
 }
 
 // TestPermanentSessionRules checks the enable switch and that temporary never becomes permanent.
@@ -918,45 +928,61 @@ func (hangingStore) SessionByTokenHash(ctx context.Context, _ engine.TokenHash, 
 // answering makes them.
 type hangingSyncStore struct {
 	engine.Store
+	syncs   atomic.Int32
 	release chan struct{}
 }
 
-func (s hangingSyncStore) Sync(context.Context) error { <-s.release; return nil }
+func (s *hangingSyncStore) Sync(context.Context) error {
+	s.syncs.Add(1)
+	<-s.release
+	return nil
+}
 
 // CheckStore is nil while the store answers lookups (no session found is an answer) and
 // syncs, its sync's error once that fails, and ErrUnavailable when either gives no answer
-// before the deadline.
+// before the deadline; checks made while a sync hangs wait for that one sync.
 func TestCheckStore(t *testing.T) {
+	ctx := context.Background()
 	f := newFixture(t, nil)
-	if err := f.e.CheckStore(context.Background()); err != nil {
+	if err := f.e.CheckStore(ctx); err != nil {
 		t.Errorf("CheckStore on a memstore = %v; want nil", err)
 	}
 	synced := &syncStore{Store: memstore.New(memstore.Options{})}
 	s := newFixtureOn(t, synced, nil)
 	before := synced.syncs.Load()
-	if err := s.e.CheckStore(context.Background()); err != nil || synced.syncs.Load() != before+1 {
+	if err := s.e.CheckStore(ctx); err != nil || synced.syncs.Load() != before+1 {
 		t.Errorf("CheckStore on a store that syncs = %v after %d syncs; want nil after one", err, synced.syncs.Load()-before)
 	}
 	synced.err = errors.New("injected: sync failed")
-	if err := s.e.CheckStore(context.Background()); !errors.Is(err, synced.err) {
+	if err := s.e.CheckStore(ctx); !errors.Is(err, synced.err) {
 		t.Errorf("CheckStore on a store whose sync fails = %v; want %v", err, synced.err)
 	}
-	for _, tc := range []struct {
-		name  string
-		store engine.Store
-	}{
-		{"lookups never answer", hangingStore{memstore.New(memstore.Options{})}},
-		{"syncs never answer", hangingSyncStore{memstore.New(memstore.Options{}), make(chan struct{})}},
-	} {
-		h := newFixtureOn(t, tc.store, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		if err := h.e.CheckStore(ctx); !errors.Is(err, engine.ErrUnavailable) {
-			t.Errorf("CheckStore on a store whose %s = %v; want ErrUnavailable", tc.name, err)
+
+	h := newFixtureOn(t, hangingStore{memstore.New(memstore.Options{})}, nil)
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if err := h.e.CheckStore(short); !errors.Is(err, engine.ErrUnavailable) {
+		t.Errorf("CheckStore on a store whose lookups never answer = %v; want ErrUnavailable", err)
+	}
+
+	hanging := &hangingSyncStore{Store: memstore.New(memstore.Options{}), release: make(chan struct{})}
+	close(hanging.release) // for the fixture's own syncs
+	hs := newFixtureOn(t, hanging, nil)
+	hanging.release = make(chan struct{})
+	hanging.syncs.Store(0)
+	for i := range 3 {
+		probe, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		if err := hs.e.CheckStore(probe); !errors.Is(err, engine.ErrUnavailable) {
+			t.Errorf("check %d on a store whose sync hangs = %v; want ErrUnavailable", i+1, err)
 		}
 		cancel()
-		if hs, ok := tc.store.(hangingSyncStore); ok {
-			close(hs.release)
-		}
+	}
+	if n := hanging.syncs.Load(); n != 1 {
+		t.Errorf("three checks while a sync hangs started %d syncs; want the one", n)
+	}
+	close(hanging.release)
+	if err := hs.e.CheckStore(ctx); err != nil {
+		t.Errorf("CheckStore once the sync answers again = %v; want nil", err)
 	}
 }
 

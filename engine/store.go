@@ -42,16 +42,18 @@ type AccountStore interface {
 	UpdateAccount(ctx context.Context, userKey string, fn func(*Account) error) (*Account, error)
 	// DeleteAccounts removes the named accounts that exist, with all their sessions
 	// (permanent ones too) and preferences, and returns the keys removed. If removing them
-	// would leave no account with the admin role while one exists now, nothing is removed and
-	// it returns ErrLastAdmin. A store may remove many sessions in steps before the accounts,
-	// which other callers can see between (a failure may leave those removed); the accounts
-	// themselves go at once.
+	// would leave no account with the admin role while one exists now, no account is removed
+	// and it returns ErrLastAdmin. A store may remove many sessions in steps before the
+	// accounts, which other callers can see between, checking that rule before each step: a
+	// failure, or a demotion meanwhile that makes the rule refuse, leaves the sessions of the
+	// steps before removed. The accounts themselves go at once.
 	DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error)
 	// ListAccounts returns the accounts whose key starts with any of prefixes (all accounts
 	// when prefixes is empty), sorted by key.
 	ListAccounts(ctx context.Context, prefixes []string) ([]*Account, error)
-	// HasAccounts reports whether the store holds any account, without listing them.
-	HasAccounts(ctx context.Context) (bool, error)
+	// CountAccounts returns how many accounts the store holds and how many of them have the
+	// admin role, without listing them.
+	CountAccounts(ctx context.Context) (accounts, admins int, err error)
 }
 
 // SessionStore holds sessions, indexed by sessionId, by token hash and by username.

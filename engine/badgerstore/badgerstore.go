@@ -277,9 +277,9 @@ func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account
 	return s.mem.GetAccount(ctx, userKey)
 }
 
-// HasAccounts reports whether the store holds any account.
-func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
-	return s.mem.HasAccounts(ctx)
+// CountAccounts returns how many accounts the store holds, and how many are admins.
+func (s *Store) CountAccounts(ctx context.Context) (accounts, admins int, err error) {
+	return s.mem.CountAccounts(ctx)
 }
 
 // UpdateAccount atomically applies fn to the account and stores the result; see

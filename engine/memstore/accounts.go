@@ -48,13 +48,13 @@ func (s *Store) GetAccount(ctx context.Context, userKey string) (*engine.Account
 	return a.Clone(), nil
 }
 
-// HasAccounts reports whether the store holds any account.
-func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
+// CountAccounts returns how many accounts the store holds, and how many are admins.
+func (s *Store) CountAccounts(ctx context.Context) (accounts, admins int, err error) {
 	if err := s.readable(ctx); err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	defer s.mu.RUnlock()
-	return len(s.accounts) > 0, nil
+	return len(s.accounts), s.admins, nil
 }
 
 // UpdateAccount applies fn to a copy of the account and stores the result. fn runs under
@@ -93,9 +93,9 @@ func (s *Store) UpdateAccount(ctx context.Context, userKey string, fn func(*engi
 // checked before it removes anything. When the accounts have more than writeChunk sessions
 // in all, it first removes them writeChunk a hold of the lock, as DeleteSessions does, so
 // that dropping accounts of a million sessions does not hold every token check up, and then
-// the accounts with the rest in one batch. It checks the rule again before each hold: only a
-// change of roles meanwhile (which the engine does not make during a drop) can make it stop
-// there with some of the sessions removed.
+// the accounts with the rest in one batch. It checks the rule again before each hold: a
+// demotion meanwhile can make it stop there, with ErrLastAdmin and some of the sessions
+// removed.
 func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string, error) {
 	for {
 		if err := s.writable(ctx); err != nil {

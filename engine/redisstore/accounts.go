@@ -152,17 +152,22 @@ func (s *Store) DeleteAccounts(ctx context.Context, userKeys []string) ([]string
 	}
 }
 
-// HasAccounts reports whether the store holds any account.
-func (s *Store) HasAccounts(ctx context.Context) (bool, error) {
+// CountAccounts returns how many accounts the store holds, and how many are admins, read
+// together (MULTI).
+func (s *Store) CountAccounts(ctx context.Context) (accounts, admins int, err error) {
 	if err := s.enter(); err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	defer s.leave()
-	n, err := s.rdb.ZCard(ctx, s.keys.accounts()).Result()
+	var all, adm *redis.IntCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		all, adm = p.ZCard(ctx, s.keys.accounts()), p.SCard(ctx, s.keys.admins())
+		return nil
+	})
 	if err != nil {
-		return false, s.fail(ctx, "counting accounts", err)
+		return 0, 0, s.fail(ctx, "counting accounts", err)
 	}
-	return n > 0, nil
+	return int(all.Val()), int(adm.Val()), nil
 }
 
 // ListAccounts returns the accounts whose key starts with one of prefixes (all of them when
@@ -175,45 +180,35 @@ func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.
 		return nil, err
 	}
 	defer s.leave()
-	ranges := []redis.ZRangeBy{{Min: "-", Max: "+"}}
-	if len(prefixes) > 0 && !slices.Contains(prefixes, "") {
-		ranges = ranges[:0]
-		for _, p := range prefixes {
-			ranges = append(ranges, redis.ZRangeBy{Min: "[" + p, Max: "(" + p + "\xff"})
-		}
-	}
-	seen := make(map[string]bool)
 	var out []*engine.Account
-	for _, r := range ranges {
+	for _, r := range lexRanges(prefixes) {
 		for page := r; ; {
 			page.Count = listPage
 			names, err := s.rdb.ZRangeByLex(ctx, s.keys.accounts(), &page).Result()
 			if err != nil {
 				return nil, s.fail(ctx, "listing accounts", err)
 			}
-			keys := make([]string, 0, len(names))
-			for _, name := range names {
-				if !seen[name] {
-					seen[name] = true
-					keys = append(keys, s.keys.account(name))
-				}
+			if len(names) == 0 {
+				break
 			}
-			if len(keys) > 0 {
-				records, err := s.rdb.MGet(ctx, keys...).Result()
+			keys := make([]string, len(names))
+			for i, name := range names {
+				keys[i] = s.keys.account(name)
+			}
+			records, err := s.rdb.MGet(ctx, keys...).Result()
+			if err != nil {
+				return nil, s.fail(ctx, "listing accounts", err)
+			}
+			for _, raw := range records {
+				text, ok := raw.(string)
+				if !ok {
+					continue // dropped since the page was read
+				}
+				a, err := decodeAccount(text)
 				if err != nil {
-					return nil, s.fail(ctx, "listing accounts", err)
+					return nil, err
 				}
-				for _, raw := range records {
-					text, ok := raw.(string)
-					if !ok {
-						continue // dropped since the page was read
-					}
-					a, err := decodeAccount(text)
-					if err != nil {
-						return nil, err
-					}
-					out = append(out, a)
-				}
+				out = append(out, a)
 			}
 			if len(names) < listPage {
 				break
@@ -221,8 +216,27 @@ func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.
 			page.Min = "(" + names[len(names)-1]
 		}
 	}
-	slices.SortFunc(out, func(a, b *engine.Account) int { return strings.Compare(a.Key(), b.Key()) })
 	return out, nil
+}
+
+// lexRanges returns the index ranges of the keys that start with one of prefixes (every key
+// when there is none), disjoint and in key order: a prefix that another one starts is left
+// out, as its keys are in that one's range.
+func lexRanges(prefixes []string) []redis.ZRangeBy {
+	if len(prefixes) == 0 || slices.Contains(prefixes, "") {
+		return []redis.ZRangeBy{{Min: "-", Max: "+"}}
+	}
+	sorted := slices.Sorted(slices.Values(prefixes))
+	var ranges []redis.ZRangeBy
+	last := ""
+	for _, p := range sorted {
+		if last != "" && strings.HasPrefix(p, last) {
+			continue
+		}
+		last = p
+		ranges = append(ranges, redis.ZRangeBy{Min: "[" + p, Max: "(" + p + "\xff"})
+	}
+	return ranges
 }
 
 func flag(b bool) string {

@@ -3,7 +3,8 @@
 // by one node works on every node at once, and a revocation on one holds on all.
 //
 // Nothing is cached between calls except the last-use times that Touch records (below):
-// every lookup reads Redis, every change is one Lua script that Redis runs atomically.
+// every lookup reads Redis, every change is one Lua script that Redis runs atomically (a
+// change of many sessions, a script for each 1,000 of them).
 //
 // # Where Redis is
 //

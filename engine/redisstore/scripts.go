@@ -9,6 +9,8 @@ import (
 // Every change is one Lua script, which Redis runs atomically and writes to its append-only
 // file as one unit: a change is either wholly applied or not at all, and the checks it makes
 // (caps, last admin, preference limit, "the account exists") see the same data as its writes.
+// Only changes of many sessions go in steps of purgeBatch sessions a script (DeleteSessions,
+// DeleteAccounts' sessions, PurgeExpired), each step whole.
 //
 // Times travel as two integers, Unix seconds and nanoseconds, because Lua numbers are doubles
 // and cannot hold Unix nanoseconds exactly. Index scores are expiry times in milliseconds,
@@ -388,27 +390,30 @@ local out = {'OK'}
 if #victims == 0 then return out end
 local total = redis.call('SCARD', KEYS[3])
 if total > 0 and admins == total then return {'LASTADMIN'} end
+-- drop removes the sessions of user index z up to rank last (-1: all), and their entries
+-- there, also those whose record has gone, and returns how many.
+local function drop(z, last)
+  local ids = redis.call('ZRANGE', z, 0, last)
+  for _, id in ipairs(ids) do
+    local r = byID(id)
+    if r then remove(r) end
+    redis.call('ZREM', z, id)
+  end
+  return #ids
+end
 local sessions = 0
 for _, i in ipairs(victims) do sessions = sessions + redis.call('ZCARD', ARGV[i + 2]) end
 if sessions > step then
   local left = step
   for _, i in ipairs(victims) do
     if left == 0 then break end
-    for _, id in ipairs(redis.call('ZRANGE', ARGV[i + 2], 0, left - 1)) do
-      local r = byID(id)
-      if r then remove(r) end
-      redis.call('ZREM', ARGV[i + 2], id) -- also an entry whose record has gone
-      left = left - 1
-    end
+    left = left - drop(ARGV[i + 2], left - 1)
   end
   keepMarked()
   return {'MORE'}
 end
 for _, i in ipairs(victims) do
-  for _, id in ipairs(redis.call('ZRANGE', ARGV[i + 2], 0, -1)) do
-    local r = byID(id)
-    if r then remove(r) end
-  end
+  drop(ARGV[i + 2], -1)
   redis.call('DEL', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('SREM', KEYS[3], ARGV[i])

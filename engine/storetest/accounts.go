@@ -17,7 +17,7 @@ var accountTests = []test{
 	{"AccountUpdate", false, testAccountUpdate},
 	{"AccountUpdateFnError", false, testAccountUpdateFnError},
 	{"AccountList", false, testAccountList},
-	{"AccountHasAccounts", false, testAccountHasAccounts},
+	{"AccountCounts", false, testAccountCounts},
 	{"AccountListWhileChanging", false, testAccountListWhileChanging},
 	{"AccountDeleteCascade", false, testAccountDeleteCascade},
 	{"AccountDeleteResult", false, testAccountDeleteResult},
@@ -211,23 +211,23 @@ func testAccountListWhileChanging(t *testing.T, h *harness) {
 	}
 }
 
-// HasAccounts is false on a new store, true once it holds an account, and false again once
-// its last account is deleted.
-func testAccountHasAccounts(t *testing.T, h *harness) {
-	h = h.fresh(t)
-	want := func(step string, want bool) {
+// CountAccounts counts the accounts and the admins among them, from none on a new store.
+func testAccountCounts(t *testing.T, h *harness) {
+	want := func(step string, accounts, admins int) {
 		t.Helper()
-		if got, err := h.s.HasAccounts(h.ctx); err != nil || got != want {
-			t.Errorf("HasAccounts %s = %v, %v; want %v", step, got, err, want)
+		if n, a, err := h.s.CountAccounts(h.ctx); err != nil || n != accounts || a != admins {
+			t.Errorf("CountAccounts %s = %d, %d, %v; want %d accounts, %d admins", step, n, a, err, accounts, admins)
 		}
 	}
-	want("on a new store", false)
-	h.createAccounts(newAccount("only"))
-	want("with an account", true)
-	if _, err := h.s.DeleteAccounts(h.ctx, []string{"only"}); err != nil {
+	want("on a new store", 0, 0)
+	h.createAccounts(newAccount("user"))
+	want("with a user", 1, 0)
+	h.createAccounts(newAccount("root", engine.RoleAdmin))
+	want("with a user and an admin", 2, 1)
+	if _, err := h.s.DeleteAccounts(h.ctx, []string{"user"}); err != nil {
 		t.Fatal(err)
 	}
-	want("after deleting it", false)
+	want("after deleting the user", 1, 1)
 }
 
 // DeleteAccounts removes the accounts' sessions (permanent too) and preferences.

@@ -68,8 +68,8 @@ export class SessiondError extends Error {
   /**
    * Code 1010 (data.reason "storeUnavailable"): The store (for example Redis) did not answer in
    * time. A change is applied whole or not at all (a revocation or account drop of many sessions
-   * goes in steps of 4,096, and the steps before stay done); if the reply was lost it may have been
-   * applied, so check before retrying a create.
+   * goes in steps of 4,096, 1,000 through Redis, and the steps before stay done); if the reply was
+   * lost it may have been applied, so check before retrying a create.
    */
   static readonly STORE_UNAVAILABLE = 1010;
   /**
