@@ -8,6 +8,7 @@ safe to use from several threads at once.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import json
@@ -15,13 +16,14 @@ import queue
 import socket
 import threading
 import urllib.parse
+import urllib.request
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["HttpTransport", "TcpTransport", "Transport", "TransportClosedError"]
+__all__ = ["PROXY_FROM_ENVIRONMENT", "HttpTransport", "TcpTransport", "Transport", "TransportClosedError"]
 
 
 class Transport(Protocol):
@@ -265,26 +267,102 @@ class _Connection:
         self._reader_file.close()
 
 
+class _FromEnvironment:
+    """The type of PROXY_FROM_ENVIRONMENT."""
+
+    def __repr__(self) -> str:
+        return "PROXY_FROM_ENVIRONMENT"
+
+
+PROXY_FROM_ENVIRONMENT = _FromEnvironment()
+"""HttpTransport's default proxy: the one urllib would use, from the environment."""
+
+
+def _parse_proxy(proxy: str, origin: str) -> tuple[str, tuple[str, int], dict[str, str]]:
+    """Returns the scheme, address and Proxy-Authorization header (none without credentials)
+    of a proxy URL; origin says where it came from in errors."""
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    # The URL stays out of the messages: it may hold a password.
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"{origin} is a {parts.scheme}:// URL: only http:// and https:// proxies are supported (proxy=None connects directly)"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{origin} has no host")
+    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    if not (parts.username or parts.password):
+        return parts.scheme, address, {}
+    credentials = urllib.parse.unquote(parts.username or "") + ":" + urllib.parse.unquote(parts.password or "")
+    return parts.scheme, address, {"Proxy-Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii")}
+
+
 class HttpTransport(_ClosedOnExit):
     """JSON-RPC over HTTP: each call is a POST to url (by default http://127.0.0.1:7401/), on a
-    connection of its own, made directly (no proxy).
+    connection of its own.
 
     bearer_token, when given, is sent as "Authorization: Bearer <token>": the server takes the
     caller's token from it whenever a call leaves the token argument out, so one API key can
     serve every call. timeout bounds connecting and each wait for the server (None waits for
     ever).
+
+    proxy chooses the HTTP proxy of the calls:
+
+    - left out (PROXY_FROM_ENVIRONMENT): the one urllib would use, chosen when the transport
+      is made: urllib.request.getproxies()[url's scheme] (http_proxy or https_proxy in the
+      environment, either case; on macOS and Windows the system settings too), unless
+      urllib.request.proxy_bypass(url's host:port) is true (no_proxy). As with urllib, a
+      proxy set applies to 127.0.0.1 and localhost too unless no_proxy names them.
+    - "http://[user:password@]host[:port]" (no scheme means http://, the port defaults to 80):
+      that proxy.
+    - None: no proxy, even when the environment sets one.
+
+    Through a proxy, an http:// url is asked of the proxy by its absolute URI; an https:// url
+    goes through a CONNECT tunnel with TLS to url's host inside it. user:password is sent to
+    the proxy alone, as "Proxy-Authorization: Basic …" (on the CONNECT for a tunnel). An
+    https:// proxy URL (port 443 by default) means what it means to urllib: TLS to the proxy
+    for an http:// url, a plain-text CONNECT to it for an https:// url (no TLS inside TLS).
+    Other schemes (socks5://, …), whether given or from the environment, raise ValueError
+    here, never a direct connection.
     """
 
-    def __init__(self, url: str, *, bearer_token: str | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        bearer_token: str | None = None,
+        timeout: float | None = 30.0,
+        proxy: str | None | _FromEnvironment = PROXY_FROM_ENVIRONMENT,
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url {url!r} is not http(s)://host[:port]/path")
         self.url = url
         self.bearer_token = bearer_token
         self.timeout = timeout
-        self._connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._host, self._port = parts.hostname, parts.port
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_port = parts.netloc.rpartition("@")[2]
+        origin = "the proxy argument"
+        if isinstance(proxy, _FromEnvironment):
+            origin = f"the environment's {parts.scheme}_proxy"
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            if proxy is not None and urllib.request.proxy_bypass(host_port):
+                proxy = None
+        # Where each call connects (url's host, or the proxy), the tunnel it asks the proxy
+        # for, and the request's target and proxy headers.
+        self._address: tuple[str, int | None] = (parts.hostname, parts.port)
+        self._tunnel: tuple[str, int | None, dict[str, str]] | None = None
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._proxy_headers: dict[str, str] = {}
+        proxy_scheme = ""
+        if proxy is not None:
+            proxy_scheme, self._address, authorization = _parse_proxy(proxy, origin)
+            if parts.scheme == "https":
+                self._tunnel = (parts.hostname, parts.port, authorization)
+            else:
+                self._target = f"http://{host_port}{self._target}"
+                self._proxy_headers = authorization
+        # TLS to url's host (directly or through the tunnel), else to an https:// proxy.
+        tls = "https" in (parts.scheme, proxy_scheme)
+        self._connection = http.client.HTTPSConnection if tls else http.client.HTTPConnection
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._in_flight: set[http.client.HTTPConnection] = set()
@@ -295,21 +373,23 @@ class HttpTransport(_ClosedOnExit):
             if self._closed:
                 raise TransportClosedError("sessiond: transport closed")
             request_id = next(self._ids)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self._proxy_headers}
         if self.bearer_token:
             headers["Authorization"] = "Bearer " + self.bearer_token
-        conn = self._connection(self._host, self._port, timeout=self.timeout)
+        conn = self._connection(*self._address, timeout=self.timeout)
+        if self._tunnel is not None:
+            conn.set_tunnel(*self._tunnel)
         with self._lock:
             if self._closed:
                 raise TransportClosedError("sessiond: transport closed")
-            # Known before it connects: close ends a TLS handshake too (the plain socket is
-            # conn.sock while it runs).
+            # Known before it connects: close ends a proxy's CONNECT and a TLS handshake too
+            # (the plain socket is conn.sock while they run).
             self._in_flight.add(conn)
         try:
             conn.connect()
             if self._closed:  # closed while conn.sock was still None
                 raise TransportClosedError("sessiond: transport closed")
-            conn.request("POST", self._path, body=_encode(request_id, method, params), headers=headers)
+            conn.request("POST", self._target, body=_encode(request_id, method, params), headers=headers)
             response = conn.getresponse()
             # sessiond answers some faults (413, 503, …) with a JSON-RPC error body too.
             status, body = response.status, response.read()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import functools
 import json
+import os
+import shutil
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 from datetime import datetime, timezone
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from unittest import mock
 
 import sessiond
 from sessiond import Client, LabelValue, Session
@@ -167,7 +178,7 @@ class CutHttpReplyTest(unittest.TestCase):
         thread = threading.Thread(target=serve)
         thread.start()
         try:
-            transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=5)
+            transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=5, proxy=None)
             with self.assertRaises(ConnectionError):
                 Client(transport).ping_session(auth_token="x")
         finally:
@@ -240,7 +251,7 @@ class StalledServerTest(unittest.TestCase):
 
     def test_http_close_fails_calls_in_flight(self) -> None:
         """Closing an HTTP transport fails its call in flight at once and refuses later calls."""
-        transport = sessiond.HttpTransport(f"http://127.0.0.1:{self.port}/", timeout=30)
+        transport = sessiond.HttpTransport(f"http://127.0.0.1:{self.port}/", timeout=30, proxy=None)
         caller, outcome = _call_in_thread(transport)
         self.acceptor.join(5)  # the connection is made
         time.sleep(0.2)  # and the request sent
@@ -331,3 +342,250 @@ class ReconnectTest(unittest.TestCase):
         finally:
             filler.close()
             server.close()
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Answers a JSON-RPC POST with what the server got: its path and headers (names in lower
+    case)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        result = {"path": self.path, "headers": headers}
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        pass
+
+
+@contextlib.contextmanager
+def _echo_server(context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Runs an _EchoHandler server on 127.0.0.1, over TLS with context, and yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if context else 'http'}://127.0.0.1:{server.server_address[1]}/rpc"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copies source to sink until source ends, then ends sink's sending side."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+class _Proxy:
+    """A tiny HTTP proxy on 127.0.0.1 (over TLS with context) that records the head of each
+    request it gets in heads, as (request line, headers with names in lower case), then:
+    "forward" sends an absolute-URI request on to its host and makes a CONNECT a tunnel,
+    "hold" waits for the client to hang up, "drop" hangs up."""
+
+    def __init__(self, mode: str = "forward", context: ssl.SSLContext | None = None) -> None:
+        self.mode, self.context = mode, context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{self.port}"
+        self.heads: list[tuple[str, dict[str, str]]] = []
+        self.received = threading.Event()  # set once a head is recorded
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def __enter__(self) -> _Proxy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
+        self.listener.close()
+        self.acceptor.join(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            with conn.makefile("rb") as stream:
+                lines: list[str] = []
+                while (line := stream.readline()) not in (b"\r\n", b""):
+                    lines.append(line.decode("latin-1").rstrip("\r\n"))
+                if not lines:
+                    return
+                headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+                self.heads.append((lines[0], headers))
+                self.received.set()
+                if self.mode == "hold":
+                    stream.read()
+                elif self.mode == "forward":
+                    self._forward(conn, stream, lines, headers)
+        finally:
+            conn.close()
+
+    def _forward(self, conn: socket.socket, stream: Any, lines: list[str], headers: dict[str, str]) -> None:
+        method, target, version = lines[0].split()
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            with socket.create_connection((host, int(port))) as upstream:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                inbound = threading.Thread(target=_pipe, args=(conn, upstream))
+                inbound.start()
+                _pipe(upstream, conn)
+                inbound.join(5)
+            return
+        url = urllib.parse.urlsplit(target)
+        body = stream.read(int(headers.get("content-length", 0)))
+        head = [f"{method} {url.path or '/'} {version}"]
+        head += [line for line in lines[1:] if not line.lower().startswith("proxy-authorization:")]
+        with socket.create_connection((url.hostname, url.port or 80)) as upstream:
+            upstream.sendall("\r\n".join(head + ["", ""]).encode("latin-1") + body)
+            _pipe(upstream, conn)
+
+
+@functools.lru_cache(maxsize=None)
+def _certificate() -> str | None:
+    """Makes a self-signed certificate for 127.0.0.1 with the openssl command, if there is
+    one, and returns the file of it and its key."""
+    if shutil.which("openssl") is None:
+        return None
+    path = os.path.join(tempfile.mkdtemp(prefix="sessiond-test-"), "localhost.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", path, "-out", path, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return path
+
+
+def _server_context(certificate: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+    return context
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+
+class ProxyTest(unittest.TestCase):
+    """HttpTransport through an HTTP proxy, in an environment without proxy settings but the
+    ones a test makes."""
+
+    def setUp(self) -> None:
+        environment = mock.patch.dict(os.environ)  # restores the environment after the test
+        environment.start()
+        self.addCleanup(environment.stop)
+        for name in list(os.environ):
+            if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+                del os.environ[name]
+
+    def test_explicit_proxy_gets_the_absolute_uri(self) -> None:
+        """A call through a given proxy reaches the server, the proxy getting the absolute URI and the URL's credentials."""
+        with _echo_server() as url, _Proxy() as proxy:
+            proxied = f"http://al%40ice:pa%3Ass@127.0.0.1:{proxy.port}"
+            reply = sessiond.HttpTransport(url, bearer_token="key", timeout=5, proxy=proxied).call("pingSession", {})
+        self.assertEqual(proxy.heads[0][0], f"POST {url} HTTP/1.1")
+        self.assertEqual(proxy.heads[0][1].get("proxy-authorization"), _basic("al@ice:pa:ss"))
+        self.assertEqual(reply["result"]["path"], "/rpc")
+        self.assertEqual(reply["result"]["headers"].get("authorization"), "Bearer key")
+
+    def test_environment_proxy_and_no_proxy(self) -> None:
+        """By default the proxy is urllib's choice from the environment: http_proxy, unless no_proxy names the host."""
+        with _echo_server() as url, _Proxy() as proxy:
+            os.environ["HTTP_PROXY"] = proxy.url
+            sessiond.HttpTransport(url, timeout=5).call("pingSession", {})
+            self.assertEqual([line for line, _ in proxy.heads], [f"POST {url} HTTP/1.1"])
+            sessiond.HttpTransport(url, timeout=5, proxy=None).call("pingSession", {})
+            os.environ["NO_PROXY"] = "example.com, 127.0.0.1"
+            sessiond.HttpTransport(url, timeout=5).call("pingSession", {})
+            self.assertEqual(len(proxy.heads), 1, "proxy=None or no_proxy went through the proxy")
+
+    def test_close_fails_a_call_waiting_in_the_proxy(self) -> None:
+        """close() at once fails with TransportClosedError a call the proxy holds, waiting for its reply or its CONNECT's."""
+        with socket.create_server(("127.0.0.1", 0)) as unused:
+            port = unused.getsockname()[1]  # nothing listens there: a direct call fails at once
+        for scheme in ("http", "https"):
+            with self.subTest(scheme=scheme), _Proxy("hold") as proxy:
+                transport = sessiond.HttpTransport(f"{scheme}://127.0.0.1:{port}/", timeout=30, proxy=proxy.url)
+                caller, outcome = _call_in_thread(transport)
+                self.assertTrue(proxy.received.wait(5), "the call did not reach the proxy")
+                began = time.monotonic()
+                transport.close()
+                caller.join(5)
+                self.assertLess(time.monotonic() - began, 2.0)
+                self.assertEqual(len(outcome), 1)
+                self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+
+    def test_unsupported_proxy_scheme_is_refused(self) -> None:
+        """A socks5:// proxy, given or from the environment, raises ValueError when the transport is made."""
+        with self.assertRaises(ValueError) as caught:
+            sessiond.HttpTransport("http://127.0.0.1:7401/", proxy="socks5://alice:secret@127.0.0.1:1080")
+        self.assertNotIn("secret", str(caught.exception))
+        os.environ["HTTPS_PROXY"] = "socks5h://127.0.0.1:1080"
+        with self.assertRaises(ValueError):
+            sessiond.HttpTransport("https://127.0.0.1:7401/")
+
+    def test_https_goes_through_a_connect_tunnel(self) -> None:
+        """An https:// call asks the proxy for a CONNECT tunnel, with the credentials, and runs TLS to the server through it."""
+        certificate = _certificate()
+        if certificate is None:  # no TLS server: a proxy that records the CONNECT and hangs up
+            with _Proxy("drop") as proxy, self.assertRaises(OSError):
+                sessiond.HttpTransport("https://127.0.0.1:7401/", timeout=5, proxy=f"http://u:p@127.0.0.1:{proxy.port}").call("pingSession", {})
+            self.assertEqual(proxy.heads[0][0].rpartition(" ")[0], "CONNECT 127.0.0.1:7401")
+            self.assertEqual(proxy.heads[0][1].get("proxy-authorization"), _basic("u:p"))
+            return
+        os.environ["SSL_CERT_FILE"] = certificate  # the client trusts the test's certificate
+        with _echo_server(_server_context(certificate)) as url, _Proxy() as proxy:
+            reply = sessiond.HttpTransport(url, timeout=5, proxy=f"http://u:p@127.0.0.1:{proxy.port}").call("pingSession", {})
+        port = urllib.parse.urlsplit(url).port
+        self.assertEqual(proxy.heads[0][0].rpartition(" ")[0], f"CONNECT 127.0.0.1:{port}")
+        self.assertEqual(proxy.heads[0][1].get("proxy-authorization"), _basic("u:p"))
+        self.assertEqual(reply["result"]["path"], "/rpc")
+        self.assertNotIn("proxy-authorization", reply["result"]["headers"])
+
+    def test_https_proxy_is_reached_over_tls(self) -> None:
+        """An https:// proxy URL means TLS to the proxy for an http:// server, as urllib has it."""
+        certificate = _certificate()
+        if certificate is None:  # no TLS proxy: a listener that checks a TLS handshake begins
+            with socket.create_server(("127.0.0.1", 0)) as listener:
+                first: list[bytes] = []
+
+                def accept() -> None:
+                    with contextlib.suppress(OSError), listener.accept()[0] as conn:
+                        first.append(conn.recv(1))
+
+                listener.settimeout(5)
+                accepter = threading.Thread(target=accept)
+                accepter.start()
+                with self.assertRaises(OSError):
+                    proxied = f"https://127.0.0.1:{listener.getsockname()[1]}"
+                    sessiond.HttpTransport("http://127.0.0.1:7401/", timeout=5, proxy=proxied).call("pingSession", {})
+                accepter.join(5)
+            self.assertEqual(first, [b"\x16"])  # a TLS handshake record
+            return
+        os.environ["SSL_CERT_FILE"] = certificate  # the client trusts the test's certificate
+        with _echo_server() as url, _Proxy(context=_server_context(certificate)) as proxy:
+            reply = sessiond.HttpTransport(url, timeout=5, proxy=proxy.url).call("pingSession", {})
+        self.assertEqual(proxy.heads[0][0], f"POST {url} HTTP/1.1")
+        self.assertEqual(reply["result"]["path"], "/rpc")
