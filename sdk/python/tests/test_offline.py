@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -463,21 +462,6 @@ class _Proxy:
             _pipe(upstream, conn)
 
 
-@functools.lru_cache(maxsize=None)
-def _certificate() -> str | None:
-    """Makes a self-signed certificate for 127.0.0.1 with the openssl command, if there is
-    one, and returns the file of it and its key."""
-    if shutil.which("openssl") is None:
-        return None
-    path = os.path.join(tempfile.mkdtemp(prefix="sessiond-test-"), "localhost.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", path, "-out", path, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    return path
-
-
 def _server_context(certificate: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate)
@@ -499,6 +483,21 @@ class ProxyTest(unittest.TestCase):
         for name in list(os.environ):
             if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
                 del os.environ[name]
+
+    def certificate(self) -> str | None:
+        """Makes a self-signed certificate for 127.0.0.1 with the openssl command, if there is
+        one, and returns the file of it and its key, removed after the test."""
+        if shutil.which("openssl") is None:
+            return None
+        directory = tempfile.TemporaryDirectory(prefix="sessiond-test-")
+        self.addCleanup(directory.cleanup)
+        path = os.path.join(directory.name, "localhost.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", path, "-out", path, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )
+        return path
 
     def test_explicit_proxy_gets_the_absolute_uri(self) -> None:
         """A call through a given proxy reaches the server, the proxy getting the absolute URI and the URL's credentials."""
@@ -548,7 +547,7 @@ class ProxyTest(unittest.TestCase):
 
     def test_https_goes_through_a_connect_tunnel(self) -> None:
         """An https:// call asks the proxy for a CONNECT tunnel, with the credentials, and runs TLS to the server through it."""
-        certificate = _certificate()
+        certificate = self.certificate()
         if certificate is None:  # no TLS server: a proxy that records the CONNECT and hangs up
             with _Proxy("drop") as proxy, self.assertRaises(OSError):
                 sessiond.HttpTransport("https://127.0.0.1:7401/", timeout=5, proxy=f"http://u:p@127.0.0.1:{proxy.port}").call("pingSession", {})
@@ -566,7 +565,7 @@ class ProxyTest(unittest.TestCase):
 
     def test_https_proxy_is_reached_over_tls(self) -> None:
         """An https:// proxy URL means TLS to the proxy for an http:// server, as urllib has it."""
-        certificate = _certificate()
+        certificate = self.certificate()
         if certificate is None:  # no TLS proxy: a listener that checks a TLS handshake begins
             with socket.create_server(("127.0.0.1", 0)) as listener:
                 first: list[bytes] = []
