@@ -22,7 +22,9 @@ type HTTPTransport struct {
 	// takes the caller's token from it whenever the params leave the token member empty, so
 	// one API key can serve every call.
 	BearerToken string
-	// HTTPClient sends the requests; nil means http.DefaultClient.
+	// HTTPClient sends the requests; nil means http.DefaultClient, which goes through the
+	// proxy of HTTP_PROXY, HTTPS_PROXY and NO_PROXY (http.ProxyFromEnvironment, which never
+	// proxies requests to localhost or loopback addresses).
 	HTTPClient *http.Client
 
 	ids atomic.Uint64
