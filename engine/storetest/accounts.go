@@ -177,12 +177,7 @@ func testAccountListWhileChanging(t *testing.T, h *harness) {
 			}
 		}
 	}()
-	for finished := false; !finished; {
-		select {
-		case <-done:
-			finished = true // one more round after the changes
-		default:
-		}
+	untilDone(done, func() {
 		for _, tc := range []struct {
 			prefixes []string
 			want     []string
@@ -208,7 +203,7 @@ func testAccountListWhileChanging(t *testing.T, h *harness) {
 				t.Fatalf("ListAccounts(%q): %d accounts that exist throughout; want %d", tc.prefixes, len(keys), len(tc.want))
 			}
 		}
-	}
+	})
 }
 
 // CountAccounts counts the accounts and the admins among them, from none on a new store.

@@ -539,12 +539,7 @@ func testSessionListWhileChanging(t *testing.T, h *harness) {
 			}
 		}
 	}()
-	for finished := false; !finished; {
-		select {
-		case <-done:
-			finished = true // one more round after the changes
-		default:
-		}
+	untilDone(done, func() {
 		for _, users := range [][]string{{"u"}, nil} {
 			list, err := h.s.ListSessions(h.ctx, users, now)
 			if err != nil {
@@ -563,7 +558,7 @@ func testSessionListWhileChanging(t *testing.T, h *harness) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // PurgeExpired removes exactly the expired sessions and reports how many.

@@ -302,6 +302,19 @@ func limitOf(err error) *engine.LimitError {
 	return nil
 }
 
+// untilDone calls check until done is closed, and once more after: a last check of what
+// the changes left.
+func untilDone(done <-chan struct{}, check func()) {
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		check()
+	}
+}
+
 // parallel runs fn(i) for i in [0, n) on n goroutines released together, and returns the
 // errors by i.
 func parallel(n int, fn func(i int) error) []error {
