@@ -185,6 +185,19 @@ class CutHttpReplyTest(unittest.TestCase):
             server.close()
 
 
+def _close_fails_the_call(
+    test: unittest.TestCase, transport: Any, caller: threading.Thread, outcome: list[BaseException]
+) -> None:
+    """Closes transport and checks that the call of _call_in_thread ends at once with
+    TransportClosedError."""
+    began = time.monotonic()
+    transport.close()
+    caller.join(5)
+    test.assertLess(time.monotonic() - began, 2.0)
+    test.assertEqual(len(outcome), 1)
+    test.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+
+
 def _call_in_thread(transport: Any) -> tuple[threading.Thread, list[BaseException]]:
     """Starts a pingSession call on transport in a thread of its own; the list gets what the
     call raises."""
@@ -254,12 +267,7 @@ class StalledServerTest(unittest.TestCase):
         caller, outcome = _call_in_thread(transport)
         self.acceptor.join(5)  # the connection is made
         time.sleep(0.2)  # and the request sent
-        began = time.monotonic()
-        transport.close()
-        caller.join(5)
-        self.assertLess(time.monotonic() - began, 2.0)
-        self.assertEqual(len(outcome), 1)
-        self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+        _close_fails_the_call(self, transport, caller, outcome)
         with self.assertRaises(sessiond.TransportClosedError):
             transport.call("pingSession", {})
 
@@ -529,12 +537,7 @@ class ProxyTest(unittest.TestCase):
                 transport = sessiond.HttpTransport(f"{scheme}://127.0.0.1:{port}/", timeout=30, proxy=proxy.url)
                 caller, outcome = _call_in_thread(transport)
                 self.assertTrue(proxy.received.wait(5), "the call did not reach the proxy")
-                began = time.monotonic()
-                transport.close()
-                caller.join(5)
-                self.assertLess(time.monotonic() - began, 2.0)
-                self.assertEqual(len(outcome), 1)
-                self.assertIsInstance(outcome[0], sessiond.TransportClosedError)
+                _close_fails_the_call(self, transport, caller, outcome)
 
     def test_unsupported_proxy_scheme_is_refused(self) -> None:
         """A socks5:// proxy, given or from the environment, raises ValueError when the transport is made."""
