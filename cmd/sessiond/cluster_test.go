@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +16,18 @@ import (
 // sessions at 5 per account.
 const clusterConfigPath = "../../testdata/config/cluster.json"
 
-// startCluster starts n sessiond nodes at the same time on one redis-server.
+// startCluster starts n sessiond nodes at the same time on one redis-server: the last names
+// it in SESSIOND_STORE, the others with --store.
 func startCluster(t *testing.T, srv *redistest.Server, n int) []*proc {
 	t.Helper()
 	nodes := make([]*proc, n)
 	for i := range nodes {
-		nodes[i] = launchServer(t, "--config", clusterConfigPath, "--store", srv.URL(0), "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0")
+		args := []string{"--config", clusterConfigPath, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"}
+		if i < n-1 {
+			nodes[i] = launchServer(t, append(args, "--store", srv.URL(0))...)
+			continue
+		}
+		nodes[i] = launchServerWith(t, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, "SESSIOND_STORE="+srv.URL(0)) }, args...)
 	}
 	for _, p := range nodes {
 		p.waitReady()
@@ -67,6 +74,13 @@ func TestCluster(t *testing.T) {
 		}
 		if created != 1 {
 			t.Errorf("%d of 3 nodes started at once on an empty Redis created the admin; want exactly 1", created)
+		}
+		ignored := 0
+		for _, p := range nodes {
+			ignored += strings.Count(p.logs.String(), `"msg":"SESSIOND_ADMIN_PASSWORD not used`)
+		}
+		if ignored != 2 {
+			t.Errorf("%d of the 2 nodes that found the admin made said that SESSIOND_ADMIN_PASSWORD was not used", ignored)
 		}
 		b.mustCall("createSession", map[string]any{"username": "admin", "password": testAdminPassword}, &admin)
 		var list struct{ Accounts []struct{ Username string } }

@@ -40,7 +40,9 @@ is given too. SIGINT or SIGTERM drains in-flight calls, flushes and exits 0.
 On a new store it creates the account "admin" with the password in SESSIOND_ADMIN_PASSWORD,
 or prints a generated one once on stderr.
 
-Several nodes share sessions, API keys and accounts through Redis with --store URL:
+Several nodes share sessions, API keys and accounts through Redis with --store URL (or
+SESSIOND_STORE=URL without a store flag, which keeps a password in it out of the process
+list):
   redis://[user:password@]host:port/db          one Redis server (rediss:// for TLS)
   redis+sentinel://host:port/db?master_name=M   a primary found through Sentinel
   redis+cluster://host:port?addr=host2:port     Redis Cluster (all keys in one hash slot)
@@ -176,6 +178,9 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	}
 	if o.drainTimeout <= 0 {
 		return badUsage{fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)}
+	}
+	if o.storeURL == "" && !o.inMemory && !fs.Changed("data") {
+		o.storeURL = os.Getenv("SESSIOND_STORE") // keeps a Redis password off the command line
 	}
 	if chosen := btoi(o.storeURL != "") + btoi(o.inMemory) + btoi(fs.Changed("data")); chosen > 1 {
 		return badUsage{errors.New("give one of --data, --in-memory and --store: each is a store of its own")}
@@ -431,11 +436,15 @@ func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) erro
 	if err != nil {
 		return fmt.Errorf("creating the admin account: %w", err)
 	}
-	if created {
+	switch {
+	case created:
 		log.Info("created the admin account", "username", "admin")
 		if generated {
 			fmt.Fprintf(stderr, "\nsessiond: created account \"admin\" with password: %s\n(shown once; set SESSIOND_ADMIN_PASSWORD to choose it)\n\n", password)
 		}
+	case !generated:
+		// Another node of a shared store may have made the first admin with its password.
+		log.Warn("SESSIOND_ADMIN_PASSWORD not used: the store has accounts already, and it sets the password of a new store's first admin only")
 	}
 	return nil
 }

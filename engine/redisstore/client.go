@@ -51,7 +51,10 @@ func newClient(raw string) (redis.UniversalClient, Topology, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes the URL, password included: say less.
-		return nil, "", errors.New("redisstore: the store URL does not parse as a URL")
+		return nil, "", errors.New("redisstore: the store URL does not parse as a URL: write it redis://HOST:PORT/DB, with special characters of a password in it percent-encoded (%40 for @, %25 for %)")
+	}
+	if u.Host == "" && u.Scheme != "unix" {
+		return nil, "", errors.New("redisstore: the store URL names no host: write it redis://HOST:PORT/DB")
 	}
 	q := u.Query()
 	topology := Standalone

@@ -39,6 +39,9 @@
 //	P{g}:addr:<address>    zset    the sessions of a client address (the per-address cap)
 //	P{g}:accounts          zset    every account key, score 0 (sorted, prefix listing)
 //	P{g}:admins            set     the keys of the accounts with the admin role
+//	P{g}:store             string  the store's marker, made by the first node and never
+//	                               deleted: a node that finds it gone logs that the data is
+//	                               lost (see "Watching Redis")
 //
 // Index scores are expiry times in Unix milliseconds rounded up (+inf for sessions that
 // never expire), so a score range finds every session that may have expired; the exact
@@ -128,6 +131,15 @@
 // Splitting one deployment across slots would need per-slot steps and compensation for the
 // cross-slot invariants, with windows where a crash leaves work half done; this store does
 // not do that.
+//
+// # Watching Redis
+//
+// What no call reports, each node logs: a warning when a call first finds Redis not
+// answering (not one for each call), an information line when it answers again (looked at
+// every second meanwhile), the persistence settings again when they change (read every
+// minute; CONFIG SET on a running Redis), and an error when the store's marker key is gone
+// or another (read every minute): Redis restarted without its append-only file, or was
+// flushed, and what the store held before is lost.
 //
 // # Costs
 //

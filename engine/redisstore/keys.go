@@ -53,6 +53,7 @@ func (k keyspace) session(userKey, id string) string  { return k.user(userKey) +
 
 func (k keyspace) accounts() string    { return k.global + "accounts" }
 func (k keyspace) admins() string      { return k.global + "admins" }
+func (k keyspace) marker() string      { return k.global + "store" }
 func (k keyspace) allSessions() string { return k.global + "x" }
 func (k keyspace) sessionID(id string) string {
 	return k.global + "i:" + id

@@ -1,12 +1,14 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,6 +42,10 @@ type Options struct {
 	// (default DefaultFlushInterval). A negative value turns the background writer off;
 	// Flush and Close still write them.
 	FlushInterval time.Duration
+
+	// watchTick and watchEvery replace the watcher's intervals (tests; a negative watchTick
+	// starts no watcher).
+	watchTick, watchEvery time.Duration
 }
 
 // Store is an engine.Store kept in Redis, which several sessiond processes can share. It is
@@ -57,6 +63,10 @@ type Store struct {
 	// in progress and none starts afterwards.
 	life   sync.RWMutex
 	closed bool
+
+	unreachable atomic.Bool   // a call found Redis not answering, and it has not since (watch)
+	persistence []Persistence // the settings last logged; the watcher's
+	marker      string        // the store's marker key's value; the watcher's
 
 	stop      chan struct{}
 	flusher   sync.WaitGroup
@@ -94,12 +104,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		rdb.Close()
+		var refusal redis.Error
+		if errors.As(err, &refusal) {
+			return nil, fmt.Errorf("redisstore: Redis refused to serve the store: %v (check the URL: the password or user, the database number, and the scheme: redis+cluster:// for a Cluster, redis+sentinel:// through Sentinel)", err)
+		}
 		return nil, fmt.Errorf("%w: Redis does not answer: %v", engine.ErrUnavailable, err)
 	}
-	s.warnIfNotDurable(pingCtx)
+	s.persistence, err = s.Persistence(pingCtx)
+	s.logPersistence(s.persistence, err)
+	if s.marker, err = s.claimMarker(pingCtx); err != nil {
+		rdb.Close()
+		return nil, s.fail(pingCtx, "making the store's marker", err)
+	}
 	if interval > 0 {
 		s.flusher.Add(1)
 		go s.flushEvery(interval)
+	}
+	if opts.watchTick >= 0 {
+		s.flusher.Add(1)
+		go s.watch(cmp.Or(opts.watchTick, watchTick), cmp.Or(opts.watchEvery, watchEvery))
 	}
 	return s, nil
 }
@@ -172,10 +195,9 @@ func (s *Store) Persistence(ctx context.Context) ([]Persistence, error) {
 	return nil, fmt.Errorf("redisstore: unexpected client type %T", s.rdb)
 }
 
-// warnIfNotDurable logs a warning for every server whose persistence is weaker than the
-// store's durability contract needs, or when it cannot tell.
-func (s *Store) warnIfNotDurable(ctx context.Context) {
-	list, err := s.Persistence(ctx)
+// logPersistence logs the persistence of each server list names: a warning for every one
+// weaker than the store's durability contract needs, or when it cannot tell (err).
+func (s *Store) logPersistence(list []Persistence, err error) {
 	if err != nil {
 		s.log.Warn("redisstore: cannot read the Redis persistence settings (CONFIG GET failed); every acknowledged change is kept only with appendonly yes, appendfsync always and maxmemory-policy noeviction",
 			"err", err)
@@ -259,10 +281,12 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		msg := reply.Error()
 		for _, prefix := range unavailableReplies {
 			if strings.HasPrefix(msg, prefix) {
+				s.noteUnavailable(op, err)
 				return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
 			}
 		}
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
+	s.noteUnavailable(op, err)
 	return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
 }

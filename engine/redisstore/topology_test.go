@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/redisstore/redistest"
 	"github.com/sessiond/sessiond/engine/storetest"
@@ -85,6 +87,34 @@ func TestRedactURL(t *testing.T) {
 			if strings.Contains(got, secret) {
 				t.Errorf("RedactURL(%q) = %q: it holds %q", tc.url, got, secret)
 			}
+		}
+	}
+}
+
+// Open's refusals say what to write instead: a URL without a scheme or a host, a password,
+// database or scheme Redis refuses; and a URL's password stays out of them.
+func TestOpenRefusalsSayWhatToDo(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.ConfigSet(ctx, "requirepass", "right-secret").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, want string }{
+		{"127.0.0.1:6379", "write it redis://HOST:PORT/DB"},
+		{"redis:/127.0.0.1:6379", "names no host"},
+		{"redis://:wrong-secret@" + srv.Addr + "/0", "Redis refused to serve the store"},
+		{"redis://:right-secret@" + srv.Addr + "/99", "the database number"},
+		{"redis+cluster://:right-secret@" + srv.Addr, "redis+cluster:// for a Cluster"},
+	} {
+		s, err := Open(ctx, Options{URL: tc.url, Logger: quietLogger})
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded; want a refusal", tc.url)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) = %v; want it to say %q, and no password", tc.url, err, tc.want)
 		}
 	}
 }

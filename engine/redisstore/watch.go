@@ -1,0 +1,108 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// What a node watches in Redis, to tell its operator in its log what no call reports:
+//   - that Redis stopped answering (a warning at the first call it fails, not one a call)
+//     and that it answers again;
+//   - that its persistence settings changed since the last look (CONFIG SET on a running
+//     Redis), every watchEvery;
+//   - that the store's data disappeared (Redis restarted without its append-only file, or
+//     was flushed), every watchEvery: the store keeps a marker key, made once by the first
+//     node and never deleted, and a node that finds it gone or replaced logs an error.
+
+// watchTick is how often the watcher looks whether Redis answers again, while it does not;
+// watchEvery how often it reads the persistence settings and the marker.
+const (
+	watchTick  = time.Second
+	watchEvery = time.Minute
+)
+
+// watch runs the checks above until Close, looking every tick.
+func (s *Store) watch(tick, every time.Duration) {
+	defer s.flusher.Done()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	base, stop := context.WithCancel(context.Background()) // a look in progress ends with Close
+	defer stop()
+	go func() { <-s.stop; stop() }()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+		}
+		if err := s.enter(); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(base, 5*time.Second)
+		back := s.unreachable.Load() && s.answersAgain(ctx)
+		if back || time.Since(last) >= every {
+			last = time.Now()
+			s.watchPersistence(ctx)
+			s.watchMarker(ctx)
+		}
+		cancel()
+		s.leave()
+	}
+}
+
+// noteUnavailable logs the first failure of an outage.
+func (s *Store) noteUnavailable(op string, err error) {
+	if s.unreachable.CompareAndSwap(false, true) {
+		s.log.Warn("redisstore: Redis does not answer; calls fail with storeUnavailable (1010) until it does", "op", op, "err", err)
+	}
+}
+
+// answersAgain pings Redis and, when it answers, logs that the outage is over.
+func (s *Store) answersAgain(ctx context.Context) bool {
+	if s.rdb.Ping(ctx).Err() != nil {
+		return false
+	}
+	if s.unreachable.CompareAndSwap(true, false) {
+		s.log.Info("redisstore: Redis answers again")
+	}
+	return true
+}
+
+// watchPersistence logs the persistence settings when they changed since the last look.
+func (s *Store) watchPersistence(ctx context.Context) {
+	list, err := s.Persistence(ctx)
+	if err == nil && !slices.Equal(list, s.persistence) {
+		s.persistence = list
+		s.logPersistence(list, nil)
+	}
+}
+
+// claimMarker makes the store's marker if there is none and returns its value.
+func (s *Store) claimMarker(ctx context.Context) (string, error) {
+	key := s.keys.marker()
+	if err := s.rdb.SetNX(ctx, key, rand.Text(), 0).Err(); err != nil {
+		return "", err
+	}
+	return s.rdb.Get(ctx, key).Result()
+}
+
+// watchMarker logs an error when the marker is gone or is another one than the store had.
+func (s *Store) watchMarker(ctx context.Context) {
+	value, err := s.rdb.Get(ctx, s.keys.marker()).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil, value == s.marker:
+		return
+	}
+	s.log.Error("redisstore: the store's data has gone from Redis (its marker key is missing or new): Redis restarted without its append-only file, or was flushed; the sessions, API keys and accounts made before are lost",
+		"key", s.keys.marker())
+	if value, err = s.claimMarker(ctx); err == nil {
+		s.marker = value
+	}
+}

@@ -1,0 +1,79 @@
+package redisstore
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/engine"
+	"github.com/sessiond/sessiond/engine/redisstore/redistest"
+)
+
+// A node logs, once each, that the store's data has gone from Redis and that Redis's
+// persistence settings changed, as its watcher finds them.
+func TestRedisWatchLogsLossAndSettings(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuffer
+	s := openStore(t, srv, freshPrefix("watch"), func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.watchTick = -1 // the test makes the watcher's looks itself
+	})
+	lines := func(text string) int { t.Helper(); return strings.Count(logs.String(), text) }
+
+	s.watchMarker(ctx)
+	if n := lines("has gone from Redis"); n != 0 {
+		t.Fatalf("%d losses logged with the data there", n)
+	}
+	if err := s.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.watchMarker(ctx)
+	s.watchMarker(ctx)
+	if n := lines(`level=ERROR msg="redisstore: the store's data has gone from Redis`); n != 1 {
+		t.Errorf("after a flush of Redis, two looks logged %d errors about it; want one:\n%s", n, logs.String())
+	}
+
+	for _, step := range []struct{ fsync, want string }{{"everysec", "weaker than sessiond's promise"}, {"always", "syncs every write"}} {
+		before := lines(step.want)
+		if err := s.rdb.ConfigSet(ctx, "appendfsync", step.fsync).Err(); err != nil {
+			t.Fatal(err)
+		}
+		s.watchPersistence(ctx)
+		s.watchPersistence(ctx)
+		if n := lines(step.want) - before; n != 1 {
+			t.Errorf("appendfsync %s: two looks logged %q %d times; want once", step.fsync, step.want, n)
+		}
+	}
+}
+
+// A node logs one warning when its calls find Redis not answering, however many fail, and
+// one line when its watcher finds Redis answering again.
+func TestRedisWatchLogsOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuffer
+	s := openStore(t, srv, freshPrefix("outage"), func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.watchTick = 10 * time.Millisecond
+	})
+	srv.Kill()
+	for range 3 {
+		if _, err := s.GetAccount(ctx, "someone"); !errors.Is(err, engine.ErrUnavailable) {
+			t.Fatalf("GetAccount with Redis down = %v; want ErrUnavailable", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "Redis does not answer"); n != 1 {
+		t.Errorf("three failed calls logged %d warnings; want one:\n%s", n, logs.String())
+	}
+	srv.Restart()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "Redis answers again"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line that Redis answers again 10 s after its restart:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.GetAccount(ctx, "someone"); !errors.Is(err, engine.ErrAccountNotFound) {
+		t.Errorf("GetAccount with Redis back = %v; want ErrAccountNotFound", err)
+	}
+}
