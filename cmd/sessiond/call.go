@@ -47,7 +47,8 @@ shows the token presented, createSession the new one.
 Exit status:
   0  the result was printed on stdout
   1  the server answered with an error, printed on stderr as "error CODE: MESSAGE"
-     followed by its data
+     followed by its data; or a NetX failure answered as a result (authenticate's "-1",
+     setUserPreference's false), printed on stdout with a note on stderr
   2  bad flags or PARAMS_JSON, or no answer (cannot connect, timeout, malformed reply)
 
 Examples:
@@ -184,7 +185,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sessiond call:", err)
 		return callUsageOrConn
 	}
-	return printReply(reply, stdout, stderr, hidden)
+	return printReply(method, reply, stdout, stderr, hidden)
 }
 
 // parseCallParams checks that text is one JSON object or array and returns it compacted. Its
@@ -310,8 +311,11 @@ func callTCP(ctx context.Context, addr string, request []byte) ([]byte, error) {
 		return nil, tcpError(addr, "sending the request", err)
 	}
 	var reply json.RawMessage
-	dec := json.NewDecoder(bufio.NewReader(io.LimitReader(conn, maxReplyBytes)))
-	if err := dec.Decode(&reply); err != nil {
+	br := bufio.NewReader(io.LimitReader(conn, maxReplyBytes))
+	if start, _ := br.Peek(5); string(start) == "HTTP/" {
+		return nil, fmt.Errorf("%s answers HTTP, not JSON-RPC over TCP: use --http http://%s", addr, addr)
+	}
+	if err := json.NewDecoder(br).Decode(&reply); err != nil {
 		return nil, tcpError(addr, "reading the reply", err)
 	}
 	return reply, nil
@@ -407,7 +411,7 @@ func httpTarget(raw string) (string, error) {
 
 // printReply prints the result of a JSON-RPC response on stdout, or its error on stderr, and
 // returns the exit status. What it prints on stderr shows none of hidden.
-func printReply(reply []byte, stdout, stderr io.Writer, hidden secrets) int {
+func printReply(method string, reply []byte, stdout, stderr io.Writer, hidden secrets) int {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(reply, &members); err != nil {
 		fmt.Fprintf(stderr, "sessiond call: malformed reply (not a JSON-RPC response object): %s\n", excerptOf(reply, hidden))
@@ -436,6 +440,11 @@ func printReply(reply []byte, stdout, stderr io.Writer, hidden secrets) int {
 		if len(rpcErr.Data) > 0 && string(rpcErr.Data) != "null" {
 			fmt.Fprintf(stderr, "%s\n", hidden.hide(string(indentJSON(rpcErr.Data))))
 		}
+		var data struct{ Field, Reason string }
+		_ = json.Unmarshal(rpcErr.Data, &data)
+		if data.Field == loginPasswordField && data.Reason == "required" && takesLoginPassword(method) {
+			fmt.Fprintln(stderr, "sessiond call: give the password with SESSIOND_PASSWORD, --password-file FILE or --password-stdin")
+		}
 		return callRPCError
 	}
 	result, ok := members["result"]
@@ -448,6 +457,16 @@ func printReply(reply []byte, stdout, stderr io.Writer, hidden secrets) int {
 		return callUsageOrConn
 	}
 	fmt.Fprintf(stdout, "%s\n", indentJSON(result))
+	// NetX methods answer some failures with a result, not an error; a script wants them
+	// as one.
+	switch {
+	case method == "authenticate" && string(result) == `"-1"`:
+		fmt.Fprintln(stderr, `sessiond call: authenticate answered "-1": the login failed (unknown user, wrong password or a locked account)`)
+		return callRPCError
+	case method == "setUserPreference" && string(result) == "false":
+		fmt.Fprintln(stderr, "sessiond call: setUserPreference answered false: the session key is not valid")
+		return callRPCError
+	}
 	return callOK
 }
 

@@ -166,9 +166,35 @@ func TestCallTCP(t *testing.T) {
 		{
 			name:        "positional params are sent as they are",
 			args:        []string{"--token", "T1", "authenticate", `["admin", "pw"]`},
+			reply:       `{"jsonrpc":"2.0","id":1,"result":"sk_1"}`,
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":["admin","pw"]}`,
+			wantStdout:  "\"sk_1\"\n",
+		},
+		{
+			name:        "authenticate's -1 is printed and exits 1",
+			args:        []string{"authenticate", `["admin", "pw"]`},
 			reply:       `{"jsonrpc":"2.0","id":1,"result":"-1"}`,
 			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"authenticate","params":["admin","pw"]}`,
+			wantCode:    1,
 			wantStdout:  "\"-1\"\n",
+			wantStderr:  "sessiond call: authenticate answered \"-1\": the login failed (unknown user, wrong password or a locked account)\n",
+		},
+		{
+			name:        "setUserPreference's false is printed and exits 1",
+			args:        []string{"setUserPreference", `["K",{"label":"TickleTime","value":"x"}]`},
+			reply:       `{"jsonrpc":"2.0","id":1,"result":false}`,
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"setUserPreference","params":["K",{"label":"TickleTime","value":"x"}]}`,
+			wantCode:    1,
+			wantStdout:  "false\n",
+			wantStderr:  "sessiond call: setUserPreference answered false: the session key is not valid\n",
+		},
+		{
+			name:        "a login without a password says where to give it",
+			args:        []string{"createSession", `{"username":"admin"}`},
+			reply:       `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params","data":{"field":"password","reason":"required"}}}`,
+			wantRequest: `{"jsonrpc":"2.0","id":1,"method":"createSession","params":{"username":"admin"}}`,
+			wantCode:    1,
+			wantStderr:  "error -32602: Invalid params\n{\n  \"field\": \"password\",\n  \"reason\": \"required\"\n}\nsessiond call: give the password with SESSIOND_PASSWORD, --password-file FILE or --password-stdin\n",
 		},
 		{
 			name:        "null result",
@@ -277,6 +303,9 @@ func TestCallConnectionFailures(t *testing.T) {
 	hanging := startFakeTCP(t, func(s *fakeTCPServer, _ net.Conn, _ string) { <-s.done })
 	garbage := startFakeTCP(t, replyWith(`{"jsonrpc":"2.0",`+"\x00"))
 	partial := startFakeTCP(t, func(_ *fakeTCPServer, conn net.Conn, _ string) { io.WriteString(conn, `{"jsonrpc":"2.0","id":1,"res`) })
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	webAddr := strings.TrimPrefix(web.URL, "http://")
 
 	for _, tc := range []struct {
 		name, addr, want string
@@ -286,6 +315,7 @@ func TestCallConnectionFailures(t *testing.T) {
 		{"no reply in time", hanging.addr, "sessiond call: no reply from " + hanging.addr + " within the timeout (--timeout)\n"},
 		{"malformed reply", garbage.addr, "sessiond call: malformed reply from " + garbage.addr + ": invalid character"},
 		{"reply cut short", partial.addr, "sessiond call: " + partial.addr + " closed the connection in the middle of its reply\n"},
+		{"an HTTP listener", webAddr, "sessiond call: " + webAddr + " answers HTTP, not JSON-RPC over TCP: use --http http://" + webAddr + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
