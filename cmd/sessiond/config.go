@@ -581,8 +581,12 @@ func hint(key string, fields fieldSet) string {
 	return suggest(key, fields)
 }
 
-// suggest returns ` (did you mean "K"?)` for the known key K closest to a mistyped one, or "".
+// suggest returns ` (did you mean "K"?)` for the known key K closest to a mistyped one, or "":
+// the key with NetX's "user." before it, or one within two edits.
 func suggest(key string, fields fieldSet) string {
+	if _, ok := fields["user."+key]; ok {
+		return fmt.Sprintf(" (did you mean %q?)", "user."+key)
+	}
 	best, bestDistance := "", 3 // suggest only within two edits
 	for known := range fields {
 		dist := editDistance(strings.ToLower(key), strings.ToLower(known))
