@@ -222,7 +222,11 @@ func (e *ConfigError) Error() string {
 	if e.Key == "" {
 		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Reason)
 	}
-	return fmt.Sprintf("%s:%d:%d: %s: %s", e.File, e.Line, e.Column, e.Key, e.Reason)
+	key := e.Key
+	if strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		key = strconv.Quote(key) // a problem stays one line
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", e.File, e.Line, e.Column, key, e.Reason)
 }
 
 // maxReportedProblems bounds how many problems one error lists.
@@ -575,7 +579,7 @@ var objectKeys = map[string]bool{
 func hint(key string, fields fieldSet) string {
 	if first, rest, ok := strings.Cut(key, "."); ok && objectKeys[first] {
 		if _, known := fields[first]; known {
-			return fmt.Sprintf(` (write it nested: "%s": {"%s": …})`, first, rest)
+			return fmt.Sprintf(` (write it nested: %q: {%q: …})`, first, rest)
 		}
 	}
 	return suggest(key, fields)
