@@ -588,8 +588,10 @@ func hint(key string, fields fieldSet) string {
 // suggest returns ` (did you mean "K"?)` for the known key K closest to a mistyped one, or "":
 // the key with NetX's "user." before it, or one within two edits.
 func suggest(key string, fields fieldSet) string {
-	if _, ok := fields["user."+key]; ok {
-		return fmt.Sprintf(" (did you mean %q?)", "user."+key)
+	for known := range fields {
+		if strings.EqualFold(known, "user."+key) {
+			return fmt.Sprintf(" (did you mean %q?)", known)
+		}
 	}
 	best, bestDistance := "", 3 // suggest only within two edits
 	for known := range fields {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -104,7 +106,9 @@ func launchServerWith(t testing.TB, setup func(*exec.Cmd), args ...string) *proc
 	t.Helper()
 	full := append([]string{"serve", "--log-format", "json", "--config", testConfigPath}, args...)
 	cmd := exec.Command(binPath, full...)
-	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
+	// A store named in the developer's environment is not the test's.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SESSIOND_STORE=") })
+	cmd.Env = append(env, "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
 	if setup != nil {
 		setup(cmd)
 	}

@@ -179,7 +179,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 	if o.drainTimeout <= 0 {
 		return badUsage{fmt.Errorf("--drain-timeout: %v is not positive: shutdown would drop every call in flight", o.drainTimeout)}
 	}
-	if o.storeURL == "" && !o.inMemory && !fs.Changed("data") {
+	if !fs.Changed("store") && !o.inMemory && !fs.Changed("data") {
 		o.storeURL = os.Getenv("SESSIOND_STORE") // keeps a Redis password off the command line
 	}
 	if chosen := btoi(o.storeURL != "") + btoi(o.inMemory) + btoi(fs.Changed("data")); chosen > 1 {
@@ -278,7 +278,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		}
 		defer stopProfiles()
 	}
-	if err := bootstrapAdmin(eng, stderr, log); err != nil {
+	if err := bootstrapAdmin(eng, o.storeURL != "", stderr, log); err != nil {
 		return err
 	}
 
@@ -422,7 +422,7 @@ func hostInfo(store string) engine.HostInfo {
 }
 
 // bootstrapAdmin creates the admin account on a new store.
-func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) error {
+func bootstrapAdmin(eng *engine.Engine, shared bool, stderr io.Writer, log *slog.Logger) error {
 	password := os.Getenv("SESSIOND_ADMIN_PASSWORD")
 	generated := password == ""
 	if generated {
@@ -443,8 +443,13 @@ func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) erro
 			fmt.Fprintf(stderr, "\nsessiond: created account \"admin\" with password: %s\n(shown once; set SESSIOND_ADMIN_PASSWORD to choose it)\n\n", password)
 		}
 	case !generated:
-		// Another node of a shared store may have made the first admin with its password.
-		log.Warn("SESSIOND_ADMIN_PASSWORD not used: the store has accounts already, and it sets the password of a new store's first admin only")
+		// With a shared store, another node may have made the first admin with another
+		// password: worth a warning there, where a node alone on its store is only told.
+		level := slog.LevelInfo
+		if shared {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "SESSIOND_ADMIN_PASSWORD not used: the store has accounts already, and it sets the password of a new store's first admin only")
 	}
 	return nil
 }

@@ -136,7 +136,8 @@
 //
 // What no call reports, each node logs: a warning when a call first finds Redis not
 // answering (not one for each call), an information line when it answers again (looked at
-// every second meanwhile), the persistence settings again when they change (read every
+// every second meanwhile), a warning at most once a minute while Redis refuses calls (OOM,
+// READONLY, LOADING, …), the persistence settings again when they change (read every
 // minute; CONFIG SET on a running Redis), and an error when the store's marker key is gone
 // or another (read every minute): Redis restarted without its append-only file, or was
 // flushed, and what the store held before is lost.

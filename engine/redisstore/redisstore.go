@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,7 @@ type Store struct {
 	closed bool
 
 	unreachable atomic.Bool   // a call found Redis not answering, and it has not since (watch)
+	refusedAt   atomic.Int64  // when a refusal (OOM, READONLY, …) was last logged, UnixNano
 	persistence []Persistence // the settings last logged; the watcher's
 	marker      string        // the store's marker key's value; the watcher's
 
@@ -104,8 +106,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		rdb.Close()
-		var refusal redis.Error
-		if errors.As(err, &refusal) {
+		var reply redis.Error
+		switch {
+		case isRefusal(err) && !strings.HasPrefix(err.Error(), "NOAUTH") && !strings.HasPrefix(err.Error(), "WRONGPASS"):
+			return nil, fmt.Errorf("%w: Redis is not ready: %v", engine.ErrUnavailable, err)
+		case errors.As(err, &reply):
 			return nil, fmt.Errorf("redisstore: Redis refused to serve the store: %v (check the URL: the password or user, the database number, and the scheme: redis+cluster:// for a Cluster, redis+sentinel:// through Sentinel)", err)
 		}
 		return nil, fmt.Errorf("%w: Redis does not answer: %v", engine.ErrUnavailable, err)
@@ -114,7 +119,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.logPersistence(s.persistence, err)
 	if s.marker, err = s.claimMarker(pingCtx); err != nil {
 		rdb.Close()
-		return nil, s.fail(pingCtx, "making the store's marker", err)
+		return nil, fmt.Errorf("%w: redisstore: reading the store's marker: %w", engine.ErrUnavailable, err)
 	}
 	if interval > 0 {
 		s.flusher.Add(1)
@@ -190,6 +195,7 @@ func (s *Store) Persistence(ctx context.Context) ([]Persistence, error) {
 		if err != nil {
 			return nil, err
 		}
+		slices.SortFunc(out, func(a, b Persistence) int { return strings.Compare(a.Server, b.Server) })
 		return out, nil
 	}
 	return nil, fmt.Errorf("redisstore: unexpected client type %T", s.rdb)
@@ -274,19 +280,28 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 		return ErrClosed
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			s.noteUnavailable(op, err) // no answer in the caller's time (a health probe's)
+		}
 		return fmt.Errorf("redisstore: %s: %w", op, ctxErr)
+	}
+	if isRefusal(err) {
+		s.noteRefusal(op, err)
+		return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
 	}
 	var reply redis.Error
 	if errors.As(err, &reply) {
-		msg := reply.Error()
-		for _, prefix := range unavailableReplies {
-			if strings.HasPrefix(msg, prefix) {
-				s.noteUnavailable(op, err)
-				return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
-			}
-		}
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	s.noteUnavailable(op, err)
 	return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
+}
+
+// isRefusal reports whether err is a Redis reply that means "not now" (unavailableReplies).
+func isRefusal(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	return slices.ContainsFunc(unavailableReplies, func(prefix string) bool { return strings.HasPrefix(reply.Error(), prefix) })
 }

@@ -11,8 +11,10 @@ import (
 )
 
 // What a node watches in Redis, to tell its operator in its log what no call reports:
-//   - that Redis stopped answering (a warning at the first call it fails, not one a call)
-//     and that it answers again;
+//   - that Redis stopped answering (a warning at the first call it fails, not one a call,
+//     also when the caller's deadline passed first) and that it answers again;
+//   - that Redis refuses calls (OOM, READONLY, LOADING, …): a warning at most once a
+//     refusalLogGap, since it still answers a PING meanwhile;
 //   - that its persistence settings changed since the last look (CONFIG SET on a running
 //     Redis), every watchEvery;
 //   - that the store's data disappeared (Redis restarted without its append-only file, or
@@ -56,6 +58,19 @@ func (s *Store) watch(tick, every time.Duration) {
 	}
 }
 
+// noteRefusal logs that Redis refuses calls (OOM, READONLY, LOADING, …), at most once a
+// refusalLogGap: Redis answers meanwhile, so the watcher cannot tell when it stops.
+func (s *Store) noteRefusal(op string, err error) {
+	now := time.Now().UnixNano()
+	last := s.refusedAt.Load()
+	if now-last >= int64(refusalLogGap) && s.refusedAt.CompareAndSwap(last, now) {
+		s.log.Warn("redisstore: Redis refuses calls; they fail with storeUnavailable (1010) while it does", "op", op, "err", err)
+	}
+}
+
+// refusalLogGap is the shortest time between two logs of Redis's refusals.
+const refusalLogGap = time.Minute
+
 // noteUnavailable logs the first failure of an outage.
 func (s *Store) noteUnavailable(op string, err error) {
 	if s.unreachable.CompareAndSwap(false, true) {
@@ -83,9 +98,13 @@ func (s *Store) watchPersistence(ctx context.Context) {
 	}
 }
 
-// claimMarker makes the store's marker if there is none and returns its value.
+// claimMarker returns the store's marker, made first if there is none.
 func (s *Store) claimMarker(ctx context.Context) (string, error) {
 	key := s.keys.marker()
+	value, err := s.rdb.Get(ctx, key).Result()
+	if !errors.Is(err, redis.Nil) {
+		return value, err
+	}
 	if err := s.rdb.SetNX(ctx, key, rand.Text(), 0).Err(); err != nil {
 		return "", err
 	}
@@ -100,7 +119,7 @@ func (s *Store) watchMarker(ctx context.Context) {
 	case err != nil, value == s.marker:
 		return
 	}
-	s.log.Error("redisstore: the store's data has gone from Redis (its marker key is missing or new): Redis restarted without its append-only file, or was flushed; the sessions, API keys and accounts made before are lost",
+	s.log.Error("redisstore: the store's data has gone from Redis (its marker key is missing or new): Redis restarted without its append-only file, was flushed, or evicted keys; the sessions, API keys and accounts made before are lost",
 		"key", s.keys.marker())
 	if value, err = s.claimMarker(ctx); err == nil {
 		s.marker = value

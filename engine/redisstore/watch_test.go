@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -75,5 +76,32 @@ func TestRedisWatchLogsOutage(t *testing.T) {
 	}
 	if _, err := s.GetAccount(ctx, "someone"); !errors.Is(err, engine.ErrAccountNotFound) {
 		t.Errorf("GetAccount with Redis back = %v; want ErrAccountNotFound", err)
+	}
+}
+
+// A node logs one warning, not one a call, while Redis refuses calls, and none that it does
+// not answer: it does.
+func TestRedisWatchLogsRefusals(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuffer
+	s := openStore(t, srv, freshPrefix("refusals"), func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.watchTick = 10 * time.Millisecond
+	})
+	if err := s.rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.rdb.ConfigSet(ctx, "maxmemory", "0")
+	for i := range 5 {
+		if err := s.CreateAccount(ctx, newAccount(fmt.Sprintf("u%d", i))); !errors.Is(err, engine.ErrUnavailable) {
+			t.Fatalf("CreateAccount over maxmemory = %v; want ErrUnavailable (OOM)", err)
+		}
+		time.Sleep(20 * time.Millisecond) // the watcher looks meanwhile
+	}
+	if n := strings.Count(logs.String(), "Redis refuses calls"); n != 1 {
+		t.Errorf("five refused calls logged %d warnings; want one:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "does not answer") || strings.Contains(logs.String(), "answers again") {
+		t.Errorf("refusals logged as an outage:\n%s", logs.String())
 	}
 }

@@ -289,7 +289,11 @@ def _parse_proxy(proxy: str, origin: str) -> tuple[str, tuple[str, int], dict[st
         )
     if not parts.hostname:
         raise ValueError(f"{origin} has no host")
-    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    try:
+        port = parts.port
+    except ValueError:  # its message quotes the text after the last ':', a password's end perhaps
+        raise ValueError(f"{origin} has no valid port (percent-encode / ? # in a password)") from None
+    address = (parts.hostname, port or (443 if parts.scheme == "https" else 80))
     if not (parts.username or parts.password):
         return parts.scheme, address, {}
     credentials = urllib.parse.unquote(parts.username or "") + ":" + urllib.parse.unquote(parts.password or "")

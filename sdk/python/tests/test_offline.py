@@ -540,10 +540,11 @@ class ProxyTest(unittest.TestCase):
                 _close_fails_the_call(self, transport, caller, outcome)
 
     def test_unsupported_proxy_scheme_is_refused(self) -> None:
-        """A socks5:// proxy, given or from the environment, raises ValueError when the transport is made."""
-        with self.assertRaises(ValueError) as caught:
-            sessiond.HttpTransport("http://127.0.0.1:7401/", proxy="socks5://alice:secret@127.0.0.1:1080")
-        self.assertNotIn("secret", str(caught.exception))
+        """A socks5:// proxy or one whose port does not parse, given or from the environment, raises ValueError without the password."""
+        for proxy in ("socks5://alice:secret@127.0.0.1:1080", "http://alice:se:cret#x@127.0.0.1:3128"):
+            with self.subTest(proxy=proxy), self.assertRaises(ValueError) as caught:
+                sessiond.HttpTransport("http://127.0.0.1:7401/", proxy=proxy)
+            self.assertNotIn("cret", str(caught.exception))
         os.environ["HTTPS_PROXY"] = "socks5h://127.0.0.1:1080"
         with self.assertRaises(ValueError):
             sessiond.HttpTransport("https://127.0.0.1:7401/")
