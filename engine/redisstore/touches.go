@@ -311,23 +311,9 @@ func (s *Store) settle(ctx context.Context, ids ...string) error {
 // flushEvery writes recorded uses every interval until Close. A failure is logged once per
 // outage; the uses are kept and written when Redis is back.
 func (s *Store) flushEvery(interval time.Duration) {
-	defer s.flusher.Done()
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
 	failing := false
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-ticker.C:
-		}
-		if err := s.enter(); err != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	s.tickUntilClose(interval, flushTimeout, func(ctx context.Context) {
 		err := s.writeTouches(ctx)
-		cancel()
-		s.leave()
 		switch {
 		case err != nil && !failing:
 			failing = true
@@ -336,7 +322,7 @@ func (s *Store) flushEvery(interval time.Duration) {
 			failing = false
 			s.log.Info("redisstore: writing last-use times works again")
 		}
-	}
+	})
 }
 
 // flushTimeout bounds one background or final write of last-use times.

@@ -30,13 +30,26 @@ const (
 
 // watch runs the checks above until Close, looking every tick.
 func (s *Store) watch(tick, every time.Duration) {
+	last := time.Now()
+	s.tickUntilClose(tick, 5*time.Second, func(ctx context.Context) {
+		back := s.unreachable.Load() && s.answersAgain(ctx)
+		if back || time.Since(last) >= every {
+			last = time.Now()
+			s.watchPersistence(ctx)
+			s.watchMarker(ctx)
+		}
+	})
+}
+
+// tickUntilClose calls work every tick until Close, as a call (enter), with a context that
+// ends after limit or when Close begins. It is the body of a goroutine counted in s.flusher.
+func (s *Store) tickUntilClose(tick, limit time.Duration, work func(ctx context.Context)) {
 	defer s.flusher.Done()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
-	base, stop := context.WithCancel(context.Background()) // a look in progress ends with Close
+	base, stop := context.WithCancel(context.Background())
 	defer stop()
 	go func() { <-s.stop; stop() }()
-	last := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -46,13 +59,8 @@ func (s *Store) watch(tick, every time.Duration) {
 		if err := s.enter(); err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(base, 5*time.Second)
-		back := s.unreachable.Load() && s.answersAgain(ctx)
-		if back || time.Since(last) >= every {
-			last = time.Now()
-			s.watchPersistence(ctx)
-			s.watchMarker(ctx)
-		}
+		ctx, cancel := context.WithTimeout(base, limit)
+		work(ctx)
 		cancel()
 		s.leave()
 	}

@@ -12,15 +12,23 @@ import (
 	"github.com/sessiond/sessiond/engine/redisstore/redistest"
 )
 
+// watchedStore opens a store on a Redis of its own whose log the test reads, its watcher
+// looking every tick (a negative tick: none, the test makes the looks itself).
+func watchedStore(t *testing.T, tick time.Duration) (*Store, *redistest.Server, *syncBuffer) {
+	t.Helper()
+	srv := redistest.Start(t)
+	logs := &syncBuffer{}
+	s := openStore(t, srv, freshPrefix("watch"), func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.watchTick = tick
+	})
+	return s, srv, logs
+}
+
 // A node logs, once each, that the store's data has gone from Redis and that Redis's
 // persistence settings changed, as its watcher finds them.
 func TestRedisWatchLogsLossAndSettings(t *testing.T) {
-	srv := redistest.Start(t)
-	var logs syncBuffer
-	s := openStore(t, srv, freshPrefix("watch"), func(o *Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		o.watchTick = -1 // the test makes the watcher's looks itself
-	})
+	s, _, logs := watchedStore(t, -1)
 	lines := func(text string) int { t.Helper(); return strings.Count(logs.String(), text) }
 
 	s.watchMarker(ctx)
@@ -52,12 +60,7 @@ func TestRedisWatchLogsLossAndSettings(t *testing.T) {
 // A node logs one warning when its calls find Redis not answering, however many fail, and
 // one line when its watcher finds Redis answering again.
 func TestRedisWatchLogsOutage(t *testing.T) {
-	srv := redistest.Start(t)
-	var logs syncBuffer
-	s := openStore(t, srv, freshPrefix("outage"), func(o *Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		o.watchTick = 10 * time.Millisecond
-	})
+	s, srv, logs := watchedStore(t, 10*time.Millisecond)
 	srv.Kill()
 	for range 3 {
 		if _, err := s.GetAccount(ctx, "someone"); !errors.Is(err, engine.ErrUnavailable) {
@@ -82,12 +85,7 @@ func TestRedisWatchLogsOutage(t *testing.T) {
 // A node logs one warning, not one a call, while Redis refuses calls, and none that it does
 // not answer: it does.
 func TestRedisWatchLogsRefusals(t *testing.T) {
-	srv := redistest.Start(t)
-	var logs syncBuffer
-	s := openStore(t, srv, freshPrefix("refusals"), func(o *Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		o.watchTick = 10 * time.Millisecond
-	})
+	s, _, logs := watchedStore(t, 10*time.Millisecond)
 	if err := s.rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
