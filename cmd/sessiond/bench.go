@@ -1830,7 +1830,7 @@ func populateStore(o benchOptions, stderr io.Writer) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	defer eng.Close()
-	if err := bootstrapAdmin(eng, false, stderr, log); err != nil {
+	if err := bootstrapAdmin(eng, stderr, log); err != nil {
 		return err
 	}
 	ctx := context.Background()

@@ -278,7 +278,7 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		}
 		defer stopProfiles()
 	}
-	if err := bootstrapAdmin(eng, o.storeURL != "", stderr, log); err != nil {
+	if err := bootstrapAdmin(eng, stderr, log); err != nil {
 		return err
 	}
 
@@ -422,7 +422,7 @@ func hostInfo(store string) engine.HostInfo {
 }
 
 // bootstrapAdmin creates the admin account on a new store.
-func bootstrapAdmin(eng *engine.Engine, shared bool, stderr io.Writer, log *slog.Logger) error {
+func bootstrapAdmin(eng *engine.Engine, stderr io.Writer, log *slog.Logger) error {
 	password := os.Getenv("SESSIOND_ADMIN_PASSWORD")
 	generated := password == ""
 	if generated {
@@ -443,13 +443,9 @@ func bootstrapAdmin(eng *engine.Engine, shared bool, stderr io.Writer, log *slog
 			fmt.Fprintf(stderr, "\nsessiond: created account \"admin\" with password: %s\n(shown once; set SESSIOND_ADMIN_PASSWORD to choose it)\n\n", password)
 		}
 	case !generated:
-		// With a shared store, another node may have made the first admin with another
-		// password: worth a warning there, where a node alone on its store is only told.
-		level := slog.LevelInfo
-		if shared {
-			level = slog.LevelWarn
-		}
-		log.Log(context.Background(), level, "SESSIOND_ADMIN_PASSWORD not used: the store has accounts already, and it sets the password of a new store's first admin only")
+		// With a shared store another node may have made the first admin, with its own
+		// password; said at every start, so not as a warning.
+		log.Info("SESSIOND_ADMIN_PASSWORD not used: the store has accounts already, and it sets the password of a new store's first admin only")
 	}
 	return nil
 }
