@@ -13,14 +13,15 @@ import (
 )
 
 // watchedStore opens a store on a Redis of its own whose log the test reads, its watcher
-// looking every tick (a negative tick: none, the test makes the looks itself).
+// looking every tick (a negative tick: none, the test makes the looks itself) and reading
+// the settings and the marker every tick too.
 func watchedStore(t *testing.T, tick time.Duration) (*Store, *redistest.Server, *syncBuffer) {
 	t.Helper()
 	srv := redistest.Start(t)
 	logs := &syncBuffer{}
 	s := openStore(t, srv, freshPrefix("watch"), func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		o.watchTick = tick
+		o.watchTick, o.watchEvery = tick, tick
 	})
 	return s, srv, logs
 }
@@ -71,12 +72,7 @@ func TestRedisWatchLogsOutage(t *testing.T) {
 		t.Errorf("three failed calls logged %d warnings; want one:\n%s", n, logs.String())
 	}
 	srv.Restart()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "Redis answers again"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no line that Redis answers again 10 s after its restart:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLog(t, logs, "Redis answers again")
 	if _, err := s.GetAccount(ctx, "someone"); !errors.Is(err, engine.ErrAccountNotFound) {
 		t.Errorf("GetAccount with Redis back = %v; want ErrAccountNotFound", err)
 	}
@@ -102,4 +98,29 @@ func TestRedisWatchLogsRefusals(t *testing.T) {
 	if strings.Contains(logs.String(), "does not answer") || strings.Contains(logs.String(), "answers again") {
 		t.Errorf("refusals logged as an outage:\n%s", logs.String())
 	}
+}
+
+// waitForLog waits until logs hold text, for a watcher's look; it fails the test after 10 s.
+func waitForLog(t *testing.T, logs *syncBuffer, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), text); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after 10 s:\n%s", text, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The watcher itself, as it runs, reads the persistence settings and the marker again: a
+// change of the settings and a flush of Redis reach the log without a call.
+func TestRedisWatcherLooksAgain(t *testing.T) {
+	s, _, logs := watchedStore(t, 10*time.Millisecond)
+	if err := s.rdb.ConfigSet(ctx, "appendfsync", "everysec").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, logs, "weaker than sessiond's promise")
+	if err := s.rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitForLog(t, logs, "the store's data has gone from Redis")
 }
