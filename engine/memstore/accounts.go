@@ -224,18 +224,15 @@ func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.
 	s.mu.RUnlock()
 	slices.Sort(keys)
 	out := make([]*engine.Account, 0, len(keys))
-	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), listChunk)]
-		keys = keys[len(chunk):]
-		if err := s.readable(ctx); err != nil {
-			return nil, err
-		}
+	err := inChunks(ctx, s, keys, func(chunk []string) {
 		for _, key := range chunk {
 			if a, ok := s.accounts[key]; ok {
 				out = append(out, a.Clone())
 			}
 		}
-		s.mu.RUnlock()
+	}, nil)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -216,23 +216,38 @@ func (s *Store) listUsers(ctx context.Context, nowN int64, userKeys []string, ou
 		// since taken by another account's session is skipped.
 		members := slices.Clone(s.users.members(key))
 		s.mu.RUnlock()
-		for len(members) > 0 {
-			chunk := members[:min(len(members), listChunk)]
-			members = members[len(chunk):]
-			if err := s.readable(ctx); err != nil {
-				return nil, err
-			}
+		err := inChunks(ctx, s, members, func(chunk []slot) {
 			for _, n := range chunk {
 				if r := s.slabs.at(n); r.id != "" && s.users.key(r.user) == key && r.live(nowN) {
 					c.add(s, r)
 				}
 			}
-			s.mu.RUnlock()
-			out = c.appendTo(out)
-			runtime.Gosched()
+		}, func() { out = c.appendTo(out) })
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// inChunks calls hold on items listChunk at a time, each call under one hold of the read
+// lock, and then letGo, if not nil, once it is let go of; a goroutine waiting for the lock
+// (a token check, on one processor) runs before the next hold.
+func inChunks[T any](ctx context.Context, s *Store, items []T, hold func(chunk []T), letGo func()) error {
+	for len(items) > 0 {
+		chunk := items[:min(len(items), listChunk)]
+		items = items[len(chunk):]
+		if err := s.readable(ctx); err != nil {
+			return err
+		}
+		hold(chunk)
+		s.mu.RUnlock()
+		if letGo != nil {
+			letGo()
+		}
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // listAll appends every live session to out, going through the slots listChunk at a time:
