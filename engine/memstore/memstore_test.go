@@ -820,3 +820,89 @@ func TestTimesOutOfRange(t *testing.T) {
 		t.Errorf("LifetimeEnd = %v; want it clamped to 2262", got.LifetimeEnd)
 	}
 }
+
+// chunkWatch is a context whose Err, which a listing calls before each hold of the read
+// lock, makes a change to the store and waits for it: a listing that holds the lock across
+// its chunks makes that change wait past its deadline.
+type chunkWatch struct {
+	context.Context
+	t      *testing.T
+	change func() error
+	calls  int
+	done   int
+}
+
+func (w *chunkWatch) Err() error {
+	w.calls++
+	if w.calls == 1 {
+		return nil // before the first hold
+	}
+	finished := make(chan error, 1)
+	go func() { finished <- w.change() }()
+	select {
+	case err := <-finished:
+		if err != nil {
+			w.t.Error(err)
+		}
+		w.done++
+	case <-time.After(10 * time.Second):
+		w.t.Errorf("a change made before hold %d of the read lock still waits after 10 s", w.calls)
+	}
+	return nil
+}
+
+// A listing of more than one chunk lets the write lock (which token checks take) be taken
+// between its chunks, for each listing that goes through the store in chunks.
+func TestListingsLetWritersInBetweenChunks(t *testing.T) {
+	s := memstore.New(memstore.Options{})
+	storetest.Populate(t, s, 0, now)
+	const many = 5 * 1024 // five chunks
+	for i := range many {
+		sess := storetest.BenchSession(i, now)
+		sess.Username = "user0"
+		must(t, s.InsertSession(ctx, sess, engine.Caps{}, now))
+		must(t, s.CreateAccount(ctx, &engine.Account{Username: fmt.Sprintf("lister%05d", i)}))
+	}
+	made := 0 // changes made, each of its own session or account
+	insert := func() error {
+		made++
+		return s.InsertSession(ctx, storetest.BenchSession(many+made, now), engine.Caps{}, now)
+	}
+	create := func() error {
+		made++
+		return s.CreateAccount(ctx, &engine.Account{Username: fmt.Sprintf("new%d", made)})
+	}
+	tests := []struct {
+		name   string
+		list   func(ctx context.Context) (int, error)
+		change func() error
+	}{
+		{"every session", func(ctx context.Context) (int, error) {
+			l, err := s.ListSessions(ctx, nil, now)
+			return len(l), err
+		}, insert},
+		{"one account's sessions", func(ctx context.Context) (int, error) {
+			l, err := s.ListSessions(ctx, []string{"user0"}, now)
+			return len(l), err
+		}, insert},
+		{"every account", func(ctx context.Context) (int, error) {
+			l, err := s.ListAccounts(ctx, nil)
+			return len(l), err
+		}, create},
+		{"accounts by prefix", func(ctx context.Context) (int, error) {
+			l, err := s.ListAccounts(ctx, []string{"lister"})
+			return len(l), err
+		}, create},
+	}
+	for _, tt := range tests {
+		w := &chunkWatch{Context: ctx, t: t, change: tt.change}
+		n, err := tt.list(w)
+		must(t, err)
+		if n < many {
+			t.Errorf("%s: %d listed, want at least %d", tt.name, n, many)
+		}
+		if w.done < 4 {
+			t.Errorf("%s: %d changes made between holds of the read lock, want at least 4", tt.name, w.done)
+		}
+	}
+}
