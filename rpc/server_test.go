@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -158,35 +160,17 @@ func (f *fakeDispatcher) releaseOne(t testing.TB) {
 	}
 }
 
-// syncBuffer is a log sink that tests can read while the server writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type testServer struct {
 	*Server
 	fake *fakeDispatcher
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // newTestServer returns a server around a fake dispatcher, logging at debug level into a
 // buffer, shut down when the test ends.
 func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

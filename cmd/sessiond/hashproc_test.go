@@ -14,12 +14,13 @@ import (
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/enginetest"
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // startTestHashProcess starts the helper from the sessiond binary the end-to-end tests build.
-func startTestHashProcess(t *testing.T) (*hashProcess, *syncBuffer) {
+func startTestHashProcess(t *testing.T) (*hashProcess, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h, err := startHashProcessAt(binPath, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

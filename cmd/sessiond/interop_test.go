@@ -17,6 +17,8 @@ import (
 	"github.com/creachadair/jrpc2"
 	"github.com/creachadair/jrpc2/channel"
 	"github.com/creachadair/jrpc2/jhttp"
+
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // interopDir holds the third-party client scripts and their npm lock file.
@@ -33,7 +35,7 @@ type interopSession struct {
 
 // newJrpc2Client returns a jrpc2 client on ch whose debug log is kept in logs. The client is
 // closed when the test ends.
-func newJrpc2Client(t *testing.T, ch channel.Channel, logs *syncBuffer) *jrpc2.Client {
+func newJrpc2Client(t *testing.T, ch channel.Channel, logs *syncbuf.Buffer) *jrpc2.Client {
 	t.Helper()
 	cli := jrpc2.NewClient(ch, &jrpc2.ClientOptions{
 		Logger: func(text string) { logs.Write([]byte(text + "\n")) },
@@ -44,7 +46,7 @@ func newJrpc2Client(t *testing.T, ch channel.Channel, logs *syncBuffer) *jrpc2.C
 
 // checkJrpc2Log fails the test if jrpc2 saw a reply it could not use: a reply to an id it did
 // not send (for example a reply to a notification), a malformed reply, or undecodable bytes.
-func checkJrpc2Log(t *testing.T, logs *syncBuffer) {
+func checkJrpc2Log(t *testing.T, logs *syncbuf.Buffer) {
 	t.Helper()
 	for _, line := range strings.Split(logs.String(), "\n") {
 		for _, bad := range []string{"Discarding response", "Invalid response", "Decoding error", "Discarding notification", "Discarding callback"} {
@@ -83,7 +85,7 @@ func TestInteropJrpc2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		cli := newJrpc2Client(t, channel.Line(conn, conn), logs)
 		defer checkJrpc2Log(t, logs)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -252,7 +254,7 @@ func TestInteropJrpc2(t *testing.T) {
 	})
 
 	t.Run("http", func(t *testing.T) {
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		cli := newJrpc2Client(t, jhttp.NewChannel("http://"+p.httpAddr+"/", nil), logs)
 		defer checkJrpc2Log(t, logs)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // binPath is the sessiond binary built once for the end-to-end tests.
@@ -55,26 +55,9 @@ type proc struct {
 	stdout   io.ReadCloser
 	tcpAddr  string
 	httpAddr string
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	exited   chan struct{}
 	ready    chan error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startServer runs `sessiond serve` with args (plus JSON logs and the test config) and waits
@@ -112,7 +95,7 @@ func launchServerWith(t testing.TB, setup func(*exec.Cmd), args ...string) *proc
 	if setup != nil {
 		setup(cmd)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{}), ready: make(chan error, 1)}
+	p := &proc{t: t, cmd: cmd, logs: &syncbuf.Buffer{}, exited: make(chan struct{}), ready: make(chan error, 1)}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

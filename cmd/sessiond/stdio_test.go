@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 func TestStdioEOFInsideMessage(t *testing.T) {
@@ -182,7 +184,7 @@ type stdioServer struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
-	logs   *syncBuffer // written by exec's goroutine while the test reads it on failure
+	logs   *syncbuf.Buffer // written by exec's goroutine while the test reads it on failure
 }
 
 // startStdio starts `sessiond serve` with args and --stdio; it is killed when the test ends.
@@ -192,7 +194,7 @@ func startStdio(t *testing.T, args ...string) *stdioServer {
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binPath, append(append([]string{"serve"}, args...), "--stdio")...)
 	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
-	s := &stdioServer{cmd: cmd, logs: &syncBuffer{}}
+	s := &stdioServer{cmd: cmd, logs: &syncbuf.Buffer{}}
 	cmd.Stderr = s.logs
 	var err error
 	if s.stdin, err = cmd.StdinPipe(); err != nil {

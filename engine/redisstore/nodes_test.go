@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/redisstore/redistest"
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // These tests run several Stores ("nodes") on one Redis and one key prefix, as several
@@ -434,7 +434,7 @@ func TestRedisPersistenceWarnings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.Start(t, tc.args...)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			s := openStore(t, srv, freshPrefix("warn"), func(o *Options) {
 				o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			})
@@ -718,21 +718,4 @@ func redisHashSlot(key string) int {
 		}
 	}
 	return int(crc) % 16384
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -10,15 +10,16 @@ import (
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/redisstore/redistest"
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // watchedStore opens a store on a Redis of its own whose log the test reads, its watcher
 // looking every tick (a negative tick: none, the test makes the looks itself) and reading
 // the settings and the marker every tick too.
-func watchedStore(t *testing.T, tick time.Duration) (*Store, *redistest.Server, *syncBuffer) {
+func watchedStore(t *testing.T, tick time.Duration) (*Store, *redistest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	srv := redistest.Start(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s := openStore(t, srv, freshPrefix("watch"), func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		o.watchTick, o.watchEvery = tick, tick
@@ -101,7 +102,7 @@ func TestRedisWatchLogsRefusals(t *testing.T) {
 }
 
 // waitForLog waits until logs hold text, for a watcher's look; it fails the test after 10 s.
-func waitForLog(t *testing.T, logs *syncBuffer, text string) {
+func waitForLog(t *testing.T, logs *syncbuf.Buffer, text string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), text); {
 		if time.Now().After(deadline) {

@@ -10,10 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/syncbuf"
 )
 
 // AdminPassword is the password of the account admin on the servers this package starts.
@@ -102,7 +102,7 @@ type Server struct {
 	HTTPURL string
 
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	exited chan struct{}
 }
 
@@ -120,7 +120,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	s := &Server{cmd: cmd, logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func (s *Server) readLog(stderr io.Reader, ready chan<- error) {
 	signalled := false
 	for sc.Scan() {
 		line := sc.Text()
-		s.logs.WriteString(line + "\n")
+		_, _ = s.logs.Write([]byte(line + "\n"))
 		var rec struct {
 			Msg       string `json:"msg"`
 			Transport string `json:"transport"`
@@ -187,20 +187,3 @@ func (s *Server) readLog(stderr io.Reader, ready chan<- error) {
 
 // Logs returns what the server has logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
