@@ -27,8 +27,9 @@ import (
 //   - 413 for a body over Options.MaxRequestBytes;
 //   - 400 for a body that could not be read in full within Options.RequestReadTimeout;
 //   - 503 on a connection opened while Options.MaxConnections HTTP connections were open
-//     (ServeHTTPListener; the connection is then closed), when MaxConnections requests are
-//     running already (a handler mounted elsewhere), or during Shutdown.
+//     (ServeHTTPListener: at once, before any request, and the connection is then closed),
+//     when MaxConnections requests are running already (a handler mounted elsewhere), or
+//     during Shutdown.
 //
 // "Authorization: Bearer X" sets Call.BearerToken to X for every call of the body. The
 // handler does not look at the path; mount it where it belongs (ServeHTTPListener mounts it
@@ -51,17 +52,11 @@ func (s *Server) ServeHTTPListener(ln net.Listener) error {
 	if t := s.opts.ReadIdleTimeout; t > 0 {
 		hs.IdleTimeout = t
 	}
-	// Open connections count against MaxConnections: one over it answers its request with
-	// 503 and is closed, as a TCP connection over it gets an error line.
-	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if !s.openHTTPConn(c) {
-			return context.WithValue(ctx, httpConnOverKey{}, true)
-		}
-		return ctx
-	}
+	// Open connections count against MaxConnections (httpLimitListener); each one counted
+	// is let go of here.
 	hs.ConnState = func(c net.Conn, state http.ConnState) {
 		if state == http.StateClosed || state == http.StateHijacked {
-			s.closeHTTPConn(c)
+			s.closeHTTPConn()
 		}
 	}
 	s.mu.Lock()
@@ -78,7 +73,7 @@ func (s *Server) ServeHTTPListener(ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 	// Its connections read and write with raw system calls, as TCP connections do (rawio_linux.go).
-	err := hs.Serve(rawListen(ln))
+	err := hs.Serve(httpLimitListener{rawListen(ln), s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return ErrServerClosed
 	}
@@ -96,11 +91,6 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	if t := s.opts.RequestReadTimeout; t > 0 {
 		_ = rc.SetReadDeadline(time.Now().Add(t))
-	}
-	if r.Context().Value(httpConnOverKey{}) != nil {
-		w.Header().Set("Connection", "close")
-		writeHTTPError(w, http.StatusServiceUnavailable, nil, errTooManyConnections(s.opts.MaxConnections))
-		return
 	}
 	if r.URL.Path == healthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		s.serveHealth(w, r)
@@ -168,35 +158,59 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out.b)
 }
 
-// httpConnOverKey marks the context of a connection opened over MaxConnections.
-type httpConnOverKey struct{}
+// httpLimitListener hands ServeHTTPListener's server the connections within
+// MaxConnections. One over it is answered 503 with tooManyConnections at once, whether or not
+// it has sent a request, and closed, as a TCP connection over it gets an error line: waiting
+// for its request would let connections that send nothing hold a descriptor each, beyond
+// any limit, until the server could accept no connection of any transport.
+type httpLimitListener struct {
+	net.Listener
+	s *Server
+}
 
-// openHTTPConn counts an HTTP connection ServeHTTPListener accepted if it is within
-// MaxConnections, and reports whether it is. One over it is not counted, as a TCP
-// connection over it is not: it holds no place while it waits to be refused.
-func (s *Server) openHTTPConn(c net.Conn) bool {
+func (l httpLimitListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil || l.s.openHTTPConn() {
+			return nc, err
+		}
+		refusal := errTooManyConnections(l.s.opts.MaxConnections)
+		l.s.refuse(nc, TransportHTTP, refusal, httpRefusal(refusal))
+	}
+}
+
+// httpRefusal is the whole reply that refuses an HTTP connection: 503, the connection
+// closed, the error in the body.
+func httpRefusal(refusal *jsonrpc2.Error) *outBuf {
+	body := getOut()
+	defer putOut(body)
+	body.appendError(nil, refusal)
+	body.b = append(body.b, '\n')
+	out := getOut()
+	out.b = append(out.b, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "...)
+	out.b = strconv.AppendInt(out.b, int64(len(body.b)), 10)
+	out.b = append(out.b, "\r\n\r\n"...)
+	out.b = append(out.b, body.b...)
+	return out
+}
+
+// openHTTPConn counts an HTTP connection if it is within MaxConnections, and reports whether
+// it is.
+func (s *Server) openHTTPConn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.atConnLimit(s.httpConns) {
-		if s.httpRefused == nil {
-			s.httpRefused = make(map[net.Conn]struct{})
-		}
-		s.httpRefused[c] = struct{}{}
 		return false
 	}
 	s.httpConns++
 	return true
 }
 
-// closeHTTPConn ends the count of a connection openHTTPConn saw.
-func (s *Server) closeHTTPConn(c net.Conn) {
+// closeHTTPConn ends the count of a connection openHTTPConn counted.
+func (s *Server) closeHTTPConn() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, refused := s.httpRefused[c]; refused {
-		delete(s.httpRefused, c)
-		return
-	}
 	s.httpConns--
+	s.mu.Unlock()
 }
 
 // enterHTTP counts a running HTTP request against MaxConnections.

@@ -117,6 +117,10 @@ type Server struct {
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
 	refusing   chan struct{} // a token per connection being refused (maxRefusing; tests shrink it)
+	// refusalLogged is when a refused connection was last logged; refusalsUnlogged counts
+	// those refused since and not logged (noteRefusal).
+	refusalLogged    time.Time
+	refusalsUnlogged int
 
 	mu               sync.Mutex
 	closing          bool
@@ -124,10 +128,9 @@ type Server struct {
 	listeners        map[net.Listener]struct{}
 	conns            map[*conn]struct{}
 	tcpConns         int
-	httpActive       int                   // requests being answered
-	httpConns        int                   // connections ServeHTTPListener has open
-	httpRefused      map[net.Conn]struct{} // those it opened over MaxConnections, not counted
-	httpIdle         chan struct{}         // closed when httpActive drops to zero during Shutdown
+	httpActive       int           // requests being answered
+	httpConns        int           // connections ServeHTTPListener has open
+	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
 	httpServers      map[*http.Server]struct{}
 
 	// The event loop that serves TCP connections on a single processor (loop_linux.go):

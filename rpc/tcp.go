@@ -65,18 +65,10 @@ func (s *Server) startTCP(nc net.Conn) {
 	s.useLoop(c, r, w)
 	if refusal := s.track(c); refusal != nil {
 		c.cancel()
-		select {
-		case s.refusing <- struct{}{}:
-			s.log.Warn("rpc: refusing connection", "client", client.Addr, "reason", refusal.Message)
-			go func() {
-				defer func() { <-s.refusing }()
-				s.refuse(nc, refusal)
-			}()
-		default:
-			// Many connections are being told already, each for up to a second:
-			// more would hold descriptors beyond MaxConnections, as fast as clients connect.
-			_ = nc.Close()
-		}
+		out := getOut()
+		out.appendError(nil, refusal)
+		out.b = append(out.b, '\n')
+		s.refuse(nc, TransportTCP, refusal, out)
 		return
 	}
 	go c.serve()
@@ -93,21 +85,55 @@ func (c *conn) serve() {
 	c.finish()
 }
 
-// refuse answers a connection the server cannot take with one error line and closes it. It
-// half-closes first and drains what the client sent, so the close does not reset the
-// connection before the client has read the error.
-func (s *Server) refuse(nc net.Conn, refusal *jsonrpc2.Error) {
-	defer nc.Close()
-	out := getOut()
-	defer putOut(out)
-	out.appendError(nil, refusal)
-	out.b = append(out.b, '\n')
-	deadline := time.Now().Add(time.Second)
-	_ = nc.SetDeadline(deadline)
-	if _, err := nc.Write(out.b); err != nil {
+// refuse tells a connection the server cannot take why, with what (which it puts back in
+// the pool) and the refusal's error: a TCP error line, an HTTP 503 reply. It half-closes
+// then and drains what the client sent, so the close does not reset the connection before
+// the client has read it. At most maxRefusing connections are told at once, each for up to
+// a second; the ones beyond are closed at once, or they would hold descriptors beyond
+// MaxConnections as fast as clients connect.
+func (s *Server) refuse(nc net.Conn, transport string, refusal *jsonrpc2.Error, what *outBuf) {
+	s.noteRefusal(transport, remoteIP(nc.RemoteAddr()), refusal)
+	select {
+	case s.refusing <- struct{}{}:
+	default:
+		putOut(what)
+		_ = nc.Close()
 		return
 	}
-	drainAndClose(nc, deadline)
+	go func() {
+		defer func() { <-s.refusing }()
+		defer putOut(what)
+		deadline := time.Now().Add(time.Second)
+		_ = nc.SetDeadline(deadline)
+		if _, err := nc.Write(what.b); err != nil {
+			_ = nc.Close()
+			return
+		}
+		drainAndClose(nc, deadline)
+	}()
+}
+
+// noteRefusal logs a refused connection, once a second at most, so that a flood of
+// connections does not flood the log; a line counts the refusals not logged before it.
+func (s *Server) noteRefusal(transport, client string, refusal *jsonrpc2.Error) {
+	now := time.Now()
+	s.mu.Lock()
+	if now.Sub(s.refusalLogged) < time.Second {
+		s.refusalsUnlogged++
+		s.mu.Unlock()
+		return
+	}
+	unlogged := s.refusalsUnlogged
+	s.refusalLogged, s.refusalsUnlogged = now, 0
+	s.mu.Unlock()
+	attrs := []any{"transport", transport, "client", client, "error", refusal.Message}
+	if refusal.Data != nil {
+		attrs = append(attrs, "data", string(*refusal.Data))
+	}
+	if unlogged > 0 {
+		attrs = append(attrs, "alsoRefusedSinceLastLine", unlogged)
+	}
+	s.log.Warn("rpc: refusing connection", attrs...)
 }
 
 // drainAndClose closes a connection without losing what was written to it. Closing a TCP

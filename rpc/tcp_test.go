@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -517,5 +518,61 @@ func TestTCPRefusalsBounded(t *testing.T) {
 	}
 	if told == 0 || told > maxRefusing {
 		t.Errorf("%d of %d refused connections got the error line, want 1 to %d", told, extra, maxRefusing)
+	}
+}
+
+// TestRefusalsLoggedOnceASecond checks that connections refused over MaxConnections, TCP and
+// HTTP, are logged one line a second at most, the next line counting those not logged.
+func TestRefusalsLoggedOnceASecond(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnections: 1})
+	tcpAddr := ts.listenTCP(t)
+	httpAddr := strings.TrimSuffix(strings.TrimPrefix(ts.listenHTTP(t), "http://"), "/")
+	if got := dialTCP(t, tcpAddr).call(t, subtractFrame); got != subtractReply {
+		t.Fatal(got)
+	}
+	kept, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	if code, _ := postOnConn(t, kept, bufio.NewReader(kept), subtractFrame); code != http.StatusOK {
+		t.Fatalf("the HTTP connection within the limit: %d", code)
+	}
+	refused := func(addr string) {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(clientTimeout))
+		if reply, err := io.ReadAll(nc); err != nil || !bytes.Contains(reply, []byte("tooManyConnections")) {
+			t.Fatalf("a connection over the limit: %q, %v", reply, err)
+		}
+	}
+	lines := func() []string {
+		var out []string
+		for line := range strings.Lines(ts.logs.String()) {
+			if strings.Contains(line, "rpc: refusing connection") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	for range 10 {
+		refused(tcpAddr)
+		refused(httpAddr)
+	}
+	if got := lines(); len(got) != 1 {
+		t.Fatalf("20 refusals within a second logged %d lines, want 1: %q", len(got), got)
+	}
+	ts.mu.Lock()
+	ts.refusalLogged = ts.refusalLogged.Add(-time.Second) // a second later
+	ts.mu.Unlock()
+	refused(httpAddr)
+	got := lines()
+	if len(got) != 2 || !strings.Contains(got[1], "transport=http") || !strings.Contains(got[1], `tooManyConnections`) ||
+		!strings.Contains(got[1], "alsoRefusedSinceLastLine=19") {
+		t.Fatalf("a refusal a second later logged %q, want a second line counting the 19 before", got)
 	}
 }
