@@ -85,10 +85,34 @@ type errorData struct {
 	Max    int    `json:"max,omitempty"`
 }
 
-// toWireError maps any error of a method to the JSON-RPC error sent to the client. It is the
-// one place where engine errors become wire codes. Errors it does not know are logged and
-// sent as -32603 without detail.
+// toWireError maps any error of a method to the JSON-RPC error sent to the client. Errors
+// it does not know are logged and sent as -32603 without detail.
 func toWireError(log *slog.Logger, err error) *jsonrpc2.Error {
+	if wire := knownWireError(err); wire != nil {
+		return wire
+	}
+	logUnknown(log, err)
+	return errInternal()
+}
+
+// logUnknown logs an error that goes out as -32603: as an error, unless the call was given
+// up because its client went away (its context cancelled: a closed connection), which
+// happens every day, or timed out.
+func logUnknown(log *slog.Logger, err error, attrs ...any) {
+	attrs = append(attrs, "err", err)
+	switch {
+	case errors.Is(err, context.Canceled):
+		log.Debug("rpc: call abandoned: its client went away", attrs...)
+	case errors.Is(err, context.DeadlineExceeded):
+		log.Info("rpc: call abandoned: it timed out", attrs...)
+	default:
+		log.Error("rpc: internal error", attrs...)
+	}
+}
+
+// knownWireError is the wire error of a method's error, or nil for an error it does not know.
+// It is the one place where engine errors become wire codes.
+func knownWireError(err error) *jsonrpc2.Error {
 	var wire *jsonrpc2.Error
 	if errors.As(err, &wire) {
 		return wire
@@ -114,12 +138,7 @@ func toWireError(log *slog.Logger, err error) *jsonrpc2.Error {
 		e.SetError(data)
 		return e
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		log.Info("call abandoned", "err", err)
-	} else {
-		log.Error("internal error", "err", err)
-	}
-	return errInternal()
+	return nil
 }
 
 // invalidTokenError is the wire error of engine.ErrInvalidToken, taken from the table, for the

@@ -253,7 +253,10 @@ func (s *Service) Dispatch(ctx context.Context, call *Call) (any, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, toWireError(s.log, err)
+		if wire := knownWireError(err); wire != nil {
+			return nil, wire
+		}
+		return nil, err // the server logs it and answers -32603
 	}
 	return result, nil
 }

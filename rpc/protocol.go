@@ -1018,8 +1018,7 @@ func (s *Server) wireError(call *Call, err error) *jsonrpc2.Error {
 		}
 	}
 	if wire == nil || wire.Code == 0 || wire.Code == jsonrpc2.CodeInternalError {
-		s.log.Error("rpc: internal error", "method", call.Method,
-			"transport", call.Client.Transport, "client", call.Client.Addr, "err", err)
+		logUnknown(s.log, err, "method", call.Method, "transport", call.Client.Transport, "client", call.Client.Addr)
 		return errInternal()
 	}
 	return wire

@@ -117,6 +117,8 @@ func (f *fakeDispatcher) Dispatch(ctx context.Context, call *Call) (any, error) 
 		return json.RawMessage("{\n  \"a\": [1,\r\n 2]\n}"), nil
 	case "unencodable":
 		return make(chan int), nil
+	case "abandoned":
+		return nil, fmt.Errorf("hashing the password: %w", context.Canceled)
 	}
 	return nil, MethodNotFound(call.Method)
 }
@@ -771,6 +773,24 @@ func TestDispatchErrors(t *testing.T) {
 			t.Errorf("panic: log lacks the stack:\n%s", ts.logs)
 		}
 		putOut(out)
+	}
+}
+
+// TestAbandonedCallIsNoError checks that a call given up because its client went away (its
+// context cancelled) is answered -32603, if anyone still reads it, and logged as abandoned,
+// not as an internal error.
+func TestAbandonedCallIsNoError(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	out := getOut()
+	defer putOut(out)
+	if !ts.serveFrame(context.Background(), []byte(`{"jsonrpc":"2.0","method":"abandoned","id":1}`), ClientInfo{}, "", out) {
+		t.Fatal("no reply")
+	}
+	if got, want := string(out.b), `{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":1}`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "call abandoned") {
+		t.Errorf("an abandoned call logged:\n%s", logs)
 	}
 }
 
