@@ -334,6 +334,7 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 		}
 	}
 	report := benchReport{Machine: thisMachine()}
+	report.Machine.ClientCPUs = o.cpus
 	for round := 0; round < o.rounds; round++ {
 		for _, t := range targets {
 			run, err := runLoad(t, o, stderr)
@@ -377,6 +378,8 @@ type benchMachine struct {
 	Sessiond   string `json:"sessiondVersion"`
 	// SchedGroup is the client's scheduling group (Linux): see ServerGroup.
 	SchedGroup string `json:"schedGroup,omitempty"`
+	// ClientCPUs are the CPUs the client was pinned to (--cpus); empty, it ran on all.
+	ClientCPUs string `json:"clientCpus,omitempty"`
 }
 
 // benchRun is one measured run of one target.
@@ -455,8 +458,11 @@ func printBenchReport(w io.Writer, r benchReport) {
 	if model == "" {
 		model = "unknown CPU"
 	}
-	fmt.Fprintf(w, "machine: %d CPUs (%s), %s/%s, %s; the client runs on the same CPUs\n\n",
-		m.CPUs, model, m.OS, m.Arch, m.GoVersion)
+	client := "the client runs on the same CPUs"
+	if m.ClientCPUs != "" {
+		client = "the client runs on CPUs " + m.ClientCPUs + " only (--cpus)"
+	}
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s/%s, %s; %s\n\n", m.CPUs, model, m.OS, m.Arch, m.GoVersion, client)
 	fmt.Fprintf(w, "%-9s %-10s %-17s %5s %8s %11s %7s %10s %9s %9s %9s %9s\n",
 		"target", "transport", "method", "conns", "sessions", "requests", "errors", "req/s", "p50", "p90", "p99", "max")
 	for _, run := range r.Runs {

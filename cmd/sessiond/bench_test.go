@@ -570,3 +570,18 @@ func TestBenchReportsClientCPU(t *testing.T) {
 		t.Errorf("report of a run without the client's use:\n%s", out.String())
 	}
 }
+
+// TestBenchReportSaysWhereTheClientRan checks the machine line: the same CPUs as the servers,
+// or the ones --cpus pinned the client to.
+func TestBenchReportSaysWhereTheClientRan(t *testing.T) {
+	for _, tc := range []struct{ cpus, want string }{
+		{"", "the client runs on the same CPUs"},
+		{"0", "the client runs on CPUs 0 only (--cpus)"},
+	} {
+		var out bytes.Buffer
+		printBenchReport(&out, benchReport{Machine: benchMachine{CPUs: 2, ClientCPUs: tc.cpus}})
+		if first, _, _ := strings.Cut(out.String(), "\n"); !strings.HasSuffix(first, tc.want) {
+			t.Errorf("--cpus %q: %q, want it to end %q", tc.cpus, first, tc.want)
+		}
+	}
+}
