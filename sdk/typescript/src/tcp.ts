@@ -23,11 +23,11 @@ export interface TcpTransportOptions {
  * is written at once, and the replies, in whatever order the server sends them, are matched to
  * their calls by id.
  *
- * When the connection is lost without the server refusing it (sessiond closes a connection
- * idle for readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end one
- * too), the next call connects again. Calls in flight when it was lost reject with the loss
- * and are not sent again, since the server may have run them. A refused connection (too many
- * connections) keeps answering with the refusal.
+ * When the connection ends other than by close (sessiond closes a connection idle for
+ * readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end one too; a
+ * server at its maxConnections or shutting down refuses one with a -32000 error), the next
+ * call connects again. Calls in flight when it ended reject with the loss, or the refusal as a
+ * {@link SessiondError}, and are not sent again, since the server may have run them.
  */
 export class TcpTransport implements Transport {
   private isClosed = false;
@@ -162,9 +162,9 @@ class TcpConnection {
     });
   }
 
-  /** Reports whether the connection ended without close or a refusal. */
+  /** Reports whether the connection ended other than by close: lost, or refused by the server. */
   lost(): boolean {
-    return this.failure !== undefined && !this.closedByUs && !(this.failure instanceof SessiondError);
+    return this.failure !== undefined && !this.closedByUs;
   }
 
   async close(): Promise<void> {

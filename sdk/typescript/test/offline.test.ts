@@ -160,47 +160,73 @@ test("closing an HTTP transport rejects the call in flight and refuses later one
   }
 });
 
-test("a TCP transport connects again once the server closed its connection, not after a refusal", async () => {
-  for (const refuse of [false, true]) {
-    let accepted = 0;
-    const refusal = { code: -32000, message: "Server unavailable", data: { reason: "tooManyConnections", limit: 1 } };
-    const { server, address } = await listen((socket) => {
-      accepted++;
-      if (refuse) {
-        socket.end(JSON.stringify({ jsonrpc: "2.0", error: refusal, id: null }) + "\n");
-        return;
-      }
-      // Answers one request, then closes, as sessiond closes an idle connection.
-      socket.setEncoding("utf8");
-      socket.once("data", (chunk: string) => {
-        const { id } = JSON.parse(chunk.split("\n")[0]) as { id: number };
-        socket.end(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
-      });
+test("a TCP transport connects again once the server closed its connection", async () => {
+  let accepted = 0;
+  const { server, address } = await listen((socket) => {
+    accepted++;
+    // Answers one request, then closes, as sessiond closes an idle connection.
+    socket.setEncoding("utf8");
+    socket.once("data", (chunk: string) => {
+      const { id } = JSON.parse(chunk.split("\n")[0]) as { id: number };
+      socket.end(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
     });
-    const transport = await TcpTransport.connect(address, { timeoutMs: 5000 });
-    // The connection's end, seen by the client.
-    const ended = async () => (await (transport as unknown as { connection: Promise<{ closed: Promise<void> }> }).connection).closed;
-    try {
-      if (refuse) {
-        await ended();
-        for (let i = 0; i < 2; i++) {
-          await assert.rejects(transport.call("pingSession", {}), (error: unknown) => error instanceof SessiondError && error.reason === "tooManyConnections");
-        }
-      } else {
-        for (let i = 0; i < 3; i++) {
-          const reply = await transport.call("pingSession", {});
-          assert.deepEqual(reply.result, {});
-          await ended();
-        }
-      }
-    } finally {
-      await transport.close();
-      server.close();
+  });
+  const transport = await TcpTransport.connect(address, { timeoutMs: 5000 });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const reply = await transport.call("pingSession", {});
+      assert.deepEqual(reply.result, {});
+      await connectionEnded(transport);
     }
-    assert.equal(accepted, refuse ? 1 : 3);
-    await assert.rejects(transport.call("pingSession", {}), /transport closed/);
+  } finally {
+    await transport.close();
+    server.close();
+  }
+  assert.equal(accepted, 3);
+  await assert.rejects(transport.call("pingSession", {}), /transport closed/);
+});
+
+test("after the server refused the TCP connection with no call in flight, calls connect again and work once it accepts", async () => {
+  const refusal = { code: -32000, message: "Server unavailable", data: { reason: "tooManyConnections", limit: 1 } };
+  let accepted = 0;
+  let refusing = true;
+  const { server, address } = await listen((socket) => {
+    accepted++;
+    if (refusing) {
+      socket.end(JSON.stringify({ jsonrpc: "2.0", error: refusal, id: null }) + "\n");
+      return;
+    }
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      for (const line of chunk.split("\n").filter((l) => l !== "")) {
+        const { id } = JSON.parse(line) as { id: number };
+        socket.write(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
+      }
+    });
+  });
+  const transport = await TcpTransport.connect(address, { timeoutMs: 5000 });
+  try {
+    await connectionEnded(transport); // refused while no call was in flight
+    // While the server refuses, each call meets a refusal of its own connection.
+    const client = new SessiondClient(transport);
+    await assert.rejects(client.pingSession({}), (error: unknown) => error instanceof SessiondError && error.reason === "tooManyConnections");
+    assert.equal(accepted, 2);
+    await connectionEnded(transport);
+    refusing = false; // a slot is free
+    for (let i = 0; i < 2; i++) {
+      await client.pingSession({});
+    }
+    assert.equal(accepted, 3);
+  } finally {
+    await transport.close();
+    server.close();
   }
 });
+
+/** Resolves when the client has seen the end of the transport's current connection. */
+async function connectionEnded(transport: TcpTransport): Promise<void> {
+  await (await (transport as unknown as { connection: Promise<{ closed: Promise<void> }> }).connection).closed;
+}
 
 test("closing a TCP transport while a call connects again leaves no connection open", async () => {
   let open = 0;
