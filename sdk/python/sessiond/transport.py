@@ -102,11 +102,11 @@ class TcpTransport(_ClosedOnExit):
     time too (None waits for ever). A call that timed out was perhaps sent and answered later;
     the connection stays usable.
 
-    When the connection is lost without the server refusing it (sessiond closes a connection
-    idle for readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end
-    one too), the next call connects again. Calls in flight when it was lost raise the loss
-    and are not sent again, since the server may have run them. A refused connection (too
-    many connections) keeps answering with the refusal.
+    When the connection ends other than by close (sessiond closes a connection idle for
+    readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end one too; a
+    server at its maxConnections or shutting down refuses one with a -32000 error), the next
+    call connects again. Calls in flight when it ended raise the loss, or the refusal as
+    ServerUnavailableError, and are not sent again, since the server may have run them.
     """
 
     def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
@@ -250,9 +250,10 @@ class _Connection:
                 waiting.set_exception(self._error)
 
     def lost(self) -> bool:
-        """Reports whether the connection ended without close or a refusal."""
+        """Reports whether the connection ended other than by close: lost, or refused by the
+        server."""
         with self._lock:
-            return self._error is not None and self._refusal is None and not isinstance(self._error, TransportClosedError)
+            return self._error is not None and not isinstance(self._error, TransportClosedError)
 
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""

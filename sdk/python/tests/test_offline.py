@@ -124,7 +124,7 @@ class RefusedConnectionTest(unittest.TestCase):
     def test_refusal_is_the_error(self) -> None:
         """A connection the server refuses (an error with id null, then the end of the stream)
         fails calls with that error, not a lost connection, whether it comes before or after
-        the call."""
+        the call (before it, the call connects again and is refused again)."""
         for before in (True, False):
             with self.subTest(before=before):
                 server = socket.create_server(("127.0.0.1", 0))
@@ -132,12 +132,13 @@ class RefusedConnectionTest(unittest.TestCase):
                 sent = threading.Event()
 
                 def serve() -> None:
-                    conn, _ = server.accept()
-                    with conn:
-                        if not before:
-                            conn.makefile("rb").readline()
-                        conn.sendall(REFUSAL)
-                        sent.set()
+                    for _ in range(2 if before else 1):
+                        conn, _ = server.accept()
+                        with conn:
+                            if not before:
+                                conn.makefile("rb").readline()
+                            conn.sendall(REFUSAL)
+                            sent.set()
 
                 thread = threading.Thread(target=serve)
                 thread.start()
@@ -275,53 +276,87 @@ class StalledServerTest(unittest.TestCase):
 class ReconnectTest(unittest.TestCase):
     def test_connects_again_after_a_close(self) -> None:
         """The next call after the server closed the connection (as sessiond closes idle ones)
-        connects again; a refused connection keeps its refusal instead."""
-        for refuse in (False, True):
-            with self.subTest(refuse=refuse):
-                server = socket.create_server(("127.0.0.1", 0))
-                port = server.getsockname()[1]
-                accepted: list[int] = []
+        connects again."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[int] = []
 
-                def serve() -> None:
-                    while True:
-                        try:
-                            conn, _ = server.accept()
-                        except OSError:
-                            return
-                        accepted.append(1)
-                        with conn:
-                            if refuse:
-                                conn.sendall(REFUSAL)
-                                continue
-                            line = conn.makefile("rb").readline()
-                            if line:
-                                request_id = json.loads(line)["id"]
-                                conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
-
-                thread = threading.Thread(target=serve, daemon=True)
-                thread.start()
+        def serve() -> None:
+            while True:
                 try:
-                    transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
-                    with Client(transport) as client:
-                        for _ in range(3):
-                            if refuse:
-                                transport._connection._reader.join(5)  # the refusal and the end have come
-                                with self.assertRaises(sessiond.SessiondError) as caught:
-                                    client.ping_session()
-                                self.assertEqual(caught.exception.reason, "tooManyConnections")
-                            else:
-                                client.ping_session()
-                                lost = transport._connection
-                                lost._reader.join(5)  # the server has closed it, and the client seen it
-                                lost._writer.join(5)
-                                self.assertFalse(lost._writer.is_alive(), "the writer of a lost connection lingers")
-                    self.assertEqual(len(accepted), 1 if refuse else 3)
-                    with self.assertRaises(sessiond.TransportClosedError):
-                        transport.call("pingSession", {})
-                finally:
-                    server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
-                    server.close()
-                    thread.join(5)
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                with conn:
+                    line = conn.makefile("rb").readline()
+                    if line:
+                        request_id = json.loads(line)["id"]
+                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+            with Client(transport) as client:
+                for _ in range(3):
+                    client.ping_session()
+                    lost = transport._connection
+                    lost._reader.join(5)  # the server has closed it, and the client seen it
+                    lost._writer.join(5)
+                    self.assertFalse(lost._writer.is_alive(), "the writer of a lost connection lingers")
+            self.assertEqual(len(accepted), 3)
+            with self.assertRaises(sessiond.TransportClosedError):
+                transport.call("pingSession", {})
+        finally:
+            server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
+            server.close()
+            thread.join(5)
+
+    def test_connects_again_after_a_refusal(self) -> None:
+        """After the server refused the connection before any call (tooManyConnections), each
+        call connects again: it fails with the refusal while the server refuses, and works once
+        the server accepts."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[int] = []
+        refusing = threading.Event()
+        refusing.set()
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                with conn:
+                    if refusing.is_set():
+                        conn.sendall(REFUSAL)
+                        continue
+                    for line in conn.makefile("rb"):
+                        request_id = json.loads(line)["id"]
+                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+            with Client(transport) as client:
+                transport._connection._reader.join(5)  # the refusal and the end have come
+                with self.assertRaises(sessiond.ServerUnavailableError) as caught:
+                    client.ping_session()  # on a connection of its own, refused too
+                self.assertEqual(caught.exception.reason, "tooManyConnections")
+                self.assertEqual(len(accepted), 2)
+                transport._connection._reader.join(5)
+                refusing.clear()  # a slot is free
+                client.ping_session()
+                client.ping_session()
+                self.assertEqual(len(accepted), 3)
+        finally:
+            server.shutdown(socket.SHUT_RDWR)
+            server.close()
+            thread.join(5)
 
     def test_close_does_not_wait_for_a_connect(self) -> None:
         """close() returns at once while a call connects again to a server whose new
