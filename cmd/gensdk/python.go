@@ -152,7 +152,7 @@ func pyType(nt *namedType) (pyTypeView, error) {
 		name := snakeName(f.Name)
 		t := f.Type.first()
 		fv := pyFieldView{Doc: pyDocstring(renameLead(f.Description, f.Name, name), "    "), Name: name, Wire: strconv.Quote(f.Name),
-			Hint: pyHint(t), ToWire: pyToWire("self."+name, t, 0)}
+			Hint: pyHint(t), ToWire: pyToWire("self."+name, t, 0, "")}
 		get := "data[" + fv.Wire + "]"
 		fv.FromWire = pyFromWire(get, t, 0)
 		if !f.Required {
@@ -255,8 +255,10 @@ func pyFromWire(expr string, t *typeRef, depth int) string {
 	return conv
 }
 
-// pyToWire is an expression turning the Python value expr of t into its JSON value.
-func pyToWire(expr string, t *typeRef, depth int) string {
+// pyToWire is an expression turning the Python value expr of t into its JSON value. param,
+// when not empty, is the argument expr holds: a list of it is read through _list, which
+// raises TypeError naming it for a str or bytes (which list() would split into characters).
+func pyToWire(expr string, t *typeRef, depth int, param string) string {
 	t = t.first()
 	var conv string
 	switch t.Kind {
@@ -266,9 +268,15 @@ func pyToWire(expr string, t *typeRef, depth int) string {
 		conv = expr + ".to_wire()"
 	case kindArray:
 		item := "item" + strings.Repeat("_", depth)
-		if inner := pyToWire(item, t.Elem, depth+1); inner != item {
+		inner := pyToWire(item, t.Elem, depth+1, "")
+		switch {
+		case param != "" && inner != item:
+			conv = "[" + inner + " for " + item + " in _list(" + strconv.Quote(param) + ", " + expr + ")]"
+		case param != "":
+			conv = "_list(" + strconv.Quote(param) + ", " + expr + ")"
+		case inner != item:
 			conv = "[" + inner + " for " + item + " in " + expr + "]"
-		} else {
+		default:
 			conv = "list(" + expr + ")"
 		}
 	case kindMap:
@@ -292,7 +300,7 @@ func pyMethod(m *method) (pyMethodView, error) {
 	for _, f := range m.Params {
 		name := snakeName(f.Name)
 		t := f.Type.first()
-		a := pyArgView{Name: name, Wire: strconv.Quote(f.Name), Hint: pyHint(t), ToWire: pyToWire(name, t, 0)}
+		a := pyArgView{Name: name, Wire: strconv.Quote(f.Name), Hint: pyHint(t), ToWire: pyToWire(name, t, 0, name)}
 		optional := !f.Required || f.Token
 		if optional {
 			if !t.Nullable {
@@ -302,7 +310,7 @@ func pyMethod(m *method) (pyMethodView, error) {
 			if f.Required && t.Nullable {
 				return v, fmt.Errorf("python: %s: param %s may be null and is required; None cannot mean both", m.Name, f.Name)
 			}
-			a.ToWire = pyToWire(name, withNull(t, false), 0)
+			a.ToWire = pyToWire(name, withNull(t, false), 0, name)
 			v.Optional = append(v.Optional, a)
 		} else {
 			required = append(required, a.Wire+": "+a.ToWire)

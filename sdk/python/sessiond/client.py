@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, TypeVar
 
 from .errors import error_from_wire
 from .models import (
@@ -27,6 +27,17 @@ from .models import (
 from .transport import Transport, _ClosedOnExit
 
 __all__ = ["Client"]
+
+
+_Item = TypeVar("_Item")
+
+
+def _list(param: str, value: Iterable[_Item]) -> list[_Item]:
+    """Returns the list argument param as a list. A str or bytes, which list() would split
+    into characters, raises TypeError: usernames="bob" is a mistake for usernames=["bob"]."""
+    if isinstance(value, (str, bytes, bytearray)):
+        raise TypeError(f"{param} must be a list, not {type(value).__name__}")  # no value: it may be a token
+    return list(value)
 
 
 def _by_position(params: dict[str, Any], order: Sequence[str]) -> Any:
@@ -266,9 +277,9 @@ class Client(_ClosedOnExit):
         if auth_token is not None:
             params["authToken"] = auth_token
         if auth_tokens is not None:
-            params["authTokens"] = list(auth_tokens)
+            params["authTokens"] = _list("auth_tokens", auth_tokens)
         if session_ids is not None:
-            params["sessionIds"] = list(session_ids)
+            params["sessionIds"] = _list("session_ids", session_ids)
         result = self.call("describeSessions", params)
         return SessionsResult.from_wire(result)
 
@@ -299,7 +310,7 @@ class Client(_ClosedOnExit):
         if auth_token is not None:
             params["authToken"] = auth_token
         if username_filter is not None:
-            params["usernameFilter"] = list(username_filter)
+            params["usernameFilter"] = _list("username_filter", username_filter)
         result = self.call("listSessions", params)
         return SessionsResult.from_wire(result)
 
@@ -360,9 +371,9 @@ class Client(_ClosedOnExit):
         if auth_token is not None:
             params["authToken"] = auth_token
         if session_ids is not None:
-            params["sessionIds"] = list(session_ids)
+            params["sessionIds"] = _list("session_ids", session_ids)
         if usernames is not None:
-            params["usernames"] = list(usernames)
+            params["usernames"] = _list("usernames", usernames)
         if all_others is not None:
             params["allOthers"] = all_others
         result = self.call("revokeSessions", params)
@@ -411,7 +422,7 @@ class Client(_ClosedOnExit):
         if account_description is not None:
             params["accountDescription"] = account_description
         if roles is not None:
-            params["roles"] = list(roles)
+            params["roles"] = _list("roles", roles)
         if lockout_after_n_failed_attempts is not None:
             params["lockoutAfterNFailedAttempts"] = lockout_after_n_failed_attempts
         if lockout_wait_minutes is not None:
@@ -471,7 +482,7 @@ class Client(_ClosedOnExit):
         if account_description is not None:
             params["accountDescription"] = account_description
         if roles is not None:
-            params["roles"] = list(roles)
+            params["roles"] = _list("roles", roles)
         if lockout_after_n_failed_attempts is not None:
             params["lockoutAfterNFailedAttempts"] = lockout_after_n_failed_attempts
         if lockout_wait_minutes is not None:
@@ -498,7 +509,7 @@ class Client(_ClosedOnExit):
             InternalError: code -32603.
             ServerUnavailableError: code -32000.
         """
-        params: dict[str, Any] = {"usernames": list(usernames)}
+        params: dict[str, Any] = {"usernames": _list("usernames", usernames)}
         if auth_token is not None:
             params["authToken"] = auth_token
         result = self.call("dropAccounts", params)
@@ -530,7 +541,7 @@ class Client(_ClosedOnExit):
         if auth_token is not None:
             params["authToken"] = auth_token
         if partial_names is not None:
-            params["partialNames"] = list(partial_names)
+            params["partialNames"] = _list("partial_names", partial_names)
         result = self.call("listAccounts", params)
         return AccountsResult.from_wire(result)
 
@@ -561,7 +572,7 @@ class Client(_ClosedOnExit):
         if auth_token is not None:
             params["authToken"] = auth_token
         if usernames is not None:
-            params["usernames"] = list(usernames)
+            params["usernames"] = _list("usernames", usernames)
         result = self.call("describeAccounts", params)
         return AccountsResult.from_wire(result)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -102,6 +103,38 @@ class OfflineTest(unittest.TestCase):
         self.assertEqual(str(unknown), "new (code 7)")
         refused = sessiond.error_from_wire({"code": -32000, "message": "Server unavailable", "data": {"reason": "tooManyConnections"}})
         self.assertEqual(str(refused), "Server unavailable (code -32000): tooManyConnections")
+
+    def test_str_for_a_list_param_is_a_type_error(self) -> None:
+        """Every list parameter of every method refuses a str or bytes (which list() would split
+        into characters) with a TypeError naming it, and sends nothing; a tuple is a list."""
+        list_params = 0
+        for name, method in inspect.getmembers(Client, inspect.isfunction):
+            if name.startswith("_") or name in ("call", "close"):
+                continue
+            params = list(inspect.signature(method).parameters.values())[1:]
+            required = {
+                p.name: LabelValue(label="l", value="v") if p.annotation == "LabelValue" else "x"
+                for p in params
+                if p.default is inspect.Parameter.empty and not p.annotation.startswith("list[")
+            }
+            for param in params:
+                if not param.annotation.startswith("list["):
+                    continue
+                list_params += 1
+                value = "admin" if "Literal" in param.annotation else "bob"
+                for wrong in (value, value.encode()):
+                    with self.subTest(method=name, param=param.name, value=wrong):
+                        fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "result": {}})
+                        with self.assertRaisesRegex(TypeError, rf"^{param.name} must be a list, not (str|bytes)$"):
+                            getattr(Client(fake), name)(**required, **{param.name: wrong})
+                        self.assertEqual(fake.calls, [])
+                fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "m"}})
+                with self.assertRaises(sessiond.InvalidParamsError):
+                    getattr(Client(fake), name)(**required, **{param.name: (value,)})
+                wire = fake.calls[0][1]
+                sent = wire if isinstance(wire, dict) else {}
+                self.assertIn([value], sent.values(), f"{name}({param.name}=({value!r},)) sent {wire}")
+        self.assertGreaterEqual(list_params, 10)  # the ten of this API when written
 
     def test_models_round_trip(self) -> None:
         session = Session.from_wire(SESSION)
