@@ -1,12 +1,7 @@
 import { connect, type Socket } from "node:net";
 
-import { SessiondError } from "./errors.js";
-import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
-
-interface Waiting {
-  resolve(reply: JsonRpcResponse): void;
-  reject(error: Error): void;
-}
+import { StreamConnection, startTimer } from "./stream.js";
+import type { JsonRpcResponse, Transport } from "./transport.js";
 
 /** Options of a {@link TcpTransport}. */
 export interface TcpTransportOptions {
@@ -27,7 +22,7 @@ export interface TcpTransportOptions {
  * readIdleTimeoutSeconds, 5 minutes by default; a restart or the network may end one too; a
  * server at its maxConnections or shutting down refuses one with a -32000 error), the next
  * call connects again. Calls in flight when it ended reject with the loss, or the refusal as a
- * {@link SessiondError}, and are not sent again, since the server may have run them.
+ * `SessiondError`, and are not sent again, since the server may have run them.
  */
 export class TcpTransport implements Transport {
   private isClosed = false;
@@ -79,37 +74,16 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** One connection of a {@link TcpTransport}. */
+/** One connection of a {@link TcpTransport}: a {@link StreamConnection} on a socket. */
 class TcpConnection {
-  private nextId = 0;
-  private closedByUs = false;
-  private readonly waiting = new Map<number, Waiting>();
-  private buffered = "";
-  private failure: Error | undefined;
-  /**
-   * An error with id null that came while no call was waiting and no numbered reply since:
-   * the server's refusal of the connection (tooManyConnections, shuttingDown), which calls
-   * fail with once the server closes it.
-   */
-  private unclaimed: JsonRpcResponse | undefined;
-  private readonly closed: Promise<void>;
-
   private constructor(
     private readonly socket: Socket,
-    private readonly options: TcpTransportOptions,
-  ) {
-    socket.setEncoding("utf8");
-    socket.setNoDelay(true);
-    socket.on("data", (chunk: string) => this.receive(chunk));
-    // A refusal the server sent before it closed (unclaimed) is why the connection ended,
-    // whether it closed cleanly or reset.
-    socket.on("error", (error) => this.stop(new Error(`sessiond: connection lost: ${error.message}`, { cause: error }), true));
-    this.closed = new Promise((resolve) => {
-      socket.once("close", () => {
-        this.stop(new Error("sessiond: connection lost: the server closed it"), true);
-        resolve();
-      });
-    });
+    private readonly stream: StreamConnection,
+  ) {}
+
+  /** Resolves when the socket has closed and the calls have been failed. */
+  get closed(): Promise<void> {
+    return this.stream.closed;
   }
 
   /** Connects to address; signal, when it aborts, ends the connect. */
@@ -131,103 +105,33 @@ class TcpConnection {
         clearTimeout(timer);
         signal?.removeEventListener("abort", aborted);
         socket.removeAllListeners("error");
-        resolve(new TcpConnection(socket, options));
+        socket.setNoDelay(true);
+        const stream = new StreamConnection(socket, socket, {
+          timeoutMs: options.timeoutMs,
+          lost: (cause) =>
+            cause === undefined
+              ? new Error("sessiond: connection lost: the server closed it")
+              : new Error(`sessiond: connection lost: ${cause.message}`, { cause }),
+        });
+        resolve(new TcpConnection(socket, stream));
       });
     });
   }
 
   call(method: string, params?: unknown): Promise<JsonRpcResponse> {
-    if (this.failure !== undefined) {
-      return Promise.reject(this.failure);
-    }
-    const id = ++this.nextId;
-    return new Promise((resolve, reject) => {
-      const timer = startTimer(this.options.timeoutMs, () => {
-        // The call stays waiting, answered by nobody, until its reply comes: meanwhile an
-        // error with id null may be its own, so it is not given to another call.
-        this.waiting.set(id, { resolve() {}, reject() {} });
-        reject(new Error(`sessiond: no reply to ${method} within ${this.options.timeoutMs} ms`));
-      });
-      this.waiting.set(id, {
-        resolve: (reply) => {
-          clearTimeout(timer);
-          resolve(reply);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      this.socket.write(encodeRequest(id, method, params) + "\n");
-    });
+    return this.stream.call(method, params);
   }
 
   /** Reports whether the connection ended other than by close: lost, or refused by the server. */
   lost(): boolean {
-    return this.failure !== undefined && !this.closedByUs;
+    return this.stream.lost();
   }
 
   async close(): Promise<void> {
-    this.closedByUs = true;
-    this.stop(new Error("sessiond: transport closed"));
+    this.stream.stopWith(new Error("sessiond: transport closed"));
     this.socket.destroy();
-    await this.closed;
+    await this.stream.closed;
   }
-
-  private receive(chunk: string): void {
-    this.buffered += chunk;
-    for (let newline = this.buffered.indexOf("\n"); newline >= 0; newline = this.buffered.indexOf("\n")) {
-      const line = this.buffered.slice(0, newline);
-      this.buffered = this.buffered.slice(newline + 1);
-      if (line.trim() !== "") {
-        this.dispatch(line);
-      }
-    }
-  }
-
-  /**
-   * Hands a reply to the call with its id. The server answers with id null a request it could
-   * not read at all; when a single call is unanswered, that reply is its own.
-   */
-  private dispatch(line: string): void {
-    const reply = decodeResponse(line);
-    if (reply === undefined) {
-      return;
-    }
-    let id = reply.id;
-    if (id === null && reply.error != null && this.waiting.size === 0) {
-      this.unclaimed = reply; // perhaps the server's refusal: what a close that follows means
-      return;
-    }
-    if (id === null && reply.error != null && this.waiting.size === 1) {
-      [id] = this.waiting.keys();
-    }
-    if (typeof id !== "number") {
-      return;
-    }
-    const waiting = this.waiting.get(id);
-    if (waiting !== undefined) {
-      this.waiting.delete(id);
-      this.unclaimed = undefined; // the connection works: an earlier stray error explains nothing
-      waiting.resolve(reply);
-    }
-  }
-
-  private stop(error: Error, byServer = false): void {
-    if (byServer && this.failure === undefined && this.unclaimed?.error != null) {
-      this.failure = SessiondError.fromWire(this.unclaimed.error);
-    }
-    this.failure ??= error;
-    for (const waiting of this.waiting.values()) {
-      waiting.reject(this.failure);
-    }
-    this.waiting.clear();
-  }
-}
-
-/** Calls fire after ms milliseconds; no timer when ms is left out. */
-function startTimer(ms: number | undefined, fire: () => void): ReturnType<typeof setTimeout> | undefined {
-  return ms === undefined ? undefined : setTimeout(fire, ms);
 }
 
 function splitAddress(address: string): { host: string; port: number } {
