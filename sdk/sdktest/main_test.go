@@ -19,13 +19,16 @@ func TestMain(m *testing.M) { os.Exit(Main(m)) }
 const sdkTimeout = 2 * time.Minute
 
 // scenarioEnv is the environment of an SDK's scenario: the server's addresses, the admin
-// password and the file where the SDK records its calls.
+// password, the file where the SDK records its calls, and the sessiond command and test
+// configuration, with which the SDK starts servers of its own over stdio.
 func scenarioEnv(server *Server, records string) []string {
 	return append(os.Environ(),
 		"SESSIOND_TCP_ADDR="+server.TCPAddr,
 		"SESSIOND_HTTP_URL="+server.HTTPURL,
 		"SESSIOND_ADMIN_PASSWORD="+AdminPassword,
 		"SESSIOND_RECORD_FILE="+records,
+		"SESSIOND_BINARY="+Binary(),
+		"SESSIOND_CONFIG="+ConfigPath(),
 	)
 }
 

@@ -1,18 +1,23 @@
-// The SDK scenario against a live sessiond, over TCP and HTTP.
+// The SDK scenario against a live sessiond, over TCP, HTTP and stdio.
 //
 // sdk/sdktest (go test ./sdk/sdktest) compiles this package, starts the server and runs these
 // tests with its addresses in SESSIOND_TCP_ADDR and SESSIOND_HTTP_URL, the admin password in
-// SESSIOND_ADMIN_PASSWORD, and SESSIOND_RECORD_FILE, where every call is recorded for the Go
-// test to check against the schemas. Without them the tests are skipped.
+// SESSIOND_ADMIN_PASSWORD, SESSIOND_RECORD_FILE, where every call is recorded for the Go test
+// to check against the schemas, and the sessiond command and test configuration in
+// SESSIOND_BINARY and SESSIOND_CONFIG, which the stdio tests start. Without them the tests are
+// skipped.
 
 import assert from "node:assert/strict";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 
 import {
   HttpTransport,
   SessiondClient,
   SessiondError,
+  StdioTransport,
   TcpTransport,
   type JsonRpcResponse,
   type Session,
@@ -23,7 +28,10 @@ const tcpAddr = process.env.SESSIOND_TCP_ADDR ?? "";
 const httpURL = process.env.SESSIOND_HTTP_URL ?? "";
 const adminPassword = process.env.SESSIOND_ADMIN_PASSWORD ?? "";
 const recordFile = process.env.SESSIOND_RECORD_FILE ?? "";
+const binary = process.env.SESSIOND_BINARY ?? "";
+const config = process.env.SESSIOND_CONFIG ?? "";
 const skip = tcpAddr && httpURL && adminPassword ? false : "needs a live sessiond: run `go test ./sdk/sdktest`, which starts one";
+const skipStdio = binary && config && adminPassword ? false : "needs the sessiond command: run `go test ./sdk/sdktest`, which builds it";
 const password = "scenario-password";
 
 /** A transport that records every call and its reply in recordFile, one JSON line each. */
@@ -183,3 +191,52 @@ test("pipelined calls on one TCP connection get their own replies", { skip }, as
     await client.close();
   }
 });
+
+/** Starts `sessiond serve --stdio` with the test configuration and extra arguments. */
+function startStdio(...args: string[]): Promise<StdioTransport> {
+  return StdioTransport.start(binary, ["serve", "--stdio", "--config", config, "--log-format", "json", ...args], {
+    env: { ...process.env, SESSIOND_ADMIN_PASSWORD: adminPassword },
+  });
+}
+
+test("scenario over stdio", { skip: skipStdio }, async () => {
+  const transport = await startStdio("--in-memory");
+  const client = new SessiondClient(new Recorder(transport));
+  try {
+    await scenario(client, "ts-stdio");
+  } finally {
+    await client.close();
+  }
+  assert.equal(transport.pid !== undefined && isRunning(transport.pid), false, "close returned before the server exited");
+});
+
+test("a stdio server that exits early fails calls, and close, with its exit status and the end of its stderr", { skip: skipStdio }, async () => {
+  const data = mkdtempSync(join(tmpdir(), "sessiond-ts-stdio-"));
+  const first = await startStdio("--data", data);
+  try {
+    await new SessiondClient(first).pingSession({}); // it holds the data directory
+    const second = await startStdio("--data", data); // which the second finds in use, and exits
+    const client = new SessiondClient(second);
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(client.pingSession({}), /^Error: sessiond: the server exited \(exit status 1\); its stderr ends: .*is in use by another process/s);
+    }
+    await assert.rejects(client.close(), /exit status 1.*is in use by another process/s);
+  } finally {
+    await first.close();
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test("starting a stdio server that is not there rejects, naming the command", async () => {
+  await assert.rejects(StdioTransport.start("/nonexistent/sessiond", ["serve", "--stdio"]), /^Error: sessiond: starting \/nonexistent\/sessiond: spawn .*ENOENT/);
+});
+
+/** Reports whether a process with id pid runs. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
