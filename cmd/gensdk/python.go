@@ -14,7 +14,8 @@ import (
 const pyDir = "sdk/python/sessiond"
 
 var pyReserved = map[string]bool{"Client": true, "SessiondError": true, "Transport": true,
-	"TcpTransport": true, "HttpTransport": true, "TransportClosedError": true}
+	"TcpTransport": true, "HttpTransport": true, "StdioTransport": true, "TransportClosedError": true,
+	"ServerExitedError": true}
 
 // Views of the model for the Python templates.
 type (

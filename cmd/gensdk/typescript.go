@@ -15,7 +15,7 @@ const tsDir = "sdk/typescript/src"
 
 var tsReserved = map[string]bool{"SessiondClient": true, "SessiondError": true, "Transport": true,
 	"JsonRpcError": true, "JsonRpcResponse": true, "TcpTransport": true, "HttpTransport": true,
-	"HttpTransportOptions": true}
+	"HttpTransportOptions": true, "StdioTransport": true, "StdioTransportOptions": true, "TcpTransportOptions": true}
 
 // Views of the model for the TypeScript templates.
 type (

@@ -51,13 +51,22 @@ from .models import (
     SessionsResult,
     OpenRPCDocument,
 )
-from .transport import HttpTransport, TcpTransport, Transport, TransportClosedError
+from .transport import (
+    HttpTransport,
+    ServerExitedError,
+    StdioTransport,
+    TcpTransport,
+    Transport,
+    TransportClosedError,
+)
 
 __all__ = [
     "Client",
     "ERRORS_BY_CODE",
     "HttpTransport",
+    "ServerExitedError",
     "SessiondError",
+    "StdioTransport",
     "TcpTransport",
     "Transport",
     "TransportClosedError",

@@ -53,12 +53,13 @@ def _by_position(params: dict[str, Any], order: Sequence[str]) -> Any:
 
 
 class Client(_ClosedOnExit):
-    """A client of a sessiond server, over a transport: TcpTransport, HttpTransport or your own.
+    """A client of a sessiond server, over a transport: TcpTransport, HttpTransport,
+    StdioTransport or your own.
 
     Methods take keyword arguments, the params in snake_case, and return the result as a
     dataclass of sessiond.models or a plain value. Errors the server answers with raise
     SessiondError, or its subclass for the code. A Client is safe to use from several threads
-    when its transport is, as both of this package's are.
+    when its transport is, as this package's are.
     """
 
     def __init__(self, transport: Transport) -> None:

@@ -2,28 +2,41 @@
 
 Written by hand, unlike the rest of the package: this module knows JSON-RPC 2.0 framing but
 nothing of sessiond's methods. TcpTransport pipelines calls on one connection (newline-
-delimited JSON, as sessiond serves TCP); HttpTransport posts each call on its own. Both are
-safe to use from several threads at once.
+delimited JSON, as sessiond serves TCP), StdioTransport on the standard input and output of a
+server it starts, through the same connection code; HttpTransport posts each call on its own.
+All are safe to use from several threads at once.
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import io
 import itertools
 import json
 import queue
 import socket
+import subprocess
 import threading
+import time
 import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, BinaryIO, Protocol, TypeVar
 
-__all__ = ["PROXY_FROM_ENVIRONMENT", "HttpTransport", "TcpTransport", "Transport", "TransportClosedError"]
+__all__ = [
+    "PROXY_FROM_ENVIRONMENT",
+    "HttpTransport",
+    "ServerExitedError",
+    "StdioTransport",
+    "TcpTransport",
+    "Transport",
+    "TransportClosedError",
+]
 
 
 class Transport(Protocol):
@@ -114,7 +127,7 @@ class TcpTransport(_ClosedOnExit):
         self._timeout = timeout
         self._lock = threading.Lock()
         self._closed = False
-        self._connection = _Connection(address, timeout=timeout)
+        self._connection: _Connection = _TcpConnection(address, timeout=timeout)
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
@@ -129,7 +142,7 @@ class TcpTransport(_ClosedOnExit):
         """Connects again, outside the lock, so that close and the calls that have a
         connection never wait for it; of calls that do so at once, the first to finish wins
         and the others close theirs."""
-        fresh = _Connection(self._address, timeout=self._timeout)
+        fresh = _TcpConnection(self._address, timeout=self._timeout)
         with self._lock:
             closed = self._closed
             won = not closed and self._connection is lost
@@ -150,13 +163,14 @@ class TcpTransport(_ClosedOnExit):
 
 
 class _Connection:
-    """One TCP connection of a TcpTransport, with its reader and writer threads."""
+    """One pipelined connection over a byte stream, one JSON value per line each way, as
+    sessiond serves TCP and stdio, with its reader and writer threads. Subclasses make the
+    stream: _send writes to it, _describe_loss says why it ended, and _interrupt and _release
+    end it."""
 
-    def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+    def __init__(self, reader: BinaryIO, *, timeout: float | None, name: str) -> None:
         self._timeout = timeout
-        self._sock = socket.create_connection(_split_address(address), timeout=timeout)
-        self._sock.settimeout(None)
-        self._reader_file = self._sock.makefile("rb")
+        self._reader_file = reader
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[dict[str, Any]]] = {}
@@ -166,10 +180,25 @@ class _Connection:
         self._unclaimed: dict[str, Any] | None = None
         self._refusal: dict[str, Any] | None = None  # the unclaimed error the stream ended on
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()  # None: stop
-        self._reader = threading.Thread(target=self._read, name="sessiond-tcp-reader", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"sessiond-{name}-reader", daemon=True)
         self._reader.start()
-        self._writer = threading.Thread(target=self._write, name="sessiond-tcp-writer", daemon=True)
+        self._writer = threading.Thread(target=self._write, name=f"sessiond-{name}-writer", daemon=True)
         self._writer.start()
+
+    def _send(self, data: bytes) -> None:
+        """Writes data to the stream, all of it, or raises OSError."""
+        raise NotImplementedError
+
+    def _describe_loss(self, error: OSError) -> OSError:
+        """Returns the error calls fail with when the stream ended without close or a refusal;
+        error says how it ended."""
+        return error
+
+    def _interrupt(self) -> None:
+        """Makes a _send that waits for the other end fail, for close."""
+
+    def _release(self) -> None:
+        """Releases the stream once the writer has ended, for close."""
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
@@ -193,12 +222,15 @@ class _Connection:
         """Sends the queued requests, in order, until close or a failed send."""
         while (data := self._outbox.get()) is not None:
             try:
-                self._sock.sendall(data)
-            except OSError as exc:
+                self._send(data)
+            except (OSError, ValueError) as exc:  # ValueError: a pipe closed meanwhile
                 # The server closed the connection; the reader may be about to find why (a
-                # refusal it sent first): give it a moment.
+                # refusal it sent first, or its exit): give it a moment.
                 self._reader.join(timeout=1.0)
-                self._stop(ConnectionError(f"sessiond: connection lost: {exc}"))
+                error: OSError = ConnectionError(f"sessiond: connection lost: {exc}")
+                with self._lock:
+                    explain = self._error is None and self._unclaimed is None
+                self._stop(self._describe_loss(error) if explain else error)
                 return
 
     def _read(self) -> None:
@@ -208,11 +240,12 @@ class _Connection:
                 if line.strip():
                     self._dispatch(line)
             error = ConnectionError("sessiond: connection lost: the server closed it")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: read from a file that close closed
             error = ConnectionError(f"sessiond: connection lost: {exc}")
         with self._lock:
             self._refusal = self._unclaimed
-        self._stop(error)
+            explain = self._error is None and self._refusal is None
+        self._stop(self._describe_loss(error) if explain else error)
 
     def _dispatch(self, line: bytes) -> None:
         """Hands a reply to the call with its id. The server answers with id null a request it
@@ -258,14 +291,209 @@ class _Connection:
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
         self._stop(TransportClosedError("sessiond: transport closed"))
+        self._interrupt()
+        self._writer.join(timeout=5)
+        self._release()
+        self._reader.join(timeout=5)
+        self._reader_file.close()
+
+
+class _TcpConnection(_Connection):
+    """One TCP connection of a TcpTransport."""
+
+    def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+        self._sock = socket.create_connection(_split_address(address), timeout=timeout)
+        self._sock.settimeout(None)
+        super().__init__(self._sock.makefile("rb"), timeout=timeout, name="tcp")
+
+    def _send(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def _interrupt(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)  # a send that waits for the server fails
         except OSError:
             pass
-        self._writer.join(timeout=5)
+
+    def _release(self) -> None:
         self._sock.close()
-        self._reader.join(timeout=5)
-        self._reader_file.close()
+
+
+class ServerExitedError(ConnectionError):
+    """A server that a StdioTransport started exited before close: returncode is its exit
+    status (negative for a signal) and stderr_tail the end of what it wrote on stderr, which
+    says why ("… is in use by another process", say)."""
+
+    def __init__(self, returncode: int | None, stderr_tail: str) -> None:
+        status = "closed its output" if returncode is None else f"exited ({_describe_exit(returncode)})"
+        super().__init__(f"sessiond: the server {status}" + (f"; its stderr ends: {stderr_tail}" if stderr_tail else ""))
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+def _describe_exit(returncode: int) -> str:
+    return f"exit status {returncode}" if returncode >= 0 else f"signal {-returncode}"
+
+
+class StdioTransport(_ClosedOnExit):
+    """JSON-RPC on the standard input and output of a sessiond server that it starts as a
+    child process, one JSON value per line each way:
+
+        StdioTransport(["sessiond", "serve", "--stdio", "--in-memory"],
+                       env={**os.environ, "SESSIOND_ADMIN_PASSWORD": password})
+
+    args, env and cwd are subprocess.Popen's. stderr, a binary or text file such as
+    sys.stderr, receives the server's logs; they are discarded when it is None, but the end of
+    them is kept either way. Calls from several threads are pipelined as over TCP; timeout
+    bounds each call (None waits for ever). Starting raises OSError when the command cannot be
+    run. When the server exits before close, calls in flight and later ones raise
+    ServerExitedError with its exit status and the end of its stderr; it is not started again.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        stderr: IO[bytes] | IO[str] | None = None,
+        timeout: float | None = 30.0,
+    ) -> None:
+        self._process = subprocess.Popen(
+            list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd
+        )
+        self._stderr_tail = _Tail(self._process, stderr)
+        self._connection = _StdioConnection(self._process, self._stderr_tail, timeout=timeout)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        """The process id of the server."""
+        return self._process.pid
+
+    def call(self, method: str, params: Any = None) -> dict[str, Any]:
+        with self._lock:
+            if self._closed:
+                raise TransportClosedError("sessiond: transport closed")
+        return self._connection.call(method, params)
+
+    def close(self) -> None:
+        """Closes the server's standard input, on which sessiond finishes the calls in flight
+        and exits; calls still waiting for a reply raise TransportClosedError. Waits for the
+        exit, killing the server if it takes more than 10 seconds, and raises ServerExitedError
+        if its exit status was not 0."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._connection.close()
+        if self._process.returncode:
+            raise ServerExitedError(self._process.returncode, self._stderr_tail.text())
+
+
+_STDIO_EXIT_TIMEOUT = 10.0
+"""How long StdioTransport.close waits for the server to exit before killing it."""
+
+_STDIO_EXIT_WAIT = 2.0
+"""How long the error of a server whose output ended waits for its exit and the rest of its
+stderr."""
+
+
+class _Tail:
+    """Reads a process's stderr in a thread of its own, copies it to a file if given, and
+    keeps its end for errors."""
+
+    _KEEP = 2048
+
+    def __init__(self, process: subprocess.Popen[bytes], copy: IO[bytes] | IO[str] | None) -> None:
+        assert process.stderr is not None
+        self._stderr = process.stderr
+        self._copy = copy
+        self._lock = threading.Lock()
+        self._tail = b""
+        self._reader = threading.Thread(target=self._read, name="sessiond-stdio-stderr", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while chunk := self._stderr.read1(65536):
+            with self._lock:
+                self._tail = (self._tail + chunk)[-2 * self._KEEP :]
+            if self._copy is not None:
+                try:
+                    if isinstance(self._copy, io.TextIOBase):
+                        self._copy.write(chunk.decode("utf-8", "replace"))
+                    else:
+                        self._copy.write(chunk)  # type: ignore[arg-type]
+                    self._copy.flush()
+                except (OSError, ValueError):
+                    self._copy = None  # a closed file: the logs go nowhere, the tail is kept
+
+    def join(self, timeout: float) -> None:
+        """Waits for the end of stderr, at most timeout seconds."""
+        self._reader.join(timeout)
+
+    def close(self) -> None:
+        """Closes stderr once it has ended (a process the server started may hold it open)."""
+        if not self._reader.is_alive():
+            self._stderr.close()
+
+    def text(self) -> str:
+        """The last lines of stderr, at most 2 KiB of them, trimmed."""
+        with self._lock:
+            tail = self._tail
+        text = tail[-self._KEEP :].decode("utf-8", "replace")
+        if len(tail) > self._KEEP:
+            text = "…" + text[text.find("\n") + 1 :]  # from a line's start
+        return text.strip()
+
+
+class _StdioConnection(_Connection):
+    """The connection of a StdioTransport: the server's stdout and stdin."""
+
+    def __init__(self, process: subprocess.Popen[bytes], stderr_tail: _Tail, *, timeout: float | None) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._stdin = process.stdin
+        self._stderr_tail = stderr_tail
+        super().__init__(process.stdout, timeout=timeout, name="stdio")
+
+    def _send(self, data: bytes) -> None:
+        self._stdin.write(data)
+        self._stdin.flush()
+
+    def _describe_loss(self, error: OSError) -> OSError:
+        try:
+            returncode: int | None = self._process.wait(_STDIO_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        self._stderr_tail.join(_STDIO_EXIT_WAIT)
+        exited = ServerExitedError(returncode, self._stderr_tail.text())
+        exited.__cause__ = error
+        return exited
+
+    def _interrupt(self) -> None:
+        # The writer ends after the request it is writing, then stdin closes and the server
+        # exits. A server that reads no more, or does not exit, is killed after 10 seconds,
+        # which also ends a write that waits for it.
+        deadline = time.monotonic() + _STDIO_EXIT_TIMEOUT
+        self._writer.join(timeout=_STDIO_EXIT_TIMEOUT)
+        if self._writer.is_alive():
+            self._process.kill()
+            self._writer.join()
+        try:
+            self._stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self._process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._stderr_tail.join(_STDIO_EXIT_WAIT)
+
+    def _release(self) -> None:
+        self._stderr_tail.close()
 
 
 class _FromEnvironment:

@@ -1,15 +1,18 @@
-"""The SDK scenario against a live sessiond, over TCP and HTTP.
+"""The SDK scenario against a live sessiond, over TCP, HTTP and stdio.
 
 sdk/sdktest (go test ./sdk/sdktest) starts the server and runs these tests with its addresses
-in SESSIOND_TCP_ADDR and SESSIOND_HTTP_URL, the admin password in SESSIOND_ADMIN_PASSWORD, and
+in SESSIOND_TCP_ADDR and SESSIOND_HTTP_URL, the admin password in SESSIOND_ADMIN_PASSWORD,
 SESSIOND_RECORD_FILE, where every call is recorded for the Go test to check against the
-schemas. Without them the tests are skipped.
+schemas, and the sessiond command and test configuration in SESSIOND_BINARY and
+SESSIOND_CONFIG, which the stdio tests start. Without them the tests are skipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +20,14 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import sessiond
-from sessiond import Client, HttpTransport, LabelValue, ResponseOptions, TcpTransport
+from sessiond import Client, HttpTransport, LabelValue, ResponseOptions, StdioTransport, TcpTransport
 
 TCP_ADDR = os.environ.get("SESSIOND_TCP_ADDR", "")
 HTTP_URL = os.environ.get("SESSIOND_HTTP_URL", "")
 ADMIN_PASSWORD = os.environ.get("SESSIOND_ADMIN_PASSWORD", "")
 RECORD_FILE = os.environ.get("SESSIOND_RECORD_FILE", "")
+BINARY = os.environ.get("SESSIOND_BINARY", "")
+CONFIG = os.environ.get("SESSIOND_CONFIG", "")
 PASSWORD = "scenario-password"
 
 _record_lock = threading.Lock()
@@ -74,6 +79,13 @@ class ScenarioTest(unittest.TestCase):
 
         with Client(Recorder(HttpTransport(HTTP_URL, proxy=None))) as client:
             self.run_scenario(client, "py-http", with_bearer)
+
+    @unittest.skipUnless(BINARY and CONFIG, "needs the sessiond command: run `go test ./sdk/sdktest`, which builds it")
+    def test_stdio(self) -> None:
+        transport = start_stdio("--in-memory")
+        with Client(Recorder(transport)) as client:
+            self.run_scenario(client, "py-stdio", None)
+        self.assertIsNotNone(transport._process.poll(), "close returned before the server exited")
 
     def test_pipelining(self) -> None:
         """Many threads share one TCP connection; each call gets its own reply."""
@@ -187,3 +199,52 @@ class ScenarioTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def start_stdio(*args: str) -> StdioTransport:
+    """Starts `sessiond serve --stdio` with the test configuration and extra arguments."""
+    return StdioTransport(
+        [BINARY, "serve", "--stdio", "--config", CONFIG, "--log-format", "json", *args],
+        env={**os.environ, "SESSIOND_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        timeout=30,
+    )
+
+
+@unittest.skipUnless(BINARY and CONFIG and ADMIN_PASSWORD, "needs the sessiond command: run `go test ./sdk/sdktest`, which builds it")
+class StdioTest(unittest.TestCase):
+    def test_early_exit(self) -> None:
+        """A stdio server that exits early (its data directory in use by another) fails calls,
+        and close, with ServerExitedError holding its exit status and the end of its stderr."""
+        data = tempfile.mkdtemp(prefix="sessiond-py-stdio-")
+        try:
+            with Client(start_stdio("--data", data)) as first:
+                first.ping_session()  # it holds the data directory
+                second = Client(start_stdio("--data", data))  # which the second finds in use
+                for _ in range(2):
+                    with self.assertRaises(sessiond.ServerExitedError) as caught:
+                        second.ping_session()
+                    self.assertEqual(caught.exception.returncode, 1)
+                    self.assertIn("is in use by another process", caught.exception.stderr_tail)
+                    self.assertRegex(str(caught.exception), r"^sessiond: the server exited \(exit status 1\); its stderr ends: .*in use")
+                with self.assertRaises(sessiond.ServerExitedError):
+                    second.close()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+    def test_logs_go_to_stderr_file(self) -> None:
+        """The server's stderr is copied to the file given, a text one too."""
+        with tempfile.TemporaryFile("w+") as logs:
+            transport = StdioTransport(
+                [BINARY, "serve", "--stdio", "--in-memory", "--config", CONFIG, "--log-format", "json"],
+                env={**os.environ, "SESSIOND_ADMIN_PASSWORD": ADMIN_PASSWORD},
+                stderr=logs,
+            )
+            with Client(transport) as client:
+                client.ping_session()
+            logs.seek(0)
+            self.assertIn('"msg":"sessiond ready"', logs.read())
+
+    def test_missing_command(self) -> None:
+        """A command that is not there raises FileNotFoundError at once."""
+        with self.assertRaises(FileNotFoundError):
+            StdioTransport(["/nonexistent/sessiond", "serve", "--stdio"])
