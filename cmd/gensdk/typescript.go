@@ -15,7 +15,9 @@ const tsDir = "sdk/typescript/src"
 
 var tsReserved = map[string]bool{"SessiondClient": true, "SessiondError": true, "Transport": true,
 	"JsonRpcError": true, "JsonRpcResponse": true, "TcpTransport": true, "HttpTransport": true,
-	"HttpTransportOptions": true, "StdioTransport": true, "StdioTransportOptions": true, "TcpTransportOptions": true}
+	"HttpTransportOptions": true, "StdioTransport": true, "StdioTransportOptions": true, "TcpTransportOptions": true,
+	"TransportError": true, "TransportClosedError": true, "TransportTimeoutError": true, "ConnectError": true,
+	"ConnectionLostError": true, "ServerExitedError": true}
 
 // Views of the model for the TypeScript templates.
 type (

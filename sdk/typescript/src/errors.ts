@@ -10,7 +10,9 @@ export interface JsonRpcError {
 /**
  * An error the server answered with: a JSON-RPC error object. Compare `code` with the static
  * constants, e.g. `err.code === SessiondError.INVALID_AUTH_TOKEN`. Failures to reach the
- * server are plain `Error`s, never a `SessiondError`.
+ * server, or to get its reply, are `TransportError`s (transport.ts: `ConnectError`,
+ * `ConnectionLostError`, `TransportTimeoutError`, `TransportClosedError`, …), never a
+ * `SessiondError`.
  */
 export class SessiondError extends Error {
   /**

@@ -1,7 +1,20 @@
-import { decodeResponse, encodeRequest, type JsonRpcResponse, type Transport } from "./transport.js";
+import {
+  ConnectError,
+  ConnectionLostError,
+  decodeResponse,
+  encodeRequest,
+  TransportClosedError,
+  TransportError,
+  TransportTimeoutError,
+  type JsonRpcResponse,
+  type Transport,
+} from "./transport.js";
 
 /** The reason close aborts the calls in flight with. */
-const closedReason = new Error("sessiond: transport closed");
+const closedReason = new TransportClosedError("sessiond: transport closed");
+
+/** The error codes of a connect that failed, for which the request never reached the server. */
+const connectCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** Options of an {@link HttpTransport}. */
 export interface HttpTransportOptions {
@@ -35,7 +48,7 @@ export class HttpTransport implements Transport {
 
   async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
     if (this.isClosed) {
-      throw new Error("sessiond: transport closed");
+      throw new TransportClosedError("sessiond: transport closed");
     }
     const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
     if (this.options.bearerToken) {
@@ -47,7 +60,9 @@ export class HttpTransport implements Transport {
     const abort = new AbortController();
     const timeoutMs = this.options.timeoutMs;
     const timer =
-      timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => abort.abort(new TransportTimeoutError(`sessiond: no reply to ${method} from ${this.url} within ${timeoutMs} ms`)), timeoutMs);
     this.inFlight.add(abort);
     let response: Response;
     let text: string;
@@ -61,19 +76,26 @@ export class HttpTransport implements Transport {
       text = await response.text();
     } catch (error) {
       if (abort.signal.reason === closedReason) {
-        throw new Error(`sessiond: transport closed: no reply to ${method}`, { cause: error });
+        throw new TransportClosedError(`sessiond: transport closed: no reply to ${method}`, { cause: error });
+      }
+      if (abort.signal.reason instanceof TransportTimeoutError) {
+        throw abort.signal.reason;
       }
       // fetch says only "fetch failed" or "terminated"; the cause says why.
       const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
       const why = cause instanceof Error ? cause.message : String(cause);
-      throw new Error(`sessiond: no reply to ${method} from ${this.url}: ${why}`, { cause: error });
+      const code = (cause as { code?: unknown } | undefined)?.code;
+      if (typeof code === "string" && connectCodes.has(code)) {
+        throw new ConnectError(`sessiond: cannot connect to ${this.url} for ${method}: ${why}`, { cause: error });
+      }
+      throw new ConnectionLostError(`sessiond: no reply to ${method} from ${this.url}: ${why}`, { cause: error });
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(abort);
     }
     const reply = decodeResponse(text);
     if (reply === undefined) {
-      throw new Error(`sessiond: HTTP ${response.status}: the reply is not a JSON-RPC response`);
+      throw new TransportError(`sessiond: HTTP ${response.status} from ${this.url} to ${method}: the reply is not a JSON-RPC response`);
     }
     return reply;
   }

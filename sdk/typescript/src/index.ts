@@ -9,7 +9,16 @@ import { TcpTransport, type TcpTransportOptions } from "./tcp.js";
 export * from "./types.js";
 export { SessiondError, type JsonRpcError } from "./errors.js";
 export { SessiondClient } from "./client.js";
-export type { JsonRpcResponse, Transport } from "./transport.js";
+export {
+  ConnectError,
+  ConnectionLostError,
+  ServerExitedError,
+  TransportClosedError,
+  TransportError,
+  TransportTimeoutError,
+  type JsonRpcResponse,
+  type Transport,
+} from "./transport.js";
 export { TcpTransport, type TcpTransportOptions } from "./tcp.js";
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 export { StdioTransport, type StdioTransportOptions } from "./stdio.js";

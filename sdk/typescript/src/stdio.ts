@@ -2,7 +2,7 @@ import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 
 import { StreamConnection } from "./stream.js";
-import type { JsonRpcResponse, Transport } from "./transport.js";
+import { ConnectError, ServerExitedError, TransportClosedError, type JsonRpcResponse, type Transport } from "./transport.js";
 
 /** How long close waits for the server to exit once its standard input is closed before killing it. */
 const exitTimeoutMs = 10_000;
@@ -73,17 +73,16 @@ export class StdioTransport implements Transport {
     const stderrTail = () => tailText(tail);
     const exited = new Promise<Exit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
     return new Promise((resolve, reject) => {
-      child.once("error", (error) => reject(new Error(`sessiond: starting ${command}: ${error.message}`, { cause: error })));
+      child.once("error", (error) => reject(new ConnectError(`sessiond: starting ${command}: ${error.message}`, { cause: error })));
       child.once("spawn", () => {
         const connection = new StreamConnection(child.stdout, child.stdin, {
           timeoutMs: options.timeoutMs,
+          peer: "the stdio server",
           // The server's output ended: it has exited, or is about to. Wait (a little) for its
           // status and the rest of its stderr, which say why.
           lost: async (cause) => {
             const exit = await Promise.race([exited.then(async (exit) => (await withTimeout(stderrEnded, exitWaitMs), exit)), delay(exitWaitMs)]);
-            const status = exit === undefined ? "closed its output" : `exited (${describeExit(exit)})`;
-            const logs = stderrTail();
-            return new Error(`sessiond: the server ${status}${logs === "" ? "" : `; its stderr ends: ${logs}`}`, { cause });
+            return new ServerExitedError(exit?.code ?? null, exit?.signal ?? null, stderrTail(), { cause });
           },
         });
         resolve(new StdioTransport(child, connection, exited, stderrTail));
@@ -102,22 +101,17 @@ export class StdioTransport implements Transport {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.connection.stopWith(new Error("sessiond: transport closed"));
+      this.connection.stopWith(new TransportClosedError("sessiond: transport closed"));
       this.child.stdin.end();
       const timer = setTimeout(() => this.child.kill("SIGKILL"), exitTimeoutMs);
       const exit = await this.exited;
       clearTimeout(timer);
       if (exit.code !== 0) {
-        const logs = this.stderrTail();
-        throw new Error(`sessiond: the server exited (${describeExit(exit)})${logs === "" ? "" : `; its stderr ends: ${logs}`}`);
+        throw new ServerExitedError(exit.code, exit.signal, this.stderrTail());
       }
     })();
     return this.closing;
   }
-}
-
-function describeExit(exit: Exit): string {
-  return exit.code !== null ? `exit status ${exit.code}` : `signal ${exit.signal}`;
 }
 
 /** The last lines of the server's stderr, at most stderrTailBytes of them, trimmed. */

@@ -4,7 +4,7 @@
 import type { Readable, Writable } from "node:stream";
 
 import { SessiondError } from "./errors.js";
-import { decodeResponse, encodeRequest, type JsonRpcResponse } from "./transport.js";
+import { decodeResponse, encodeRequest, TransportTimeoutError, type JsonRpcResponse } from "./transport.js";
 
 interface Waiting {
   resolve(reply: JsonRpcResponse): void;
@@ -15,6 +15,8 @@ interface Waiting {
 export interface StreamConnectionOptions {
   /** Fails each call after this many milliseconds without its reply; no limit when left out. */
   timeoutMs?: number;
+  /** Names the server in errors: "127.0.0.1:7400", "the stdio server". */
+  peer: string;
   /**
    * Says why the stream ended when the server ended it (the input closed or failed, or a
    * write failed), with cause the stream's error if any; the calls waiting reject with what
@@ -74,7 +76,7 @@ export class StreamConnection {
         // The call stays waiting, answered by nobody, until its reply comes: meanwhile an
         // error with id null may be its own, so it is not given to another call.
         this.waiting.set(id, { resolve() {}, reject() {} });
-        reject(new Error(`sessiond: no reply to ${method} within ${this.options.timeoutMs} ms`));
+        reject(new TransportTimeoutError(`sessiond: no reply to ${method} from ${this.options.peer} within ${this.options.timeoutMs} ms`));
       });
       this.waiting.set(id, {
         resolve: (reply) => {

@@ -1,7 +1,7 @@
 import { connect, type Socket } from "node:net";
 
 import { StreamConnection, startTimer } from "./stream.js";
-import type { JsonRpcResponse, Transport } from "./transport.js";
+import { ConnectError, ConnectionLostError, TransportClosedError, TransportTimeoutError, type JsonRpcResponse, type Transport } from "./transport.js";
 
 /** Options of a {@link TcpTransport}. */
 export interface TcpTransportOptions {
@@ -44,13 +44,13 @@ export class TcpTransport implements Transport {
 
   async call(method: string, params?: unknown): Promise<JsonRpcResponse> {
     if (this.isClosed) {
-      throw new Error("sessiond: transport closed");
+      throw new TransportClosedError("sessiond: transport closed");
     }
     const current = this.connection;
     let connection = await current.catch(() => undefined); // a failed reconnect: try again
     if (connection === undefined || connection.lost()) {
       if (this.isClosed) {
-        throw new Error("sessiond: transport closed");
+        throw new TransportClosedError("sessiond: transport closed");
       }
       if (this.connection === current) {
         this.connecting = new AbortController();
@@ -60,7 +60,7 @@ export class TcpTransport implements Transport {
     }
     if (this.isClosed) {
       await connection.close(); // made by a call that resumed before close did
-      throw new Error("sessiond: transport closed");
+      throw new TransportClosedError("sessiond: transport closed");
     }
     return connection.call(method, params);
   }
@@ -97,10 +97,12 @@ class TcpConnection {
         socket.destroy();
         reject(error);
       };
-      const aborted = () => fail(new Error("sessiond: transport closed"));
-      const timer = startTimer(options.timeoutMs, () => fail(new Error(`sessiond: no connection to ${address} within ${options.timeoutMs} ms`)));
+      const aborted = () => fail(new TransportClosedError("sessiond: transport closed"));
+      const timer = startTimer(options.timeoutMs, () =>
+        fail(new TransportTimeoutError(`sessiond: no connection to ${address} within ${options.timeoutMs} ms`)),
+      );
       signal?.addEventListener("abort", aborted, { once: true });
-      socket.once("error", fail);
+      socket.once("error", (error) => fail(new ConnectError(`sessiond: cannot connect to ${address}: ${error.message}`, { cause: error })));
       socket.once("connect", () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", aborted);
@@ -108,10 +110,11 @@ class TcpConnection {
         socket.setNoDelay(true);
         const stream = new StreamConnection(socket, socket, {
           timeoutMs: options.timeoutMs,
+          peer: address,
           lost: (cause) =>
             cause === undefined
-              ? new Error("sessiond: connection lost: the server closed it")
-              : new Error(`sessiond: connection lost: ${cause.message}`, { cause }),
+              ? new ConnectionLostError(`sessiond: connection to ${address} lost: the server closed it`)
+              : new ConnectionLostError(`sessiond: connection to ${address} lost: ${cause.message}`, { cause }),
         });
         resolve(new TcpConnection(socket, stream));
       });
@@ -128,7 +131,7 @@ class TcpConnection {
   }
 
   async close(): Promise<void> {
-    this.stream.stopWith(new Error("sessiond: transport closed"));
+    this.stream.stopWith(new TransportClosedError("sessiond: transport closed"));
     this.socket.destroy();
     await this.stream.closed;
   }

@@ -4,7 +4,19 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { test } from "node:test";
 
-import { HttpTransport, SessiondClient, SessiondError, TcpTransport, type JsonRpcResponse, type Transport } from "../src/index.js";
+import {
+  ConnectError,
+  ConnectionLostError,
+  HttpTransport,
+  SessiondClient,
+  SessiondError,
+  TcpTransport,
+  TransportClosedError,
+  TransportError,
+  TransportTimeoutError,
+  type JsonRpcResponse,
+  type Transport,
+} from "../src/index.js";
 
 /** Answers every call with reply and remembers the params it was given. */
 class FakeTransport implements Transport {
@@ -83,7 +95,7 @@ test("a TCP call with timeoutMs fails when no reply comes, and the connection st
   });
   const transport = await TcpTransport.connect(address, { timeoutMs: 200 });
   try {
-    await assert.rejects(transport.call("pingSession", {}), /no reply to pingSession within 200 ms/);
+    await assert.rejects(transport.call("pingSession", {}), /^TransportTimeoutError: sessiond: no reply to pingSession from 127\.0\.0\.1:\d+ within 200 ms$/);
     assert.deepEqual((await transport.call("pingSession", {})).result, {});
   } finally {
     await transport.close();
@@ -132,7 +144,7 @@ test("an HTTP call with timeoutMs fails when no reply comes", async () => {
   const { server, address } = await listen((socket) => void sockets.push(socket));
   const transport = new HttpTransport(`http://${address}/`, { timeoutMs: 200 });
   try {
-    await assert.rejects(transport.call("pingSession", {}), /^Error: sessiond: no reply to pingSession from http:\/\/127\.0\.0\.1:\d+\/: no reply within 200 ms$/);
+    await assert.rejects(transport.call("pingSession", {}), /^TransportTimeoutError: sessiond: no reply to pingSession from http:\/\/127\.0\.0\.1:\d+\/ within 200 ms$/);
   } finally {
     for (const socket of sockets) {
       socket.destroy();
@@ -150,8 +162,8 @@ test("closing an HTTP transport rejects the call in flight and refuses later one
     const call = transport.call("pingSession", {});
     await new Promise((resolve) => setTimeout(resolve, 100)); // the request is out
     await transport.close();
-    await assert.rejects(call, /^Error: sessiond: transport closed: no reply to pingSession$/);
-    await assert.rejects(transport.call("pingSession", {}), /^Error: sessiond: transport closed$/);
+    await assert.rejects(call, /^TransportClosedError: sessiond: transport closed: no reply to pingSession$/);
+    await assert.rejects(transport.call("pingSession", {}), /^TransportClosedError: sessiond: transport closed$/);
   } finally {
     for (const socket of sockets) {
       socket.destroy();
@@ -298,11 +310,52 @@ test("after a TCP call timed out and its late reply came, an id-null error is th
   });
   const transport = await TcpTransport.connect(address, { timeoutMs: 300 });
   try {
-    await assert.rejects(transport.call("pingSession", {}), /no reply to pingSession within 300 ms/);
+    await assert.rejects(transport.call("pingSession", {}), /no reply to pingSession from 127\.0\.0\.1:\d+ within 300 ms/);
     const reply = await transport.call("pingSession", {});
     assert.equal((reply.error?.data as { reason?: string } | undefined)?.reason, "requestTooLarge");
   } finally {
     await transport.close();
     server.close();
+  }
+});
+
+test("transport failures are TransportErrors of a class for each kind, naming the method and the address", async () => {
+  /** Checks that promise rejects with an instance of kind, a TransportError, whose message matches message. */
+  const rejectsAs = (promise: Promise<unknown>, kind: new (...args: never[]) => TransportError, message: RegExp) =>
+    assert.rejects(promise, (error: unknown) => {
+      assert.ok(error instanceof kind && error instanceof TransportError, `want a ${kind.name}, got ${String(error)}`);
+      assert.ok(!(error instanceof SessiondError));
+      assert.equal(error.name, kind.name);
+      assert.match(error.message, message);
+      return true;
+    });
+  // A port nobody listens on: a server's, closed.
+  const closed = await listen(() => {});
+  const closedAddress = closed.address;
+  await new Promise((resolve) => closed.server.close(resolve));
+  await rejectsAs(TcpTransport.connect(closedAddress), ConnectError, /^sessiond: cannot connect to 127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+  await rejectsAs(new HttpTransport(`http://${closedAddress}/`).call("pingSession", {}), ConnectError, /^sessiond: cannot connect to http:\/\/127\.0\.0\.1:\d+\/ for pingSession: .*ECONNREFUSED/);
+
+  // A server that reads a request and closes the connection without a reply.
+  const { server, address } = await listen((socket) => socket.once("data", () => socket.destroy()));
+  try {
+    const tcp = await TcpTransport.connect(address, { timeoutMs: 5000 });
+    await rejectsAs(tcp.call("pingSession", {}), ConnectionLostError, new RegExp(`^sessiond: connection to ${address} lost: `));
+    await tcp.close();
+    await rejectsAs(tcp.call("pingSession", {}), TransportClosedError, /^sessiond: transport closed$/);
+    await rejectsAs(new HttpTransport(`http://${address}/`).call("pingSession", {}), ConnectionLostError, /^sessiond: no reply to pingSession from http:/);
+  } finally {
+    server.close();
+  }
+
+  // A server that never answers.
+  const silent = await listen(() => {});
+  try {
+    const tcp = await TcpTransport.connect(silent.address, { timeoutMs: 100 });
+    await rejectsAs(tcp.call("pingSession", {}), TransportTimeoutError, new RegExp(`^sessiond: no reply to pingSession from ${silent.address} within 100 ms$`));
+    await tcp.close();
+    await rejectsAs(new HttpTransport(`http://${silent.address}/`, { timeoutMs: 100 }).call("pingSession", {}), TransportTimeoutError, /^sessiond: no reply to pingSession from http:.* within 100 ms$/);
+  } finally {
+    silent.server.close();
   }
 });

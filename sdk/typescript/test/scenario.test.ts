@@ -16,6 +16,7 @@ import { test } from "node:test";
 import {
   HttpTransport,
   SessiondClient,
+  ServerExitedError,
   SessiondError,
   StdioTransport,
   TcpTransport,
@@ -218,7 +219,13 @@ test("a stdio server that exits early fails calls, and close, with its exit stat
     const second = await startStdio("--data", data); // which the second finds in use, and exits
     const client = new SessiondClient(second);
     for (let i = 0; i < 2; i++) {
-      await assert.rejects(client.pingSession({}), /^Error: sessiond: the server exited \(exit status 1\); its stderr ends: .*is in use by another process/s);
+      await assert.rejects(client.pingSession({}), (error: unknown) => {
+        assert.ok(error instanceof ServerExitedError, String(error));
+        assert.equal(error.exitCode, 1);
+        assert.match(error.stderrTail, /is in use by another process/);
+        assert.match(error.message, /^sessiond: the server exited \(exit status 1\); its stderr ends: .*is in use by another process/s);
+        return true;
+      });
     }
     await assert.rejects(client.close(), /exit status 1.*is in use by another process/s);
   } finally {
@@ -228,7 +235,7 @@ test("a stdio server that exits early fails calls, and close, with its exit stat
 });
 
 test("starting a stdio server that is not there rejects, naming the command", async () => {
-  await assert.rejects(StdioTransport.start("/nonexistent/sessiond", ["serve", "--stdio"]), /^Error: sessiond: starting \/nonexistent\/sessiond: spawn .*ENOENT/);
+  await assert.rejects(StdioTransport.start("/nonexistent/sessiond", ["serve", "--stdio"]), /^ConnectError: sessiond: starting \/nonexistent\/sessiond: spawn .*ENOENT/);
 });
 
 /** Reports whether a process with id pid runs. */
