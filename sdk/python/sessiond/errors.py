@@ -3,7 +3,10 @@
 
 Every error reply raises SessiondError, or rather the subclass for its code: catch
 InvalidAuthTokenError, say, or SessiondError and look at its code. Failures to reach the
-server raise OSError (ConnectionError, TimeoutError) instead.
+server, or to get its reply, raise OSError instead, of the class for what went wrong, saying
+which method and address: the connect's own (ConnectionRefusedError, …), ConnectionError for a
+lost connection (TransportClosedError after close, ServerExitedError for a stdio server that
+exited), TimeoutError when the timeout passed.
 """
 
 from __future__ import annotations

@@ -75,6 +75,17 @@ def _decode(data: bytes) -> dict[str, Any] | None:
     return reply
 
 
+def _naming(exc: OSError, what: str) -> OSError:
+    """Returns an error of exc's class that says what failed, with its errno: "[Errno 111]
+    sessiond: cannot connect to 127.0.0.1:7400: Connection refused"."""
+    if exc.errno is not None and exc.strerror:
+        return type(exc)(exc.errno, f"{what}: {exc.strerror}")
+    try:
+        return type(exc)(f"{what}: {exc}")
+    except TypeError:  # a class that takes other arguments
+        return OSError(f"{what}: {exc}")
+
+
 def _split_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
@@ -168,8 +179,9 @@ class _Connection:
     stream: _send writes to it, _describe_loss says why it ended, and _interrupt and _release
     end it."""
 
-    def __init__(self, reader: BinaryIO, *, timeout: float | None, name: str) -> None:
+    def __init__(self, reader: BinaryIO, *, timeout: float | None, name: str, peer: str) -> None:
         self._timeout = timeout
+        self._peer = peer  # the server in errors: "127.0.0.1:7400", "the stdio server"
         self._reader_file = reader
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -216,7 +228,7 @@ class _Connection:
             return reply.result(timeout=self._timeout)
         except FutureTimeoutError:
             # The entry stays pending until the server answers: see _dispatch.
-            raise TimeoutError(f"sessiond: no reply to {method} within {self._timeout} s") from None
+            raise TimeoutError(f"sessiond: no reply to {method} from {self._peer} within {self._timeout} s") from None
 
     def _write(self) -> None:
         """Sends the queued requests, in order, until close or a failed send."""
@@ -227,7 +239,7 @@ class _Connection:
                 # The server closed the connection; the reader may be about to find why (a
                 # refusal it sent first, or its exit): give it a moment.
                 self._reader.join(timeout=1.0)
-                error: OSError = ConnectionError(f"sessiond: connection lost: {exc}")
+                error: OSError = ConnectionError(f"sessiond: connection to {self._peer} lost: {exc}")
                 with self._lock:
                     explain = self._error is None and self._unclaimed is None
                 self._stop(self._describe_loss(error) if explain else error)
@@ -239,9 +251,9 @@ class _Connection:
             for line in self._reader_file:
                 if line.strip():
                     self._dispatch(line)
-            error = ConnectionError("sessiond: connection lost: the server closed it")
+            error = ConnectionError(f"sessiond: connection to {self._peer} lost: the server closed it")
         except (OSError, ValueError) as exc:  # ValueError: read from a file that close closed
-            error = ConnectionError(f"sessiond: connection lost: {exc}")
+            error = ConnectionError(f"sessiond: connection to {self._peer} lost: {exc}")
         with self._lock:
             self._refusal = self._unclaimed
             explain = self._error is None and self._refusal is None
@@ -302,9 +314,14 @@ class _TcpConnection(_Connection):
     """One TCP connection of a TcpTransport."""
 
     def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
-        self._sock = socket.create_connection(_split_address(address), timeout=timeout)
+        try:
+            self._sock = socket.create_connection(_split_address(address), timeout=timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"sessiond: no connection to {address} within {timeout} s") from exc
+        except OSError as exc:
+            raise _naming(exc, f"sessiond: cannot connect to {address}") from exc
         self._sock.settimeout(None)
-        super().__init__(self._sock.makefile("rb"), timeout=timeout, name="tcp")
+        super().__init__(self._sock.makefile("rb"), timeout=timeout, name="tcp", peer=address)
 
     def _send(self, data: bytes) -> None:
         self._sock.sendall(data)
@@ -456,7 +473,7 @@ class _StdioConnection(_Connection):
         self._process = process
         self._stdin = process.stdin
         self._stderr_tail = stderr_tail
-        super().__init__(process.stdout, timeout=timeout, name="stdio")
+        super().__init__(process.stdout, timeout=timeout, name="stdio", peer="the stdio server")
 
     def _send(self, data: bytes) -> None:
         self._stdin.write(data)
@@ -618,8 +635,13 @@ class HttpTransport(_ClosedOnExit):
             # Known before it connects: close ends a proxy's CONNECT and a TLS handshake too
             # (the plain socket is conn.sock while they run).
             self._in_flight.add(conn)
+        connect_failure: OSError | None = None
         try:
-            conn.connect()
+            try:
+                conn.connect()
+            except OSError as exc:
+                connect_failure = exc
+                raise
             if self._closed:  # closed while conn.sock was still None
                 raise TransportClosedError("sessiond: transport closed")
             conn.request("POST", self._target, body=_encode(request_id, method, params), headers=headers)
@@ -632,15 +654,19 @@ class HttpTransport(_ClosedOnExit):
             if isinstance(exc, http.client.HTTPException):
                 # A reply cut short (IncompleteRead) or not HTTP at all: no reply, as for a
                 # connection that failed, which callers catch as OSError.
-                raise ConnectionError(f"sessiond: no complete HTTP reply: {exc!r}") from exc
-            raise
+                raise ConnectionError(f"sessiond: no complete HTTP reply to {method} from {self.url}: {exc!r}") from exc
+            if exc is connect_failure and not isinstance(exc, TimeoutError):
+                raise _naming(exc, f"sessiond: cannot connect to {self.url} for {method}") from exc
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"sessiond: no reply to {method} from {self.url} within {self.timeout} s") from exc
+            raise _naming(exc, f"sessiond: no reply to {method} from {self.url}") from exc
         finally:
             with self._lock:
                 self._in_flight.discard(conn)
             conn.close()
         reply = _decode(body)
         if reply is None:
-            raise ConnectionError(f"sessiond: HTTP {status}: the reply is not a JSON-RPC response")
+            raise ConnectionError(f"sessiond: HTTP {status} from {self.url} to {method}: the reply is not a JSON-RPC response")
         return reply
 
     def close(self) -> None:

@@ -190,6 +190,57 @@ class RefusedConnectionTest(unittest.TestCase):
 
 
 
+class ErrorsNameWhatFailedTest(unittest.TestCase):
+    def test_tcp_connect_failure_names_the_address(self) -> None:
+        """A TCP connect that fails raises the OSError of its cause (ConnectionRefusedError),
+        with its errno, saying which address it could not reach."""
+        port = _closed_port()
+        with self.assertRaises(ConnectionRefusedError) as caught:
+            sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+        self.assertIsNotNone(caught.exception.errno)
+        self.assertIn(f"sessiond: cannot connect to 127.0.0.1:{port}: ", str(caught.exception))
+
+    def test_http_connect_failure_names_the_url_and_method(self) -> None:
+        """An HTTP call whose connect fails raises the OSError of its cause, naming the URL and the method."""
+        port = _closed_port()
+        transport = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=5, proxy=None)
+        with self.assertRaises(ConnectionRefusedError) as caught:
+            transport.call("pingSession", {})
+        self.assertIn(f"sessiond: cannot connect to http://127.0.0.1:{port}/ for pingSession: ", str(caught.exception))
+
+    def test_timeouts_name_the_method_and_the_server(self) -> None:
+        """A call without a reply in time raises TimeoutError naming the method and the address
+        or URL, over TCP and HTTP."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[socket.socket] = []
+
+        def serve() -> None:  # accepts, and never answers
+            for _ in range(2):
+                accepted.append(server.accept()[0])
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=0.2) as tcp:
+                with self.assertRaisesRegex(TimeoutError, rf"^sessiond: no reply to pingSession from 127\.0\.0\.1:{port} within 0\.2 s$"):
+                    tcp.call("pingSession", {})
+            http = sessiond.HttpTransport(f"http://127.0.0.1:{port}/", timeout=0.2, proxy=None)
+            with self.assertRaisesRegex(TimeoutError, rf"^sessiond: no reply to pingSession from http://127\.0\.0\.1:{port}/ within 0\.2 s$"):
+                http.call("pingSession", {})
+        finally:
+            thread.join(5)
+            for conn in accepted:
+                conn.close()
+            server.close()
+
+
+def _closed_port() -> int:
+    """Returns a loopback port that nothing listens on (a server's, closed)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        return int(server.getsockname()[1])
+
+
 class CutHttpReplyTest(unittest.TestCase):
     def test_cut_reply_is_a_connection_error(self) -> None:
         """An HTTP reply cut short (fewer bytes than its Content-Length) raises ConnectionError,
