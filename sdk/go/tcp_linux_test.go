@@ -46,8 +46,12 @@ func TestDialAgainBoundedByContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.FileConn(os.NewFile(uintptr(nfd), "first"))
-	syscall.Close(nfd)
+	// The os.File owns nfd: it closes it once, here. Closing nfd with syscall.Close left the
+	// File to close the number again when collected, by then another file's (a stdio
+	// example's pipe, whose reads then failed with EBADF).
+	file := os.NewFile(uintptr(nfd), "first")
+	conn, err := net.FileConn(file)
+	file.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
