@@ -73,6 +73,14 @@ type RevokeSessionsParams struct {
 	AllOthers bool `json:"allOthers,omitempty"`
 }
 
+// SessionWithToken is the session object of a login or of an alteration: its token, which the
+// caller has just received or presented, is always there.
+type SessionWithToken struct {
+	// AuthToken is the session's token.
+	AuthToken string `json:"authToken"`
+	Session
+}
+
 // Session is a session object.
 type Session struct {
 	// AuthToken is present only where the caller presented or has just received the token.
@@ -138,6 +146,11 @@ type RevokeResult struct {
 	Revoked int `json:"revoked"`
 }
 
+// sessionWithToken is the session object of info, which carries its token.
+func (s *Service) sessionWithToken(info engine.SessionInfo) SessionWithToken {
+	return SessionWithToken{AuthToken: info.AuthToken, Session: s.sessionObject(info)}
+}
+
 func (s *Service) sessionObject(info engine.SessionInfo) Session {
 	host := s.eng.Host()
 	ips := host.IPAddresses
@@ -192,22 +205,22 @@ var sessionMethods = []Method{
 		Summary:     "Log in with a username and password and start a session.",
 		Description: "Returns the session object with its authToken. Settings not given take the server's jsonActionApiDefaults. With permanentSession: true the token is an API key that never expires.",
 		Errors:      []int{CodeInvalidCredentials, CodeSessionLimit, CodePermanentSessionsOff, CodeLoginThrottled},
-	}, func(ctx context.Context, s *Service, p *CreateSessionParams, client engine.Client) (Session, error) {
+	}, func(ctx context.Context, s *Service, p *CreateSessionParams, client engine.Client) (SessionWithToken, error) {
 		info, err := s.eng.CreateSession(ctx, engine.CreateSessionRequest{
 			Username: p.Username, Password: p.Password, Options: p.SessionOptions,
 			Permanent: bool(p.PermanentSession), Client: client,
 		})
 		if err != nil {
-			return Session{}, err
+			return SessionWithToken{}, err
 		}
-		return s.sessionObject(info), nil
+		return s.sessionWithToken(info), nil
 	}),
 	method(Method{
 		Name: "alterSession", Family: "session", Auth: AuthToken, TokenField: "authToken",
 		Summary:     "Change the settings of the caller's session.",
 		Description: "Every setting given is changed; the others stay. A temporary session can never become permanent.",
 		Errors:      []int{CodeInvalidAuthToken, CodePermanentNotAllowed},
-	}, func(ctx context.Context, s *Service, p *AlterSessionParams, _ engine.Client) (Session, error) {
+	}, func(ctx context.Context, s *Service, p *AlterSessionParams, _ engine.Client) (SessionWithToken, error) {
 		var permanent *bool
 		if p.PermanentSession != nil {
 			v := bool(*p.PermanentSession)
@@ -215,9 +228,9 @@ var sessionMethods = []Method{
 		}
 		info, err := s.eng.AlterSession(ctx, p.AuthToken, p.SessionOptions, permanent)
 		if err != nil {
-			return Session{}, err
+			return SessionWithToken{}, err
 		}
-		return s.sessionObject(info), nil
+		return s.sessionWithToken(info), nil
 	}),
 	method(Method{
 		Name: "deleteSession", Family: "session", Auth: AuthToken, TokenField: "authToken",

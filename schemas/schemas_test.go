@@ -179,6 +179,7 @@ func TestValidateCreateSessionResult(t *testing.T) {
 		with("idleConnectionTimeoutSeconds", -1),
 	}
 	bad := []string{
+		with("authToken", nil), // a login always returns its token
 		with("sessionId", nil),
 		with("expiresAt", "tomorrow"),
 		with("idleConnectionTimeoutSeconds", -2),
@@ -191,8 +192,9 @@ func TestValidateCreateSessionResult(t *testing.T) {
 	checkValidator(t, "createSession", ValidateResult, good, bad)
 }
 
-// TestSessionObjectMatchesSchema checks that an rpc.Session as encoding/json writes it is a
-// valid createSession result, so the Go type and its schema agree.
+// TestSessionObjectMatchesSchema checks that an rpc.SessionWithToken as encoding/json writes
+// it is a valid createSession result, and its rpc.Session without a token a valid session of
+// listSessions, so the Go types and their schemas agree.
 func TestSessionObjectMatchesSchema(t *testing.T) {
 	when := rpc.Timestamp(time.Date(2024, 10, 9, 5, 1, 23, 0, time.UTC))
 	s := rpc.Session{
@@ -201,11 +203,18 @@ func TestSessionObjectMatchesSchema(t *testing.T) {
 		Origin:                 string(engine.OriginAuthenticate), SessionStartTimestamp: when,
 		SessionLastAccessedTimestamp: when, ExpiresAt: &when, HostIpAddresses: []string{},
 	}
-	b, err := json.Marshal(s)
+	b, err := json.Marshal(rpc.SessionWithToken{AuthToken: "sdt_x", Session: s})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ValidateResult("createSession", b); err != nil {
+		t.Error(err)
+	}
+	b, err = json.Marshal(rpc.SessionsResult{Sessions: []rpc.Session{s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateResult("listSessions", b); err != nil {
 		t.Error(err)
 	}
 }

@@ -267,7 +267,7 @@ func TestPipelining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sessions []*sessiond.Session
+	var sessions []*sessiond.SessionWithToken
 	for i := range 8 {
 		s, err := client.CreateSession(ctx, sessiond.CreateSessionParams{Username: "admin",
 			Password: sdktest.AdminPassword, Description: sessiond.Ptr(fmt.Sprint("session ", i))})

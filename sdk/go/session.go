@@ -122,8 +122,8 @@ type RevokeSessionsParams struct {
 // Errors: ErrInvalidCredentials (450), ErrSessionLimit (84), ErrPermanentSessionsDisabled (1001),
 // ErrLoginThrottled (1008), ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError
 // (-32603), ErrServerUnavailable (-32000).
-func (c *Client) CreateSession(ctx context.Context, params CreateSessionParams) (*Session, error) {
-	var result Session
+func (c *Client) CreateSession(ctx context.Context, params CreateSessionParams) (*SessionWithToken, error) {
+	var result SessionWithToken
 	if err := c.Call(ctx, "createSession", params, &result); err != nil {
 		return nil, err
 	}
@@ -136,8 +136,8 @@ func (c *Client) CreateSession(ctx context.Context, params CreateSessionParams) 
 //
 // Errors: ErrInvalidAuthToken (12031), ErrPermanentSessionNotAllowed (1002), ErrStoreUnavailable
 // (1010), ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
-func (c *Client) AlterSession(ctx context.Context, params AlterSessionParams) (*Session, error) {
-	var result Session
+func (c *Client) AlterSession(ctx context.Context, params AlterSessionParams) (*SessionWithToken, error) {
+	var result SessionWithToken
 	if err := c.Call(ctx, "alterSession", params, &result); err != nil {
 		return nil, err
 	}

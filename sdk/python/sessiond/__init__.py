@@ -48,6 +48,7 @@ from .models import (
     ResponseOptions,
     RevokeResult,
     Session,
+    SessionWithToken,
     SessionsResult,
     OpenRPCDocument,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ResponseOptions",
     "RevokeResult",
     "Session",
+    "SessionWithToken",
     "SessionsResult",
     "OpenRPCDocument",
     "error_from_wire",

@@ -20,7 +20,7 @@ from .models import (
     LabelValue,
     ResponseOptions,
     RevokeResult,
-    Session,
+    SessionWithToken,
     SessionsResult,
     OpenRPCDocument,
 )
@@ -93,7 +93,7 @@ class Client(_ClosedOnExit):
         idle_connection_timeout_seconds: int | None = None,
         idle_cursor_timeout_seconds: int | None = None,
         permanent_session: bool | None = None,
-    ) -> Session:
+    ) -> SessionWithToken:
         """Log in with a username and password and start a session.
 
         Returns the session object with its authToken. Settings not given take the server's
@@ -153,7 +153,7 @@ class Client(_ClosedOnExit):
         if permanent_session is not None:
             params["permanentSession"] = permanent_session
         result = self.call("createSession", params)
-        return Session.from_wire(result)
+        return SessionWithToken.from_wire(result)
 
     def alter_session(
         self,
@@ -169,7 +169,7 @@ class Client(_ClosedOnExit):
         idle_connection_timeout_seconds: int | None = None,
         idle_cursor_timeout_seconds: int | None = None,
         permanent_session: bool | None = None,
-    ) -> Session:
+    ) -> SessionWithToken:
         """Change the settings of the caller's session.
 
         Every setting given is changed; the others stay. A temporary session can never become
@@ -226,7 +226,7 @@ class Client(_ClosedOnExit):
         if permanent_session is not None:
             params["permanentSession"] = permanent_session
         result = self.call("alterSession", params)
-        return Session.from_wire(result)
+        return SessionWithToken.from_wire(result)
 
     def delete_session(self, *, auth_token: str | None = None) -> None:
         """End the caller's session (log out).

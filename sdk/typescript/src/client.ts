@@ -23,7 +23,7 @@ import type {
   PingSessionParams,
   RevokeResult,
   RevokeSessionsParams,
-  Session,
+  SessionWithToken,
   SessionsResult,
   SetUserPreferenceParams,
 } from "./types.js";
@@ -81,8 +81,8 @@ export class SessiondClient {
    * PERMANENT_SESSIONS_DISABLED (1001), LOGIN_THROTTLED (1008), STORE_UNAVAILABLE (1010),
    * INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE (-32000).
    */
-  async createSession(params: CreateSessionParams): Promise<Session> {
-    return (await this.call("createSession", params)) as Session;
+  async createSession(params: CreateSessionParams): Promise<SessionWithToken> {
+    return (await this.call("createSession", params)) as SessionWithToken;
   }
 
   /**
@@ -95,8 +95,8 @@ export class SessiondClient {
    * STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE
    * (-32000).
    */
-  async alterSession(params: AlterSessionParams = {}): Promise<Session> {
-    return (await this.call("alterSession", params)) as Session;
+  async alterSession(params: AlterSessionParams = {}): Promise<SessionWithToken> {
+    return (await this.call("alterSession", params)) as SessionWithToken;
   }
 
   /**
