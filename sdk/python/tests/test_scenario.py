@@ -122,7 +122,6 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(login.username, user)
         self.assertFalse(login.permanent_session)
         self.assertIsNotNone(login.expires_at)
-        assert login.auth_token is not None
 
         described = client.describe_sessions(auth_token=login.auth_token, session_ids=[login.session_id])
         self.assertEqual([s.session_id for s in described.sessions], [login.session_id])
@@ -158,7 +157,6 @@ class ScenarioTest(unittest.TestCase):
         self.assertTrue(api_key.permanent_session)
         self.assertEqual(api_key.idle_connection_timeout_seconds, -1)
         self.assertIsNone(api_key.expires_at)
-        assert api_key.auth_token is not None
 
         listed = client.list_sessions(auth_token=login.auth_token)
         ids = [s.session_id for s in listed.sessions]
