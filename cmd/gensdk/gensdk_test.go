@@ -197,3 +197,41 @@ func TestUnsupportedSchemas(t *testing.T) {
 		t.Errorf("nullable date-time became %+v", p)
 	}
 }
+
+// TestGoOptionalToken checks that a Go method of optional token always sends it and gets a
+// companion that sends none, and that a second param, which the companion could not take, is
+// an error.
+func TestGoOptionalToken(t *testing.T) {
+	document := func(params string) string {
+		return `{"openrpc":"1.3.2","info":{"title":"t","version":"1"},"methods":[{"name":"pingThing","tags":[{"name":"x"}],
+			"x-auth":"optionalToken","x-token-field":"authToken","params":[` + params + `],
+			"result":{"name":"r","schema":{"type":"object","properties":{}}}}],"components":{"schemas":{},"errors":{}}}`
+	}
+	render := func(params string) (map[string][]byte, error) {
+		doc, err := readDocument([]byte(document(params)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := buildAPI(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return renderGo(a)
+	}
+	token := `{"name":"authToken","schema":{"type":"string"}}`
+	files, err := render(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(files[goDir+"/x.go"])
+	for _, want := range []string{"AuthToken string `json:\"authToken\"`",
+		"func (c *Client) PingThingWithoutToken(ctx context.Context) (",
+		`c.Call(ctx, "pingThing", struct{}{}, &result)`} {
+		if !strings.Contains(src, want) {
+			t.Errorf("x.go lacks %s:\n%s", want, src)
+		}
+	}
+	if _, err := render(token + `,{"name":"other","schema":{"type":"string"}}`); err == nil {
+		t.Error("an optional token with another param: no error")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"go/format"
 	"go/parser"
 	"go/token"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,14 @@ const goDir = "sdk/go"
 
 var goReserved = map[string]bool{"client": true, "doc": true, "errors": true, "http": true,
 	"stdio": true, "stream": true, "tcp": true, "types": true}
+
+// goWithoutTokenNames names the methods that call a method of optional token without one
+// (see goWithoutToken); a method not listed gets its own name with "WithoutToken".
+var goWithoutTokenNames = map[string]string{"pingSession": "Ping"}
+
+// goClientMethods are the hand-written methods of Client, which no generated one may take the
+// name of.
+var goClientMethods = map[string]bool{"Call": true, "Close": true}
 
 // Views of the model for the Go templates: everything spelled in Go already.
 type (
@@ -86,6 +95,7 @@ func renderGo(a *api) (map[string][]byte, error) {
 	if err := goRender(files, "errors.go", goFile{Errors: errs}); err != nil {
 		return nil, err
 	}
+	taken := maps.Clone(goClientMethods)
 	for _, family := range a.Families {
 		if goReserved[family] {
 			return nil, fmt.Errorf("go: family %q would overwrite the hand-written %s/%s.go", family, goDir, family)
@@ -102,6 +112,19 @@ func renderGo(a *api) (map[string][]byte, error) {
 				f.Types = append(f.Types, goType(nt))
 			}
 			f.Methods = append(f.Methods, goMethod(m))
+			if goOptionalToken(m) != nil {
+				without, err := goWithoutToken(m)
+				if err != nil {
+					return nil, fmt.Errorf("go: %s: %w", m.Name, err)
+				}
+				f.Methods = append(f.Methods, without)
+			}
+		}
+		for _, v := range f.Methods {
+			if taken[v.Name] {
+				return nil, fmt.Errorf("go: two methods of Client would be named %s", v.Name)
+			}
+			taken[v.Name] = true
 		}
 		if err := goRender(files, family+".go", f); err != nil {
 			return nil, err
@@ -135,7 +158,11 @@ func goType(nt *namedType) goTypeView {
 		if enum := f.Type.first().Enum; len(enum) > 0 && !mentionsAll(doc, enum) {
 			doc = strings.TrimSpace(sentence(doc) + " One of " + quoteList(enum) + ".")
 		}
-		if f.Token {
+		switch {
+		case f.Token && !f.Required && nt.owner != nil:
+			doc = strings.TrimSpace(sentence(doc) + fmt.Sprintf(" It is always sent, so an empty %s is an invalid "+
+				"token (error 12031), never none: %s calls %s without a token.", name, goWithoutTokenName(nt.owner), nt.owner.Name))
+		case f.Token:
 			doc = strings.TrimSpace(sentence(doc) + " It may be left empty over HTTP when the transport sends a bearer token.")
 		}
 		typ, omit := goFieldType(f, nt.Params)
@@ -154,11 +181,17 @@ func goType(nt *namedType) goTypeView {
 // times, objects, and in params every scalar, so that an empty string can be sent), left out
 // when nil (omitempty); in results strings as they are, left out when empty; slices and maps
 // as they are, left out only when nil (omitzero), so that an empty one is sent: "roles": []
-// means none. The token member is a plain string: an empty token is never valid.
+// means none. The token member is a plain string: an empty token is never valid. Where the
+// method needs a token, it is left out when empty, for an HTTP bearer token to stand in for
+// it; where the token is optional, leaving it out means none, so it is always sent: an empty
+// token given by mistake (a request without one, say) fails as invalid instead of passing
+// for none. goWithoutToken's method sends none.
 func goFieldType(f *field, params bool) (typ, omit string) {
 	t := f.Type.first()
 	base := goBase(t)
 	switch {
+	case f.Token && !f.Required:
+		return "string", ""
 	case f.Token:
 		return "string", ",omitempty"
 	case f.Required:
@@ -217,13 +250,11 @@ func goMethod(m *method) goMethodView {
 	if m.Description != "" {
 		doc += "\n\n" + sentence(m.Description)
 	}
-	if len(m.Errors) > 0 {
-		var names []string
-		for _, e := range m.Errors {
-			names = append(names, fmt.Sprintf("%s (%d)", goErrName(e), e.Code))
-		}
-		doc += "\n\nErrors: " + strings.Join(names, ", ") + "."
+	if token := goOptionalToken(m); token != nil {
+		doc += fmt.Sprintf("\n\nThe Go client always sends params.%s, so an empty one is an invalid token, never "+
+			"none; %s calls %s without a token.", goName(token.Name), goWithoutTokenName(m), m.Name)
 	}
+	doc += goErrorsDoc(m)
 	v := goMethodView{Doc: comment(doc, "// ", 100), Name: name, Wire: strconv.Quote(m.Name), Args: "nil"}
 	if m.ParamsType != nil {
 		v.ParamsType = m.ParamsType.Name
@@ -260,6 +291,58 @@ func goMethod(m *method) goMethodView {
 		v.ResultType = goNullable(t, base)
 	}
 	return v
+}
+
+// goErrorsDoc is the paragraph of a method's doc that lists its errors, or "".
+func goErrorsDoc(m *method) string {
+	if len(m.Errors) == 0 {
+		return ""
+	}
+	var names []string
+	for _, e := range m.Errors {
+		names = append(names, fmt.Sprintf("%s (%d)", goErrName(e), e.Code))
+	}
+	return "\n\nErrors: " + strings.Join(names, ", ") + "."
+}
+
+// goOptionalToken is the token member of m when m takes a token but does not need one
+// (pingSession), or nil.
+func goOptionalToken(m *method) *field {
+	for _, f := range m.Params {
+		if f.Token && !f.Required {
+			return f
+		}
+	}
+	return nil
+}
+
+func goWithoutTokenName(m *method) string {
+	if name, ok := goWithoutTokenNames[m.Name]; ok {
+		return name
+	}
+	return exportName(m.Ident) + "WithoutToken"
+}
+
+// goWithoutToken is the method that calls m, a method of optional token, without one, with
+// params {}. m's own method always sends its token, so it cannot. Only a method whose one
+// param is the token has one: others would need a second params type.
+func goWithoutToken(m *method) (goMethodView, error) {
+	token := goOptionalToken(m)
+	if len(m.Params) != 1 {
+		return goMethodView{}, fmt.Errorf("a method whose token is optional may have no other param (%s "+
+			"calls it without a token)", goWithoutTokenName(m))
+	}
+	v := goMethod(m)
+	v.Name = goWithoutTokenName(m)
+	v.ParamsType = ""
+	v.Args = "struct{}{}"
+	doc := fmt.Sprintf("%s calls %s without a token, with params {}. %s always sends its %s, so that an empty "+
+		"one fails as an invalid token rather than passing for none.", v.Name, m.Name, exportName(m.Ident), goName(token.Name))
+	doc += "\n\nOver HTTP, a transport's BearerToken stands in for the missing token: the server then " +
+		"checks the bearer token, and an invalid one is an invalid token too."
+	doc += goErrorsDoc(m)
+	v.Doc = comment(doc, "// ", 100)
+	return v, nil
 }
 
 // mentionsAll reports whether text quotes every value already.

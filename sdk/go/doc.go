@@ -19,8 +19,10 @@
 // Errors the server answers with are [*Error] values whose Is method compares codes, so
 // errors.Is(err, sessiond.ErrInvalidAuthToken) holds for any reply with code 12031. Optional
 // params whose zero value means something (booleans, numbers, settings) are pointers; [Ptr]
-// makes one: sessiond.Ptr(true). Optional strings such as a token are plain strings, left out
-// when empty.
+// makes one: sessiond.Ptr(true). A token is a plain string, left out when empty, so that over
+// HTTP a transport's BearerToken can stand in for it. PingSession's is the exception: its
+// token is optional, and leaving it out would ping without one, so PingSession always sends
+// it and an empty token fails with ErrInvalidAuthToken; [Client.Ping] pings without a token.
 //
 // The methods, their params and results and the Err variables (types.go, errors.go and one
 // file per method family: session.go, account.go, netx.go, discovery.go) are generated from

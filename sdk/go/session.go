@@ -95,9 +95,10 @@ type ListSessionsParams struct {
 // PingSessionParams are the params of pingSession.
 type PingSessionParams struct {
 	// AuthToken, when given, is checked and its session kept alive. Left out or null, there is no
-	// token; an authToken member given as "" is an invalid token. It may be left empty over HTTP
-	// when the transport sends a bearer token.
-	AuthToken string `json:"authToken,omitempty"`
+	// token; an authToken member given as "" is an invalid token. It is always sent, so an empty
+	// AuthToken is an invalid token (error 12031), never none: Ping calls pingSession without a
+	// token.
+	AuthToken string `json:"authToken"`
 }
 
 // RevokeSessionsParams are the params of revokeSessions.
@@ -191,10 +192,25 @@ func (c *Client) ListSessions(ctx context.Context, params ListSessionsParams) (*
 // Without a token (authToken left out) it always succeeds. With one, an invalid token, the empty
 // string included, is error 12031.
 //
+// The Go client always sends params.AuthToken, so an empty one is an invalid token, never none;
+// Ping calls pingSession without a token.
+//
 // Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
 // ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) PingSession(ctx context.Context, params PingSessionParams) error {
 	return c.Call(ctx, "pingSession", params, nil)
+}
+
+// Ping calls pingSession without a token, with params {}. PingSession always sends its AuthToken,
+// so that an empty one fails as an invalid token rather than passing for none.
+//
+// Over HTTP, a transport's BearerToken stands in for the missing token: the server then checks the
+// bearer token, and an invalid one is an invalid token too.
+//
+// Errors: ErrInvalidAuthToken (12031), ErrStoreUnavailable (1010), ErrInvalidParams (-32602),
+// ErrInternalError (-32603), ErrServerUnavailable (-32000).
+func (c *Client) Ping(ctx context.Context) error {
+	return c.Call(ctx, "pingSession", struct{}{}, nil)
 }
 
 // RevokeSessions calls revokeSessions: end sessions by id, all sessions of some accounts, or all

@@ -149,14 +149,14 @@ func TestStreamConnectionLost(t *testing.T) {
 		readRequest(t, r)
 		w.Close()
 	}()
-	err := client.PingSession(context.Background(), sessiond.PingSessionParams{})
+	err := client.Ping(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "connection lost") {
 		t.Errorf("err = %v; want connection lost", err)
 	}
 	if _, ok := errors.AsType[*sessiond.Error](err); ok {
 		t.Errorf("a lost connection is an *Error: %v", err)
 	}
-	if err := client.PingSession(context.Background(), sessiond.PingSessionParams{}); err == nil {
+	if err := client.Ping(context.Background()); err == nil {
 		t.Error("a call after the connection was lost succeeded")
 	}
 }
@@ -174,17 +174,17 @@ func TestStreamContextAndClose(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := client.PingSession(ctx, sessiond.PingSessionParams{}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := client.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v; want context.DeadlineExceeded", err)
 	}
 	waiting := make(chan error)
-	go func() { waiting <- client.PingSession(context.Background(), sessiond.PingSessionParams{}) }()
+	go func() { waiting <- client.Ping(context.Background()) }()
 	time.Sleep(20 * time.Millisecond)
 	client.Close()
 	if err := <-waiting; !errors.Is(err, sessiond.ErrClosed) {
 		t.Errorf("err = %v; want ErrClosed", err)
 	}
-	if err := client.PingSession(context.Background(), sessiond.PingSessionParams{}); !errors.Is(err, sessiond.ErrClosed) {
+	if err := client.Ping(context.Background()); !errors.Is(err, sessiond.ErrClosed) {
 		t.Errorf("after Close: %v; want ErrClosed", err)
 	}
 }
@@ -222,7 +222,7 @@ func TestStreamContextBoundsWriting(t *testing.T) {
 			}
 		}
 	}()
-	if err := client.PingSession(context.Background(), sessiond.PingSessionParams{}); err != nil {
+	if err := client.Ping(context.Background()); err != nil {
 		t.Errorf("a call once the server reads: %v", err)
 	}
 }
@@ -268,7 +268,7 @@ func TestStreamRefusedConnection(t *testing.T) {
 		if before {
 			<-sent
 		}
-		err := client.PingSession(context.Background(), sessiond.PingSessionParams{})
+		err := client.Ping(context.Background())
 		if e, ok := errors.AsType[*sessiond.Error](err); !ok || e.Code != -32000 || e.Reason() != "tooManyConnections" {
 			t.Errorf("refusal sent before the call %v: err = %v; want the -32000 tooManyConnections error", before, err)
 		}

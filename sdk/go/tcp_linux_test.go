@@ -63,7 +63,7 @@ func TestDialAgainBoundedByContext(t *testing.T) {
 			fmt.Fprintf(conn, `{"jsonrpc":"2.0","id":%s,"result":{}}`+"\n", req.ID)
 		}
 	}()
-	if err := client.PingSession(ctx, sessiond.PingSessionParams{}); err != nil {
+	if err := client.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
 	<-sessiond.ConnectionStopped(client)
@@ -79,11 +79,11 @@ func TestDialAgainBoundedByContext(t *testing.T) {
 
 	// One call without a deadline starts the connect; another gives up with its context.
 	first := make(chan error, 1)
-	go func() { first <- client.PingSession(ctx, sessiond.PingSessionParams{}) }()
+	go func() { first <- client.Ping(ctx) }()
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	second := make(chan error, 1)
-	go func() { second <- client.PingSession(cctx, sessiond.PingSessionParams{}) }()
+	go func() { second <- client.Ping(cctx) }()
 	if err := within(t, second, "a call while connecting again ignored its context"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a call while connecting again: %v; want context.DeadlineExceeded", err)
 	}

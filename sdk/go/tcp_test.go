@@ -60,7 +60,7 @@ func TestDialConnectsAgain(t *testing.T) {
 	}
 	defer client.Close()
 	for i := range 3 {
-		if err := client.PingSession(ctx, sessiond.PingSessionParams{}); err != nil {
+		if err := client.Ping(ctx); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		<-sessiond.ConnectionStopped(client) // the server has closed it, and the client seen it
@@ -69,7 +69,7 @@ func TestDialConnectsAgain(t *testing.T) {
 		t.Errorf("%d connections for 3 calls; want 3", n)
 	}
 	client.Close()
-	if err := client.PingSession(ctx, sessiond.PingSessionParams{}); !errors.Is(err, sessiond.ErrClosed) {
+	if err := client.Ping(ctx); !errors.Is(err, sessiond.ErrClosed) {
 		t.Errorf("after Close: %v; want ErrClosed", err)
 	}
 
@@ -82,7 +82,7 @@ func TestDialConnectsAgain(t *testing.T) {
 	defer refused.Close()
 	<-sessiond.ConnectionStopped(refused)
 	for i := range 2 {
-		err := refused.PingSession(ctx, sessiond.PingSessionParams{})
+		err := refused.Ping(ctx)
 		if e, ok := errors.AsType[*sessiond.Error](err); !ok || e.Reason() != "tooManyConnections" {
 			t.Errorf("refused call %d: %v; want the refusal", i, err)
 		}

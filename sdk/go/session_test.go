@@ -1,0 +1,60 @@
+package sessiond_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	sessiond "github.com/sessiond/sessiond/sdk/go"
+	"github.com/sessiond/sessiond/sdk/sdktest"
+)
+
+// TestPingSessionEmptyToken checks that PingSession with an empty token fails with
+// ErrInvalidAuthToken over TCP, HTTP (a bearer token too) and stdio, as the other SDKs do,
+// and that Ping pings without a token, checking the bearer token over HTTP.
+func TestPingSessionEmptyToken(t *testing.T) {
+	server := sdktest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	tcp, err := sessiond.Dial(ctx, server.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	stdio, err := sessiond.StartStdio(sdktest.StdioCommand())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdio.Close()
+	http := sessiond.NewHTTPClient(server.HTTPURL)
+	defer http.Close()
+	for name, client := range map[string]*sessiond.Client{"tcp": tcp, "http": http, "stdio": stdio} {
+		if err := client.PingSession(ctx, sessiond.PingSessionParams{AuthToken: ""}); !errors.Is(err, sessiond.ErrInvalidAuthToken) {
+			t.Errorf("%s: PingSession with an empty token: %v; want ErrInvalidAuthToken", name, err)
+		}
+		if err := client.Ping(ctx); err != nil {
+			t.Errorf("%s: Ping: %v", name, err)
+		}
+	}
+
+	session, err := tcp.CreateSession(ctx, sessiond.CreateSessionParams{Username: "admin", Password: sdktest.AdminPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.DeleteSession(ctx, sessiond.DeleteSessionParams{AuthToken: session.AuthToken})
+	bearer := sessiond.NewClient(&sessiond.HTTPTransport{URL: server.HTTPURL, BearerToken: session.AuthToken})
+	defer bearer.Close()
+	if err := bearer.PingSession(ctx, sessiond.PingSessionParams{AuthToken: ""}); !errors.Is(err, sessiond.ErrInvalidAuthToken) {
+		t.Errorf("PingSession with an empty token and a valid bearer token: %v; want ErrInvalidAuthToken", err)
+	}
+	if err := bearer.Ping(ctx); err != nil {
+		t.Errorf("Ping with a valid bearer token: %v", err)
+	}
+	badBearer := sessiond.NewClient(&sessiond.HTTPTransport{URL: server.HTTPURL, BearerToken: "not-a-token"})
+	defer badBearer.Close()
+	if err := badBearer.Ping(ctx); !errors.Is(err, sessiond.ErrInvalidAuthToken) {
+		t.Errorf("Ping with an invalid bearer token: %v; want ErrInvalidAuthToken", err)
+	}
+}
