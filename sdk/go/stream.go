@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -29,8 +30,8 @@ type StreamTransport struct {
 	pending map[uint64]chan response // calls sent and not yet answered, by id
 	err     error                    // why the transport stopped; set once
 	// unclaimed is an error with id null that came while no call was waiting, and no reply
-	// since: a server refusing the connection (-32000, tooManyConnections) sends one at once,
-	// then closes. If the stream ends next, calls fail with it rather than "connection lost".
+	// since. If the stream ends next, calls fail with it rather than "connection lost". (A
+	// refusal of the connection, -32000, stops the transport at once: see dispatch.)
 	unclaimed *response
 
 	stopOnce   sync.Once
@@ -169,6 +170,13 @@ func (t *StreamTransport) read(r *bufio.Reader) {
 func (t *StreamTransport) dispatch(line []byte) {
 	var r response
 	if json.Unmarshal(line, &r) != nil {
+		return
+	}
+	if string(r.ID) == "null" && errors.Is(r.Error, ErrServerUnavailable) {
+		// The server refuses the connection (tooManyConnections, shuttingDown) and closes it
+		// next, having run none of its requests: the calls waiting fail with the refusal, and
+		// so do calls made from now on rather than be written to a closing connection.
+		t.stop(r.Error)
 		return
 	}
 	t.mu.Lock()

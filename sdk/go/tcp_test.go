@@ -9,8 +9,10 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sessiond "github.com/sessiond/sessiond/sdk/go"
+	"github.com/sessiond/sessiond/sdk/sdktest"
 )
 
 // fakeTCPServer serves each connection it accepts with serve, and counts them.
@@ -39,8 +41,8 @@ func fakeTCPServer(t *testing.T, serve func(net.Conn)) (addr string, accepted *a
 }
 
 // TestDialConnectsAgain checks that a client made by Dial connects again for the next call
-// once the server has closed its connection, as sessiond closes idle ones, and that a
-// refused connection keeps its refusal instead.
+// once the server has closed its connection, as sessiond closes idle ones, and that while a
+// server keeps refusing connections each call connects again and fails with the refusal.
 func TestDialConnectsAgain(t *testing.T) {
 	ctx := context.Background()
 	// Answers one pingSession, then closes the connection.
@@ -87,7 +89,80 @@ func TestDialConnectsAgain(t *testing.T) {
 			t.Errorf("refused call %d: %v; want the refusal", i, err)
 		}
 	}
-	if n := accepted.Load(); n != 1 {
-		t.Errorf("%d connections after a refusal; want 1", n)
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections for Dial and 2 calls, all refused; want 3", n)
 	}
+}
+
+// TestDialRecoversFromRefusal checks that a client whose connection a live sessiond refused
+// (maxConnections reached) while no call was waiting connects again for a later call once the
+// server has room, rather than failing with the refusal for good.
+func TestDialRecoversFromRefusal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	config := sdktest.Config(t, `{"server":{"maxConnections":3}}`)
+	server := sdktest.StartWith(t, sdktest.Options{Config: config})
+
+	var held []net.Conn
+	for range 3 {
+		conn := rawPing(t, server.TCPAddr) // answered: the server counts it
+		if conn == nil {
+			t.Fatal("the server refused one of the first 3 connections")
+		}
+		held = append(held, conn)
+	}
+	client, err := sessiond.Dial(ctx, server.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	select {
+	case <-sessiond.ConnectionStopped(client): // refused, while no call waited
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not refuse a 4th connection")
+	}
+	for _, conn := range held {
+		conn.Close()
+	}
+	// The server frees the slots as it sees the connections close: until then a call may be
+	// refused again, each on a new connection.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := client.Ping(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sessiond.ErrServerUnavailable) {
+			t.Fatalf("a call after the refusal: %v; want success, or the refusal again", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still fail 10 s after the server had room: %v", err)
+		}
+	}
+	if err := client.Ping(ctx); err != nil {
+		t.Errorf("the call after one that succeeded: %v", err)
+	}
+}
+
+// rawPing opens a TCP connection to addr and sends pingSession on it. It returns the
+// connection if the server answered the ping, or nil, having closed it, if the server refused
+// the connection.
+func rawPing(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(conn, `{"jsonrpc":"2.0","id":1,"method":"pingSession","params":{}}`)
+	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	var reply struct {
+		ID     json.RawMessage
+		Result json.RawMessage
+	}
+	if err != nil || json.Unmarshal(line, &reply) != nil || string(reply.ID) != "1" || reply.Result == nil {
+		conn.Close()
+		return nil
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn
 }

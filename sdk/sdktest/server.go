@@ -83,6 +83,46 @@ func Binary() string { return binary }
 // ConfigPath returns the absolute path of the test servers' services.json.
 func ConfigPath() string { return filepath.Join(root, filepath.FromSlash(configFile)) }
 
+// Config writes a services.json for a test server: the test servers' own with the members of
+// overrides, a JSON object, put over it (objects merged member by member), and returns its
+// path, for Options.Config.
+func Config(t testing.TB, overrides string) string {
+	t.Helper()
+	base, err := os.ReadFile(ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var config, changes map[string]any
+	if err := json.Unmarshal(base, &config); err != nil {
+		t.Fatalf("%s: %v", ConfigPath(), err)
+	}
+	if err := json.Unmarshal([]byte(overrides), &changes); err != nil {
+		t.Fatalf("sdktest.Config: the overrides: %v", err)
+	}
+	merged, err := json.MarshalIndent(mergeJSON(config, changes), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "services.json")
+	if err := os.WriteFile(path, merged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// mergeJSON puts the members of changes over those of base, merging objects member by member.
+func mergeJSON(base, changes map[string]any) map[string]any {
+	for name, value := range changes {
+		inner, isObject := value.(map[string]any)
+		under, wasObject := base[name].(map[string]any)
+		if isObject && wasObject {
+			value = mergeJSON(under, inner)
+		}
+		base[name] = value
+	}
+	return base
+}
+
 // Env returns the environment of a test server: the test's, with SESSIOND_ADMIN_PASSWORD.
 func Env() []string { return append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+AdminPassword) }
 
@@ -94,7 +134,8 @@ func StdioCommand() *exec.Cmd {
 	return cmd
 }
 
-// Server is a running `sessiond serve --in-memory` with TCP and HTTP listeners.
+// Server is a running `sessiond serve` with TCP and HTTP listeners, in memory unless
+// Options.DataDir says otherwise.
 type Server struct {
 	// TCPAddr is the address of the TCP listener, e.g. "127.0.0.1:40123".
 	TCPAddr string
@@ -106,15 +147,37 @@ type Server struct {
 	exited chan struct{}
 }
 
+// Options change the server StartWith starts.
+type Options struct {
+	// Config is the services.json to read; "" means ConfigPath().
+	Config string
+	// DataDir keeps the store in this directory (Badger) instead of in memory.
+	DataDir string
+}
+
 // Start starts a server on loopback ports it picks, waits until its log says it is ready, and
 // kills it when the test ends, logging its output if the test failed.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith starts a server as Start does, changed by opts.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	if binary == "" {
 		t.Fatal("sdktest: Main has not built sessiond; call it from TestMain")
 	}
-	cmd := exec.Command(binary, "serve", "--in-memory", "--config", ConfigPath(),
-		"--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-format", "json")
+	config, store := opts.Config, []string{"--in-memory"}
+	if config == "" {
+		config = ConfigPath()
+	}
+	if opts.DataDir != "" {
+		store = []string{"--data", opts.DataDir}
+	}
+	args := append([]string{"serve"}, store...)
+	args = append(args, "--config", config, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(binary, args...)
 	cmd.Env = Env()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
