@@ -1,16 +1,29 @@
 package sessiond
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"sync"
 	"time"
 )
 
 // stdioExitTimeout is how long Close waits for the server to exit after its standard input
 // closes before killing it.
 const stdioExitTimeout = 10 * time.Second
+
+// stderrTailBytes bounds the end of the server's standard error that StartStdio keeps when
+// cmd.Stderr is nil, to tell why the server exited.
+const stderrTailBytes = 4 << 10
+
+// stdioExitWait bounds how long a call that found the server's output closed waits for the
+// server to exit, to report its exit status and last words.
+const stdioExitWait = time.Second
 
 // StartStdio starts cmd, a sessiond server serving its standard input and output, and returns
 // a client speaking to it there:
@@ -20,7 +33,10 @@ const stdioExitTimeout = 10 * time.Second
 //	client, err := sessiond.StartStdio(cmd)
 //
 // cmd.Stdin and cmd.Stdout must be nil: they become the transport. cmd.Stderr receives the
-// server's logs (nil discards them). See [StdioTransport.Close] for how the server stops.
+// server's logs; when it is nil, StartStdio keeps their last 4 KiB. A server that exits before
+// it is told to (a data directory locked by another process, a bad config) fails the calls
+// with its exit status and, from those kept logs, the lines it wrote last; Close returns them
+// too. See [StdioTransport.Close] for how the server stops.
 func StartStdio(cmd *exec.Cmd) (*Client, error) {
 	t, err := StartStdioTransport(cmd)
 	if err != nil {
@@ -33,7 +49,11 @@ func StartStdio(cmd *exec.Cmd) (*Client, error) {
 // process that it started.
 type StdioTransport struct {
 	*StreamTransport
-	cmd *exec.Cmd
+	cmd    *exec.Cmd
+	stderr *tailBuffer // the end of the server's standard error; nil when the caller took it
+
+	exited  chan struct{} // closed when the server has exited and exitErr is set
+	exitErr error         // cmd.Wait's
 }
 
 // StartStdioTransport starts cmd as StartStdio does and returns the transport, for NewClient;
@@ -41,6 +61,16 @@ type StdioTransport struct {
 func StartStdioTransport(cmd *exec.Cmd) (*StdioTransport, error) {
 	if cmd.Stdin != nil || cmd.Stdout != nil {
 		return nil, errors.New("sessiond: StartStdio needs cmd.Stdin and cmd.Stdout unset")
+	}
+	var stderr *tailBuffer
+	if cmd.Stderr == nil {
+		stderr = &tailBuffer{max: stderrTailBytes}
+		cmd.Stderr = stderr
+		if cmd.WaitDelay == 0 {
+			// A helper the server started may hold its standard error open after it exits:
+			// do not let Wait wait for the helper too.
+			cmd.WaitDelay = time.Second
+		}
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -55,22 +85,117 @@ func StartStdioTransport(cmd *exec.Cmd) (*StdioTransport, error) {
 		return nil, fmt.Errorf("sessiond: starting %s: %w", cmd.Path, err)
 	}
 	// Only the writer is the stream's to close: the server closes its output when it exits.
-	return &StdioTransport{StreamTransport: NewStreamTransport(readerOnly{stdout}, stdin), cmd: cmd}, nil
+	t := &StdioTransport{StreamTransport: NewStreamTransport(readerOnly{stdout}, stdin), cmd: cmd, stderr: stderr,
+		exited: make(chan struct{})}
+	go func() {
+		// Wait closes the server's output once it has exited: not before the reader has read
+		// all of it.
+		<-t.readerDone
+		t.exitErr = cmd.Wait()
+		close(t.exited)
+	}()
+	return t, nil
 }
 
 // readerOnly hides the Close method of a reader from NewStreamTransport.
 type readerOnly struct{ io.Reader }
 
+// RoundTrip sends a call as StreamTransport.RoundTrip does. When the server has closed its
+// output, it waits a moment for the server to exit and adds to the error its exit status and
+// the last lines of its standard error.
+func (t *StdioTransport) RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	result, err := t.StreamTransport.RoundTrip(ctx, method, params)
+	if err == nil || ctx.Err() != nil || !t.lost() {
+		return result, err
+	}
+	if _, ok := errors.AsType[*Error](err); ok {
+		return result, err
+	}
+	select {
+	case <-t.exited:
+		return nil, t.withExit(err, t.exitErr)
+	case <-ctx.Done():
+	case <-time.After(stdioExitWait):
+	}
+	return nil, t.withExit(err, nil)
+}
+
+// withExit adds to err how the server exited (exitErr, nil when it has not, or exited 0) and
+// the end of its standard error, when StartStdio kept it.
+func (t *StdioTransport) withExit(err, exitErr error) error {
+	var tail string
+	if t.stderr != nil {
+		tail = t.stderr.lastLines()
+	}
+	switch {
+	case exitErr != nil && tail != "":
+		return fmt.Errorf("%w (the server exited: %v; its standard error ends:\n%s)", err, exitErr, tail)
+	case exitErr != nil:
+		return fmt.Errorf("%w (the server exited: %v)", err, exitErr)
+	case tail != "":
+		return fmt.Errorf("%w (the server's standard error ends:\n%s)", err, tail)
+	}
+	return err
+}
+
 // Close closes the server's standard input, on which sessiond finishes the calls in flight and
 // exits. It waits for the exit, killing the server if it takes more than 10 seconds, and
-// returns the server's exit error, if any.
+// returns the server's exit error, if any, with the last lines of its standard error when
+// StartStdio kept it.
 func (t *StdioTransport) Close() error {
 	closeErr := t.StreamTransport.Close()
+	if errors.Is(closeErr, os.ErrClosed) {
+		closeErr = nil // Wait closed the server's input already: the server had exited
+	}
 	select {
-	case <-t.readerDone:
+	case <-t.exited:
 	case <-time.After(stdioExitTimeout):
 		_ = t.cmd.Process.Kill()
-		<-t.readerDone
+		<-t.exited
 	}
-	return errors.Join(t.cmd.Wait(), closeErr)
+	var exitErr error
+	if t.exitErr != nil {
+		exitErr = t.withExit(fmt.Errorf("sessiond: %w", t.exitErr), nil)
+	}
+	return errors.Join(exitErr, closeErr)
+}
+
+// tailBuffer keeps the last max bytes written to it. It is safe for concurrent use.
+type tailBuffer struct {
+	max int
+
+	mu        sync.Mutex
+	buf       []byte
+	truncated bool // bytes before buf were dropped
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	if len(p) >= b.max {
+		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
+		b.truncated = true
+		return n, nil
+	}
+	if over := len(b.buf) + len(p) - b.max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+		b.truncated = true
+	}
+	b.buf = append(b.buf, p...)
+	return n, nil
+}
+
+// lastLines returns the whole lines kept (a line cut by the bound is left out), without the
+// blank ones at the end.
+func (b *tailBuffer) lastLines() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	text := b.buf
+	if b.truncated {
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			text = text[i+1:]
+		}
+	}
+	return string(bytes.TrimRight(text, " \t\r\n"))
 }

@@ -127,7 +127,7 @@ func mergeJSON(base, changes map[string]any) map[string]any {
 func Env() []string { return append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+AdminPassword) }
 
 // StdioCommand returns the command of an in-memory server on its standard input and output,
-// for sessiond.StartStdio. Its logs go nowhere.
+// for sessiond.StartStdio. Its logs go nowhere (StartStdio keeps their end for its errors).
 func StdioCommand() *exec.Cmd {
 	cmd := exec.Command(binary, "serve", "--stdio", "--in-memory", "--config", ConfigPath(), "--log-format", "json")
 	cmd.Env = Env()
