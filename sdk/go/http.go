@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 )
 
@@ -28,6 +30,10 @@ type HTTPTransport struct {
 	HTTPClient *http.Client
 
 	ids atomic.Uint64
+
+	closeOnce     sync.Once
+	closing       context.Context // done once Close is called; see closed
+	cancelClosing context.CancelFunc
 }
 
 // NewHTTPClient returns a client that calls the sessiond server at url over HTTP.
@@ -35,7 +41,25 @@ func NewHTTPClient(url string) *Client { return NewClient(&HTTPTransport{URL: ur
 
 // RoundTrip posts one request and reads its reply. Replies with a JSON-RPC error come back as
 // *Error whatever their HTTP status (sessiond answers 413 or 503, for example, with one).
+// After Close it fails with ErrClosed, and Close makes a call in flight fail with it at once.
 func (t *HTTPTransport) RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+	closing := t.closed()
+	if closing.Err() != nil {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(closing, func() { cancel(ErrClosed) })
+	defer stop()
+	result, err := t.post(ctx, method, params)
+	if _, answered := errors.AsType[*Error](err); err != nil && !answered && errors.Is(context.Cause(ctx), ErrClosed) {
+		return nil, ErrClosed
+	}
+	return result, err
+}
+
+// post posts one request and reads its reply.
+func (t *HTTPTransport) post(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 	body, err := newRequest(t.ids.Add(1), method, params)
 	if err != nil {
 		return nil, err
@@ -72,9 +96,18 @@ func (t *HTTPTransport) RoundTrip(ctx context.Context, method string, params jso
 	return r.outcome()
 }
 
-// Close closes the idle connections of HTTPClient, unless that is nil (http.DefaultClient
-// is shared with the rest of the program).
+// closed returns the context that Close cancels.
+func (t *HTTPTransport) closed() context.Context {
+	t.closeOnce.Do(func() { t.closing, t.cancelClosing = context.WithCancel(context.Background()) })
+	return t.closing
+}
+
+// Close makes the calls in flight fail with ErrClosed, and later calls too, as the other
+// transports do. It closes the idle connections of HTTPClient, unless that is nil
+// (http.DefaultClient is shared with the rest of the program).
 func (t *HTTPTransport) Close() error {
+	t.closed()
+	t.cancelClosing()
 	if t.HTTPClient != nil {
 		t.HTTPClient.CloseIdleConnections()
 	}
