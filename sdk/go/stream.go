@@ -18,7 +18,8 @@ import (
 // while it writes go out together next), and the replies, which may come in any order, are
 // matched to their calls by id. A call's context bounds it from the start, the writing
 // included: a server that stops reading fails calls on time and holds up no other call. A
-// call that gave up may still be sent, and run, later.
+// call that gave up may still be sent, and run, later: a CreateSession or Authenticate that
+// timed out may have made a session (it ends by its idle timeout).
 type StreamTransport struct {
 	w       io.Writer
 	closers []io.Closer
