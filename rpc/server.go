@@ -117,10 +117,12 @@ type Server struct {
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
 	refusing   chan struct{} // a token per connection being refused (maxRefusing; tests shrink it)
-	// refusalLogged is when a refused connection was last logged; refusalsUnlogged counts
-	// those refused since and not logged (noteRefusal).
-	refusalLogged    time.Time
-	refusalsUnlogged int
+	// refusalLogged is when a refused connection was last logged; refusalsHeld counts those
+	// held back since, the last of them lastRefusal, for refusalFlush to log (noteRefusal).
+	refusalLogged time.Time
+	refusalsHeld  int
+	lastRefusal   refusalNote
+	refusalFlush  *time.Timer
 
 	mu               sync.Mutex
 	closing          bool

@@ -114,24 +114,57 @@ func (s *Server) refuse(nc net.Conn, transport string, refusal *jsonrpc2.Error, 
 }
 
 // noteRefusal logs a refused connection, once a second at most, so that a flood of
-// connections does not flood the log; a line counts the refusals not logged before it.
+// connections does not flood the log: the refusals of the second after a line are held back
+// and logged at its end in one line, which names the last of them and counts them.
 func (s *Server) noteRefusal(transport, client string, refusal *jsonrpc2.Error) {
+	r := refusalNote{transport, client, refusal}
 	now := time.Now()
 	s.mu.Lock()
-	if now.Sub(s.refusalLogged) < time.Second {
-		s.refusalsUnlogged++
+	if since := now.Sub(s.refusalLogged); since < time.Second {
+		s.lastRefusal = r
+		s.refusalsHeld++
+		if s.refusalFlush == nil {
+			s.refusalFlush = time.AfterFunc(time.Second-since, s.flushRefusals)
+		}
 		s.mu.Unlock()
 		return
 	}
-	unlogged := s.refusalsUnlogged
-	s.refusalLogged, s.refusalsUnlogged = now, 0
+	s.refusalLogged = now
 	s.mu.Unlock()
-	attrs := []any{"transport", transport, "client", client, "error", refusal.Message}
-	if refusal.Data != nil {
-		attrs = append(attrs, "data", string(*refusal.Data))
+	s.logRefusals(r, 1)
+}
+
+// refusalNote is a refused connection, for the log.
+type refusalNote struct {
+	transport, client string
+	refusal           *jsonrpc2.Error
+}
+
+// flushRefusals logs the refusals noteRefusal held back.
+func (s *Server) flushRefusals() {
+	s.mu.Lock()
+	n, last := s.refusalsHeld, s.lastRefusal
+	if s.refusalFlush != nil {
+		s.refusalFlush.Stop()
 	}
-	if unlogged > 0 {
-		attrs = append(attrs, "alsoRefusedSinceLastLine", unlogged)
+	s.refusalsHeld, s.refusalFlush = 0, nil
+	if n > 0 {
+		s.refusalLogged = time.Now()
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.logRefusals(last, n)
+	}
+}
+
+// logRefusals logs n refused connections, the last of them r.
+func (s *Server) logRefusals(r refusalNote, n int) {
+	attrs := []any{"transport", r.transport, "client", r.client, "error", r.refusal.Message}
+	if r.refusal.Data != nil {
+		attrs = append(attrs, "data", string(*r.refusal.Data))
+	}
+	if n > 1 {
+		attrs = append(attrs, "refusedInTheLastSecond", n)
 	}
 	s.log.Warn("rpc: refusing connection", attrs...)
 }

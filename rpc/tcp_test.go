@@ -522,7 +522,8 @@ func TestTCPRefusalsBounded(t *testing.T) {
 }
 
 // TestRefusalsLoggedOnceASecond checks that connections refused over MaxConnections, TCP and
-// HTTP, are logged one line a second at most, the next line counting those not logged.
+// HTTP, are logged one line a second at most: the first at once, those of the second after it
+// held back and logged at its end in one line that counts them.
 func TestRefusalsLoggedOnceASecond(t *testing.T) {
 	ts := newTestServer(t, Options{MaxConnections: 1})
 	tcpAddr := ts.listenTCP(t)
@@ -559,20 +560,30 @@ func TestRefusalsLoggedOnceASecond(t *testing.T) {
 		}
 		return out
 	}
+	refused(tcpAddr)
+	if got := lines(); len(got) != 1 || !strings.Contains(got[0], "transport=tcp") {
+		t.Fatalf("the first refusal logged %q, want one line at once", got)
+	}
+	ts.mu.Lock()
+	ts.refusalLogged = time.Now().Add(time.Hour) // however long the refusals below take, within the second
+	ts.mu.Unlock()
 	for range 10 {
 		refused(tcpAddr)
 		refused(httpAddr)
 	}
 	if got := lines(); len(got) != 1 {
-		t.Fatalf("20 refusals within a second logged %d lines, want 1: %q", len(got), got)
+		t.Fatalf("20 refusals within the second logged %d lines, want them held back: %q", len(got), got)
 	}
 	ts.mu.Lock()
-	ts.refusalLogged = ts.refusalLogged.Add(-time.Second) // a second later
+	pending := ts.refusalFlush != nil
 	ts.mu.Unlock()
-	refused(httpAddr)
+	if !pending {
+		t.Fatal("no flush of the held-back refusals is due")
+	}
+	ts.flushRefusals() // as its timer does at the end of the second
 	got := lines()
 	if len(got) != 2 || !strings.Contains(got[1], "transport=http") || !strings.Contains(got[1], `tooManyConnections`) ||
-		!strings.Contains(got[1], "alsoRefusedSinceLastLine=19") {
-		t.Fatalf("a refusal a second later logged %q, want a second line counting the 19 before", got)
+		!strings.Contains(got[1], "refusedInTheLastSecond=20") {
+		t.Fatalf("the held-back refusals logged %q, want a second line naming the last and counting 20", got)
 	}
 }
