@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -211,9 +212,16 @@ func missing(members map[string]json.RawMessage, name string) bool {
 	return !ok || string(bytes.TrimSpace(v)) == "null"
 }
 
-// jsonFields lists the JSON members of a struct type, following embedded structs.
+// jsonFields lists the JSON members of a struct type, following embedded structs; a field
+// hides the embedded ones of its name, as in encoding/json.
 func jsonFields(t reflect.Type) []jsonField {
 	var out []jsonField
+	own := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); !t.Field(i).Anonymous || name != "" {
+			own[cmp.Or(name, t.Field(i).Name)] = true
+		}
+	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -222,7 +230,11 @@ func jsonFields(t reflect.Type) []jsonField {
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		if f.Anonymous && name == "" {
-			out = append(out, jsonFields(f.Type)...)
+			for _, e := range jsonFields(f.Type) {
+				if !own[e.name] {
+					out = append(out, e)
+				}
+			}
 			continue
 		}
 		if !f.IsExported() {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -159,5 +161,44 @@ func TestFindRoot(t *testing.T) {
 	}
 	if _, err := findRoot(t.TempDir()); err == nil {
 		t.Error("findRoot found a root above a temporary directory")
+	}
+}
+
+type shadowedInner struct {
+	Token string `json:"token,omitempty"`
+	Name  string `json:"name"`
+}
+
+type shadowingOuter struct {
+	Token string `json:"token"`
+	shadowedInner
+}
+
+// TestMembersShadow checks that a field hides the embedded one of its name, as encoding/json
+// does, and is marked as hiding it (its description is then its own, not the hidden one's).
+func TestMembersShadow(t *testing.T) {
+	var got []string
+	for _, m := range members(reflect.TypeFor[shadowingOuter]()) {
+		got = append(got, fmt.Sprintf("%s owner=%s omitempty=%t shadows=%t", m.name, m.owner.Name(), m.omitempty, m.shadows))
+	}
+	want := []string{
+		"token owner=shadowingOuter omitempty=false shadows=true",
+		"name owner=shadowedInner omitempty=false shadows=false",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("members:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var schema struct {
+		Properties map[string]struct{ Description string }
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "schemas", "createSession.result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	if d := schema.Properties["authToken"].Description; d != "authToken is the session's token." {
+		t.Errorf("a login's authToken is described %q, by the field it hides", d)
 	}
 }

@@ -280,10 +280,35 @@ type member struct {
 	owner     reflect.Type // the struct declaring the field (an embedded one for promoted fields)
 	field     reflect.StructField
 	omitempty bool
+	depth     int  // 0 for t's own fields, 1 for those of a struct t embeds, …
+	shadows   bool // the field hides a deeper one of the same name, as encoding/json does
 }
 
-// members lists the JSON members of struct type t, following embedded structs.
+// members lists the JSON members of struct type t, following embedded structs. A field hides
+// the deeper fields of its name (encoding/json's rule): SessionWithToken's authToken hides the
+// one of the Session it embeds.
 func members(t reflect.Type) []member {
+	all := membersAt(t, 0)
+	shallowest := map[string]int{}
+	for _, m := range all {
+		if d, ok := shallowest[m.name]; !ok || m.depth < d {
+			shallowest[m.name] = m.depth
+		}
+	}
+	out := all[:0:0]
+	for _, m := range all {
+		if m.depth != shallowest[m.name] {
+			continue
+		}
+		for _, other := range all {
+			m.shadows = m.shadows || (other.name == m.name && other.depth > m.depth)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func membersAt(t reflect.Type, depth int) []member {
 	var out []member
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -298,7 +323,7 @@ func members(t reflect.Type) []member {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				out = append(out, members(ft)...)
+				out = append(out, membersAt(ft, depth+1)...)
 				continue
 			}
 		}
@@ -312,7 +337,7 @@ func members(t reflect.Type) []member {
 		for _, o := range strings.Split(opts, ",") {
 			omit = omit || o == "omitempty" || o == "omitzero"
 		}
-		out = append(out, member{name: name, owner: t, field: f, omitempty: omit})
+		out = append(out, member{name: name, owner: t, field: f, omitempty: omit, depth: depth})
 	}
 	return out
 }
@@ -353,6 +378,9 @@ func (g *generator) annotate(root *jsonschema.Schema, top reflect.Type) error {
 			prop, ok := s.Properties.Get(m.name)
 			if !ok {
 				return fmt.Errorf("schema of %s has no member %s", t, m.name)
+			}
+			if m.shadows { // the reflector describes it by the field it hides
+				prop.Description = g.comment(m.owner, m.field.Name)
 			}
 			key := memberKey(m.owner, m.field.Name)
 			if l, ok := g.limits[key]; ok {

@@ -126,7 +126,7 @@ type Session struct {
 // SessionWithToken is the session object of a login or of an alteration: its token, which the
 // caller has just received or presented, is always there.
 type SessionWithToken struct {
-	// AuthToken is present only where the caller presented or has just received the token.
+	// AuthToken is the session's token.
 	AuthToken string `json:"authToken"`
 	// SessionID is the public, non-secret handle of the session, safe to list and revoke by.
 	SessionID string `json:"sessionId"`

@@ -347,7 +347,7 @@ class SessionWithToken:
     """
 
     auth_token: str
-    """auth_token is present only where the caller presented or has just received the token."""
+    """auth_token is the session's token."""
     session_id: str
     """session_id is the public, non-secret handle of the session, safe to list and revoke by."""
     username: str

@@ -123,7 +123,7 @@ export interface Session {
  * caller has just received or presented, is always there.
  */
 export interface SessionWithToken {
-  /** authToken is present only where the caller presented or has just received the token. */
+  /** authToken is the session's token. */
   authToken: string;
   /** sessionId is the public, non-secret handle of the session, safe to list and revoke by. */
   sessionId: string;
