@@ -139,9 +139,10 @@ func (t *StdioTransport) withExit(err, exitErr error) error {
 }
 
 // Close closes the server's standard input, on which sessiond finishes the calls in flight and
-// exits. It waits for the exit, killing the server if it takes more than 10 seconds, and
-// returns the server's exit error, if any, with the last lines of its standard error when
-// StartStdio kept it.
+// exits. Those calls fail at once with ErrClosed all the same, their replies unread: a
+// CreateSession in flight still makes its session. Close waits for the exit, killing the
+// server if it takes more than 10 seconds, and returns the server's exit error, if any, with
+// the last lines of its standard error when StartStdio kept it.
 func (t *StdioTransport) Close() error {
 	closeErr := t.StreamTransport.Close()
 	if errors.Is(closeErr, os.ErrClosed) {
