@@ -6,6 +6,9 @@ import type { Readable, Writable } from "node:stream";
 import { SessiondError } from "./errors.js";
 import { decodeResponse, encodeRequest, TransportTimeoutError, type JsonRpcResponse } from "./transport.js";
 
+/** The code of the error with id null by which the server refuses a connection. */
+const serverUnavailable = -32000;
+
 interface Waiting {
   resolve(reply: JsonRpcResponse): void;
   reject(error: Error): void;
@@ -39,9 +42,9 @@ export class StreamConnection {
   private buffered = "";
   private failure: Error | undefined;
   /**
-   * An error with id null that came while no call was waiting and no numbered reply since:
-   * the server's refusal of the connection (tooManyConnections, shuttingDown), which calls
-   * fail with once the server closes it.
+   * An error with id null that came while no call was waiting and no numbered reply since,
+   * which calls fail with if the server closes the connection next. (A refusal of the
+   * connection, -32000, stops it at once: see dispatch.)
    */
   private unclaimed: JsonRpcResponse | undefined;
   /** Resolves when the input has closed and the calls have been failed. */
@@ -54,7 +57,7 @@ export class StreamConnection {
   ) {
     input.setEncoding("utf8");
     input.on("data", (chunk: string) => this.receive(chunk));
-    // A refusal the server sent before it closed (unclaimed) is why the connection ended,
+    // An error the server sent before it closed (unclaimed) is why the connection ended,
     // whether it closed cleanly or reset.
     input.on("error", (error) => void this.end(error));
     if ((output as unknown) !== input) {
@@ -125,9 +128,16 @@ export class StreamConnection {
     if (reply === undefined) {
       return;
     }
+    if (reply.id === null && reply.error?.code === serverUnavailable) {
+      // The server refuses the connection (tooManyConnections, shuttingDown) and closes it
+      // next, having run none of its requests: every call waiting fails with the refusal, and
+      // so do calls made from now on rather than be written to a closing connection.
+      this.stop(SessiondError.fromWire(reply.error));
+      return;
+    }
     let id = reply.id;
     if (id === null && reply.error != null && this.waiting.size === 0) {
-      this.unclaimed = reply; // perhaps the server's refusal: what a close that follows means
+      this.unclaimed = reply; // what a close that follows means
       return;
     }
     if (id === null && reply.error != null && this.waiting.size === 1) {
@@ -151,8 +161,8 @@ export class StreamConnection {
       if (this.failure !== undefined) {
         return; // closed by us
       }
-      const refusal = this.unclaimed?.error;
-      this.stop(refusal != null ? SessiondError.fromWire(refusal) : await this.options.lost(cause));
+      const unclaimed = this.unclaimed?.error;
+      this.stop(unclaimed != null ? SessiondError.fromWire(unclaimed) : await this.options.lost(cause));
     })();
     return this.ended;
   }

@@ -235,6 +235,47 @@ test("after the server refused the TCP connection with no call in flight, calls 
   }
 });
 
+test("a refusal while several TCP calls wait fails each of them with it, and the next call connects again", async () => {
+  const refusal = { code: -32000, message: "Server unavailable", data: { reason: "shuttingDown" } };
+  let accepted = 0;
+  const { server, address } = await listen((socket) => {
+    accepted++;
+    const first = accepted === 1;
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      received += chunk;
+      const lines = received.split("\n");
+      received = lines.pop() ?? "";
+      for (const line of lines.filter((l) => l !== "")) {
+        const { id } = JSON.parse(line) as { id: number };
+        if (!first) {
+          socket.write(JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n");
+        } else if (id === 3) {
+          // The three calls wait: the server refuses the connection, running none of them.
+          socket.end(JSON.stringify({ jsonrpc: "2.0", error: refusal, id: null }) + "\n");
+        }
+      }
+    });
+  });
+  const transport = await TcpTransport.connect(address, { timeoutMs: 5000 });
+  try {
+    const calls = [1, 2, 3].map(() => transport.call("pingSession", {}));
+    for (const call of calls) {
+      await assert.rejects(call, (error: unknown) => {
+        assert.ok(error instanceof SessiondError, String(error));
+        assert.equal(error.reason, "shuttingDown");
+        return true;
+      });
+    }
+    assert.deepEqual((await transport.call("pingSession", {})).result, {});
+    assert.equal(accepted, 2);
+  } finally {
+    await transport.close();
+    server.close();
+  }
+});
+
 /** Resolves when the client has seen the end of the transport's current connection. */
 async function connectionEnded(transport: TcpTransport): Promise<void> {
   await (await (transport as unknown as { connection: Promise<{ closed: Promise<void> }> }).connection).closed;
