@@ -173,6 +173,10 @@ class TcpTransport(_ClosedOnExit):
         connection.close()
 
 
+_SERVER_UNAVAILABLE = -32000
+"""The code of the error with id null by which the server refuses a connection."""
+
+
 class _Connection:
     """One pipelined connection over a byte stream, one JSON value per line each way, as
     sessiond serves TCP and stdio, with its reader and writer threads. Subclasses make the
@@ -187,10 +191,13 @@ class _Connection:
         self._ids = itertools.count(1)
         self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._error: OSError | None = None
-        # An error with id null that came while no call was waiting, and no reply since: a
-        # server refusing the connection (-32000, tooManyConnections) sends one, then closes.
+        # An error with id null that came while no call was waiting, and no reply since: if
+        # the stream ends next, calls fail with it rather than "connection lost". (A refusal
+        # of the connection, -32000, stops it at once: see _dispatch.)
         self._unclaimed: dict[str, Any] | None = None
-        self._refusal: dict[str, Any] | None = None  # the unclaimed error the stream ended on
+        # The error calls fail with, as their reply: the refusal, or the unclaimed error the
+        # stream ended on.
+        self._refusal: dict[str, Any] | None = None
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()  # None: stop
         self._reader = threading.Thread(target=self._read, name=f"sessiond-{name}-reader", daemon=True)
         self._reader.start()
@@ -255,7 +262,8 @@ class _Connection:
         except (OSError, ValueError) as exc:  # ValueError: read from a file that close closed
             error = ConnectionError(f"sessiond: connection to {self._peer} lost: {exc}")
         with self._lock:
-            self._refusal = self._unclaimed
+            if self._refusal is None:
+                self._refusal = self._unclaimed
             explain = self._error is None and self._refusal is None
         self._stop(self._describe_loss(error) if explain else error)
 
@@ -266,6 +274,17 @@ class _Connection:
         if reply is None:
             return
         request_id = reply.get("id")
+        error = reply.get("error")
+        if request_id is None and isinstance(error, dict) and error.get("code") == _SERVER_UNAVAILABLE:
+            # The server refuses the connection (tooManyConnections, shuttingDown) and closes
+            # it next, having run none of its requests: every call waiting fails with the
+            # refusal, and so do calls made from now on rather than be sent on a closing
+            # connection.
+            with self._lock:
+                if self._error is None:
+                    self._refusal = reply
+            self._stop(ConnectionError(f"sessiond: connection to {self._peer} refused by the server"))
+            return
         with self._lock:
             if request_id is None and reply.get("error") is not None and not self._pending:
                 self._unclaimed = reply

@@ -442,6 +442,59 @@ class ReconnectTest(unittest.TestCase):
             server.close()
             thread.join(5)
 
+    def test_refusal_fails_every_waiting_call(self) -> None:
+        """A refusal that comes while several pipelined calls wait fails each of them with it
+        (ServerUnavailableError, not a lost connection), and the next call connects again."""
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        accepted: list[int] = []
+        refusal = REFUSAL.replace(b'"tooManyConnections","limit":1', b'"shuttingDown"')
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                with conn, conn.makefile("rb") as lines:
+                    if len(accepted) == 1:
+                        for _ in range(3):
+                            lines.readline()  # the three calls wait
+                        conn.sendall(refusal)  # and the server runs none of them
+                        continue
+                    for line in lines:
+                        request_id = json.loads(line)["id"]
+                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with Client(sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)) as client:
+                errors: list[BaseException | None] = [None] * 3
+
+                def call(index: int) -> None:
+                    try:
+                        client.ping_session()
+                    except BaseException as exc:  # checked below
+                        errors[index] = exc
+
+                callers = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+                for caller in callers:
+                    caller.start()
+                for caller in callers:
+                    caller.join(10)
+                for error in errors:
+                    self.assertIsInstance(error, sessiond.ServerUnavailableError)
+                    assert isinstance(error, sessiond.ServerUnavailableError)
+                    self.assertEqual(error.reason, "shuttingDown")
+                client.ping_session()
+                self.assertEqual(len(accepted), 2)
+        finally:
+            server.shutdown(socket.SHUT_RDWR)
+            server.close()
+            thread.join(5)
+
     def test_close_does_not_wait_for_a_connect(self) -> None:
         """close() returns at once while a call connects again to a server whose new
         connections hang (a backlog of 0, with one connection waiting to be accepted)."""
