@@ -139,6 +139,9 @@ class TcpTransport(_ClosedOnExit):
         self._lock = threading.Lock()
         self._closed = False
         self._connection: _Connection = _TcpConnection(address, timeout=timeout)
+        # The dial under way, shared by the calls that find the connection lost; None when
+        # none is.
+        self._dialing: Future[_Connection] | None = None
 
     def call(self, method: str, params: Any = None) -> dict[str, Any]:
         with self._lock:
@@ -151,19 +154,42 @@ class TcpTransport(_ClosedOnExit):
 
     def _connect_again(self, lost: _Connection) -> _Connection:
         """Connects again, outside the lock, so that close and the calls that have a
-        connection never wait for it; of calls that do so at once, the first to finish wins
-        and the others close theirs."""
-        fresh = _TcpConnection(self._address, timeout=self._timeout)
+        connection never wait for it. Calls that find the connection lost meanwhile share
+        this one dial, each waiting for it within its timeout, rather than each open one at a
+        server that may just have said it is full."""
         with self._lock:
+            if self._closed:
+                raise TransportClosedError("sessiond: transport closed")
+            if self._connection is not lost:
+                return self._connection  # another call has connected again already
+            dialing = self._dialing
+            mine = dialing is None
+            if dialing is None:
+                dialing = self._dialing = Future()
+        if not mine:
+            try:
+                return dialing.result(timeout=self._timeout)
+            except FutureTimeoutError:
+                raise TimeoutError(f"sessiond: no connection to {self._address} within {self._timeout} s") from None
+        try:
+            fresh = _TcpConnection(self._address, timeout=self._timeout)
+        except BaseException as exc:
+            with self._lock:
+                self._dialing = None
+            dialing.set_exception(exc if isinstance(exc, Exception) else ConnectionError("sessiond: connecting again was interrupted"))
+            raise
+        with self._lock:
+            self._dialing = None
             closed = self._closed
-            won = not closed and self._connection is lost
-            if won:
+            if not closed:
                 self._connection = fresh
-            current = self._connection
-        (lost if won else fresh).close()
         if closed:
+            fresh.close()
+            dialing.set_exception(TransportClosedError("sessiond: transport closed"))
             raise TransportClosedError("sessiond: transport closed")
-        return current
+        dialing.set_result(fresh)
+        lost.close()
+        return fresh
 
     def close(self) -> None:
         """Closes the connection; calls still waiting for a reply raise TransportClosedError."""

@@ -495,6 +495,69 @@ class ReconnectTest(unittest.TestCase):
             server.close()
             thread.join(5)
 
+    def test_calls_after_a_loss_share_one_connect(self) -> None:
+        """Eight threads calling at once after the connection was lost open one connection
+        between them, not one each."""
+        server = socket.create_server(("127.0.0.1", 0), backlog=16)
+        port = server.getsockname()[1]
+        accepted: list[int] = []
+
+        def answer(conn: socket.socket) -> None:
+            with conn, conn.makefile("rb") as lines:
+                for line in lines:
+                    request_id = json.loads(line)["id"]
+                    conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(1)
+                if len(accepted) == 1:
+                    conn.close()  # the first connection is lost
+                    continue
+                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+        class SlowTcpConnection(sessiond.transport._TcpConnection):
+            """Connects after a pause, so that every thread finds the connection lost before
+            any connect again ends."""
+
+            def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+                if accepted:
+                    time.sleep(0.2)
+                super().__init__(address, timeout=timeout)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with mock.patch.object(sessiond.transport, "_TcpConnection", SlowTcpConnection):
+                transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+                with Client(transport) as client:
+                    transport._connection._reader.join(5)  # the loss has come
+                    start = threading.Barrier(8)
+                    failures: list[BaseException] = []
+
+                    def call() -> None:
+                        start.wait(5)
+                        try:
+                            client.ping_session()
+                        except BaseException as exc:  # checked below
+                            failures.append(exc)
+
+                    callers = [threading.Thread(target=call) for _ in range(8)]
+                    for caller in callers:
+                        caller.start()
+                    for caller in callers:
+                        caller.join(10)
+                    self.assertEqual(failures, [])
+                    self.assertEqual(len(accepted), 2)  # the first and the one connect again
+        finally:
+            server.shutdown(socket.SHUT_RDWR)
+            server.close()
+            thread.join(5)
+
     def test_close_does_not_wait_for_a_connect(self) -> None:
         """close() returns at once while a call connects again to a server whose new
         connections hang (a backlog of 0, with one connection waiting to be accepted)."""
