@@ -466,7 +466,7 @@ class _Tail:
     """Reads a process's stderr in a thread of its own, copies it to a file if given, and
     keeps its end for errors."""
 
-    _KEEP = 2048
+    _KEEP = 4096
 
     def __init__(self, process: subprocess.Popen[bytes], copy: IO[bytes] | IO[str] | None) -> None:
         assert process.stderr is not None
@@ -501,7 +501,7 @@ class _Tail:
             self._stderr.close()
 
     def text(self) -> str:
-        """The last lines of stderr, at most 2 KiB of them, trimmed."""
+        """The last lines of stderr, at most 4 KiB of them, trimmed."""
         with self._lock:
             tail = self._tail
         text = tail[-self._KEEP :].decode("utf-8", "replace")

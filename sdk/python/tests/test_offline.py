@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -188,6 +189,23 @@ class RefusedConnectionTest(unittest.TestCase):
                     thread.join(5)
                     server.close()
 
+
+
+class StdioTailTest(unittest.TestCase):
+    def test_exit_quotes_the_last_4_kib_of_stderr(self) -> None:
+        """A stdio server that exits is reported with the last 4 KiB of its stderr, as in the
+        Go SDK."""
+        # 40 lines of 100 bytes: all of them fit in 4 KiB, the first would not in 2.
+        script = "import sys\nfor i in range(40): sys.stderr.write(f'line {i:02} ' + 'x' * 91 + '\\n')\nsys.exit(3)"
+        transport = sessiond.StdioTransport([sys.executable, "-c", script], timeout=5)
+        try:
+            with self.assertRaises(sessiond.ServerExitedError) as caught:
+                transport.call("pingSession", {})
+            self.assertRegex(caught.exception.stderr_tail, r"^line 00 x+\nline 01 ")
+            self.assertRegex(caught.exception.stderr_tail, r"line 39 x+$")
+        finally:
+            with contextlib.suppress(sessiond.ServerExitedError):
+                transport.close()
 
 
 class ErrorsNameWhatFailedTest(unittest.TestCase):

@@ -7,7 +7,7 @@ import { ConnectError, ServerExitedError, TransportClosedError, type JsonRpcResp
 /** How long close waits for the server to exit once its standard input is closed before killing it. */
 const exitTimeoutMs = 10_000;
 /** How much of the end of the server's stderr an error quotes. */
-const stderrTailBytes = 2048;
+const stderrTailBytes = 4096;
 /** How long an error waits, once the server's output has ended, for its exit and the rest of its stderr. */
 const exitWaitMs = 2_000;
 

@@ -64,7 +64,7 @@ export class ServerExitedError extends ConnectionLostError {
     readonly exitCode: number | null,
     /** The signal that ended the server, if one did. */
     readonly signal: NodeJS.Signals | null,
-    /** The end of the server's stderr, at most 2 KiB of its last lines. */
+    /** The end of the server's stderr, at most 4 KiB of its last lines. */
     readonly stderrTail: string,
     options?: ErrorOptions,
   ) {

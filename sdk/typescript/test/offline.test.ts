@@ -9,7 +9,9 @@ import {
   ConnectionLostError,
   HttpTransport,
   SessiondClient,
+  ServerExitedError,
   SessiondError,
+  StdioTransport,
   TcpTransport,
   TransportClosedError,
   TransportError,
@@ -398,5 +400,21 @@ test("transport failures are TransportErrors of a class for each kind, naming th
     await rejectsAs(new HttpTransport(`http://${silent.address}/`, { timeoutMs: 100 }).call("pingSession", {}), TransportTimeoutError, /^sessiond: no reply to pingSession from http:.* within 100 ms$/);
   } finally {
     silent.server.close();
+  }
+});
+
+test("a stdio server that exits is reported with the last 4 KiB of its stderr, as in the Go SDK", async () => {
+  // 40 lines of 100 bytes: all of them fit in 4 KiB, the first would not in 2.
+  const script = 'for (let i = 0; i < 40; i++) process.stderr.write("line " + String(i).padStart(2, "0") + " " + "x".repeat(91) + "\\n"); process.exit(3);';
+  const transport = await StdioTransport.start(process.execPath, ["-e", script]);
+  try {
+    await assert.rejects(transport.call("pingSession", {}), (error: unknown) => {
+      assert.ok(error instanceof ServerExitedError, String(error));
+      assert.match(error.stderrTail, /^line 00 x+\nline 01 /);
+      assert.match(error.stderrTail, /line 39 x+$/);
+      return true;
+    });
+  } finally {
+    await transport.close().catch(() => {});
   }
 });
