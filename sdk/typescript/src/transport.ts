@@ -19,8 +19,10 @@ export interface JsonRpcResponse {
 export interface Transport {
   /**
    * Sends one request and resolves with its reply, whether that holds a result or an error.
-   * Rejects only when no reply comes, with a {@link TransportError}: the connection failed or
-   * was lost or closed, or the timeout passed.
+   * Rejects only when no reply comes: with a {@link TransportError} when the connection failed
+   * or was lost or closed, or the timeout passed; with a {@link SessiondError} when the server
+   * refused the connection (code -32000, reason tooManyConnections or shuttingDown: it ran none
+   * of the calls) or closed it after an error with id null that no call could claim.
    */
   call(method: string, params?: unknown): Promise<JsonRpcResponse>;
   /** Releases the transport; calls still waiting for a reply reject. */
