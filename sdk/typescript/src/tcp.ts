@@ -53,6 +53,7 @@ export class TcpTransport implements Transport {
         throw new TransportClosedError("sessiond: transport closed");
       }
       if (this.connection === current) {
+        connection?.close().catch(() => {}); // its socket, if the server has not closed it (after a refusal, say)
         this.connecting = new AbortController();
         this.connection = TcpConnection.connect(this.address, this.options, this.connecting.signal);
       }
