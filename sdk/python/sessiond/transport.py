@@ -442,7 +442,8 @@ class StdioTransport(_ClosedOnExit):
 
     def close(self) -> None:
         """Closes the server's standard input, on which sessiond finishes the calls in flight
-        and exits; calls still waiting for a reply raise TransportClosedError. Waits for the
+        and exits; calls still waiting for a reply raise TransportClosedError at once all the
+        same (a create_session in flight still makes its session). Waits for the
         exit, killing the server if it takes more than 10 seconds, and raises ServerExitedError
         if its exit status was not 0."""
         with self._lock:

@@ -96,7 +96,8 @@ export class StdioTransport implements Transport {
 
   /**
    * Closes the server's standard input, on which sessiond finishes the calls in flight and
-   * exits; calls still waiting for a reply reject. Waits for the exit, killing the server if it
+   * exits; calls still waiting for a reply reject at once all the same (a createSession in
+   * flight still makes its session). Waits for the exit, killing the server if it
    * takes more than 10 seconds, and rejects if the server's exit status was not 0.
    */
   close(): Promise<void> {
