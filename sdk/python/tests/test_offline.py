@@ -19,7 +19,7 @@ import unittest
 import urllib.parse
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from unittest import mock
 
 import sessiond
@@ -375,31 +375,52 @@ class StalledServerTest(unittest.TestCase):
             transport.call("pingSession", {})
 
 
+class FakeServer:
+    """A TCP server on a free loopback port, for the duration of a with block, that hands each
+    connection it accepts to handle(conn, n), n counting the connections from 1, one at a time."""
+
+    def __init__(self, handle: Callable[[socket.socket, int], None], backlog: int = 0) -> None:
+        self.handle = handle
+        self.accepted = 0
+        self.server = socket.create_server(("127.0.0.1", 0), backlog=backlog)
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.handle(conn, self.accepted)
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
+        self.server.close()
+        self.thread.join(5)
+
+
+def answer_pings(conn: socket.socket, most: int | None = None) -> None:
+    """Answers the requests on conn with empty results, at most most of them, then closes it."""
+    with conn, conn.makefile("rb") as lines:
+        for answered, line in enumerate(lines, 1):
+            request_id = json.loads(line)["id"]
+            conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+            if answered == most:
+                return
+
+
 class ReconnectTest(unittest.TestCase):
     def test_connects_again_after_a_close(self) -> None:
         """The next call after the server closed the connection (as sessiond closes idle ones)
         connects again."""
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        accepted: list[int] = []
-
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(1)
-                with conn:
-                    line = conn.makefile("rb").readline()
-                    if line:
-                        request_id = json.loads(line)["id"]
-                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
-            transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+        with FakeServer(lambda conn, _: answer_pings(conn, most=1)) as server:
+            transport = sessiond.TcpTransport(server.address, timeout=5)
             with Client(transport) as client:
                 for _ in range(3):
                     client.ping_session()
@@ -407,151 +428,96 @@ class ReconnectTest(unittest.TestCase):
                     lost._reader.join(5)  # the server has closed it, and the client seen it
                     lost._writer.join(5)
                     self.assertFalse(lost._writer.is_alive(), "the writer of a lost connection lingers")
-            self.assertEqual(len(accepted), 3)
+            self.assertEqual(server.accepted, 3)
             with self.assertRaises(sessiond.TransportClosedError):
                 transport.call("pingSession", {})
-        finally:
-            server.shutdown(socket.SHUT_RDWR)  # ends the accept (a close alone does not)
-            server.close()
-            thread.join(5)
 
     def test_connects_again_after_a_refusal(self) -> None:
         """After the server refused the connection before any call (tooManyConnections), each
         call connects again: it fails with the refusal while the server refuses, and works once
         the server accepts."""
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        accepted: list[int] = []
         refusing = threading.Event()
         refusing.set()
 
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(1)
+        def handle(conn: socket.socket, _: int) -> None:
+            if refusing.is_set():
                 with conn:
-                    if refusing.is_set():
-                        conn.sendall(REFUSAL)
-                        continue
-                    for line in conn.makefile("rb"):
-                        request_id = json.loads(line)["id"]
-                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+                    conn.sendall(REFUSAL)
+                return
+            answer_pings(conn)
 
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
-            transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+        with FakeServer(handle) as server:
+            transport = sessiond.TcpTransport(server.address, timeout=5)
             with Client(transport) as client:
                 transport._connection._reader.join(5)  # the refusal and the end have come
                 with self.assertRaises(sessiond.ServerUnavailableError) as caught:
                     client.ping_session()  # on a connection of its own, refused too
                 self.assertEqual(caught.exception.reason, "tooManyConnections")
-                self.assertEqual(len(accepted), 2)
+                self.assertEqual(server.accepted, 2)
                 transport._connection._reader.join(5)
                 refusing.clear()  # a slot is free
                 client.ping_session()
                 client.ping_session()
-                self.assertEqual(len(accepted), 3)
-        finally:
-            server.shutdown(socket.SHUT_RDWR)
-            server.close()
-            thread.join(5)
+                self.assertEqual(server.accepted, 3)
 
     def test_refusal_fails_every_waiting_call(self) -> None:
         """A refusal that comes while several pipelined calls wait fails each of them with it
         (ServerUnavailableError, not a lost connection), and the next call connects again."""
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        accepted: list[int] = []
         refusal = REFUSAL.replace(b'"tooManyConnections","limit":1', b'"shuttingDown"')
 
-        def serve() -> None:
-            while True:
+        def handle(conn: socket.socket, n: int) -> None:
+            if n > 1:
+                answer_pings(conn)
+                return
+            with conn, conn.makefile("rb") as lines:
+                for _ in range(3):
+                    lines.readline()  # the three calls wait
+                conn.sendall(refusal)  # and the server runs none of them
+
+        with FakeServer(handle) as server, Client(sessiond.TcpTransport(server.address, timeout=5)) as client:
+            errors: list[BaseException | None] = [None] * 3
+
+            def call(index: int) -> None:
                 try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(1)
-                with conn, conn.makefile("rb") as lines:
-                    if len(accepted) == 1:
-                        for _ in range(3):
-                            lines.readline()  # the three calls wait
-                        conn.sendall(refusal)  # and the server runs none of them
-                        continue
-                    for line in lines:
-                        request_id = json.loads(line)["id"]
-                        conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+                    client.ping_session()
+                except BaseException as exc:  # checked below
+                    errors[index] = exc
 
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
-            with Client(sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)) as client:
-                errors: list[BaseException | None] = [None] * 3
-
-                def call(index: int) -> None:
-                    try:
-                        client.ping_session()
-                    except BaseException as exc:  # checked below
-                        errors[index] = exc
-
-                callers = [threading.Thread(target=call, args=(i,)) for i in range(3)]
-                for caller in callers:
-                    caller.start()
-                for caller in callers:
-                    caller.join(10)
-                for error in errors:
-                    self.assertIsInstance(error, sessiond.ServerUnavailableError)
-                    assert isinstance(error, sessiond.ServerUnavailableError)
-                    self.assertEqual(error.reason, "shuttingDown")
-                client.ping_session()
-                self.assertEqual(len(accepted), 2)
-        finally:
-            server.shutdown(socket.SHUT_RDWR)
-            server.close()
-            thread.join(5)
+            callers = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+            for caller in callers:
+                caller.start()
+            for caller in callers:
+                caller.join(10)
+            for error in errors:
+                self.assertIsInstance(error, sessiond.ServerUnavailableError)
+                assert isinstance(error, sessiond.ServerUnavailableError)
+                self.assertEqual(error.reason, "shuttingDown")
+            client.ping_session()
+            self.assertEqual(server.accepted, 2)
 
     def test_calls_after_a_loss_share_one_connect(self) -> None:
         """Eight threads calling at once after the connection was lost open one connection
         between them, not one each."""
-        server = socket.create_server(("127.0.0.1", 0), backlog=16)
-        port = server.getsockname()[1]
-        accepted: list[int] = []
 
-        def answer(conn: socket.socket) -> None:
-            with conn, conn.makefile("rb") as lines:
-                for line in lines:
-                    request_id = json.loads(line)["id"]
-                    conn.sendall(b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % request_id)
+        def handle(conn: socket.socket, n: int) -> None:
+            if n == 1:
+                conn.close()  # the first connection is lost
+                return
+            threading.Thread(target=answer_pings, args=(conn,), daemon=True).start()
 
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                accepted.append(1)
-                if len(accepted) == 1:
-                    conn.close()  # the first connection is lost
-                    continue
-                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+        with FakeServer(handle, backlog=16) as server:
 
-        class SlowTcpConnection(sessiond.transport._TcpConnection):
-            """Connects after a pause, so that every thread finds the connection lost before
-            any connect again ends."""
+            class SlowTcpConnection(sessiond.transport._TcpConnection):
+                """Connects after a pause, so that every thread finds the connection lost before
+                any connect again ends."""
 
-            def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
-                if accepted:
-                    time.sleep(0.2)
-                super().__init__(address, timeout=timeout)
+                def __init__(self, address: str, *, timeout: float | None = 30.0) -> None:
+                    if server.accepted:
+                        time.sleep(0.2)
+                    super().__init__(address, timeout=timeout)
 
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
             with mock.patch.object(sessiond.transport, "_TcpConnection", SlowTcpConnection):
-                transport = sessiond.TcpTransport(f"127.0.0.1:{port}", timeout=5)
+                transport = sessiond.TcpTransport(server.address, timeout=5)
                 with Client(transport) as client:
                     transport._connection._reader.join(5)  # the loss has come
                     start = threading.Barrier(8)
@@ -570,11 +536,7 @@ class ReconnectTest(unittest.TestCase):
                     for caller in callers:
                         caller.join(10)
                     self.assertEqual(failures, [])
-                    self.assertEqual(len(accepted), 2)  # the first and the one connect again
-        finally:
-            server.shutdown(socket.SHUT_RDWR)
-            server.close()
-            thread.join(5)
+                    self.assertEqual(server.accepted, 2)  # the first and the one connect again
 
     def test_close_does_not_wait_for_a_connect(self) -> None:
         """close() returns at once while a call connects again to a server whose new
