@@ -117,12 +117,6 @@ type Server struct {
 	shutdownCh chan struct{} // closed when Shutdown starts
 	jobs       chan job      // hands frames to idle handler goroutines
 	refusing   chan struct{} // a token per connection being refused (maxRefusing; tests shrink it)
-	// refusalLogged is when a refused connection was last logged; refusalsHeld counts those
-	// held back since, the last of them lastRefusal, for refusalFlush to log (noteRefusal).
-	refusalLogged time.Time
-	refusalsHeld  int
-	lastRefusal   refusalNote
-	refusalFlush  *time.Timer
 
 	mu               sync.Mutex
 	closing          bool
@@ -134,6 +128,12 @@ type Server struct {
 	httpConns        int           // connections ServeHTTPListener has open
 	httpIdle         chan struct{} // closed when httpActive drops to zero during Shutdown
 	httpServers      map[*http.Server]struct{}
+	// refusalLogged is when a refused connection was last logged; refusalsHeld counts those
+	// held back since, the last of them lastRefusal, for refusalFlush to log (noteRefusal).
+	refusalLogged time.Time
+	refusalsHeld  int
+	lastRefusal   refusalNote
+	refusalFlush  *time.Timer
 
 	// The event loop that serves TCP connections on a single processor (loop_linux.go):
 	// loopOn is set by NewServer (or a test, before serving), loop made at the first
