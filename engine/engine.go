@@ -9,15 +9,16 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Engine applies sessiond's rules on top of a Store. It is safe for concurrent use.
 type Engine struct {
 	store     Store
-	toucher   TokenToucher // the store, when it can find and touch a session in one step
-	syncer    Syncer       // the store, when its changes are seen before they are durable
-	checkMu   sync.Mutex
-	checkSync *syncFlight // the sync CheckStore waits for, while one runs
+	toucher   TokenToucher       // the store, when it can find and touch a session in one step
+	syncer    Syncer             // the store, when its changes are seen before they are durable
+	checkSync singleflight.Group // the sync CheckStore waits for, while one runs
 	cfg       Config
 	clock     Clock
 	log       *slog.Logger
@@ -172,32 +173,15 @@ func (e *Engine) CheckStore(ctx context.Context) error {
 // a disk that hangs holds it. Checks that come while one sync runs wait for that one, so
 // probes of a hanging disk do not pile up goroutines.
 func (e *Engine) syncWithin(ctx context.Context) error {
-	e.checkMu.Lock()
-	f := e.checkSync
-	if f == nil {
-		f = &syncFlight{done: make(chan struct{})}
-		e.checkSync = f
-		go func() {
-			f.err = e.syncer.Sync(context.WithoutCancel(ctx))
-			e.checkMu.Lock()
-			e.checkSync = nil
-			e.checkMu.Unlock()
-			close(f.done)
-		}()
-	}
-	e.checkMu.Unlock()
+	done := e.checkSync.DoChan("sync", func() (any, error) {
+		return nil, e.syncer.Sync(context.WithoutCancel(ctx))
+	})
 	select {
-	case <-f.done:
-		return f.err
+	case r := <-done:
+		return r.Err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// syncFlight is a sync that CheckStore started: err is set when done is closed.
-type syncFlight struct {
-	done chan struct{}
-	err  error
 }
 
 // ChecksInMemory reports whether a token check is answered from memory: the store finds and
