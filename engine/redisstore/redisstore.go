@@ -108,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		rdb.Close()
 		var reply redis.Error
 		switch {
-		case isRefusal(err) && !strings.HasPrefix(err.Error(), "NOAUTH") && !strings.HasPrefix(err.Error(), "WRONGPASS"):
+		case replyStartsWith(err, notReadyReplies):
 			return nil, fmt.Errorf("%w: Redis is not ready: %v", engine.ErrUnavailable, err)
 		case errors.As(err, &reply):
 			return nil, fmt.Errorf("redisstore: Redis refused to serve the store: %v (check the URL: the password or user, the database number, and the scheme: redis+cluster:// for a Cluster, redis+sentinel:// through Sentinel)", err)
@@ -263,11 +263,15 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.life.RUnlock() }
 
-// unavailableReplies are the Redis error replies that mean "not now" rather than "wrong".
-var unavailableReplies = []string{
+// notReadyReplies are the Redis error replies that mean "not now" rather than "wrong".
+var notReadyReplies = []string{
 	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "MISCONF",
-	"NOREPLICAS", "BUSY", "NOAUTH", "WRONGPASS",
+	"NOREPLICAS", "BUSY",
 }
+
+// authReplies refuse the client's credentials: at Open a mistake in the URL; later a
+// password changed under a running node, which is unavailable until it is given the new one.
+var authReplies = []string{"NOAUTH", "WRONGPASS"}
 
 // fail turns an error from go-redis into the store's error: engine.ErrUnavailable (wrapped)
 // when Redis could not be reached or cannot take the request now, the context's error when
@@ -297,11 +301,14 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("%w: redisstore: %s: %w", engine.ErrUnavailable, op, err)
 }
 
-// isRefusal reports whether err is a Redis reply that means "not now" (unavailableReplies).
+// isRefusal reports whether err is a Redis reply that makes the store unavailable rather
+// than the call wrong: notReadyReplies and authReplies.
 func isRefusal(err error) bool {
+	return replyStartsWith(err, notReadyReplies) || replyStartsWith(err, authReplies)
+}
+
+// replyStartsWith reports whether err is a Redis error reply that starts with one of prefixes.
+func replyStartsWith(err error, prefixes []string) bool {
 	var reply redis.Error
-	if !errors.As(err, &reply) {
-		return false
-	}
-	return slices.ContainsFunc(unavailableReplies, func(prefix string) bool { return strings.HasPrefix(reply.Error(), prefix) })
+	return errors.As(err, &reply) && slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(reply.Error(), p) })
 }
