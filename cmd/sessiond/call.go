@@ -442,7 +442,7 @@ func printReply(method string, reply []byte, stdout, stderr io.Writer, hidden se
 		}
 		var data struct{ Field, Reason string }
 		_ = json.Unmarshal(rpcErr.Data, &data)
-		if data.Field == loginPasswordField && data.Reason == "required" && takesLoginPassword(method) {
+		if data.Field == loginPasswordField && data.Reason == "required" && loginMethod(method) != nil {
 			fmt.Fprintln(stderr, "sessiond call: give the password with SESSIOND_PASSWORD, --password-file FILE or --password-stdin")
 		}
 		return callRPCError

@@ -112,11 +112,13 @@ func readParamsFromStdin(stdin io.Reader) (string, error) {
 	return string(raw), nil
 }
 
-// takesLoginPassword reports whether method is a login method of the method table (Auth
-// credentials: createSession, authenticate).
-func takesLoginPassword(method string) bool {
-	m := lookupMethod(method)
-	return m != nil && m.Auth == rpc.AuthCredentials
+// loginMethod returns the method of the table named method if it is a login method (Auth
+// credentials: createSession, authenticate), or nil.
+func loginMethod(method string) *rpc.Method {
+	if m := lookupMethod(method); m != nil && m.Auth == rpc.AuthCredentials {
+		return m
+	}
+	return nil
 }
 
 // loginPasswordField is the params member of a login method's password.
@@ -128,7 +130,8 @@ const loginPasswordField = "password"
 // method table (Auth credentials: createSession, authenticate) take it; the error says why
 // the password cannot be placed, without quoting it.
 func withPassword(params json.RawMessage, method, password string) (json.RawMessage, error) {
-	if !takesLoginPassword(method) {
+	m := loginMethod(method)
+	if m == nil {
 		var logins []string
 		for _, candidate := range rpc.Methods {
 			if candidate.Auth == rpc.AuthCredentials {
@@ -137,7 +140,6 @@ func withPassword(params json.RawMessage, method, password string) (json.RawMess
 		}
 		return nil, fmt.Errorf("%s takes no login password (only %s do); to keep other secrets off the command line, give PARAMS_JSON as - and write it on stdin", method, strings.Join(logins, " and "))
 	}
-	m := lookupMethod(method)
 	quoted := quoteJSON(password)
 	if len(params) == 0 {
 		return json.RawMessage(`{"` + loginPasswordField + `":` + quoted + `}`), nil
