@@ -206,19 +206,29 @@ func (s *Store) forgetAccounts(keys []string) {
 }
 
 // ListAccounts returns copies of the accounts whose key starts with one of prefixes (all of
-// them when prefixes is empty), sorted by key. It takes the matching keys under one hold of
-// the read lock, sorts them after letting go of it, and copies the accounts listChunk at a
-// time, so that the token checks waiting for the lock are not held up by the copies of a
-// million accounts (0.4-0.7 s in one hold before): an account that exists throughout is
-// listed, one deleted meanwhile may not be.
+// them when prefixes is empty), sorted by key. It collects the matching keys letting go of
+// the read lock every listChunk accounts it walks past, sorts them, and copies the accounts
+// listChunk at a time, so that the token checks waiting for the lock are not held up by a
+// million accounts (0.4-0.7 s in one hold before, then 50 ms for the walk alone): an account
+// that exists throughout is listed, one created or deleted meanwhile may be or not.
 func (s *Store) ListAccounts(ctx context.Context, prefixes []string) ([]*engine.Account, error) {
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
 	var keys []string
+	walked := 0
+	// Go's map iteration allows writes between its steps: a key that is there throughout
+	// comes exactly once, however the map changes while the lock is let go.
 	for key := range s.accounts {
 		if len(prefixes) == 0 || slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
 			keys = append(keys, key)
+		}
+		if walked++; walked%listChunk == 0 {
+			s.mu.RUnlock()
+			runtime.Gosched()
+			if err := s.readable(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	s.mu.RUnlock()

@@ -851,6 +851,18 @@ func (w *chunkWatch) Err() error {
 	return nil
 }
 
+// distinctAccounts counts the accounts listed, failing when one comes twice.
+func distinctAccounts(l []*engine.Account, err error) (int, error) {
+	seen := make(map[string]bool, len(l))
+	for _, a := range l {
+		if seen[a.Username] {
+			return 0, fmt.Errorf("account %q listed twice", a.Username)
+		}
+		seen[a.Username] = true
+	}
+	return len(l), err
+}
+
 // A listing of more than one chunk lets the write lock (which token checks take) be taken
 // between its chunks, for each listing that goes through the store in chunks.
 func TestListingsLetWritersInBetweenChunks(t *testing.T) {
@@ -876,30 +888,36 @@ func TestListingsLetWritersInBetweenChunks(t *testing.T) {
 		name   string
 		list   func(ctx context.Context) (int, error)
 		change func() error
+		want   int // listed at least
 	}{
 		{"every session", func(ctx context.Context) (int, error) {
 			l, err := s.ListSessions(ctx, nil, now)
 			return len(l), err
-		}, insert},
+		}, insert, many},
 		{"one account's sessions", func(ctx context.Context) (int, error) {
 			l, err := s.ListSessions(ctx, []string{"user0"}, now)
 			return len(l), err
-		}, insert},
+		}, insert, many},
 		{"every account", func(ctx context.Context) (int, error) {
 			l, err := s.ListAccounts(ctx, nil)
-			return len(l), err
-		}, create},
+			return distinctAccounts(l, err)
+		}, create, many},
 		{"accounts by prefix", func(ctx context.Context) (int, error) {
 			l, err := s.ListAccounts(ctx, []string{"lister"})
-			return len(l), err
-		}, create},
+			return distinctAccounts(l, err)
+		}, create, many},
+		// Only the walk past every account to find the few that match goes in chunks here.
+		{"accounts by a prefix one matches", func(ctx context.Context) (int, error) {
+			l, err := s.ListAccounts(ctx, []string{"lister00042"})
+			return distinctAccounts(l, err)
+		}, create, 1},
 	}
 	for _, tt := range tests {
 		w := &chunkWatch{Context: ctx, t: t, change: tt.change}
 		n, err := tt.list(w)
 		must(t, err)
-		if n < many {
-			t.Errorf("%s: %d listed, want at least %d", tt.name, n, many)
+		if n < tt.want {
+			t.Errorf("%s: %d listed, want at least %d", tt.name, n, tt.want)
 		}
 		if w.done < 4 {
 			t.Errorf("%s: %d changes made between holds of the read lock, want at least 4", tt.name, w.done)
