@@ -14,7 +14,8 @@ type Transport interface {
 	// RoundTrip sends one request with method and params (nil for none) and returns the
 	// result member of the reply. A reply with an error member is returned as an *Error.
 	RoundTrip(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
-	// Close releases the transport; calls still waiting for a reply fail.
+	// Close releases the transport; calls still waiting for a reply fail (a StdioTransport
+	// first lets its server answer those it has sent).
 	Close() error
 }
 

@@ -138,22 +138,20 @@ func (t *StdioTransport) withExit(err, exitErr error) error {
 	return err
 }
 
-// Close closes the server's standard input, on which sessiond finishes the calls in flight and
-// exits. Those calls fail at once with ErrClosed all the same, their replies unread: a
-// CreateSession in flight still makes its session. Close waits for the exit, killing the
-// server if it takes more than 10 seconds, and returns the server's exit error, if any, with
-// the last lines of its standard error when StartStdio kept it.
+// Close closes the server's standard input, on which sessiond answers the calls in flight and
+// exits. Those calls get their replies; a call the server exits without answering fails with
+// ErrClosed, as do calls made once Close has begun, which are not sent. Close waits for the
+// exit, killing the server if it takes more than 10 seconds, and returns the server's exit
+// error, if any, with the last lines of its standard error when StartStdio kept it.
 func (t *StdioTransport) Close() error {
-	closeErr := t.StreamTransport.Close()
+	// Killing the server also ends a write of the last requests that it does not read.
+	kill := time.AfterFunc(stdioExitTimeout, func() { _ = t.cmd.Process.Kill() })
+	defer kill.Stop()
+	closeErr := t.closeWrite()
 	if errors.Is(closeErr, os.ErrClosed) {
 		closeErr = nil // Wait closed the server's input already: the server had exited
 	}
-	select {
-	case <-t.exited:
-	case <-time.After(stdioExitTimeout):
-		_ = t.cmd.Process.Kill()
-		<-t.exited
-	}
+	<-t.exited // after the reader has handed out the last replies
 	var exitErr error
 	if t.exitErr != nil {
 		exitErr = t.withExit(fmt.Errorf("sessiond: %w", t.exitErr), nil)

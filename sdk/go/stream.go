@@ -30,6 +30,7 @@ type StreamTransport struct {
 	nextID  uint64
 	pending map[uint64]chan response // calls sent and not yet answered, by id
 	err     error                    // why the transport stopped; set once
+	closing bool                     // closeWrite began: calls fail with ErrClosed, unsent
 	// unclaimed is an error with id null that came while no call was waiting, and no reply
 	// since. If the stream ends next, calls fail with it rather than "connection lost". (A
 	// refusal of the connection, -32000, stops the transport at once: see dispatch.)
@@ -38,6 +39,7 @@ type StreamTransport struct {
 	stopOnce   sync.Once
 	stopped    chan struct{} // closed when the transport stops: Close, or the stream ended
 	readerDone chan struct{} // closed when the reader has returned
+	writerDone chan struct{} // closed when the writer has returned
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -52,6 +54,7 @@ func NewStreamTransport(r io.Reader, w io.Writer) *StreamTransport {
 		queued:     make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	if c, ok := w.(io.Closer); ok {
 		t.closers = append(t.closers, c)
@@ -70,6 +73,10 @@ func (t *StreamTransport) RoundTrip(ctx context.Context, method string, params j
 		return nil, err
 	}
 	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
 	if t.err != nil {
 		err := t.err
 		t.mu.Unlock()
@@ -110,9 +117,10 @@ func (t *StreamTransport) RoundTrip(ctx context.Context, method string, params j
 	}
 }
 
-// write writes the queued requests until the transport stops or a write fails, which stops
-// it.
+// write writes the queued requests until the transport stops, a write fails, which stops it,
+// or closeWrite begins and the requests queued before it are written.
 func (t *StreamTransport) write() {
+	defer close(t.writerDone)
 	var batch []byte
 	for {
 		select {
@@ -122,6 +130,7 @@ func (t *StreamTransport) write() {
 		}
 		t.mu.Lock()
 		batch, t.queue = t.queue, batch[:0]
+		last := t.closing // nothing is queued from now on
 		t.mu.Unlock()
 		if _, err := t.w.Write(batch); err != nil {
 			// A write fails when the server has closed the connection; the reader may be
@@ -131,6 +140,9 @@ func (t *StreamTransport) write() {
 			case <-time.After(time.Second):
 			}
 			t.stop(fmt.Errorf("sessiond: connection lost: %w", err))
+			return
+		}
+		if last {
 			return
 		}
 		if cap(batch) > 64<<10 {
@@ -204,14 +216,35 @@ func (t *StreamTransport) dispatch(line []byte) {
 	}
 }
 
-// stop stops the transport with err, once; calls waiting for a reply return err.
+// stop stops the transport with err, once; calls waiting for a reply return err, or ErrClosed
+// once closeWrite has begun.
 func (t *StreamTransport) stop(err error) {
 	t.stopOnce.Do(func() {
 		t.mu.Lock()
+		if t.closing {
+			err = ErrClosed
+		}
 		t.err = err
 		t.mu.Unlock()
 		close(t.stopped)
 	})
+}
+
+// closeWrite closes the transport gracefully, for a server that answers the requests it has
+// read when its input ends, then ends its output (sessiond on stdio): calls made from now on
+// fail with ErrClosed, unsent; the requests queued are written and the writer (an io.Closer)
+// closed; the reader goes on handing replies to their calls until the stream ends, when the
+// calls left waiting fail with ErrClosed. It returns the error of closing the writer.
+func (t *StreamTransport) closeWrite() error {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
+	select {
+	case t.queued <- struct{}{}:
+	default: // the writer has been told already
+	}
+	<-t.writerDone
+	return t.w.(io.Closer).Close()
 }
 
 // Close stops the transport and closes the writer and the reader. Calls still waiting for a
