@@ -95,17 +95,18 @@ export class StdioTransport implements Transport {
   }
 
   /**
-   * Closes the server's standard input, on which sessiond finishes the calls in flight and
-   * exits; calls still waiting for a reply reject at once all the same (a createSession in
-   * flight still makes its session). Waits for the exit, killing the server if it
-   * takes more than 10 seconds, and rejects if the server's exit status was not 0.
+   * Closes the server's standard input, on which sessiond answers the calls in flight and
+   * exits. Those calls get their replies; a call the server exits without answering rejects
+   * with TransportClosedError, as do calls made once close has begun, which are not sent.
+   * Waits for the exit, killing the server if it takes more than 10 seconds, and rejects if
+   * the server's exit status was not 0.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.connection.stopWith(new TransportClosedError("sessiond: transport closed"));
+      this.connection.drainWith(new TransportClosedError("sessiond: transport closed"));
       this.child.stdin.end();
       const timer = setTimeout(() => this.child.kill("SIGKILL"), exitTimeoutMs);
-      const exit = await this.exited;
+      const [exit] = await Promise.all([this.exited, this.connection.closed]); // the last replies handed out
       clearTimeout(timer);
       if (exit.code !== 0) {
         throw new ServerExitedError(exit.code, exit.signal, this.stderrTail());

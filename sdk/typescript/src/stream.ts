@@ -108,6 +108,17 @@ export class StreamConnection {
     this.stop(error);
   }
 
+  /**
+   * Refuses later calls with error, unsent, but leaves the calls waiting to the replies that
+   * come until the input ends; those still waiting then reject with error. For a server that
+   * answers the requests it has read when its input ends (sessiond on stdio): end the output
+   * next.
+   */
+  drainWith(error: Error): void {
+    this.closedByUs = true;
+    this.failure = error;
+  }
+
   private receive(chunk: string): void {
     this.buffered += chunk;
     for (let newline = this.buffered.indexOf("\n"); newline >= 0; newline = this.buffered.indexOf("\n")) {
@@ -154,15 +165,15 @@ export class StreamConnection {
     }
   }
 
-  /** Stops the connection, once, with why the server ended it; resolves when it has. */
+  /**
+   * Stops the connection, once, with why the server ended it, or why we did (close); resolves
+   * when it has.
+   */
   private end(cause?: Error): Promise<void> {
     this.ended ??= (async () => {
       this.ending = true; // no more writes: the calls made meanwhile wait for the error
-      if (this.failure !== undefined) {
-        return; // closed by us
-      }
       const unclaimed = this.unclaimed?.error;
-      this.stop(unclaimed != null ? SessiondError.fromWire(unclaimed) : await this.options.lost(cause));
+      this.stop(this.failure ?? (unclaimed != null ? SessiondError.fromWire(unclaimed) : await this.options.lost(cause)));
     })();
     return this.ended;
   }

@@ -25,7 +25,7 @@ export interface Transport {
    * of the calls) or closed it after an error with id null that no call could claim.
    */
   call(method: string, params?: unknown): Promise<JsonRpcResponse>;
-  /** Releases the transport; calls still waiting for a reply reject. */
+  /** Releases the transport; calls still waiting for a reply reject (a StdioTransport first lets its server answer those it has sent). */
   close(): Promise<void>;
 }
 

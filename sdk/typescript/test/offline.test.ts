@@ -418,3 +418,11 @@ test("a stdio server that exits is reported with the last 4 KiB of its stderr, a
     await transport.close().catch(() => {});
   }
 });
+
+test("closing a stdio transport rejects a call that the server exits without answering with TransportClosedError", async () => {
+  // A server that reads its input to the end and exits, answering nothing.
+  const transport = await StdioTransport.start(process.execPath, ["-e", 'process.stdin.resume().on("end", () => process.exit(0));']);
+  const unanswered = assert.rejects(transport.call("pingSession", {}), TransportClosedError);
+  await transport.close();
+  await unanswered;
+});

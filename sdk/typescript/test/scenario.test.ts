@@ -20,6 +20,7 @@ import {
   SessiondError,
   StdioTransport,
   TcpTransport,
+  TransportClosedError,
   type JsonRpcResponse,
   type Session,
   type Transport,
@@ -232,6 +233,22 @@ test("a stdio server that exits early fails calls, and close, with its exit stat
     await first.close();
     rmSync(data, { recursive: true, force: true });
   }
+});
+
+test("closing a stdio transport lets the logins in flight get their sessions, and rejects later calls unsent", { skip: skipStdio }, async () => {
+  // The default configuration: hashing the password takes a login tens of ms.
+  const transport = await StdioTransport.start(binary, ["serve", "--stdio", "--in-memory"], {
+    env: { ...process.env, SESSIOND_ADMIN_PASSWORD: adminPassword },
+  });
+  const client = new SessiondClient(transport);
+  // Each call writes its request before it returns: all three are sent before close.
+  const logins = Promise.allSettled([1, 2, 3].map(() => client.createSession({ username: "admin", password: adminPassword })));
+  await client.close();
+  for (const login of await logins) {
+    assert.equal(login.status, "fulfilled", `a login in flight at close: ${login.status === "rejected" ? login.reason : ""}`);
+    assert.ok(login.status === "fulfilled" && login.value.authToken !== "", "a login in flight at close got no authToken");
+  }
+  await assert.rejects(client.pingSession({}), TransportClosedError);
 });
 
 test("starting a stdio server that is not there rejects, naming the command", async () => {
