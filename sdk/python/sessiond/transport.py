@@ -48,7 +48,8 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None:
-        """Releases the transport; calls still waiting for a reply fail."""
+        """Releases the transport; calls still waiting for a reply fail (a StdioTransport first
+        lets its server answer those it has sent)."""
         ...
 
 
@@ -209,6 +210,11 @@ class _Connection:
     stream: _send writes to it, _describe_loss says why it ended, and _interrupt and _release
     end it."""
 
+    _ANSWERS_ON_CLOSE = False
+    """Whether the server answers the requests it has read when close ends the stream (sessiond
+    on stdio, whose input _interrupt closes), so that close leaves the calls waiting to those
+    replies rather than fail them at once."""
+
     def __init__(self, reader: BinaryIO, *, timeout: float | None, name: str, peer: str) -> None:
         self._timeout = timeout
         self._peer = peer  # the server in errors: "127.0.0.1:7400", "the stdio server"
@@ -288,7 +294,7 @@ class _Connection:
         except (OSError, ValueError) as exc:  # ValueError: read from a file that close closed
             error = ConnectionError(f"sessiond: connection to {self._peer} lost: {exc}")
         with self._lock:
-            if self._refusal is None:
+            if self._refusal is None and self._error is None:
                 self._refusal = self._unclaimed
             explain = self._error is None and self._refusal is None
         self._stop(self._describe_loss(error) if explain else error)
@@ -346,13 +352,22 @@ class _Connection:
             return self._error is not None and not isinstance(self._error, TransportClosedError)
 
     def close(self) -> None:
-        """Closes the connection; calls still waiting for a reply raise TransportClosedError."""
-        self._stop(TransportClosedError("sessiond: transport closed"))
+        """Closes the connection: calls made from now on raise TransportClosedError, unsent, and
+        so do the calls waiting for a reply, at once, or with _ANSWERS_ON_CLOSE once the stream
+        has ended without their reply."""
+        closed = TransportClosedError("sessiond: transport closed")
+        if self._ANSWERS_ON_CLOSE:
+            with self._lock:
+                self._error = closed  # what the end of the stream fails the calls left with
+            self._outbox.put(None)  # the writer ends once it has sent the requests queued
+        else:
+            self._stop(closed)
         self._interrupt()
         self._writer.join(timeout=5)
         self._release()
         self._reader.join(timeout=5)
         self._reader_file.close()
+        self._stop(closed)  # the calls left waiting by a reader that has not ended
 
 
 class _TcpConnection(_Connection):
@@ -441,11 +456,11 @@ class StdioTransport(_ClosedOnExit):
         return self._connection.call(method, params)
 
     def close(self) -> None:
-        """Closes the server's standard input, on which sessiond finishes the calls in flight
-        and exits; calls still waiting for a reply raise TransportClosedError at once all the
-        same (a create_session in flight still makes its session). Waits for the
-        exit, killing the server if it takes more than 10 seconds, and raises ServerExitedError
-        if its exit status was not 0."""
+        """Closes the server's standard input, on which sessiond answers the calls in flight
+        and exits. Those calls get their replies; a call the server exits without answering
+        raises TransportClosedError, as do calls made once close has begun, which are not
+        sent. Waits for the exit, killing the server if it takes more than 10 seconds, and
+        raises ServerExitedError if its exit status was not 0."""
         with self._lock:
             if self._closed:
                 return
@@ -514,6 +529,8 @@ class _Tail:
 class _StdioConnection(_Connection):
     """The connection of a StdioTransport: the server's stdout and stdin."""
 
+    _ANSWERS_ON_CLOSE = True
+
     def __init__(self, process: subprocess.Popen[bytes], stderr_tail: _Tail, *, timeout: float | None) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._process = process
@@ -536,9 +553,9 @@ class _StdioConnection(_Connection):
         return exited
 
     def _interrupt(self) -> None:
-        # The writer ends after the request it is writing, then stdin closes and the server
-        # exits. A server that reads no more, or does not exit, is killed after 10 seconds,
-        # which also ends a write that waits for it.
+        # The writer ends once it has sent the requests queued, then stdin closes and the
+        # server answers them and exits. A server that reads no more, or does not exit, is
+        # killed after 10 seconds, which also ends a write that waits for it.
         deadline = time.monotonic() + _STDIO_EXIT_TIMEOUT
         self._writer.join(timeout=_STDIO_EXIT_TIMEOUT)
         if self._writer.is_alive():

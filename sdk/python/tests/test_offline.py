@@ -17,6 +17,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
@@ -24,6 +25,7 @@ from unittest import mock
 
 import sessiond
 from sessiond import Client, LabelValue, Session
+from tests import requests_written
 
 
 class FakeTransport:
@@ -206,6 +208,21 @@ class StdioTailTest(unittest.TestCase):
         finally:
             with contextlib.suppress(sessiond.ServerExitedError):
                 transport.close()
+
+
+class StdioCloseTest(unittest.TestCase):
+    def test_call_left_unanswered_raises_closed(self) -> None:
+        """A call that the server exits without answering after close raises
+        TransportClosedError."""
+        # A server that reads its input to the end and exits, answering nothing.
+        transport = sessiond.StdioTransport([sys.executable, "-c", "import sys; sys.stdin.buffer.read()"], timeout=5)
+        written = requests_written(transport)
+        with ThreadPoolExecutor(1) as pool:
+            unanswered = pool.submit(transport.call, "pingSession", {})
+            self.assertTrue(written.acquire(timeout=5), "the call was not sent")
+            transport.close()
+            with self.assertRaises(sessiond.TransportClosedError):
+                unanswered.result()
 
 
 class ErrorsNameWhatFailedTest(unittest.TestCase):

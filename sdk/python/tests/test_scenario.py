@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import sessiond
 from sessiond import Client, HttpTransport, LabelValue, ResponseOptions, StdioTransport, TcpTransport
+from tests import requests_written
 
 TCP_ADDR = os.environ.get("SESSIOND_TCP_ADDR", "")
 HTTP_URL = os.environ.get("SESSIOND_HTTP_URL", "")
@@ -228,6 +229,25 @@ class StdioTest(unittest.TestCase):
                     second.close()
         finally:
             shutil.rmtree(data, ignore_errors=True)
+
+    def test_close_lets_calls_in_flight_finish(self) -> None:
+        """Closing lets the logins in flight get their sessions, and a call after close raises
+        TransportClosedError."""
+        # The default configuration: hashing the password takes a login tens of ms.
+        transport = StdioTransport(
+            [BINARY, "serve", "--stdio", "--in-memory"], env={**os.environ, "SESSIOND_ADMIN_PASSWORD": ADMIN_PASSWORD}, timeout=30
+        )
+        client = Client(transport)
+        written = requests_written(transport)
+        with ThreadPoolExecutor(3) as pool:
+            logins = [pool.submit(client.create_session, username="admin", password=ADMIN_PASSWORD) for _ in range(3)]
+            for _ in logins:
+                self.assertTrue(written.acquire(timeout=30), "a login was not sent")
+            client.close()
+            for login in logins:
+                self.assertTrue(login.result().auth_token)
+        with self.assertRaises(sessiond.TransportClosedError):
+            client.ping_session()
 
     def test_logs_go_to_stderr_file(self) -> None:
         """The server's stderr is copied to the file given, a text one too."""
