@@ -102,8 +102,8 @@ func (t *HTTPTransport) closed() context.Context {
 	return t.closing
 }
 
-// Close makes the calls in flight fail with ErrClosed, and later calls too, as the other
-// transports do. It closes the idle connections of HTTPClient, unless that is nil
+// Close makes the calls in flight fail with ErrClosed, and later calls too, as the TCP
+// transport does. It closes the idle connections of HTTPClient, unless that is nil
 // (http.DefaultClient is shared with the rest of the program).
 func (t *HTTPTransport) Close() error {
 	t.closed()

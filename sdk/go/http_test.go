@@ -14,7 +14,7 @@ import (
 )
 
 // TestHTTPTransportClose checks that Close makes a call in flight over HTTP fail at once with
-// ErrClosed, and later calls without a request, as the TCP and stdio transports do.
+// ErrClosed, and later calls without a request, as the TCP transport does.
 func TestHTTPTransportClose(t *testing.T) {
 	var requests atomic.Int32
 	arrived := make(chan struct{}, 1)
