@@ -330,10 +330,17 @@ func TestHTTPMaxConnectionsCountsOpenConnections(t *testing.T) {
 	if code, _ := roundTrip(kept[1], readers[1]); code != http.StatusOK {
 		t.Errorf("a kept connection after the refusal: %d", code)
 	}
-	// Connections over the limit that send nothing are answered and closed all the same,
-	// rather than each holding a descriptor while it waits.
+	// Connections over the limit that send nothing are answered and closed all the same
+	// (after waiting a second for a request), rather than each holding a descriptor while it
+	// waits.
+	var idles []net.Conn
+	var idleReaders []*bufio.Reader
 	for range 50 {
 		idle, rd := dial()
+		idles, idleReaders = append(idles, idle), append(idleReaders, rd)
+	}
+	for i, idle := range idles {
+		rd := idleReaders[i]
 		resp, err := http.ReadResponse(rd, nil)
 		if err != nil {
 			t.Fatalf("an idle connection over the limit: %v", err)

@@ -105,12 +105,53 @@ func (s *Server) refuse(nc net.Conn, transport string, refusal *jsonrpc2.Error, 
 		defer putOut(what)
 		deadline := time.Now().Add(time.Second)
 		_ = nc.SetDeadline(deadline)
+		if transport == TransportHTTP {
+			// A reply before the request is one the client did not ask for: Go's client
+			// fails the request with "unsolicited response" instead of reading the 503. So
+			// the reply waits for the request's head, for up to a second; a connection that
+			// sends none by then is told all the same.
+			if !awaitRequestHead(nc) {
+				_ = nc.Close() // the client closed or reset it
+				return
+			}
+			deadline = time.Now().Add(time.Second)
+			_ = nc.SetDeadline(deadline)
+		}
 		if _, err := nc.Write(what.b); err != nil {
 			_ = nc.Close()
 			return
 		}
 		drainAndClose(nc, deadline)
 	}()
+}
+
+// awaitRequestHead reads what an HTTP client sends until the end of its first request's head
+// (the blank line after the headers) or the read deadline, and reports false if the
+// connection ended or failed first.
+func awaitRequestHead(nc net.Conn) bool {
+	const end = "\r\n\r\n"
+	buf := make([]byte, 4<<10)
+	seen := 0 // bytes of end matched so far, across reads
+	for {
+		n, err := nc.Read(buf)
+		for _, b := range buf[:n] {
+			switch {
+			case b == end[seen]:
+				seen++
+			case b == end[0]:
+				seen = 1
+			default:
+				seen = 0
+			}
+			if seen == len(end) {
+				return true
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			return errors.As(err, &ne) && ne.Timeout()
+		}
+	}
 }
 
 // noteRefusal logs a refused connection, once a second at most, so that a flood of

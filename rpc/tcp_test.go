@@ -539,7 +539,7 @@ func TestRefusalsLoggedOnceASecond(t *testing.T) {
 	if code, _ := postOnConn(t, kept, bufio.NewReader(kept), subtractFrame); code != http.StatusOK {
 		t.Fatalf("the HTTP connection within the limit: %d", code)
 	}
-	refused := func(addr string) {
+	refused := func(addr, request string) {
 		t.Helper()
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -547,6 +547,7 @@ func TestRefusalsLoggedOnceASecond(t *testing.T) {
 		}
 		defer nc.Close()
 		_ = nc.SetDeadline(time.Now().Add(clientTimeout))
+		_, _ = nc.Write([]byte(request)) // the refusal may have come already
 		if reply, err := io.ReadAll(nc); err != nil || !bytes.Contains(reply, []byte("tooManyConnections")) {
 			t.Fatalf("a connection over the limit: %q, %v", reply, err)
 		}
@@ -560,7 +561,8 @@ func TestRefusalsLoggedOnceASecond(t *testing.T) {
 		}
 		return out
 	}
-	refused(tcpAddr)
+	const httpRequest = "POST / HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	refused(tcpAddr, subtractFrame+"\n")
 	if got := lines(); len(got) != 1 || !strings.Contains(got[0], "transport=tcp") {
 		t.Fatalf("the first refusal logged %q, want one line at once", got)
 	}
@@ -568,8 +570,8 @@ func TestRefusalsLoggedOnceASecond(t *testing.T) {
 	ts.refusalLogged = time.Now().Add(time.Hour) // however long the refusals below take, within the second
 	ts.mu.Unlock()
 	for range 10 {
-		refused(tcpAddr)
-		refused(httpAddr)
+		refused(tcpAddr, subtractFrame+"\n")
+		refused(httpAddr, httpRequest)
 	}
 	if got := lines(); len(got) != 1 {
 		t.Fatalf("20 refusals within the second logged %d lines, want them held back: %q", len(got), got)
