@@ -242,13 +242,42 @@ func (fr *frameReader) tooLarge(id []byte) error {
 // is one the request would be answered with (rawRequest's rules: a string, a number or null,
 // given once); else nil. data may be the start of a request cut off.
 func leadingID(data []byte) []byte {
+	req, _ := scanMembers(data)
+	return answerID(req)
+}
+
+// refusalID tells how to answer a whole frame without serving it: with id (nil: null), or not
+// at all (answer false) when the frame is blank or a notification, an object whose members
+// are all whole and none of them "id".
+func refusalID(frame []byte) (id []byte, answer bool) {
+	if frame == nil || isBlank(frame) {
+		return nil, false
+	}
+	req, whole := scanMembers(frame)
+	if whole && req.seen&memberID == 0 {
+		return nil, false
+	}
+	return answerID(req), true
+}
+
+// answerID is the id of req that a reply carries: the one given, once, when it is valid; else
+// nil (null).
+func answerID(req rawRequest) []byte {
+	if req.seen&memberID == 0 || req.dup&memberID != 0 || !validID(req.id) {
+		return nil
+	}
+	return req.id
+}
+
+// scanMembers reads the members of the request object that begins data, up to the first that
+// is not whole, and reports whether it read them all (whole: data begins with an object).
+func scanMembers(data []byte) (req rawRequest, whole bool) {
 	s := scanner{data: data}
 	s.skipSpace()
 	if s.peek() != '{' {
-		return nil
+		return req, false
 	}
 	s.pos++
-	var req rawRequest
 	for {
 		s.skipSpace()
 		keyStart := s.pos
@@ -274,14 +303,11 @@ func leadingID(data []byte) []byte {
 		}
 		req.member(key, value)
 		if next == '}' {
-			break
+			return req, true
 		}
 		s.pos++
 	}
-	if req.seen&memberID == 0 || req.dup&memberID != 0 || !validID(req.id) {
-		return nil
-	}
-	return req.id
+	return req, false
 }
 
 func trimCR(line []byte) []byte {

@@ -424,10 +424,16 @@ func TestEventLoopEdges(t *testing.T) {
 		{name: "shutdown with requests read behind the running call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			// The other two are read behind the call (one write, one read).
 			c := shutdownDuringWait(t, srv, q, addr, "\n"+loopFrame("fast", 2)+"\n"+loopFrame("fast", 3))
-			// A stopping connection takes no more requests.
+			// A stopping connection runs no more requests: it refuses them.
+			for id := 2; id <= 3; id++ {
+				want := fmt.Sprintf(`{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"shuttingDown"}},"id":%d}`, id)
+				if got, err := c.Recv(); err != nil || string(got) != want {
+					t.Fatalf("request %d after the stop: %s, %v; want %s", id, got, err, want)
+				}
+			}
 			var ne net.Error
 			if got, err := c.Recv(); err == nil {
-				t.Fatalf("reply %s after the stop", got)
+				t.Fatalf("reply %s after the refusals", got)
 			} else if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the server did not close the connection")
 			}

@@ -352,6 +352,9 @@ type conn struct {
 	// lastNeverWaits: the last request the reader answered inline was one the event loop
 	// answers too, so the connection goes to the loop when its socket is empty (armLoop).
 	lastNeverWaits bool
+	// held is the frame the reader had read when it found the connection stopping: during
+	// a shutdown finish answers it with the frames still unread (refuseUnread).
+	held []byte
 
 	// Replies are written by the goroutine that produced them, one at a time under wmu, into
 	// one buffer. queued counts replies waiting for wmu; whoever writes the last one flushes,
@@ -469,6 +472,7 @@ func (c *conn) readLoop() error {
 		}
 		c.srv.workOutside()
 		if !c.begin() {
+			c.held = append(c.held[:0], frame...)
 			return errStopped
 		}
 		if c.srv.quick != nil && c.answerInline(frame) {
@@ -712,10 +716,16 @@ func (c *conn) handle(frame []byte) {
 	c.release()
 }
 
-// send writes one reply and frees its frame's slot. Writing happens in the goroutine that
+// send writes one reply and frees its frame's slot.
+func (c *conn) send(out *outBuf) {
+	c.write(out)
+	c.release()
+}
+
+// write writes one reply and puts it back in the pool. Writing happens in the goroutine that
 // made the reply (no hand-off to a writer goroutine, which costs a wake-up per request); the
 // last of the replies queued for the lock flushes.
-func (c *conn) send(out *outBuf) {
+func (c *conn) write(out *outBuf) {
 	c.queued.Add(1)
 	c.wmu.Lock()
 	if c.writeErr == nil {
@@ -734,7 +744,6 @@ func (c *conn) send(out *outBuf) {
 	}
 	c.wmu.Unlock()
 	putOut(out)
-	c.release()
 }
 
 // writeFailed gives up on a client that cannot take its replies: nothing more is written,
@@ -881,6 +890,9 @@ func (c *conn) finish() {
 	c.finishOnce.Do(func() {
 		c.stop()
 		c.handlers.Wait() // every reply is written and flushed by now
+		if c.nc != nil && c.srv.isClosing() {
+			c.refuseUnread()
+		}
 		c.cancel()
 		if c.nc != nil {
 			drainAndClose(c.nc, c.srv.lingerDeadline())
@@ -888,6 +900,41 @@ func (c *conn) finish() {
 		c.srv.forget(c)
 		close(c.done)
 	})
+}
+
+// refuseUnread answers the requests that a TCP client sent before the server stopped reading,
+// during a shutdown, with shuttingDown, so that the client knows they were not run (and may
+// send them again, to another node) rather than find them lost to the close: the frame the
+// reader held (held) and what comes within unreadGrace, up to MaxInFlightPerConn requests.
+// What comes later is discarded by drainAndClose. A notification gets no reply; a batch, or a
+// frame whose id cannot be read, is answered with id null.
+func (c *conn) refuseUnread() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(unreadGrace))
+	c.rd.arm = nil // the deadline above stays
+	frame := c.held
+	c.held = nil
+	for left := c.srv.opts.MaxInFlightPerConn; left > 0; {
+		if id, answer := refusalID(frame); answer {
+			c.refuseRequest(id)
+			left--
+		}
+		var err error
+		if frame, err = c.rd.next(); err != nil {
+			fe, ok := err.(*frameError)
+			if !ok {
+				return
+			}
+			c.refuseRequest(fe.id)
+			left--
+		}
+	}
+}
+
+// refuseRequest answers the request of id (nil: null) with shuttingDown.
+func (c *conn) refuseRequest(id []byte) {
+	out := getOut()
+	out.appendError(id, errShuttingDown())
+	c.write(out)
 }
 
 // kill ends the connection at once: calls are cancelled and the transport is closed.

@@ -156,6 +156,35 @@ func TestLeadingID(t *testing.T) {
 	}
 }
 
+// TestRefusalID checks how a frame read during a shutdown is refused: with its id, with null
+// when its id cannot be read or it is a batch, and not at all when blank or a notification.
+func TestRefusalID(t *testing.T) {
+	const none = "-" // no reply
+	for _, tc := range []struct{ frame, want string }{
+		{`{"jsonrpc":"2.0","method":"m","params":{"id":2},"id":"x"}`, `"x"`},
+		{`{"jsonrpc":"2.0","method":"m","id":null}`, `null`},
+		{`{"jsonrpc":"2.0","method":"m","params":[1]}`, none}, // a notification
+		{`  `, none},
+		{`[{"jsonrpc":"2.0","method":"m","id":1}]`, `null`}, // a batch
+		{`{"jsonrpc":"2.0","method":"m","id":1,"id":2}`, `null`},
+		{`{"jsonrpc":"2.0","method":"m","params":[1`, `null`}, // not JSON
+		{`{}`, `null`},
+		{`not json`, `null`},
+	} {
+		id, answer := refusalID([]byte(tc.frame))
+		got := none
+		if answer {
+			got = string(id)
+			if id == nil {
+				got = "null"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("refusalID(%s) = %s, want %s", tc.frame, got, tc.want)
+		}
+	}
+}
+
 // TestTCPMaxConnections checks that a connection over the limit gets one error line and is closed, and a slot frees when a client leaves.
 func TestTCPMaxConnections(t *testing.T) {
 	ts := newTestServer(t, Options{MaxConnections: 2})
@@ -472,9 +501,11 @@ func TestTCPShutdownSlowReaderStillSending(t *testing.T) {
 		defer cancel()
 		shutdown <- ts.Shutdown(ctx)
 	}()
-	replies := 1
+	replies, refusals := 1, 0
 	for {
-		time.Sleep(100 * time.Millisecond) // a slow reader: what is queued takes seconds to read
+		if refusals == 0 {
+			time.Sleep(100 * time.Millisecond) // a slow reader: what is queued takes seconds to read
+		}
 		line, err := readReply()
 		if err == io.EOF && len(line) == 0 {
 			break
@@ -482,15 +513,22 @@ func TestTCPShutdownSlowReaderStillSending(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d whole replies: %v (a reply cut after %d bytes)", replies, err, len(line))
 		}
-		if !strings.HasPrefix(string(line), `{"jsonrpc":"2.0","result":"xxx`) {
-			t.Fatalf("reply %d: %.60q", replies+1, line)
+		switch {
+		case refusals == 0 && strings.HasPrefix(string(line), `{"jsonrpc":"2.0","result":"xxx`):
+			replies++
+		case strings.Contains(string(line), `"shuttingDown"`) && strings.HasSuffix(string(line), `"id":1}`+"\n"):
+			refusals++ // a request read after the calls in flight: not run
+		default:
+			t.Fatalf("after %d replies and %d refusals: %.60q", replies, refusals, line)
 		}
-		replies++
+	}
+	if refusals > ts.opts.MaxInFlightPerConn {
+		t.Errorf("%d requests refused, want at most %d", refusals, ts.opts.MaxInFlightPerConn)
 	}
 	if err := <-shutdown; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	t.Logf("%d replies of 200 kB, all whole, read one every 100 ms", replies)
+	t.Logf("%d replies of 200 kB, all whole, read one every 100 ms; %d requests refused", replies, refusals)
 }
 
 // TestTCPRefusalsBounded checks that at most so many connections over the limit are being
