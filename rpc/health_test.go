@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/memstore"
+	"github.com/sessiond/sessiond/internal/syncbuf"
 	"github.com/sessiond/sessiond/rpc"
 	"github.com/sessiond/sessiond/schemas"
 )
@@ -83,5 +85,49 @@ func TestHTTPHealth(t *testing.T) {
 		if tc.method == http.MethodHead && resp.ContentLength <= 0 {
 			t.Errorf("%s: Content-Length %d; want the GET body's", tc.name, resp.ContentLength)
 		}
+	}
+}
+
+// accountsDownStore is a memstore whose account reads fail as an unreachable Redis's do while
+// down is set.
+type accountsDownStore struct {
+	engine.Store
+	down atomic.Bool
+}
+
+func (s *accountsDownStore) GetAccount(ctx context.Context, userKey string) (*engine.Account, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("%w: test: connection refused", engine.ErrUnavailable)
+	}
+	return s.Store.GetAccount(ctx, userKey)
+}
+
+// authenticate answers "-1" for a store that does not answer, as for any failure (API.md),
+// and logs why, where createSession answers 1010.
+func TestAuthenticateStoreDown(t *testing.T) {
+	store := &accountsDownStore{Store: memstore.New(memstore.Options{})}
+	eng, err := engine.New(store, serviceConfig(newFakeClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if _, err := eng.Bootstrap(context.Background(), "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncbuf.Buffer{}
+	s := &svc{t: t, s: rpc.NewService(eng, schemas.OpenRPC, slog.New(slog.NewTextHandler(logs, nil))), eng: eng}
+	login := mustJSON([]string{"admin", adminPassword})
+	if r := s.rawCall("authenticate", login, "", loopback); r.err != nil || len(r.result) < 10 {
+		t.Fatalf("with the store up: %v, want a session key", r)
+	}
+	store.down.Store(true)
+	if r := s.rawCall("authenticate", login, "", loopback); r.err != nil || string(r.result) != `"-1"` {
+		t.Errorf("with the store down: %v, want \"-1\"", r)
+	}
+	if !strings.Contains(logs.String(), `level=WARN msg="rpc: authenticate answered \"-1\": the store is unavailable"`) {
+		t.Errorf("no warning logged: %q", logs.String())
+	}
+	if r := s.call("createSession", map[string]any{"username": "admin", "password": adminPassword}); r.code() != rpc.CodeStoreUnavailable {
+		t.Errorf("createSession with the store down: %v, want 1010", r)
 	}
 }

@@ -55,6 +55,10 @@ type Method struct {
 	NullableResult bool
 	// Errors are the application error codes the method can return.
 	Errors []int
+	// FailsInResult means the method answers every failure of its own, a store that does
+	// not answer included, in its result (authenticate's "-1"): its errors are protocol
+	// faults only.
+	FailsInResult bool
 	// Quick means the method answers from memory in microseconds: no password hash, no disk
 	// write it waits for (setUserPreference of a stored label excepted: one write, synced
 	// with others), no list of every session. Connections answer quick requests on their

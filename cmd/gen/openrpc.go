@@ -230,7 +230,7 @@ func (b *openrpcBuilder) method(ms *methodSchemas, byCode map[int]openrpcError) 
 		}
 		out.Errors = append(out.Errors, e)
 	}
-	if m.Name != "rpc.discover" && !slices.Contains(m.Errors, rpc.CodeStoreUnavailable) {
+	if m.Name != "rpc.discover" && !m.FailsInResult && !slices.Contains(m.Errors, rpc.CodeStoreUnavailable) {
 		out.Errors = append(out.Errors, byCode[rpc.CodeStoreUnavailable]) // every call that reads or writes the store
 	}
 	out.Errors = append(out.Errors, invalidParamsError, internalError, serverUnavailableError)

@@ -42,11 +42,10 @@ type LogoutParams struct {
 // Authenticate calls authenticate: log in (NetX) and get a session key.
 //
 // Returns the session key, or "-1" when authentication fails for any reason (wrong credentials,
-// locked account, throttled address, session cap). The key expires after user.sessionDuration
-// minutes without use.
+// locked account, throttled address, session cap, a store that does not answer). The key expires
+// after user.sessionDuration minutes without use.
 //
-// Errors: ErrStoreUnavailable (1010), ErrInvalidParams (-32602), ErrInternalError (-32603),
-// ErrServerUnavailable (-32000).
+// Errors: ErrInvalidParams (-32602), ErrInternalError (-32603), ErrServerUnavailable (-32000).
 func (c *Client) Authenticate(ctx context.Context, params AuthenticateParams) (string, error) {
 	var result string
 	err := c.Call(ctx, "authenticate", []any{params.Login, params.Password}, &result)

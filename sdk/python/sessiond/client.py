@@ -581,15 +581,14 @@ class Client(_ClosedOnExit):
         """Log in (NetX) and get a session key.
 
         Returns the session key, or "-1" when authentication fails for any reason (wrong
-        credentials, locked account, throttled address, session cap). The key expires after
-        user.sessionDuration minutes without use.
+        credentials, locked account, throttled address, session cap, a store that does not
+        answer). The key expires after user.sessionDuration minutes without use.
 
         Args:
             login: The account's username.
             password: The account's password.
 
         Raises:
-            StoreUnavailableError: code 1010.
             InvalidParamsError: code -32602.
             InternalError: code -32603.
             ServerUnavailableError: code -32000.

@@ -228,11 +228,11 @@ export class SessiondClient {
    * Log in (NetX) and get a session key.
    *
    * Returns the session key, or "-1" when authentication fails for any reason (wrong credentials,
-   * locked account, throttled address, session cap). The key expires after user.sessionDuration
-   * minutes without use.
+   * locked account, throttled address, session cap, a store that does not answer). The key expires
+   * after user.sessionDuration minutes without use.
    *
-   * @throws {SessiondError} STORE_UNAVAILABLE (1010), INVALID_PARAMS (-32602), INTERNAL_ERROR
-   * (-32603), SERVER_UNAVAILABLE (-32000).
+   * @throws {SessiondError} INVALID_PARAMS (-32602), INTERNAL_ERROR (-32603), SERVER_UNAVAILABLE
+   * (-32000).
    */
   async authenticate(params: AuthenticateParams): Promise<string> {
     return (await this.call("authenticate", byPosition(params, ["login", "password"]))) as string;
