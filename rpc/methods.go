@@ -352,7 +352,11 @@ func (m *compiledMethod) decodeGeneral(raw json.RawMessage, bearer string) (any,
 			break
 		}
 		if len(items) > len(m.Positional) {
-			return nil, InvalidParams("params", fmt.Sprintf("at most %d positional params: %s", len(m.Positional), strings.Join(m.Positional, ", ")))
+			plural := "s"
+			if len(m.Positional) == 1 {
+				plural = ""
+			}
+			return nil, InvalidParams("params", fmt.Sprintf("at most %d positional param%s: %s", len(m.Positional), plural, strings.Join(m.Positional, ", ")))
 		}
 		members = make(map[string]json.RawMessage, len(items))
 		for i, item := range items {
