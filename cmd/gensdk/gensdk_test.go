@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,5 +234,98 @@ func TestGoOptionalToken(t *testing.T) {
 	}
 	if _, err := render(token + `,{"name":"other","schema":{"type":"string"}}`); err == nil {
 		t.Error("an optional token with another param: no error")
+	}
+}
+
+// extendsDocument is a document whose component Derived extends Base (x-extends), its members
+// given by derived: Base has a required name and an optional token.
+func extendsDocument(derived string) string {
+	return `{"openrpc":"1.3.2","info":{"title":"t","version":"1"},"methods":[{"name":"m","tags":[{"name":"x"}],
+		"params":[],"result":{"name":"r","schema":{"$ref":"#/components/schemas/Derived"}}}],
+		"components":{"errors":{},"schemas":{
+		"Base":{"type":"object","additionalProperties":false,"required":["name"],"properties":{
+			"token":{"type":"string","description":"token is there at times."},
+			"name":{"type":"string","maxLength":9,"description":"name names it."}}},
+		"Derived":` + derived + `}}}`
+}
+
+// TestExtends checks that a component extending another (x-extends) becomes a type derived
+// from the base in each SDK, declaring only what it adds: a new member, and a base member it
+// makes required.
+func TestExtends(t *testing.T) {
+	doc, err := readDocument([]byte(extendsDocument(`{"type":"object","additionalProperties":false,
+		"x-extends":"#/components/schemas/Base","required":["token","name","count"],"description":"Derived has it all.","properties":{
+		"token":{"type":"string","description":"token is always there."},
+		"name":{"type":"string","maxLength":9,"description":"name names it."},
+		"count":{"type":"integer","description":"count is more."}}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := buildAPI(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files = map[string][]byte{}
+	for _, render := range []func(*api) (map[string][]byte, error){renderGo, renderTypeScript, renderPython} {
+		out, err := render(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(files, out)
+	}
+	for file, want := range map[string]string{
+		goDir + "/types.go": "type Derived struct {\n\t// Count is more.\n\tCount int `json:\"count\"`\n" +
+			"\t// Base.Token is always set here: always there.\n\tBase\n}",
+		tsDir + "/types.ts": "export interface Derived extends Base {\n  /** token is always there. */\n  token: string;\n" +
+			"  /** count is more. */\n  count: number;\n}",
+		pyDir + "/models.py": "class Derived(Base):\n    \"\"\"Derived has it all.\"\"\"\n\n    token: str = field()\n" +
+			"    \"\"\"token is always there.\"\"\"\n    count: int\n    \"\"\"count is more.\"\"\"\n\n",
+	} {
+		if !strings.Contains(string(files[file]), want) {
+			t.Errorf("%s lacks\n%s\nin\n%s", file, want, files[file])
+		}
+	}
+	py := string(files[pyDir+"/models.py"])
+	if strings.Index(py, "class Base:") > strings.Index(py, "class Derived(Base):") {
+		t.Error("models.py defines Derived before its base")
+	}
+	for _, want := range []string{`name=data["name"],`, `data: dict[str, Any] = {"token": self.token, "name": self.name, "count": self.count}`} {
+		if !strings.Contains(py[strings.Index(py, "class Derived"):], want) {
+			t.Errorf("Derived's from_wire or to_wire lacks %s:\n%s", want, py)
+		}
+	}
+}
+
+// TestExtendsMismatch checks that a component whose x-extends does not hold, a base member
+// missing or changed, is an error naming the member, not a derived type that lies.
+func TestExtendsMismatch(t *testing.T) {
+	const closed = `"type":"object","additionalProperties":false,`
+	const token = `"token":{"type":"string"}`
+	const name = `"name":{"type":"string","maxLength":9}`
+	for what, tc := range map[string]struct{ derived, want string }{
+		"missing member": {`{` + closed + `"x-extends":"#/components/schemas/Base","required":["name"],"properties":{` + name + `}}`,
+			"the base's member token is missing"},
+		"another type": {`{` + closed + `"x-extends":"#/components/schemas/Base","required":["name"],"properties":{"token":{"type":"integer"},` + name + `}}`,
+			"member token: its schema differs from the base's"},
+		"another limit": {`{` + closed + `"x-extends":"#/components/schemas/Base","required":["name"],"properties":{` + token + `,"name":{"type":"string"}}}`,
+			"member name: its schema differs from the base's"},
+		"optional here": {`{` + closed + `"x-extends":"#/components/schemas/Base","properties":{` + token + `,` + name + `}}`,
+			"member name: optional, but required in the base"},
+		"open": {`{"type":"object","x-extends":"#/components/schemas/Base","required":["name"],"properties":{` + token + `,` + name + `}}`,
+			"must both be closed objects"},
+		"not a component": {`{` + closed + `"x-extends":"#/$defs/Base","required":["name"],"properties":{` + token + `,` + name + `}}`,
+			"only a reference to another component"},
+		"itself": {`{` + closed + `"x-extends":"#/components/schemas/Derived","properties":{}}`,
+			"the bases of Derived form a loop"},
+		"inline": {`{` + closed + `"properties":{"inner":{` + closed + `"x-extends":"#/components/schemas/Base","properties":{}}}}`,
+			"x-extends is supported in components.schemas only"},
+	} {
+		doc, err := readDocument([]byte(extendsDocument(tc.derived)))
+		if err == nil {
+			_, err = buildAPI(doc)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v; want one saying %q", what, err, tc.want)
+		}
 	}
 }

@@ -47,7 +47,7 @@ type (
 	goFieldView struct {
 		Doc  string
 		Name string
-		Type string
+		Type string // "" for an embedded type, Name
 		Tag  string
 	}
 	goMethodView struct {
@@ -153,6 +153,9 @@ func goType(nt *namedType) goTypeView {
 	}
 	var declared []string
 	for _, f := range nt.Fields {
+		if f.Inherited || f.Redeclares != nil {
+			continue // a member of the embedded base
+		}
 		name := goName(f.Name)
 		doc := renameLead(f.Description, f.Name, name)
 		if enum := f.Type.first().Enum; len(enum) > 0 && !mentionsAll(doc, enum) {
@@ -172,7 +175,33 @@ func goType(nt *namedType) goTypeView {
 		declared = append(declared, strconv.Quote(f.Name))
 	}
 	v.Declared = strings.Join(declared, ", ")
+	if nt.Base != nil {
+		v.Fields = append(v.Fields, goEmbedded(nt))
+	}
 	return v
+}
+
+// goEmbedded is the field that embeds nt's base, whose members encoding/json reads and writes
+// as nt's own. A member nt declares anew is left to the base's field, not shadowed by one of
+// nt's: a shadowing field would take the value and leave the base's empty, so the embedded
+// base, used where the base is wanted, would lack it. The field's doc says what nt adds.
+func goEmbedded(nt *namedType) goFieldView {
+	var doc []string
+	for _, f := range nt.Fields {
+		if f.Redeclares == nil {
+			continue
+		}
+		name := nt.Base.Name + "." + goName(f.Name)
+		text := renameLead(f.Description, f.Name, name)
+		switch rest, ok := strings.CutPrefix(text, name+" is "); {
+		case f.Required && !f.Redeclares.Required && ok:
+			text = name + " is always set here: " + rest
+		case f.Required && !f.Redeclares.Required:
+			text = strings.TrimSpace(name + " is always set here. " + text)
+		}
+		doc = append(doc, sentence(text))
+	}
+	return goFieldView{Doc: comment(strings.Join(doc, " "), "\t// ", 100), Name: nt.Base.Name}
 }
 
 // goFieldType is a member's Go type and the option of its JSON tag that leaves it out.

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -57,6 +59,12 @@ type (
 		// Token is the params member that carries the caller's token (x-token-field). The
 		// SDKs make it optional: over HTTP a bearer token may stand in for it.
 		Token bool
+		// Inherited is a member of a type's Base that is the same there (schema, description
+		// and requiredness): the SDKs declare it in the base only.
+		Inherited bool
+		// Redeclares is the member of a type's Base that this one declares anew: with the same
+		// schema, but required here where the base's is optional, or described otherwise.
+		Redeclares *field
 	}
 
 	namedType struct {
@@ -67,6 +75,10 @@ type (
 		Open bool
 		// Params is true for the params object of a method.
 		Params bool
+		// Base is the component this one extends (x-extends): every member of Base is a member
+		// here too, with the same schema, so the SDKs derive this type from Base (Go embeds it,
+		// TypeScript extends it, Python subclasses it). Fields still lists every member.
+		Base   *namedType
 		owner  *method // the method whose file holds the type; nil for components
 		filled bool
 	}
@@ -266,6 +278,9 @@ func (b *builder) method(rm *rpcMethod) (*method, error) {
 
 // typeOf resolves a schema. name is the type name an inline object gets when it has no title.
 func (b *builder) typeOf(s *schema, name string) (*typeRef, error) {
+	if s.Extends != "" {
+		return nil, fmt.Errorf("x-extends is supported in components.schemas only")
+	}
 	if s.Ref != "" {
 		target, ok := strings.CutPrefix(s.Ref, componentPrefix)
 		nt := b.byName[target]
@@ -391,18 +406,97 @@ func (b *builder) fill(nt *namedType, s *schema) error {
 			return fmt.Errorf("required member %q is not a property", r)
 		}
 	}
+	base, baseSchema, err := b.base(nt, s)
+	if err != nil {
+		return err
+	}
 	for _, p := range s.Properties {
 		if !isIdent(p.Name) {
 			return fmt.Errorf("property %q is not a usable name", p.Name)
+		}
+		f := &field{Name: p.Name, Description: strings.TrimSpace(p.Schema.Description), Required: slices.Contains(s.Required, p.Name)}
+		if i := slices.IndexFunc(baseSchema.Properties, func(bp property) bool { return bp.Name == p.Name }); i >= 0 {
+			if err := inherit(f, p.Schema, base.Fields[i], baseSchema.Properties[i].Schema); err != nil {
+				return fmt.Errorf("x-extends %s: %w", base.Name, err)
+			}
+			nt.Fields = append(nt.Fields, f)
+			continue
 		}
 		t, err := b.typeOf(p.Schema, nt.Name+exportName(p.Name))
 		if err != nil {
 			return fmt.Errorf("property %s: %w", p.Name, err)
 		}
-		nt.Fields = append(nt.Fields, &field{Name: p.Name, Description: strings.TrimSpace(p.Schema.Description),
-			Required: slices.Contains(s.Required, p.Name), Type: t})
+		f.Type = t
+		nt.Fields = append(nt.Fields, f)
+	}
+	if base == nil {
+		return nil
+	}
+	for _, bf := range base.Fields {
+		if !slices.ContainsFunc(nt.Fields, func(f *field) bool { return f.Name == bf.Name }) {
+			return fmt.Errorf("x-extends %s: the base's member %s is missing", base.Name, bf.Name)
+		}
+	}
+	nt.Base = base
+	return nil
+}
+
+// base resolves the x-extends of a component's schema s: the base component, filled, and
+// its schema, or nil and an empty schema when s extends nothing. The SDKs derive only closed
+// objects from closed objects: Go could not embed a base that reads its undeclared members
+// itself, and such a base would take the derived type's own members for undeclared ones.
+func (b *builder) base(nt *namedType, s *schema) (*namedType, *schema, error) {
+	if s.Extends == "" {
+		return nil, &schema{}, nil
+	}
+	name, ok := strings.CutPrefix(s.Extends, componentPrefix)
+	baseSchema := b.doc.Components.Schemas[name]
+	if !ok || baseSchema == nil || b.byName[name] == nil {
+		return nil, nil, fmt.Errorf("x-extends %q: only a reference to another component is supported", s.Extends)
+	}
+	for ancestor, seen := baseSchema, map[*schema]bool{s: true}; ancestor != nil; {
+		if seen[ancestor] {
+			return nil, nil, fmt.Errorf("x-extends %s: the bases of %s form a loop", name, nt.Name)
+		}
+		seen[ancestor] = true
+		next, _ := strings.CutPrefix(ancestor.Extends, componentPrefix)
+		ancestor = b.doc.Components.Schemas[next]
+	}
+	base := b.byName[name]
+	if err := b.fill(base, baseSchema); err != nil {
+		return nil, nil, fmt.Errorf("x-extends %s: %w", name, err)
+	}
+	if nt.Open || base.Open {
+		return nil, nil, fmt.Errorf("x-extends %s: the base and %s must both be closed objects (additionalProperties false)", name, nt.Name)
+	}
+	return base, baseSchema, nil
+}
+
+// inherit makes f, a member of a derived type whose schema is s, the member bf of its base,
+// whose schema is bs: inherited when they are the same, or declared anew when f only makes
+// the member required or describes it otherwise. Any other difference is an error: the
+// derived type could not be used where the base is wanted.
+func inherit(f *field, s *schema, bf *field, bs *schema) error {
+	if !reflect.DeepEqual(withoutDescription(s.value), withoutDescription(bs.value)) {
+		return fmt.Errorf("member %s: its schema differs from the base's", f.Name)
+	}
+	if bf.Required && !f.Required {
+		return fmt.Errorf("member %s: optional, but required in the base", f.Name)
+	}
+	f.Type = bf.Type
+	if f.Required == bf.Required && f.Description == bf.Description {
+		f.Inherited = true
+	} else {
+		f.Redeclares = bf
 	}
 	return nil
+}
+
+// withoutDescription is a schema's JSON value without its description.
+func withoutDescription(value map[string]any) map[string]any {
+	out := maps.Clone(value)
+	delete(out, "description")
+	return out
 }
 
 // buildErrors lists components.errors, application codes ascending, then JSON-RPC codes.

@@ -76,6 +76,12 @@ type schema struct {
 	// Closed is additionalProperties: false.
 	Closed bool
 	OneOf  []*schema
+	// Extends is x-extends, an extension of cmd/gen: the component this object's type embeds
+	// (a "#/components/schemas/" reference). The object still lists every member of that
+	// base itself, for validators; the SDKs derive the type from the base's.
+	Extends string
+	// value is the whole schema as JSON values, to compare schemas keyword by keyword.
+	value map[string]any
 }
 
 type property struct {
@@ -95,6 +101,9 @@ var validationKeywords = []string{
 func (s *schema) UnmarshalJSON(data []byte) error {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(data, &members); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	if err := json.Unmarshal(data, &s.value); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
 	for _, key := range sortedKeys(members) {
@@ -139,6 +148,8 @@ func (s *schema) UnmarshalJSON(data []byte) error {
 			}
 		case "oneOf", "anyOf":
 			err = json.Unmarshal(raw, &s.OneOf)
+		case "x-extends":
+			err = json.Unmarshal(raw, &s.Extends)
 		default:
 			if !slices.Contains(validationKeywords, key) {
 				err = fmt.Errorf("keyword %q is not supported by the SDK generator", key)

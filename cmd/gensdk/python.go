@@ -28,8 +28,11 @@ type (
 		Models []string
 	}
 	pyTypeView struct {
-		Doc      string
-		Name     string
+		Doc  string
+		Name string
+		Base string // the dataclass this one subclasses, or ""
+		// Fields are every member, in from_wire and to_wire; the class declares those not
+		// Inherited from Base.
 		Fields   []pyFieldView
 		Open     bool
 		Declared string // a Python tuple of the declared member names, for open types
@@ -37,14 +40,15 @@ type (
 		DataInit string
 	}
 	pyFieldView struct {
-		Doc      string
-		Name     string // snake_case
-		Wire     string
-		Hint     string
-		Default  string // " = None" for optional members
-		FromWire string // an expression reading the member from data
-		ToWire   string // an expression writing self.<Name>
-		Optional bool
+		Doc       string
+		Name      string // snake_case
+		Wire      string
+		Hint      string
+		Default   string // " = None" for optional members
+		FromWire  string // an expression reading the member from data
+		ToWire    string // an expression writing self.<Name>
+		Optional  bool
+		Inherited bool
 	}
 	pyMethodView struct {
 		Doc       string
@@ -79,7 +83,7 @@ type (
 func renderPython(a *api) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	var models pyFile
-	for _, nt := range a.Types {
+	for _, nt := range basesFirst(a.Types) {
 		if nt.Params {
 			continue // params are keyword arguments in Python
 		}
@@ -145,6 +149,9 @@ func pyErrorClass(e *apiError) string {
 func pyType(nt *namedType) (pyTypeView, error) {
 	v := pyTypeView{Doc: pyDocstring(firstNonEmpty(nt.Description, nt.Name+" is an object of the sessiond API."), "    "),
 		Name: nt.Name, Open: nt.Open}
+	if nt.Base != nil {
+		v.Base = nt.Base.Name
+	}
 	var declared, required []string
 	if nt.Open {
 		required = append(required, "**self.extra")
@@ -153,7 +160,7 @@ func pyType(nt *namedType) (pyTypeView, error) {
 		name := snakeName(f.Name)
 		t := f.Type.first()
 		fv := pyFieldView{Doc: pyDocstring(renameLead(f.Description, f.Name, name), "    "), Name: name, Wire: strconv.Quote(f.Name),
-			Hint: pyHint(t), ToWire: pyToWire("self."+name, t, 0, "")}
+			Hint: pyHint(t), ToWire: pyToWire("self."+name, t, 0, ""), Inherited: f.Inherited}
 		get := "data[" + fv.Wire + "]"
 		fv.FromWire = pyFromWire(get, t, 0)
 		if !f.Required {
@@ -172,6 +179,11 @@ func pyType(nt *namedType) (pyTypeView, error) {
 		if !fv.Optional {
 			required = append(required, fv.Wire+": "+fv.ToWire)
 		}
+		if f.Required && f.Redeclares != nil && !f.Redeclares.Required {
+			// A bare annotation would take the base's class attribute, its default None, for
+			// its own default: field() without one makes the member required here.
+			fv.Default = " = field()"
+		}
 		v.Fields = append(v.Fields, fv)
 		declared = append(declared, fv.Wire)
 	}
@@ -182,6 +194,28 @@ func pyType(nt *namedType) (pyTypeView, error) {
 		v.Declared = "(" + strings.Join(declared, ", ") + ")"
 	}
 	return v, nil
+}
+
+// basesFirst orders types so that each comes after its base, as a Python class must, and
+// otherwise keeps their order.
+func basesFirst(types []*namedType) []*namedType {
+	var out []*namedType
+	placed := map[*namedType]bool{}
+	var place func(nt *namedType)
+	place = func(nt *namedType) {
+		if placed[nt] {
+			return
+		}
+		placed[nt] = true
+		if nt.Base != nil {
+			place(nt.Base)
+		}
+		out = append(out, nt)
+	}
+	for _, nt := range types {
+		place(nt)
+	}
+	return out
 }
 
 // withNull returns t with Nullable set to nullable.

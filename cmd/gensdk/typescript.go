@@ -30,10 +30,11 @@ type (
 		TypeNames []string
 	}
 	tsTypeView struct {
-		Doc    string
-		Name   string
-		Fields []tsFieldView
-		Open   bool
+		Doc     string
+		Name    string
+		Extends string // the base interface, or ""
+		Fields  []tsFieldView
+		Open    bool
 	}
 	tsFieldView struct {
 		Doc      string
@@ -118,7 +119,13 @@ func collectNamed(t *typeRef, into map[string]bool) {
 
 func tsType(nt *namedType) tsTypeView {
 	v := tsTypeView{Doc: tsDoc(firstNonEmpty(nt.Description, nt.Name+" is an object of the sessiond API."), ""), Name: nt.Name, Open: nt.Open}
+	if nt.Base != nil {
+		v.Extends = nt.Base.Name
+	}
 	for _, f := range nt.Fields {
+		if f.Inherited {
+			continue // declared by the base; one declared anew may be required here, as extends allows
+		}
 		doc := f.Description
 		if f.Token {
 			doc = strings.TrimSpace(sentence(doc) + " It may be left out over HTTP when the transport sends a bearer token.")
