@@ -116,6 +116,10 @@ func TestContractKeywords(t *testing.T) {
 		{"$id", at(create, "$id"), schemaBase + "createSession.params.json"},
 		{"openrpc marker", at(openrpc, "x-generated"), generatedMarker},
 		{"serverUnavailable component", at(openrpc, "components", "errors", "serverUnavailable", "code"), -32000.0},
+		{"SessionWithToken extends Session", at(openrpc, "components", "schemas", "SessionWithToken", "x-extends"), "#/components/schemas/Session"},
+		{"Session extends nothing", at(openrpc, "components", "schemas", "Session", "x-extends"), nil},
+		{"schema files carry no x-extends", at(session, "x-extends"), nil},
+		{"SessionWithToken still lists Session's members", at(openrpc, "components", "schemas", "SessionWithToken", "properties", "sessionId", "type"), "string"},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -201,5 +205,45 @@ func TestMembersShadow(t *testing.T) {
 	}
 	if d := schema.Properties["authToken"].Description; d != "authToken is the session's token." {
 		t.Errorf("a login's authToken is described %q, by the field it hides", d)
+	}
+}
+
+type (
+	baseA    struct{ A string }
+	baseB    struct{ B string }
+	extendsA struct {
+		C string
+		baseA
+	}
+	extendsBoth struct {
+		baseA
+		baseB
+	}
+	extendsNone struct {
+		*baseA
+		Named baseA `json:"named"`
+		baseB `json:"-"`
+		baseC
+	}
+	baseC struct{ C string }
+)
+
+// TestEmbeddedComponent checks which base x-extends names: a component embedded by value as
+// encoding/json flattens it; not one behind a pointer, named or left out, nor a struct that
+// is no component; and that two bases are an error.
+func TestEmbeddedComponent(t *testing.T) {
+	types := map[string]reflect.Type{"baseA": reflect.TypeFor[baseA](), "baseB": reflect.TypeFor[baseB]()}
+	b := &openrpcBuilder{schemas: map[string]json.RawMessage{"baseA": nil, "baseB": nil}}
+	for typ, want := range map[reflect.Type]string{
+		reflect.TypeFor[extendsA]():    "baseA",
+		reflect.TypeFor[extendsNone](): "",
+		reflect.TypeFor[baseA]():       "",
+	} {
+		if got, err := b.embeddedComponent(typ, types); err != nil || got != want {
+			t.Errorf("%s extends %q (%v); want %q", typ, got, err, want)
+		}
+	}
+	if got, err := b.embeddedComponent(reflect.TypeFor[extendsBoth](), types); err == nil {
+		t.Errorf("a type embedding two components extends %q; want an error", got)
 	}
 }

@@ -12,7 +12,9 @@
 // Descriptions come from the Go doc comments of the types in rpc and engine, so gen reads
 // their sources: it finds the repository root itself by walking up from the current
 // directory to the go.mod of module github.com/sessiond/sessiond. Limits that the Go types
-// cannot carry in jsonschema tags are in memberLimits. The output is deterministic.
+// cannot carry in jsonschema tags are in memberLimits. A component of the OpenRPC document
+// whose Go type embeds another component's names it in x-extends (an extension for
+// cmd/gensdk); its schema still lists every member itself. The output is deterministic.
 package main
 
 import (
@@ -102,7 +104,7 @@ func generate() (map[string][]byte, error) {
 	if unused := g.unusedLimits(); len(unused) > 0 {
 		return nil, fmt.Errorf("memberLimits match no member of any method: %s", strings.Join(unused, ", "))
 	}
-	if files["openrpc.json"], err = openRPC(all); err != nil {
+	if files["openrpc.json"], err = openRPC(all, g.defNames); err != nil {
 		return nil, fmt.Errorf("openrpc.json: %w", err)
 	}
 	return files, nil

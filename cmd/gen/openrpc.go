@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -19,6 +21,13 @@ const (
 	// apiVersion is info.version: the version of the wire contract. Raise it when a method,
 	// a member or an error changes.
 	apiVersion = "1.0.0"
+	// componentPrefix begins every reference into components.schemas.
+	componentPrefix = "#/components/schemas/"
+	// extendsKeyword (an extension) marks a component whose Go type embeds another component's
+	// and names that base. The component's schema still lists every member of the base itself,
+	// for validators and for clients that know no extensions; the SDK generator (cmd/gensdk)
+	// derives its type from the base's.
+	extendsKeyword = "x-extends"
 )
 
 // The OpenRPC document. Struct fields keep the order of the specification; maps are written
@@ -108,7 +117,61 @@ func componentSchema(s *jsonschema.Schema, keepTitle bool) (json.RawMessage, err
 	if err != nil {
 		return nil, err
 	}
-	return bytes.ReplaceAll(b, []byte(`"$ref":"#/$defs/`), []byte(`"$ref":"#/components/schemas/`)), nil
+	return bytes.ReplaceAll(b, []byte(`"$ref":"#/$defs/`), []byte(`"$ref":"`+componentPrefix)), nil
+}
+
+// markExtends adds x-extends to every component whose Go type embeds the Go type of another
+// component. types maps the name of every component to its Go type.
+func (b *openrpcBuilder) markExtends(types map[string]reflect.Type) error {
+	for _, name := range slices.Sorted(maps.Keys(b.schemas)) {
+		t, ok := types[name]
+		if !ok {
+			return fmt.Errorf("components.schemas.%s: no Go type is named so", name)
+		}
+		base, err := b.embeddedComponent(t, types)
+		if err != nil {
+			return fmt.Errorf("components.schemas.%s: %w", name, err)
+		}
+		if base == "" {
+			continue
+		}
+		member, err := json.Marshal(map[string]string{extendsKeyword: componentPrefix + base})
+		if err != nil {
+			return err
+		}
+		schema := b.schemas[name]
+		if len(schema) < 2 || schema[0] != '{' || string(schema) == "{}" {
+			return fmt.Errorf("components.schemas.%s: embeds %s but has no members", name, base)
+		}
+		b.schemas[name] = slices.Concat(member[:len(member)-1], []byte(","), schema[1:])
+	}
+	return nil
+}
+
+// embeddedComponent names the component whose Go type t embeds the way encoding/json
+// flattens it (a struct by value, with no JSON name), or is "" when t embeds none.
+func (b *openrpcBuilder) embeddedComponent(t reflect.Type, types map[string]reflect.Type) (string, error) {
+	if t.Kind() != reflect.Struct {
+		return "", nil
+	}
+	var bases []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.Anonymous || name != "" || f.Type.Kind() != reflect.Struct {
+			continue
+		}
+		if _, ok := b.schemas[f.Type.Name()]; ok && types[f.Type.Name()] == f.Type {
+			bases = append(bases, f.Type.Name())
+		}
+	}
+	if len(bases) > 1 {
+		return "", fmt.Errorf("%s embeds components %s: %s names one base", t, strings.Join(bases, " and "), extendsKeyword)
+	}
+	if len(bases) == 0 {
+		return "", nil
+	}
+	return bases[0], nil
 }
 
 // addDefs moves the $defs of s into components.schemas.
@@ -125,8 +188,9 @@ func (b *openrpcBuilder) addDefs(s *jsonschema.Schema) error {
 	return nil
 }
 
-// openRPC builds the OpenRPC document of every method.
-func openRPC(all []*methodSchemas) ([]byte, error) {
+// openRPC builds the OpenRPC document of every method. types maps the name of every
+// struct type the schemas describe to its Go type.
+func openRPC(all []*methodSchemas, types map[string]reflect.Type) ([]byte, error) {
 	errs, byCode, err := errorComponents()
 	if err != nil {
 		return nil, err
@@ -148,6 +212,9 @@ func openRPC(all []*methodSchemas) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", ms.method.Name, err)
 		}
 		doc.Methods = append(doc.Methods, m)
+	}
+	if err := b.markExtends(types); err != nil {
+		return nil, err
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)

@@ -126,56 +126,8 @@ type Session struct {
 // SessionWithToken is the session object of a login or of an alteration: its token, which the
 // caller has just received or presented, is always there.
 type SessionWithToken struct {
-	// AuthToken is the session's token.
-	AuthToken string `json:"authToken"`
-	// SessionID is the public, non-secret handle of the session, safe to list and revoke by.
-	SessionID string `json:"sessionId"`
-	// Username is the session's account.
-	Username string `json:"username"`
-	// Description describes the session for troubleshooting.
-	Description string `json:"description"`
-	// DefaultAPI is the default "api" of the session's actions.
-	DefaultAPI string `json:"defaultApi"`
-	// DefaultDebug is the default debug level: "none" or "max".
-	DefaultDebug string `json:"defaultDebug"`
-	// DefaultDatabaseName is the session's default database.
-	DefaultDatabaseName string `json:"defaultDatabaseName"`
-	// DefaultOwnerName is the session's default owner of tables.
-	DefaultOwnerName string `json:"defaultOwnerName"`
-	// DefaultBinaryFormat is how binary values are returned: "hex", "base64" or "byteArray".
-	DefaultBinaryFormat string `json:"defaultBinaryFormat"`
-	// DefaultResponseOptions are the default responseOptions of the session's actions.
-	DefaultResponseOptions ResponseOptions `json:"defaultResponseOptions"`
-	// IdleConnectionTimeoutSeconds: seconds without a call before the session ends (0 = never; a
-	// permanent session reports -1).
-	IdleConnectionTimeoutSeconds int `json:"idleConnectionTimeoutSeconds"`
-	// IdleCursorTimeoutSeconds: seconds a cursor stays open (-1 = never).
-	IdleCursorTimeoutSeconds int `json:"idleCursorTimeoutSeconds"`
-	// PermanentSession is true for API keys, which never expire.
-	PermanentSession bool `json:"permanentSession"`
-	// Origin is the method that created the session: createSession or authenticate. One of
-	// "createSession" or "authenticate".
-	Origin string `json:"origin"`
-	// SessionStartTimestamp is when the session was created (UTC).
-	SessionStartTimestamp time.Time `json:"sessionStartTimestamp"`
-	// SessionLastAccessedTimestamp is the last authenticated call (UTC).
-	SessionLastAccessedTimestamp time.Time `json:"sessionLastAccessedTimestamp"`
-	// ExpiresAt is when the session ends if nothing extends it; null if it never does.
-	ExpiresAt *time.Time `json:"expiresAt"`
-	// ClientAddress is the address the session was created from.
-	ClientAddress string `json:"clientAddress"`
-	// Hostname is the name of the server host that answered.
-	Hostname string `json:"hostname"`
-	// HostUUID identifies the server host and its store.
-	HostUUID string `json:"hostUuid"`
-	// HostIPAddresses are the server host's non-loopback addresses.
-	HostIPAddresses []string `json:"hostIpAddresses"`
-	// DefaultRetentionPolicy is the server's default retention policy (jsonActionApiDefaults).
-	DefaultRetentionPolicy string `json:"defaultRetentionPolicy"`
-	// DefaultRetentionUnit is the unit of defaultRetentionPeriod.
-	DefaultRetentionUnit string `json:"defaultRetentionUnit"`
-	// DefaultRetentionPeriod is how many retention units data is kept.
-	DefaultRetentionPeriod int `json:"defaultRetentionPeriod"`
+	// Session.AuthToken is always set here: the session's token.
+	Session
 }
 
 // SessionsResult is the result of describeSessions and listSessions.

@@ -341,61 +341,13 @@ class Session:
 
 
 @dataclass(kw_only=True)
-class SessionWithToken:
+class SessionWithToken(Session):
     """SessionWithToken is the session object of a login or of an alteration: its token, which the
     caller has just received or presented, is always there.
     """
 
-    auth_token: str
+    auth_token: str = field()
     """auth_token is the session's token."""
-    session_id: str
-    """session_id is the public, non-secret handle of the session, safe to list and revoke by."""
-    username: str
-    """username is the session's account."""
-    description: str
-    """description describes the session for troubleshooting."""
-    default_api: str
-    """default_api is the default "api" of the session's actions."""
-    default_debug: str
-    """default_debug is the default debug level: "none" or "max"."""
-    default_database_name: str
-    """default_database_name is the session's default database."""
-    default_owner_name: str
-    """default_owner_name is the session's default owner of tables."""
-    default_binary_format: str
-    """default_binary_format is how binary values are returned: "hex", "base64" or "byteArray"."""
-    default_response_options: ResponseOptions
-    """default_response_options are the default responseOptions of the session's actions."""
-    idle_connection_timeout_seconds: int
-    """idle_connection_timeout_seconds: seconds without a call before the session ends (0 = never; a
-    permanent session reports -1).
-    """
-    idle_cursor_timeout_seconds: int
-    """idle_cursor_timeout_seconds: seconds a cursor stays open (-1 = never)."""
-    permanent_session: bool
-    """permanent_session is true for API keys, which never expire."""
-    origin: Literal["createSession", "authenticate"]
-    """origin is the method that created the session: createSession or authenticate."""
-    session_start_timestamp: datetime
-    """session_start_timestamp is when the session was created (UTC)."""
-    session_last_accessed_timestamp: datetime
-    """session_last_accessed_timestamp is the last authenticated call (UTC)."""
-    expires_at: datetime | None
-    """expires_at is when the session ends if nothing extends it; null if it never does."""
-    client_address: str
-    """client_address is the address the session was created from."""
-    hostname: str
-    """hostname is the name of the server host that answered."""
-    host_uuid: str
-    """host_uuid identifies the server host and its store."""
-    host_ip_addresses: list[str]
-    """host_ip_addresses are the server host's non-loopback addresses."""
-    default_retention_policy: str
-    """default_retention_policy is the server's default retention policy (jsonActionApiDefaults)."""
-    default_retention_unit: str
-    """default_retention_unit is the unit of defaultRetentionPeriod."""
-    default_retention_period: int
-    """default_retention_period is how many retention units data is kept."""
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SessionWithToken:

@@ -122,58 +122,9 @@ export interface Session {
  * SessionWithToken is the session object of a login or of an alteration: its token, which the
  * caller has just received or presented, is always there.
  */
-export interface SessionWithToken {
+export interface SessionWithToken extends Session {
   /** authToken is the session's token. */
   authToken: string;
-  /** sessionId is the public, non-secret handle of the session, safe to list and revoke by. */
-  sessionId: string;
-  /** username is the session's account. */
-  username: string;
-  /** description describes the session for troubleshooting. */
-  description: string;
-  /** defaultApi is the default "api" of the session's actions. */
-  defaultApi: string;
-  /** defaultDebug is the default debug level: "none" or "max". */
-  defaultDebug: string;
-  /** defaultDatabaseName is the session's default database. */
-  defaultDatabaseName: string;
-  /** defaultOwnerName is the session's default owner of tables. */
-  defaultOwnerName: string;
-  /** defaultBinaryFormat is how binary values are returned: "hex", "base64" or "byteArray". */
-  defaultBinaryFormat: string;
-  /** defaultResponseOptions are the default responseOptions of the session's actions. */
-  defaultResponseOptions: ResponseOptions;
-  /**
-   * idleConnectionTimeoutSeconds: seconds without a call before the session ends (0 = never; a
-   * permanent session reports -1).
-   */
-  idleConnectionTimeoutSeconds: number;
-  /** idleCursorTimeoutSeconds: seconds a cursor stays open (-1 = never). */
-  idleCursorTimeoutSeconds: number;
-  /** permanentSession is true for API keys, which never expire. */
-  permanentSession: boolean;
-  /** origin is the method that created the session: createSession or authenticate. */
-  origin: "createSession" | "authenticate";
-  /** sessionStartTimestamp is when the session was created (UTC). */
-  sessionStartTimestamp: string;
-  /** sessionLastAccessedTimestamp is the last authenticated call (UTC). */
-  sessionLastAccessedTimestamp: string;
-  /** expiresAt is when the session ends if nothing extends it; null if it never does. */
-  expiresAt: string | null;
-  /** clientAddress is the address the session was created from. */
-  clientAddress: string;
-  /** hostname is the name of the server host that answered. */
-  hostname: string;
-  /** hostUuid identifies the server host and its store. */
-  hostUuid: string;
-  /** hostIpAddresses are the server host's non-loopback addresses. */
-  hostIpAddresses: string[];
-  /** defaultRetentionPolicy is the server's default retention policy (jsonActionApiDefaults). */
-  defaultRetentionPolicy: string;
-  /** defaultRetentionUnit is the unit of defaultRetentionPeriod. */
-  defaultRetentionUnit: string;
-  /** defaultRetentionPeriod is how many retention units data is kept. */
-  defaultRetentionPeriod: number;
 }
 
 /** SessionsResult is the result of describeSessions and listSessions. */
