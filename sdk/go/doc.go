@@ -16,6 +16,10 @@
 //		// wrong username or password, or a locked account
 //	}
 //
+// CreateSession and AlterSession return a [SessionWithToken], which embeds the [Session]
+// that describeSessions and listSessions return, its AuthToken always set: session.AuthToken
+// is the new token, and session.Session a whole session object.
+//
 // Errors the server answers with are [*Error] values whose Is method compares codes, so
 // errors.Is(err, sessiond.ErrInvalidAuthToken) holds for any reply with code 12031. Optional
 // params whose zero value means something (booleans, numbers, settings) are pointers; [Ptr]

@@ -2,7 +2,9 @@ package sessiond_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -56,5 +58,58 @@ func TestPingSessionEmptyToken(t *testing.T) {
 	defer badBearer.Close()
 	if err := badBearer.Ping(ctx); !errors.Is(err, sessiond.ErrInvalidAuthToken) {
 		t.Errorf("Ping with an invalid bearer token: %v; want ErrInvalidAuthToken", err)
+	}
+}
+
+// TestSessionWithTokenIsASession checks that CreateSession's result, which embeds Session,
+// reads the server's flat JSON object with the token in the embedded Session, so that
+// result.Session is a whole session object, and writes back the same object.
+func TestSessionWithTokenIsASession(t *testing.T) {
+	server := sdktest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := sessiond.Dial(ctx, server.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	params := sessiond.CreateSessionParams{Username: "admin", Password: sdktest.AdminPassword}
+	var wire json.RawMessage
+	if err := client.Call(ctx, "createSession", params, &wire); err != nil {
+		t.Fatal(err)
+	}
+	var login sessiond.SessionWithToken
+	if err := json.Unmarshal(wire, &login); err != nil {
+		t.Fatal(err)
+	}
+	var session sessiond.Session = login.Session
+	if session.AuthToken == "" || session.SessionID == "" || session.Username != "admin" {
+		t.Errorf("the embedded Session lacks members: %+v", session)
+	}
+	again, err := json.Marshal(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, written map[string]any
+	if err := json.Unmarshal(wire, &sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(again, &written); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(written, sent) {
+		t.Errorf("SessionWithToken writes\n%s\nbut the server sent\n%s", again, wire)
+	}
+	if err := sdktest.CheckResult("createSession", again); err != nil {
+		t.Errorf("the object written does not match the result schema: %v", err)
+	}
+
+	altered, err := client.AlterSession(ctx, sessiond.AlterSessionParams{AuthToken: session.AuthToken, Description: sessiond.Ptr("altered")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if altered.AuthToken != session.AuthToken || altered.Session.Description != "altered" {
+		t.Errorf("AlterSession returned token %q, description %q", altered.AuthToken, altered.Session.Description)
 	}
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterator
 from unittest import mock
 
 import sessiond
-from sessiond import Client, LabelValue, Session
+from sessiond import Client, LabelValue, Session, SessionWithToken
 from tests import requests_written
 
 
@@ -144,6 +145,23 @@ class OfflineTest(unittest.TestCase):
         self.assertEqual(session.session_start_timestamp, datetime(2024, 10, 9, 5, 1, 23, tzinfo=timezone.utc))
         self.assertEqual(session.default_response_options.data_format, "arrays")
         self.assertEqual(session.to_wire(), SESSION)
+
+    def test_session_with_token_is_a_session(self) -> None:
+        """A login's SessionWithToken is a Session whose auth_token is required; it reads and
+        writes the same JSON object as before, members it does not know left out."""
+        fake = FakeTransport({"jsonrpc": "2.0", "id": 1, "result": {**SESSION, "newMember": 1}})
+        login = Client(fake).create_session(username="alice", password="pw")
+        self.assertIsInstance(login, SessionWithToken)
+        self.assertIsInstance(login, Session)
+        self.assertEqual(login.auth_token, "sdt_x")
+        self.assertEqual(login.to_wire(), SESSION)
+        without_token = {name: value for name, value in SESSION.items() if name != "authToken"}
+        with self.assertRaises(KeyError):
+            SessionWithToken.from_wire(without_token)
+        members = {f.name: getattr(login, f.name) for f in dataclasses.fields(login) if f.name != "auth_token"}
+        with self.assertRaises(TypeError):
+            SessionWithToken(**members)
+        self.assertIsNone(Session(**members).auth_token)
 
 
 if __name__ == "__main__":
