@@ -144,7 +144,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 }
 
-func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
+func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) (retErr error) {
 	cfg := DefaultConfig()
 	if o.configPath != "" {
 		var err error
@@ -237,9 +237,14 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := closeStore(store, storeCloseTimeout); err != nil {
 			log.Error("closing the store", "err", err)
+			if retErr == nil {
+				retErr = err
+			}
+			return
 		}
+		log.Info("stopped")
 	}()
 
 	cfg.Engine.Logger = log
@@ -326,11 +331,34 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Warn("shutdown", "err", err)
 	}
 	wg.Wait()
-	if err := store.Flush(drain); err != nil {
+	// Not drain, which may have run out: the calls it waited for are over either way.
+	flush, cancelFlush := context.WithTimeout(context.Background(), storeCloseTimeout)
+	defer cancelFlush()
+	if err := store.Flush(flush); err != nil {
 		log.Error("flushing last-use times", "err", err)
 	}
-	log.Info("stopped")
 	return runErr
+}
+
+// storeCloseTimeout bounds how long a stopping server waits for its store to write out
+// last-use times and to close. Badger's Close retries writing its memtable out for as long as
+// the disk refuses it (a disk that failed, a filesystem remounted read-only), which would
+// keep a stopped server from ever exiting; what was acknowledged is in the store's synced
+// log by then, and the next start reads it from there.
+const storeCloseTimeout = 30 * time.Second
+
+// closeStore closes c, or gives up on it after timeout with an error that says so.
+func closeStore(c io.Closer, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("the store did not close within %v (a disk that fails, or a filesystem remounted read-only?): exiting without it; the next start recovers every acknowledged change from the store's log", timeout)
+	}
 }
 
 // openStore opens the store the flags choose and says what it is, for logs.

@@ -191,3 +191,23 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		t.Errorf("second SIGTERM: exit code %d", code)
 	}
 }
+
+// closerFunc is an io.Closer of a function.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// closeStore returns the store's Close error, or gives up on a Close that does not return (a
+// Badger that retries a write to a failed disk for ever) after its timeout, saying so.
+func TestCloseStoreGivesUp(t *testing.T) {
+	closed := fmt.Errorf("closed with an error")
+	if err := closeStore(closerFunc(func() error { return closed }), time.Hour); err != closed {
+		t.Errorf("a Close that returns: %v, want its error", err)
+	}
+	never := make(chan struct{})
+	defer close(never)
+	err := closeStore(closerFunc(func() error { <-never; return nil }), 10*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "did not close within 10ms") {
+		t.Errorf("a Close that never returns: %v, want the timeout", err)
+	}
+}
