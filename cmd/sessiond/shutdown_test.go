@@ -29,6 +29,7 @@ type loadConn struct {
 	sent     atomic.Int64 // requests handed to the kernel, the last batch perhaps only in part
 	replies  atomic.Int64
 	answered []int64
+	refused  int      // requests answered shuttingDown: read after the calls in flight, not run
 	bad      []string // malformed replies and error replies
 	cut      string   // a reply line the connection ended in the middle of
 	readErr  error
@@ -74,8 +75,13 @@ func (lc *loadConn) read() {
 			lc.bad = append(lc.bad, fmt.Sprintf("malformed reply %.100q", line))
 			continue
 		}
-		if rep.Error != nil {
+		switch {
+		case rep.Error != nil && rep.Error.Code == -32000 && strings.Contains(string(rep.Error.Data), `"shuttingDown"`):
+			lc.refused++
+		case rep.Error != nil:
 			lc.bad = append(lc.bad, fmt.Sprintf("request %d: %v", id, rep))
+		case lc.refused > 0:
+			lc.bad = append(lc.bad, fmt.Sprintf("request %d: a result after %d refusals", id, lc.refused))
 		}
 		lc.answered = append(lc.answered, id)
 		lc.replies.Add(1)
@@ -160,8 +166,12 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		if n > lc.sent.Load() {
 			t.Errorf("connection %d: %d replies for %d requests sent", i, n, lc.sent.Load())
 		}
-		// The server reads a connection in order and answers every request it takes, so the
+		// The server reads a connection in order and answers every request it takes, then
+		// refuses those it reads after them (at most 64, maxInFlightPerConnection), so the
 		// answered ids are 1…n without a gap or a repeat, and no reply is cut short.
+		if lc.refused > 64 {
+			t.Errorf("connection %d: %d requests refused, want at most 64", i, lc.refused)
+		}
 		for j, id := range lc.answered {
 			if id != int64(j+1) {
 				lost = append(lost, fmt.Sprintf("connection %d: %d replies, but request %d has none", i, n, j+1))
@@ -171,7 +181,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		if lc.cut != "" {
 			lost = append(lost, fmt.Sprintf("connection %d: %s (then %v)", i, lc.cut, lc.readErr))
 		}
-		t.Logf("connection %d: %d requests sent, %d answered, connection ended with %v", i, lc.sent.Load(), n, lc.readErr)
+		t.Logf("connection %d: %d requests sent, %d answered (%d of them refused), connection ended with %v", i, lc.sent.Load(), n, lc.refused, lc.readErr)
 	}
 	if !strings.Contains(p.logs.String(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop in the logs:\n%s", p.logs.String())
