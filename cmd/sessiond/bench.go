@@ -219,8 +219,8 @@ func runBenchWith(fs *pflag.FlagSet, opts *benchOptions, stdin io.Reader, stdout
 		}
 		return 0
 	}
-	if o.populate != 0 {
-		if o.populate < 0 {
+	if fs.Changed("populate") {
+		if o.populate < 1 {
 			return usageErr("--populate must be positive")
 		}
 		if o.dataDir == "" {

@@ -429,7 +429,7 @@ func TestBenchUsage(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, stdout.String())
 	}
 	for _, args := range [][]string{
-		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"},
+		{"--method", "nope"}, {"-c", "0"}, {"--addr", "a:1", "--http", "b:2"}, {"--populate", "10"}, {"--populate", "0", "--data", "d"},
 		{"--rounds", "0"}, {"-n", "0"}, {"extra"}, {"--pipeline", "0"}, {"--pipeline", "2", "--http", "http://127.0.0.1:1/"},
 		{"--pipeline", "2", "--method", "createSession"}, {"--bogus"},
 	} {
