@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -793,5 +795,30 @@ func TestParseConfigEnumsIgnoreCase(t *testing.T) {
 	s := cfg.Engine.Defaults.Settings
 	if s.DefaultDebug != "max" || s.DefaultBinaryFormat != "base64" || s.DefaultResponseOptions.DataFormat != "objects" {
 		t.Errorf("got %q, %q, %q; want max, base64, objects", s.DefaultDebug, s.DefaultBinaryFormat, s.DefaultResponseOptions.DataFormat)
+	}
+}
+
+// A key file others than its owner can read is named in a warning; one only its owner can, not.
+func TestWarnOpenKeyFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no mode bits")
+	}
+	t.Setenv("SESSIOND_ENCRYPTION_KEY", "")
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o400, false}, {0o640, true}, {0o644, true}} {
+		file := filepath.Join(t.TempDir(), "key.bin")
+		if err := os.WriteFile(file, make([]byte, 32), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, tc.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		warnOpenKeyFile(file, slog.New(slog.NewTextHandler(&logs, nil)))
+		if warned := strings.Contains(logs.String(), "chmod 600"); warned != tc.warn {
+			t.Errorf("mode %v: warned %v, want %v: %q", tc.mode, warned, tc.warn, logs.String())
+		}
 	}
 }

@@ -388,6 +388,9 @@ func openStore(o serveOptions, cfg *Config, log *slog.Logger) (engine.Store, str
 	if err != nil {
 		return nil, "", err
 	}
+	if key != nil {
+		warnOpenKeyFile(cfg.Storage.EncryptionKeyFile, log)
+	}
 	dir, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return nil, "", err
@@ -429,6 +432,18 @@ func encryptionKey(file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: the encryption key must be 16, 24 or 32 bytes (raw, or base64-encoded)", source)
 	}
 	return key, nil
+}
+
+// warnOpenKeyFile warns when the encryption key file (if the key came from one) can be read by
+// others than its owner: the key opens every session record. Windows permissions are not
+// mode bits, so it says nothing there.
+func warnOpenKeyFile(file string, log *slog.Logger) {
+	if file == "" || os.Getenv("SESSIOND_ENCRYPTION_KEY") != "" || runtime.GOOS == "windows" {
+		return
+	}
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the encryption key file can be read by others than its owner: chmod 600 it", "file", file, "mode", fi.Mode().Perm().String())
+	}
 }
 
 // hostInfo describes this server in session objects. The UUID is stable for a host and store.
