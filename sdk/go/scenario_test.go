@@ -255,14 +255,7 @@ func runScenario(ctx context.Context, t *testing.T, transport *checkedTransport,
 // TestPipelining makes many concurrent calls on one TCP connection and checks that each gets
 // its own reply.
 func TestPipelining(t *testing.T) {
-	server := sdktest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := sessiond.Dial(ctx, server.TCPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	_, client, ctx := startDialed(t)
 	admin, err := client.CreateSession(ctx, sessiond.CreateSessionParams{Username: "admin", Password: sdktest.AdminPassword})
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,10 @@
 package sessiond_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
-	"time"
 
 	sessiond "github.com/sessiond/sessiond/sdk/go"
 	"github.com/sessiond/sessiond/sdk/sdktest"
@@ -16,15 +14,7 @@ import (
 // ErrInvalidAuthToken over TCP, HTTP (a bearer token too) and stdio, as the other SDKs do,
 // and that Ping pings without a token, checking the bearer token over HTTP.
 func TestPingSessionEmptyToken(t *testing.T) {
-	server := sdktest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	tcp, err := sessiond.Dial(ctx, server.TCPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
+	server, tcp, ctx := startDialed(t)
 	stdio, err := sessiond.StartStdio(sdktest.StdioCommand())
 	if err != nil {
 		t.Fatal(err)
@@ -65,14 +55,7 @@ func TestPingSessionEmptyToken(t *testing.T) {
 // reads the server's flat JSON object with the token in the embedded Session, so that
 // result.Session is a whole session object, and writes back the same object.
 func TestSessionWithTokenIsASession(t *testing.T) {
-	server := sdktest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := sessiond.Dial(ctx, server.TCPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	_, client, ctx := startDialed(t)
 
 	params := sessiond.CreateSessionParams{Username: "admin", Password: sdktest.AdminPassword}
 	var wire json.RawMessage
