@@ -37,11 +37,7 @@ func (s *downStore) SessionByTokenHash(ctx context.Context, h engine.TokenHash, 
 // 503 with the error a call would get while it does not; other methods there stay JSON-RPC.
 func TestHTTPHealth(t *testing.T) {
 	store := &downStore{Store: memstore.New(memstore.Options{})}
-	eng, err := engine.New(store, serviceConfig(newFakeClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := newEngine(t, store, serviceConfig(newFakeClock()))
 	srv := rpc.NewServer(rpc.NewService(eng, schemas.OpenRPC, nil), rpc.Options{})
 	ts := httptest.NewServer(srv.HTTPHandler())
 	t.Cleanup(ts.Close)
@@ -106,11 +102,7 @@ func (s *accountsDownStore) GetAccount(ctx context.Context, userKey string) (*en
 // and logs why, where createSession answers 1010.
 func TestAuthenticateStoreDown(t *testing.T) {
 	store := &accountsDownStore{Store: memstore.New(memstore.Options{})}
-	eng, err := engine.New(store, serviceConfig(newFakeClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := newEngine(t, store, serviceConfig(newFakeClock()))
 	if _, err := eng.Bootstrap(context.Background(), "admin", adminPassword); err != nil {
 		t.Fatal(err)
 	}

@@ -67,15 +67,22 @@ func newSvc(t testing.TB, configure func(*engine.Config)) *svc {
 	if configure != nil {
 		configure(&cfg)
 	}
-	eng, err := engine.New(memstore.New(memstore.Options{}), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := newEngine(t, memstore.New(memstore.Options{}), cfg)
 	if _, err := eng.Bootstrap(context.Background(), "admin", adminPassword); err != nil {
 		t.Fatal(err)
 	}
 	return &svc{t: t, s: rpc.NewService(eng, schemas.OpenRPC, nil), eng: eng, clock: clock}
+}
+
+// newEngine returns an engine on store, closed when the test ends.
+func newEngine(t testing.TB, store engine.Store, cfg engine.Config) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
 }
 
 // reply is what a call produced: the JSON of its result, or its wire error.
