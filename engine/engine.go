@@ -18,6 +18,7 @@ type Engine struct {
 	store     Store
 	toucher   TokenToucher       // the store, when it can find and touch a session in one step
 	syncer    Syncer             // the store, when its changes are seen before they are durable
+	writes    WriteChecker       // the store, when it can refuse changes while it serves reads
 	checkSync singleflight.Group // the sync CheckStore waits for, while one runs
 	cfg       Config
 	clock     Clock
@@ -61,6 +62,7 @@ func New(store Store, cfg Config) (*Engine, error) {
 	}
 	e.toucher, _ = store.(TokenToucher)
 	e.syncer, _ = store.(Syncer)
+	e.writes, _ = store.(WriteChecker)
 	if cfg.HousekeepingInterval > 0 {
 		go e.housekeeping(cfg.HousekeepingInterval)
 	} else {
@@ -153,14 +155,18 @@ func (e *Engine) Now() time.Time { return e.clock.Now() }
 // (ErrUnavailable when Redis does not answer in time). It looks up a token hash that no
 // session has, as every call needs a lookup, and on a store whose changes wait for a sync
 // (Syncer) it waits for one: after a sync has failed, such a store refuses every change
-// until it is opened again while its lookups still answer. A store that gives no answer
-// before ctx's deadline is unavailable too.
+// until it is opened again while its lookups still answer. A store that refuses changes for
+// now (WriteChecker: a nearly full disk) reports why. A store that gives no answer before
+// ctx's deadline is unavailable too.
 func (e *Engine) CheckStore(ctx context.Context) error {
 	_, err := e.store.SessionByTokenHash(ctx, TokenHash{}, e.clock.Now())
 	if errors.Is(err, ErrSessionNotFound) {
 		err = nil
 		if e.syncer != nil {
 			err = e.syncWithin(ctx)
+		}
+		if err == nil && e.writes != nil {
+			err = e.writes.CheckWrites(ctx)
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -222,10 +228,16 @@ func (e *Engine) housekeeping(every time.Duration) {
 func (e *Engine) Housekeep(ctx context.Context) {
 	now := e.clock.Now()
 	n, err := e.store.PurgeExpired(ctx, now)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		e.log.Warn("removing expired sessions", "removed", n, "err", err) // the rest next round
-	} else if n > 0 {
+	switch {
+	case err == nil && n > 0:
 		e.log.Debug("removed expired sessions", "count", n)
+	case err == nil || errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrUnavailable):
+		// The stores log an outage once (Redis not answering, a disk nearly full); a warning
+		// every round would bury it.
+		e.log.Debug("removing expired sessions: the store is unavailable", "removed", n, "err", err)
+	default:
+		e.log.Warn("removing expired sessions", "removed", n, "err", err) // the rest next round
 	}
 	e.throttle.forget(now)
 }

@@ -121,6 +121,13 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// WriteChecker is a store that can refuse changes while it still serves reads and token
+// checks: badgerstore refuses them while its disk is nearly full. CheckWrites returns the
+// error a change would fail with now (ErrUnavailable wrapped), or nil; it does not write.
+type WriteChecker interface {
+	CheckWrites(ctx context.Context) error
+}
+
 // PreferenceStore holds per-user label/value preferences.
 type PreferenceStore interface {
 	// SetPreference stores value under label for the user. It returns ErrAccountNotFound if

@@ -74,7 +74,7 @@ var ErrorCodes = []ErrorCode{
 	{CodeTooManyPreferences, "tooManyPreferences", "The user has too many preferences.",
 		"setUserPreference with a new label when the user already has the maximum number.", is(engine.ErrTooManyPreferences)},
 	{CodeStoreUnavailable, "storeUnavailable", "The session store is unavailable; retry later.",
-		"The store (for example Redis) did not answer in time. A change is applied whole or not at all (a revocation or account drop of many sessions goes in steps of 4,096, 1,000 through Redis, and the steps before stay done); if the reply was lost it may have been applied, so check before retrying a create.", is(engine.ErrUnavailable)},
+		"The store did not answer in time (Redis), or refuses changes while the disk under --data is nearly full (reads and token checks go on; changes are taken again by themselves once space is freed). A change is applied whole or not at all (a revocation or account drop of many sessions goes in steps of 4,096, 1,000 through Redis, and the steps before stay done); if the reply was lost it may have been applied, so check before retrying a create.", is(engine.ErrUnavailable)},
 }
 
 // errorData is the data member of application errors.

@@ -20,10 +20,18 @@ import (
 )
 
 // downStore is a memstore whose lookups by token fail as an unreachable Redis's do while
-// down is set.
+// down is set, and which refuses changes as badgerstore does on a nearly full disk while full
+// is set (engine.WriteChecker).
 type downStore struct {
 	engine.Store
-	down atomic.Bool
+	down, full atomic.Bool
+}
+
+func (s *downStore) CheckWrites(context.Context) error {
+	if s.full.Load() {
+		return fmt.Errorf("%w: test: the disk is nearly full", engine.ErrUnavailable)
+	}
+	return nil
 }
 
 func (s *downStore) SessionByTokenHash(ctx context.Context, h engine.TokenHash, now time.Time) (*engine.Session, error) {
@@ -34,7 +42,8 @@ func (s *downStore) SessionByTokenHash(ctx context.Context, h engine.TokenHash, 
 }
 
 // GET and HEAD /health say whether the server can serve calls: 200 while the store answers,
-// 503 with the error a call would get while it does not; other methods there stay JSON-RPC.
+// 503 with the error a call would get while it does not or refuses changes; other methods
+// there stay JSON-RPC.
 func TestHTTPHealth(t *testing.T) {
 	store := &downStore{Store: memstore.New(memstore.Options{})}
 	eng := newEngine(t, store, serviceConfig(newFakeClock()))
@@ -45,19 +54,22 @@ func TestHTTPHealth(t *testing.T) {
 	const unavailable = `{"status":"unavailable","error":{"code":1010,"message":"The session store is unavailable; retry later.","data":{"reason":"storeUnavailable"}}}` + "\n"
 	for _, tc := range []struct {
 		name, method, path string
-		down               bool
+		down, full         bool
 		status             int
 		body               string
 	}{
-		{"serving", http.MethodGet, "/health", false, 200, `{"status":"serving"}` + "\n"},
-		{"HEAD has no body", http.MethodHead, "/health", false, 200, ""},
-		{"store down", http.MethodGet, "/health", true, 503, unavailable},
-		{"HEAD store down", http.MethodHead, "/health", true, 503, ""},
-		{"back up", http.MethodGet, "/health", false, 200, `{"status":"serving"}` + "\n"},
-		{"another path", http.MethodGet, "/healthz", false, 405, `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"httpMethodNotAllowed"}},"id":null}` + "\n"},
-		{"POST is JSON-RPC", http.MethodPost, "/health", false, 200, ""},
+		{"serving", http.MethodGet, "/health", false, false, 200, `{"status":"serving"}` + "\n"},
+		{"HEAD has no body", http.MethodHead, "/health", false, false, 200, ""},
+		{"store down", http.MethodGet, "/health", true, false, 503, unavailable},
+		{"HEAD store down", http.MethodHead, "/health", true, false, 503, ""},
+		{"back up", http.MethodGet, "/health", false, false, 200, `{"status":"serving"}` + "\n"},
+		{"changes refused (disk full)", http.MethodGet, "/health", false, true, 503, unavailable},
+		{"changes taken again", http.MethodGet, "/health", false, false, 200, `{"status":"serving"}` + "\n"},
+		{"another path", http.MethodGet, "/healthz", false, false, 405, `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"reason":"httpMethodNotAllowed"}},"id":null}` + "\n"},
+		{"POST is JSON-RPC", http.MethodPost, "/health", false, false, 200, ""},
 	} {
 		store.down.Store(tc.down)
+		store.full.Store(tc.full)
 		var body io.Reader
 		if tc.method == http.MethodPost {
 			body = strings.NewReader(`{"jsonrpc":"2.0","method":"pingSession","id":1}`)

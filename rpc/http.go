@@ -277,7 +277,8 @@ func readBody(body io.Reader, contentLength int64, limit int) ([]byte, error) {
 // healthPath answers GET and HEAD with whether the server can serve calls, for load
 // balancers and orchestrators' probes: 200 {"status":"serving"}, or 503
 // {"status":"unavailable","error":{…}} with the error a call would get now (1010
-// storeUnavailable while Redis does not answer). Any other method there is a JSON-RPC POST.
+// storeUnavailable while Redis does not answer, or while the disk under --data is too full
+// for changes). Any other method there is a JSON-RPC POST.
 const healthPath = "/health"
 
 // healthTimeout bounds a health check, so that a probe is answered while the store hangs.

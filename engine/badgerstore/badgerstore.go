@@ -37,6 +37,11 @@ type Options struct {
 	// DefaultFlushInterval). A negative value turns the background writer off; Flush and
 	// Close still write them.
 	FlushInterval time.Duration
+
+	// freeSpace and now, when set by a test, stand for the free space of Dir's file system
+	// and the clock of the space guard.
+	freeSpace freeSpaceFunc
+	now       func() time.Time
 }
 
 // Store is the engine.Store kept on disk with Badger. Everything is also held in memory (a
@@ -47,6 +52,7 @@ type Store struct {
 	db        *badger.DB
 	journal   *journal // writes the memstore's changes, and repairs
 	syncer    *groupSync
+	space     *spaceGuard // refuses writes while the disk is nearly full
 	log       *slog.Logger
 	committed commits // what groupSync has to cover
 
@@ -111,7 +117,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err), db.Close())
 	}
 	s := &Store{db: db, log: logger, stop: make(chan struct{})}
-	s.journal = &journal{db: db, committed: &s.committed}
+	s.space = newSpaceGuard(opts.Dir, spaceReserve(badgerOptions(opts.Dir, opts.EncryptionKey, logger)),
+		opts.freeSpace, opts.now, logger)
+	s.journal = &journal{db: db, committed: &s.committed, space: s.space}
 	s.mem = memstore.New(memstore.Options{Journal: s.journal})
 	s.syncer = &groupSync{db: db, dir: opts.Dir, committed: &s.committed,
 		memtableLogs: logFiles{ext: memtableLogExt}, valueLogs: logFiles{ext: valueLogExt}}
@@ -138,6 +146,7 @@ func Open(opts Options) (*Store, error) {
 	if err := s.repair(repairs, torn); err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
+	_ = s.space.status() // logs now if the disk is already nearly full
 	if interval > 0 {
 		s.flusher.Add(1)
 		go s.flushEvery(interval)
@@ -235,7 +244,7 @@ func (s *Store) flushEvery(interval time.Duration) {
 			err = s.writeTouched(true)
 		}
 		s.life.RUnlock()
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrDiskFull) { // the space guard logs its refusals
 			s.log.Warn("badgerstore: writing last-use times failed; will retry", "err", err)
 		}
 	}
@@ -258,6 +267,11 @@ func (s *Store) change(fn func() error) error {
 	}
 	return err
 }
+
+// CheckWrites returns the error a change would fail with now for want of disk space (one
+// wrapping ErrDiskFull), or nil (engine.WriteChecker): Engine.CheckStore, and so /health,
+// report it.
+func (s *Store) CheckWrites(ctx context.Context) error { return s.space.status() }
 
 // Sync returns once every change made before the call, by any caller, is on disk
 // (engine.Syncer): a change is seen in memory before its sync is done.

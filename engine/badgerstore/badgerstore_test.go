@@ -330,7 +330,7 @@ func TestLargeBatch(t *testing.T) {
 	for i := range n {
 		writes = append(writes, write{sessionKey(fmt.Sprint("bulk-", i)), []byte("v")})
 	}
-	j := &journal{db: s.db, committed: &s.committed}
+	j := &journal{db: s.db, committed: &s.committed, space: s.space}
 	before := s.committed.all.Load()
 	if _, err := j.write(writes); err != nil {
 		t.Fatal(err)

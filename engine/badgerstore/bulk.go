@@ -28,6 +28,11 @@ func (s *Store) ImportSessions(ctx context.Context, sessions []engine.Session) e
 	if s.closed {
 		return memstore.ErrClosed
 	}
+	// About what the import adds to Badger's log: a session's record is a few hundred bytes.
+	size := uint64(walTxnOverhead) + uint64(len(sessions))*(512+walEntryOverhead)
+	if err := s.space.allow(size); err != nil {
+		return fmt.Errorf("badgerstore: import: %w", err)
+	}
 	var rejected []error
 	refused := map[*engine.Session]bool{}
 	err := s.mem.RestoreSessions(sessions, func(sess *engine.Session, err error) {

@@ -28,6 +28,7 @@ type write struct {
 type journal struct {
 	db        *badger.DB
 	committed *commits
+	space     *spaceGuard // asked before each transaction commits
 }
 
 // commits counts what has been committed to Badger, so that groupSync knows what a sync
@@ -120,6 +121,7 @@ func (j *journal) writeSome(writes []write) (int, error) {
 		txn := j.db.NewTransaction(true)
 		n := 0
 		valueLog := false
+		size := uint64(walTxnOverhead) // what the transaction adds to Badger's log
 		for _, w := range writes {
 			var err error
 			if w.value == nil {
@@ -136,6 +138,11 @@ func (j *journal) writeSome(writes []write) (int, error) {
 				return 0, err
 			}
 			n++
+			size += uint64(len(w.key) + len(w.value) + walEntryOverhead)
+		}
+		if err := j.space.allow(size); err != nil {
+			txn.Discard()
+			return 0, err
 		}
 		if testHookCommit != nil {
 			if err := testHookCommit(); err != nil {

@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -75,7 +76,9 @@ func (s *Store) writeTouched(background bool) error {
 	}
 	next, err := s.writeChunks(touched, snapshotting)
 	if err != nil {
-		l.files.abandon()
+		if !errors.Is(err, ErrDiskFull) { // refused before anything was written: the segment is whole
+			l.files.abandon()
+		}
 		l.pending = latestTouches(touched)
 		return fmt.Errorf("badgerstore: write last-use times: %w", err)
 	}
@@ -97,6 +100,9 @@ func (s *Store) writeTouched(background bool) error {
 // snapshot goes on, or -1 once it is complete.
 func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int, error) {
 	l := &s.lastUse
+	if err := s.space.allow(l.runBytes(touched, snapshotting, s.mem.SessionCount())); err != nil {
+		return 0, err
+	}
 	if err := l.files.write(touched); err != nil {
 		return 0, err
 	}
@@ -113,6 +119,33 @@ func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int,
 		}
 	}
 	return next, l.files.sync()
+}
+
+// lastUseEntryBytes bounds what an entry of the log takes besides its session id: the id's
+// length, flags and two times; snapshotEntryBytes what a snapshot's entry takes with its id.
+const (
+	lastUseEntryBytes  = 24
+	snapshotEntryBytes = 64
+)
+
+// runBytes is about as many bytes as a run of writeChunks writes at most, for the space
+// guard: the entries of touched and, when snapshotting, of the snapshot's pages this run, of
+// sessions sessions.
+func (l *lastUseLog) runBytes(touched []memstore.Touched, snapshotting bool, sessions int) uint64 {
+	entries := len(touched)
+	size := uint64(lastUseHeader)
+	for i := range touched {
+		size += uint64(len(touched[i].ID)) + lastUseEntryBytes
+	}
+	if snapshotting {
+		pages := max(sessions-l.snapshotFrom, 0)
+		if l.pagesPerRun > 0 {
+			pages = min(pages, l.pagesPerRun*l.page)
+		}
+		entries += pages
+		size += uint64(pages) * snapshotEntryBytes
+	}
+	return size + uint64(entries/maxChunkEntries+1)*(recordHeader+maxSealOverhead)
 }
 
 // reuse returns b emptied for the next run, without its references to session ids; a list

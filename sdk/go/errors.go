@@ -96,11 +96,12 @@ var (
 	// ErrTooManyPreferences is code 1009 (data.reason "tooManyPreferences"): setUserPreference with
 	// a new label when the user already has the maximum number.
 	ErrTooManyPreferences = &Error{Code: 1009, Message: "The user has too many preferences.", Data: json.RawMessage(`{"reason":"tooManyPreferences"}`)}
-	// ErrStoreUnavailable is code 1010 (data.reason "storeUnavailable"): The store (for example
-	// Redis) did not answer in time. A change is applied whole or not at all (a revocation or
-	// account drop of many sessions goes in steps of 4,096, 1,000 through Redis, and the steps
-	// before stay done); if the reply was lost it may have been applied, so check before retrying a
-	// create.
+	// ErrStoreUnavailable is code 1010 (data.reason "storeUnavailable"): The store did not answer
+	// in time (Redis), or refuses changes while the disk under --data is nearly full (reads and
+	// token checks go on; changes are taken again by themselves once space is freed). A change is
+	// applied whole or not at all (a revocation or account drop of many sessions goes in steps of
+	// 4,096, 1,000 through Redis, and the steps before stay done); if the reply was lost it may
+	// have been applied, so check before retrying a create.
 	ErrStoreUnavailable = &Error{Code: 1010, Message: "The session store is unavailable; retry later.", Data: json.RawMessage(`{"reason":"storeUnavailable"}`)}
 	// ErrInvalidAuthToken is code 12031 (data.reason "invalidAuthToken"): An authToken or session
 	// key that is unknown, expired, revoked or malformed.

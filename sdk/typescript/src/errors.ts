@@ -68,10 +68,12 @@ export class SessiondError extends Error {
    */
   static readonly TOO_MANY_PREFERENCES = 1009;
   /**
-   * Code 1010 (data.reason "storeUnavailable"): The store (for example Redis) did not answer in
-   * time. A change is applied whole or not at all (a revocation or account drop of many sessions
-   * goes in steps of 4,096, 1,000 through Redis, and the steps before stay done); if the reply was
-   * lost it may have been applied, so check before retrying a create.
+   * Code 1010 (data.reason "storeUnavailable"): The store did not answer in time (Redis), or
+   * refuses changes while the disk under --data is nearly full (reads and token checks go on;
+   * changes are taken again by themselves once space is freed). A change is applied whole or not at
+   * all (a revocation or account drop of many sessions goes in steps of 4,096, 1,000 through Redis,
+   * and the steps before stay done); if the reply was lost it may have been applied, so check
+   * before retrying a create.
    */
   static readonly STORE_UNAVAILABLE = 1010;
   /**
