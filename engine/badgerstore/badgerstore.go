@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,13 +49,15 @@ type Options struct {
 // memstore.Store) and served from there; every change is written through to Badger and
 // synced before the method returns. It is safe for concurrent use.
 type Store struct {
-	mem       *memstore.Store
-	db        *badger.DB
-	journal   *journal // writes the memstore's changes, and repairs
-	syncer    *groupSync
-	space     *spaceGuard // refuses writes while the disk is nearly full
-	log       *slog.Logger
-	committed commits // what groupSync has to cover
+	mem     *memstore.Store
+	db      *badger.DB
+	journal *journal // writes the memstore's changes, and repairs
+	syncer  *groupSync
+	space   *spaceGuard // refuses writes while the disk is nearly full
+	// closeReserve is the free space under which Close leaves Badger open (see Close).
+	closeReserve uint64
+	log          *slog.Logger
+	committed    commits // what groupSync has to cover
 
 	// life is held shared by calls that write to Badger and exclusively by Close, so Close
 	// waits for them and they never touch a closed database.
@@ -93,6 +96,17 @@ func Open(opts Options) (*Store, error) {
 		interval = DefaultFlushInterval
 	}
 
+	// Badger writes through memory mappings, where a full disk is SIGBUS, not an error: do
+	// not open it without room for what it writes at open (spaceguard.go).
+	bopts := badgerOptions(opts.Dir, opts.EncryptionKey, logger)
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: %w", err)
+	}
+	space := newSpaceGuard(opts.Dir, spaceReserve(bopts), opts.freeSpace, opts.now, logger)
+	if err := space.short(openReserve(bopts), "open"); err != nil {
+		return nil, fmt.Errorf("badgerstore: %w; free some space", err)
+	}
+
 	// Load with compactions off: at open Badger often finds a level over its target size and
 	// would rewrite tens of megabytes on the second core while load needs both. The load
 	// reads a read-only open where it can: that creates no files, so closing it is free,
@@ -116,9 +130,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err), db.Close())
 	}
-	s := &Store{db: db, log: logger, stop: make(chan struct{})}
-	s.space = newSpaceGuard(opts.Dir, spaceReserve(badgerOptions(opts.Dir, opts.EncryptionKey, logger)),
-		opts.freeSpace, opts.now, logger)
+	s := &Store{db: db, log: logger, stop: make(chan struct{}), space: space, closeReserve: closeReserve(bopts)}
 	s.journal = &journal{db: db, committed: &s.committed, space: s.space}
 	s.mem = memstore.New(memstore.Options{Journal: s.journal})
 	s.syncer = &groupSync{db: db, dir: opts.Dir, committed: &s.committed,
@@ -214,6 +226,12 @@ func (s *Store) Flush(ctx context.Context) error {
 
 // Close writes pending Touch updates and closes the database. Calls in progress finish
 // first; later calls fail with memstore.ErrClosed. Close may be called more than once.
+//
+// When the disk has too little free space for Badger's Close (closeReserve: it writes its
+// memtable to a table and compacts level 0, through memory mappings, where a full disk
+// kills the process), Close leaves Badger as a crash would and returns an error wrapping
+// ErrDiskFull: every acknowledged change is in Badger's synced log, and the next Open
+// recovers it. The directory stays locked until the process exits.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
@@ -221,7 +239,14 @@ func (s *Store) Close() error {
 		s.life.Lock()
 		defer s.life.Unlock()
 		s.closed = true
-		s.closeErr = errors.Join(s.mem.Close(), s.writeTouched(false), s.lastUse.files.close(), s.db.Close())
+		errs := []error{s.mem.Close(), s.writeTouched(false), s.lastUse.files.close()}
+		if err := s.space.short(s.closeReserve, "close"); err != nil {
+			s.log.Error("badgerstore: too little free disk space to close Badger; leaving it as after a crash: the next start recovers every acknowledged change from its synced log", "err", err)
+			errs = append(errs, fmt.Errorf("badgerstore: Badger not closed: %w", err))
+		} else {
+			errs = append(errs, s.db.Close())
+		}
+		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
 }

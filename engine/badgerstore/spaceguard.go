@@ -95,6 +95,31 @@ func spaceReserve(opts badger.Options) uint64 {
 	return uint64(flushes + level0 + below + spaceSlack)
 }
 
+// openReserve is the free space Open needs before it opens Badger at all: Badger flushes
+// the memtables a crash left in its logs into tables (NumMemtables of MemTableSize), and
+// creates a new memtable log. Under it Open fails before Badger touches the disk; between it
+// and spaceReserve the store opens and refuses changes.
+func openReserve(opts badger.Options) uint64 {
+	return uint64(int64(opts.NumMemtables)*opts.MemTableSize + spaceSlack)
+}
+
+// closeReserve is the free space Badger's Close needs: it flushes the memtable being filled
+// to a table and (CompactL0OnClose) compacts level 0 into the base level.
+func closeReserve(opts badger.Options) uint64 {
+	return uint64(opts.MemTableSize+int64(opts.NumLevelZeroTables)*opts.MemTableSize+opts.BaseLevelSize) + spaceSlack
+}
+
+// short reads the free space now and returns an error wrapping ErrDiskFull if it is known to
+// be under need, for what to do: "open" or "close".
+func (g *spaceGuard) short(need uint64, what string) error {
+	free, known, err := g.free(g.dir)
+	if err != nil || !known || free >= need {
+		return nil
+	}
+	return fmt.Errorf("%w: %s has %d MiB free; Badger needs about %d MiB to %s the store",
+		ErrDiskFull, g.dir, free>>20, need>>20, what)
+}
+
 func newSpaceGuard(dir string, reserve uint64, free freeSpaceFunc, now func() time.Time, log *slog.Logger) *spaceGuard {
 	if free == nil {
 		free = freeSpace
@@ -156,7 +181,7 @@ func (g *spaceGuard) check(now time.Time) {
 			g.log.Error("badgerstore: the disk is nearly full: changes are refused (storeUnavailable) until more space is free; reads and token checks go on",
 				"dir", g.dir, "freeMiB", free>>20, "reserveMiB", g.reserve>>20)
 		}
-		g.refusal = fmt.Errorf("%w: %s has %d MiB free, under the %d MiB the store keeps for Badger's own writes; free some space, and changes resume by themselves",
+		g.refusal = fmt.Errorf("%w: %s has %d MiB free, under the %d MiB the store keeps for Badger's own writes; free some space (a running store then takes changes again by itself)",
 			ErrDiskFull, g.dir, free>>20, g.reserve>>20)
 		g.over = 0
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,5 +195,49 @@ func TestSpaceReserve(t *testing.T) {
 	got := spaceReserve(badgerOptions("dir", nil, quietLogger))
 	if want := uint64((2*8+5*8+10+2*11)<<20 + spaceSlack); got != want {
 		t.Errorf("spaceReserve = %d MiB; want %d MiB", got>>20, want>>20)
+	}
+}
+
+// TestDiskFullOpenAndClose checks the ends of a store's life on a nearly full disk: Open
+// refuses, before Badger creates a file, when there is no room for what Badger writes at
+// open; Close, with no room for Badger's memtable flush, leaves Badger as a crash would and
+// says so, and a copy of the directory then holds every acknowledged change.
+func TestDiskFullOpenAndClose(t *testing.T) {
+	ctx := context.Background()
+	disk := &fakeDisk{now: testNow}
+	dir := t.TempDir()
+	disk.free.Store(openReserve(badgerOptions(dir, nil, quietLogger)) - 1)
+	_, err := Open(Options{Dir: dir, Logger: quietLogger, FlushInterval: -1, freeSpace: disk.freeSpace, now: disk.clock})
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "free some space") {
+		t.Fatalf("Open on a full disk: %v; want ErrDiskFull saying to free space", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("Open refused for want of space left files: %v", entries)
+	}
+
+	disk.free.Store(1 << 40)
+	s, err := Open(Options{Dir: dir, Logger: quietLogger, FlushInterval: -1, freeSpace: disk.freeSpace, now: disk.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	sess := hourSession("ses_1", "u")
+	if err := s.InsertSession(ctx, &sess, engine.Caps{}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	disk.free.Store(s.closeReserve - 1)
+	if err := s.Close(); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("Close with no room for Badger's flush: %v; want ErrDiskFull", err)
+	}
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.db.Close() }) // what the process's exit does
+	s = openTest(t, crashed, Options{FlushInterval: -1})
+	if _, err := s.SessionByID(ctx, "ses_1", testNow); err != nil {
+		t.Errorf("an acknowledged session after a Close that left Badger open: %v", err)
 	}
 }
