@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/y"
 
 	"github.com/sessiond/sessiond/engine"
 	"github.com/sessiond/sessiond/engine/memstore"
@@ -122,6 +125,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: the store in %s was created with another key, or without encryption", ErrWrongKey, opts.Dir)
 	case err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock"):
 		return nil, fmt.Errorf("badgerstore: %s is in use by another process: %w", opts.Dir, err)
+	case err != nil && strings.Contains(err.Error(), y.ErrChecksumMismatch.Error()):
+		return nil, damagedError(opts.Dir, err)
 	case err != nil:
 		return nil, fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err)
 	}
@@ -166,14 +171,41 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// damagedTable finds the table file named in Badger's checksum error.
+var damagedTable = regexp.MustCompile(`[^\s:"']+\.sst`)
+
+// damagedError is Open's error for a table whose checksum does not match: what is damaged
+// and what to do.
+func damagedError(dir string, err error) error {
+	what := "a table"
+	if name := damagedTable.FindString(err.Error()); name != "" {
+		what = "the table " + filepath.Join(dir, filepath.Base(name))
+	}
+	return fmt.Errorf("badgerstore: %s of the store in %s is damaged (its checksum does not match): "+
+		"restore the directory from a backup (see Backups in the README), or move it away to start empty: %w",
+		what, dir, err)
+}
+
 // testHookBetweenOpens, when set by a test, runs between the load's open and the reopen for
 // writing: where another process writing to the directory would make what was loaded stale.
 var testHookBetweenOpens func()
 
 // openForLoad opens dir for load, compactions off: read-only when it holds a store that
 // was closed cleanly, writable otherwise.
+//
+// It verifies the checksum of every block of every table as it opens them (OnTableRead), so
+// that a damaged table stops the start instead of serving records with garbled strings. Load
+// reads every block anyway, but the check reads each table once more first (its pages, and
+// with encryption its blocks decrypted once more): at a million sessions BenchmarkOpen took
+// 1.33-1.54 s instead of 1.15-1.23 (encrypted 1.66-1.77 instead of 1.28-1.49), peak memory
+// unchanged. It does not verify at every block read (OnBlockRead) instead:
+// Badger's iterators stop at a block that fails, as if the table ended there, so load would
+// miss the rest of the table without an error. The reopen for writing does not verify again
+// (the tables were read a moment before; MaxVersion shows if another process wrote), and the
+// tables Badger writes after are verified at the next start.
 func openForLoad(dir string, key []byte, logger *slog.Logger) (*badger.DB, error) {
-	opts := badgerOptions(dir, key, logger).WithNumCompactors(0).WithCompactL0OnClose(false)
+	opts := badgerOptions(dir, key, logger).WithNumCompactors(0).WithCompactL0OnClose(false).
+		WithChecksumVerificationMode(options.OnTableRead)
 	if db, err := badger.Open(opts.WithReadOnly(true)); err == nil {
 		return db, nil
 	} else if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
