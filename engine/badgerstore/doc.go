@@ -56,6 +56,17 @@
 // older time ends the session earlier, never later, and a session can never outlive a limit
 // because of a crash.
 //
+// # A full disk, a damaged table
+//
+// Badger writes its logs and tables through memory mappings, where a full disk is SIGBUS, not
+// an error. Every write of the store first asks a space guard (spaceguard.go), which refuses
+// it with ErrDiskFull (an engine.ErrUnavailable) while the file system's free space is under a
+// reserve kept for Badger's own flushes and compactions; reads and token checks never ask it,
+// CheckWrites (engine.WriteChecker) reports it, and it takes writes again by itself once space
+// is freed. Open refuses to start without room for what Badger writes at open, and Close
+// leaves Badger as a crash would without room for its close. Open verifies the checksum of
+// every table it loads (openForLoad) and fails, naming the table, if one is damaged.
+//
 // # Older formats
 //
 // Open upgrades a store of format 1 (one t/<sessionId> key per touched session) or 2 (chunks
