@@ -120,9 +120,10 @@ func Open(opts Options) (*Store, error) {
 	db, err := openForLoad(opts.Dir, opts.EncryptionKey, logger)
 	switch {
 	case errors.Is(err, badger.ErrEncryptionKeyMismatch) && len(opts.EncryptionKey) == 0:
-		return nil, fmt.Errorf("%w: the store in %s is encrypted and no key was given", ErrWrongKey, opts.Dir)
+		// Badger tells a damaged KEYREGISTRY file by the same error as a missing key.
+		return nil, fmt.Errorf("%w: the store in %s is encrypted and no key was given (or its KEYREGISTRY file is damaged: then restore a backup)", ErrWrongKey, opts.Dir)
 	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
-		return nil, fmt.Errorf("%w: the store in %s was created with another key, or without encryption", ErrWrongKey, opts.Dir)
+		return nil, fmt.Errorf("%w: the store in %s was created with another key, or without encryption (or its KEYREGISTRY file is damaged: then restore a backup)", ErrWrongKey, opts.Dir)
 	case err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock"):
 		return nil, fmt.Errorf("badgerstore: %s is in use by another process: %w", opts.Dir, err)
 	case err != nil && strings.Contains(err.Error(), y.ErrChecksumMismatch.Error()):
