@@ -287,7 +287,7 @@ func (l *lastUseFiles) readFile(file lastUseFile, r *bufio.Reader, body *[]byte,
 		return 0, false, nil // zeros: its first blocks allocated, not written, at a crash
 	}
 	if string(header[:len(lastUseMagic)]) != lastUseMagic || header[len(lastUseMagic)] > 1 {
-		return 0, false, fmt.Errorf("%s is not a last-use file of this version of sessiond", file.path)
+		return 0, false, fmt.Errorf("%s is not a last-use file of this version of sessiond (if it is damaged, move it out of the directory: only last-use times are lost, and sessions may expire sooner)", file.path)
 	}
 	if encrypted := header[len(lastUseMagic)] == 1; encrypted != (l.aead != nil) {
 		return 0, false, fmt.Errorf("%w: %s is encrypted: %v, the store: %v", ErrWrongKey, file.path, encrypted, l.aead != nil)
