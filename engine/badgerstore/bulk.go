@@ -30,7 +30,7 @@ func (s *Store) ImportSessions(ctx context.Context, sessions []engine.Session) e
 	}
 	// About what the import adds to Badger's log: a session's record is a few hundred bytes.
 	size := uint64(walTxnOverhead) + uint64(len(sessions))*(512+walEntryOverhead)
-	if err := s.space.allow(size); err != nil {
+	if err := s.space.allow(size, false); err != nil {
 		return fmt.Errorf("badgerstore: import: %w", err)
 	}
 	var rejected []error

@@ -122,8 +122,10 @@ func (j *journal) writeSome(writes []write) (int, error) {
 		n := 0
 		valueLog := false
 		size := uint64(walTxnOverhead) // what the transaction adds to Badger's log
+		deletes := true                // the transaction only deletes
 		for _, w := range writes {
 			var err error
+			deletes = deletes && w.value == nil
 			if w.value == nil {
 				err = txn.Delete(w.key)
 			} else {
@@ -140,7 +142,7 @@ func (j *journal) writeSome(writes []write) (int, error) {
 			n++
 			size += uint64(len(w.key) + len(w.value) + walEntryOverhead)
 		}
-		if err := j.space.allow(size); err != nil {
+		if err := j.space.allow(size, deletes); err != nil {
 			txn.Discard()
 			return 0, err
 		}

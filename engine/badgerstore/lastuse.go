@@ -100,7 +100,7 @@ func (s *Store) writeTouched(background bool) error {
 // snapshot goes on, or -1 once it is complete.
 func (s *Store) writeChunks(touched []memstore.Touched, snapshotting bool) (int, error) {
 	l := &s.lastUse
-	if err := s.space.allow(l.runBytes(touched, snapshotting, s.mem.SessionCount())); err != nil {
+	if err := s.space.allow(l.runBytes(touched, snapshotting, s.mem.SessionCount()), false); err != nil {
 		return 0, err
 	}
 	if err := l.files.write(touched); err != nil {

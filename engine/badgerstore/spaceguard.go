@@ -41,7 +41,7 @@ type spaceGuard struct {
 
 	mu         sync.Mutex
 	checkedAt  time.Time // the last read of the free space; zero: none yet
-	over       uint64    // the free space over the reserve then, less what was allowed since
+	left       uint64    // the free space then (MaxUint64: unknown), less what was allowed since
 	sinceCheck uint64    // bytes allowed since
 	refusal    error     // set while the free space is under the reserve
 	statFailed bool      // the last read failed (logged once)
@@ -131,22 +131,29 @@ func newSpaceGuard(dir string, reserve uint64, free freeSpaceFunc, now func() ti
 }
 
 // allow returns nil if n more bytes may be written, and counts them; otherwise an error
-// wrapping ErrDiskFull.
-func (g *spaceGuard) allow(n uint64) error {
+// wrapping ErrDiskFull. A write that only deletes (deletes: a logout, a revocation, an
+// account dropped) may use half of the reserve: revoking a leaked API key must not wait for
+// someone to free space, and a deletion adds a few dozen bytes to the log (a revocation of
+// 200,000 sessions about 12 MB), which leaves Badger's own writes the other half.
+func (g *spaceGuard) allow(n uint64, deletes bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	if now.Sub(g.checkedAt) >= spaceCheckInterval || g.sinceCheck+n > spaceCheckBytes {
 		g.check(now)
 	}
-	if g.refusal != nil {
-		return g.refusal
+	floor := g.reserve
+	if deletes {
+		floor = g.reserve / 2
 	}
-	if n > g.over {
+	if g.left < floor || g.left-floor < n {
+		if g.refusal != nil {
+			return g.refusal
+		}
 		return fmt.Errorf("%w: writing %d KiB would leave less than the %d MiB the store keeps free in %s",
-			ErrDiskFull, n>>10, g.reserve>>20, g.dir)
+			ErrDiskFull, n>>10, floor>>20, g.dir)
 	}
-	g.over -= n
+	g.left -= n
 	g.sinceCheck += n
 	return nil
 }
@@ -178,12 +185,12 @@ func (g *spaceGuard) check(now time.Time) {
 	}
 	if free < g.reserve {
 		if g.refusal == nil {
-			g.log.Error("badgerstore: the disk is nearly full: changes are refused (storeUnavailable) until more space is free; reads and token checks go on",
+			g.log.Error("badgerstore: the disk is nearly full: changes are refused (storeUnavailable) until more space is free, but for deletions (logouts, revocations) while half the reserve is left; reads and token checks go on",
 				"dir", g.dir, "freeMiB", free>>20, "reserveMiB", g.reserve>>20)
 		}
 		g.refusal = fmt.Errorf("%w: %s has %d MiB free, under the %d MiB the store keeps for Badger's own writes; free some space (a running store then takes changes again by itself)",
 			ErrDiskFull, g.dir, free>>20, g.reserve>>20)
-		g.over = 0
+		g.left = free
 		return
 	}
 	if g.refusal != nil {
@@ -191,5 +198,5 @@ func (g *spaceGuard) check(now time.Time) {
 			"dir", g.dir, "freeMiB", free>>20, "reserveMiB", g.reserve>>20)
 		g.refusal = nil
 	}
-	g.over = free - g.reserve
+	g.left = free
 }
