@@ -738,6 +738,14 @@ func (c *conn) armLoop(partial bool) {
 	}
 }
 
+// readsWait makes the reader's reads wait for input again, as without the loop: after
+// armLoop, an empty read would return errWouldBlock.
+func (c *conn) readsWait() {
+	if lc := c.lc; lc != nil {
+		lc.r.noWait = false
+	}
+}
+
 // useLoop sets up c, a TCP connection read and written with r and w, to be served by the
 // server's event loop when the server uses one.
 func (s *Server) useLoop(c *conn, r, w any) {

@@ -438,6 +438,28 @@ func TestEventLoopEdges(t *testing.T) {
 				t.Fatal("the server did not close the connection")
 			}
 		}},
+		{name: "shutdown with a request sent after the running call's reply", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
+			srv.unreadGrace = time.Second
+			c := handedOver(t, srv, addr)
+			_ = c.Send([]byte(loopFrame("wait", 1)))
+			<-q.waiting
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(context.Background()) }()
+			defer func() { <-done }()
+			waitConns(t, srv, "stop", func(c *conn) bool { return c.stopping.Load() })
+			close(q.release)
+			if got, err := c.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"wait","id":1}` {
+				t.Fatalf("reply %q, %v", got, err)
+			}
+			// The connection reads on for a moment once its calls are answered (an empty
+			// read must wait, not hand it back to the loop), and refuses what comes.
+			_ = c.Send([]byte(loopFrame("fast", 2)))
+			want := `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"shuttingDown"}},"id":2}`
+			if got, err := c.Recv(); err != nil || string(got) != want {
+				t.Fatalf("a request sent after the reply: %s, %v; want %s", got, err, want)
+			}
+			expectClosed(t, c)
+		}},
 		{name: "forced shutdown while the loop runs a call", run: func(t *testing.T, srv *Server, q *loopQuick, addr string) {
 			c := handedOver(t, srv, addr)
 			// A request the loop answers first: with detach, the socket is out of Go's

@@ -13,5 +13,6 @@ type (
 func (*eventLoop) close()               {}
 func (*conn) handOver()                 {}
 func (*conn) armLoop(bool)              {}
+func (*conn) readsWait()                {}
 func (*conn) forgetLoop()               {}
 func (*Server) useLoop(*conn, any, any) {}

@@ -144,6 +144,9 @@ type Server struct {
 	// loopDetachAfter is detachAfter, or 0 for tests (testLoopDetach): the loop then takes a
 	// socket out of Go's poller as soon as it serves the connection.
 	loopDetachAfter int
+	// unreadGrace is how long a connection finishing in a shutdown reads requests to refuse
+	// (refuseUnread) once its calls are answered: defaultUnreadGrace, longer in tests.
+	unreadGrace time.Duration
 	// outside counts what the server's other goroutines do (connections accepted, frames
 	// read by readers, HTTP requests), for the loop to see whether its turns in Go's
 	// poller find work.
@@ -177,6 +180,7 @@ func NewServer(d Dispatcher, opts Options) *Server {
 		conns:       make(map[*conn]struct{}),
 		httpServers: make(map[*http.Server]struct{}),
 		loopOn:      never != nil && (runtime.GOMAXPROCS(0) == 1 || testEventLoop.Load()),
+		unreadGrace: defaultUnreadGrace,
 	}
 	if !testLoopDetach.Load() {
 		s.loopDetachAfter = detachAfter
@@ -716,16 +720,10 @@ func (c *conn) handle(frame []byte) {
 	c.release()
 }
 
-// send writes one reply and frees its frame's slot.
-func (c *conn) send(out *outBuf) {
-	c.write(out)
-	c.release()
-}
-
-// write writes one reply and puts it back in the pool. Writing happens in the goroutine that
+// send writes one reply and frees its frame's slot. Writing happens in the goroutine that
 // made the reply (no hand-off to a writer goroutine, which costs a wake-up per request); the
 // last of the replies queued for the lock flushes.
-func (c *conn) write(out *outBuf) {
+func (c *conn) send(out *outBuf) {
 	c.queued.Add(1)
 	c.wmu.Lock()
 	if c.writeErr == nil {
@@ -744,6 +742,7 @@ func (c *conn) write(out *outBuf) {
 	}
 	c.wmu.Unlock()
 	putOut(out)
+	c.release()
 }
 
 // writeFailed gives up on a client that cannot take its replies: nothing more is written,
@@ -905,36 +904,57 @@ func (c *conn) finish() {
 // refuseUnread answers the requests that a TCP client sent before the server stopped reading,
 // during a shutdown, with shuttingDown, so that the client knows they were not run (and may
 // send them again, to another node) rather than find them lost to the close: the frame the
-// reader held (held) and what comes within unreadGrace, up to MaxInFlightPerConn requests.
-// What comes later is discarded by drainAndClose. A notification gets no reply; a batch, or a
-// frame whose id cannot be read, is answered with id null.
+// reader held (held) and what comes within Server.unreadGrace, up to MaxInFlightPerConn requests.
+// What comes later is discarded by drainAndClose. A notification gets no reply; a batch, even
+// of notifications only, or a frame whose id cannot be read, is answered with id null (which
+// the SDKs take for a refusal of the connection). The refusals are written at once, for at
+// most refusalWriteTimeout: a client that does not read them must not hold up the shutdown.
 func (c *conn) refuseUnread() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(unreadGrace))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.unreadGrace))
 	c.rd.arm = nil // the deadline above stays
+	c.readsWait()
+	out := getOut()
+	defer putOut(out)
+	refuse := func(id []byte) {
+		out.appendError(id, errShuttingDown())
+		out.b = append(out.b, '\n')
+	}
 	frame := c.held
 	c.held = nil
 	for left := c.srv.opts.MaxInFlightPerConn; left > 0; {
 		if id, answer := refusalID(frame); answer {
-			c.refuseRequest(id)
+			refuse(id)
 			left--
 		}
 		var err error
 		if frame, err = c.rd.next(); err != nil {
 			fe, ok := err.(*frameError)
 			if !ok {
-				return
+				break
 			}
-			c.refuseRequest(fe.id)
+			refuse(fe.id)
 			left--
 		}
 	}
-}
-
-// refuseRequest answers the request of id (nil: null) with shuttingDown.
-func (c *conn) refuseRequest(id []byte) {
-	out := getOut()
-	out.appendError(id, errShuttingDown())
-	c.write(out)
+	// A client behind on reading its replies, whose refusals would wait behind them, gets
+	// none: it finds the connection closed once it has read the replies (drainAndClose).
+	if room := sendRoom(c.nc); len(out.b) == 0 || room >= 0 && room < len(out.b) {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writeErr != nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
+	_, err := c.bw.Write(out.b)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		// Not giveUp: closing at once would reset the replies the client has not read.
+		c.writeErr = err
+	}
 }
 
 // kill ends the connection at once: calls are cancelled and the transport is closed.

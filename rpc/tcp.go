@@ -271,9 +271,11 @@ const (
 	lingerGrace = time.Second
 	// lingerPoll is how often drainAndClose looks at what the client has acknowledged.
 	lingerPoll = 50 * time.Millisecond
-	// unreadGrace is how long a connection finishing in a shutdown reads requests to refuse
-	// (refuseUnread) once its calls are answered.
-	unreadGrace = 10 * time.Millisecond
+	// defaultUnreadGrace is how long a connection finishing in a shutdown reads requests to
+	// refuse (refuseUnread) once its calls are answered.
+	defaultUnreadGrace = 10 * time.Millisecond
+	// refusalWriteTimeout bounds the write of those refusals.
+	refusalWriteTimeout = 100 * time.Millisecond
 )
 
 // remoteIP returns the IP of a client address, without the port.
