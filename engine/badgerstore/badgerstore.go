@@ -137,7 +137,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("badgerstore: open %s: %w", opts.Dir, err), db.Close())
 	}
 	s := &Store{db: db, log: logger, stop: make(chan struct{}), space: space, closeReserve: closeReserve(bopts)}
-	s.journal = &journal{db: db, committed: &s.committed, space: s.space}
+	// The journal asks the space guard once load's repairs are written: Open checked the
+	// room for them (openReserve), and refusing them would refuse the start, not a change.
+	s.journal = &journal{db: db, committed: &s.committed}
 	s.mem = memstore.New(memstore.Options{Journal: s.journal})
 	s.syncer = &groupSync{db: db, dir: opts.Dir, committed: &s.committed,
 		memtableLogs: logFiles{ext: memtableLogExt}, valueLogs: logFiles{ext: valueLogExt}}
@@ -164,6 +166,7 @@ func Open(opts Options) (*Store, error) {
 	if err := s.repair(repairs, torn); err != nil {
 		return nil, errors.Join(fmt.Errorf("badgerstore: load %s: %w", opts.Dir, err), db.Close())
 	}
+	s.journal.space = s.space
 	_ = s.space.status() // logs now if the disk is already nearly full
 	if interval > 0 {
 		s.flusher.Add(1)

@@ -130,12 +130,15 @@ func newSpaceGuard(dir string, reserve uint64, free freeSpaceFunc, now func() ti
 	return &spaceGuard{dir: dir, reserve: reserve, free: free, now: now, log: log}
 }
 
-// allow returns nil if n more bytes may be written, and counts them; otherwise an error
-// wrapping ErrDiskFull. A write that only deletes (deletes: a logout, a revocation, an
+// allow returns nil if n more bytes may be written (always for a nil guard), and counts
+// them; otherwise an error wrapping ErrDiskFull. A write that only deletes (deletes: a logout, a revocation, an
 // account dropped) may use half of the reserve: revoking a leaked API key must not wait for
 // someone to free space, and a deletion adds a few dozen bytes to the log (a revocation of
 // 200,000 sessions about 12 MB), which leaves Badger's own writes the other half.
 func (g *spaceGuard) allow(n uint64, deletes bool) error {
+	if g == nil {
+		return nil // no guard yet: Open's repairs
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()

@@ -226,7 +226,22 @@ func TestDiskFullOpenAndClose(t *testing.T) {
 		t.Errorf("Open refused for want of space left files: %v", entries)
 	}
 
+	// Between what Open needs and the reserve, a new store opens (its format mark written)
+	// and refuses changes.
+	low := t.TempDir()
+	disk.free.Store(spaceReserve(badgerOptions(low, nil, quietLogger)) - 1)
+	lowStore, err := Open(Options{Dir: low, Logger: quietLogger, FlushInterval: -1, freeSpace: disk.freeSpace, now: disk.clock})
+	if err != nil {
+		t.Fatalf("Open of a new store with room to open but under the reserve: %v", err)
+	}
+	if err := lowStore.CreateAccount(ctx, &engine.Account{Username: "u", CreatedAt: testNow}); !errors.Is(err, ErrDiskFull) {
+		t.Errorf("a change in a store opened under the reserve: %v; want ErrDiskFull", err)
+	}
 	disk.free.Store(1 << 40)
+	if err := lowStore.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	s, err := Open(Options{Dir: dir, Logger: quietLogger, FlushInterval: -1, freeSpace: disk.freeSpace, now: disk.clock})
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +261,8 @@ func TestDiskFullOpenAndClose(t *testing.T) {
 	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.db.Close() }) // what the process's exit does
+	db := s.db
+	t.Cleanup(func() { db.Close() }) // what the process's exit does
 	s = openTest(t, crashed, Options{FlushInterval: -1})
 	if _, err := s.SessionByID(ctx, "ses_1", testNow); err != nil {
 		t.Errorf("an acknowledged session after a Close that left Badger open: %v", err)
