@@ -159,10 +159,11 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // httpLimitListener hands ServeHTTPListener's server the connections within
-// MaxConnections. One over it is answered 503 with tooManyConnections at once, whether or not
-// it has sent a request, and closed, as a TCP connection over it gets an error line: waiting
-// for its request would let connections that send nothing hold a descriptor each, beyond
-// any limit, until the server could accept no connection of any transport.
+// MaxConnections. One over it is answered 503 with tooManyConnections and closed, as a TCP
+// connection over it gets an error line: once its request's head has come (a reply before
+// it is one Go's client fails the request on), or after a second without one, in the
+// bounded pool of refusals (Server.refuse), so that connections that send nothing cannot
+// hold a descriptor each beyond any limit.
 type httpLimitListener struct {
 	net.Listener
 	s *Server

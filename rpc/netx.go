@@ -61,8 +61,10 @@ var netxMethods = []Method{
 			return "", err // its client went away: the server logs it, and no one reads a reply
 		case errors.Is(err, engine.ErrInvalidCredentials), errors.Is(err, engine.ErrLoginThrottled), errors.As(err, &le):
 		case errors.Is(err, engine.ErrUnavailable):
-			// NetX's contract answers "-1" all the same: the log is where an outage shows.
-			s.log.Warn(`rpc: authenticate answered "-1": the store is unavailable`, "client", client.Address)
+			// NetX's contract answers "-1" all the same. The stores log an outage once (Redis
+			// not answering, a disk nearly full), and /health shows it: a line a login would
+			// bury that.
+			s.log.Debug(`rpc: authenticate answered "-1": the store is unavailable`, "client", client.Address, "err", err)
 		default:
 			logUnknown(s.log, err, "method", "authenticate", "client", client.Address)
 		}

@@ -31,9 +31,9 @@ type Options struct {
 	// connections (ServeHTTPListener) and the HTTP requests being answered. An extra TCP
 	// connection gets one -32000 error line, data {"reason":"tooManyConnections","limit":N},
 	// and is closed (when 4,096 extra connections are being told already, each for up to a
-	// second, further ones are closed without it); a request on an extra HTTP connection, or
-	// an extra request once its body is read, gets HTTP 503 with the same error, and the
-	// connection is closed. Default 1024; negative means no limit.
+	// second, two over HTTP, further ones are closed without it); an extra HTTP connection
+	// gets HTTP 503 with the same error once its request's head has come (or after a second),
+	// an extra request once its body is read too, and the connection is closed. Default 1024; negative means no limit.
 	MaxConnections int
 	// MaxInFlightPerConn bounds the requests (frames) of one TCP or stdio connection that are
 	// being answered at once, replies not yet written included. A connection that pipelines

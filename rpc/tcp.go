@@ -89,7 +89,8 @@ func (c *conn) serve() {
 // the pool) and the refusal's error: a TCP error line, an HTTP 503 reply. It half-closes
 // then and drains what the client sent, so the close does not reset the connection before
 // the client has read it. At most maxRefusing connections are told at once, each for up to
-// a second; the ones beyond are closed at once, or they would hold descriptors beyond
+// a second (two over HTTP, which first waits up to one for the request's head); the ones
+// beyond are closed at once, or they would hold descriptors beyond
 // MaxConnections as fast as clients connect.
 func (s *Server) refuse(nc net.Conn, transport string, refusal *jsonrpc2.Error, what *outBuf) {
 	s.noteRefusal(transport, remoteIP(nc.RemoteAddr()), refusal)

@@ -331,12 +331,8 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Warn("shutdown", "err", err)
 	}
 	wg.Wait()
-	// Not drain, which may have run out: the calls it waited for are over either way.
-	flush, cancelFlush := context.WithTimeout(context.Background(), storeCloseTimeout)
-	defer cancelFlush()
-	if err := store.Flush(flush); err != nil {
-		log.Error("flushing last-use times", "err", err)
-	}
+	// The store's Close (deferred above, bounded by storeCloseTimeout) writes out the last-use
+	// times, as the stores' Close does; not here with drain, which may have run out.
 	return runErr
 }
 
