@@ -10,6 +10,8 @@ const exitTimeoutMs = 10_000;
 const stderrTailBytes = 4096;
 /** How long an error waits, once the server's output has ended, for its exit and the rest of its stderr. */
 const exitWaitMs = 2_000;
+/** How long close waits, once the server has exited, for its output to end: a process it started may hold it open. */
+const outputAfterExitMs = 1_000;
 
 /** Options of a {@link StdioTransport}. */
 export interface StdioTransportOptions {
@@ -106,8 +108,12 @@ export class StdioTransport implements Transport {
       this.connection.drainWith(new TransportClosedError("sessiond: transport closed"));
       this.child.stdin.end();
       const timer = setTimeout(() => this.child.kill("SIGKILL"), exitTimeoutMs);
-      const [exit] = await Promise.all([this.exited, this.connection.closed]); // the last replies handed out
+      const exit = await this.exited;
       clearTimeout(timer);
+      // The last replies are handed out when the output ends, at the exit, unless a process
+      // the server started holds it open: then the calls still waiting fail.
+      await Promise.race([this.connection.closed, delay(outputAfterExitMs)]);
+      this.connection.stopWith(new TransportClosedError("sessiond: transport closed"));
       if (exit.code !== 0) {
         throw new ServerExitedError(exit.code, exit.signal, this.stderrTail());
       }

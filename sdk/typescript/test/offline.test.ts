@@ -426,3 +426,14 @@ test("closing a stdio transport rejects a call that the server exits without ans
   await transport.close();
   await unanswered;
 });
+
+test("closing a stdio transport returns soon after the server exits, though a process it started holds its output open", async () => {
+  // The server starts a child that inherits its stdout and outlives it, then exits at the end of its input.
+  const script = 'require("node:child_process").spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: ["ignore", "inherit", "ignore"] }).unref(); process.stdin.resume().on("end", () => process.exit(0));';
+  const transport = await StdioTransport.start(process.execPath, ["-e", script]);
+  const unanswered = assert.rejects(transport.call("pingSession", {}), TransportClosedError);
+  const started = Date.now();
+  await transport.close();
+  await unanswered;
+  assert.ok(Date.now() - started < 10_000, `close took ${Date.now() - started} ms`);
+});
