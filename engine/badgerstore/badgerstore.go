@@ -293,6 +293,7 @@ func (s *Store) flushEvery(interval time.Duration) {
 	defer s.flusher.Done()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	refused := false // a run was refused for space since the last that was written
 	for {
 		select {
 		case <-s.stop:
@@ -305,8 +306,16 @@ func (s *Store) flushEvery(interval time.Duration) {
 			err = s.writeTouched(true)
 		}
 		s.life.RUnlock()
-		if err != nil && !errors.Is(err, ErrDiskFull) { // the space guard logs its refusals
+		switch {
+		case err == nil:
+			refused = false
+		case !errors.Is(err, ErrDiskFull):
 			s.log.Warn("badgerstore: writing last-use times failed; will retry", "err", err)
+		case !refused && s.space.status() == nil:
+			// The guard logs a disk under the reserve; this run alone (a snapshot of every
+			// session) would have taken it there.
+			s.log.Warn("badgerstore: last-use times not written, for want of disk space for this run; they are kept in memory and written when there is room", "err", err)
+			refused = true
 		}
 	}
 }
