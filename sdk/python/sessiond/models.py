@@ -352,61 +352,15 @@ class SessionWithToken(Session):
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SessionWithToken:
         """Returns the SessionWithToken of a JSON object."""
-        return cls(
-            auth_token=data["authToken"],
-            session_id=data["sessionId"],
-            username=data["username"],
-            description=data["description"],
-            default_api=data["defaultApi"],
-            default_debug=data["defaultDebug"],
-            default_database_name=data["defaultDatabaseName"],
-            default_owner_name=data["defaultOwnerName"],
-            default_binary_format=data["defaultBinaryFormat"],
-            default_response_options=ResponseOptions.from_wire(data["defaultResponseOptions"]),
-            idle_connection_timeout_seconds=data["idleConnectionTimeoutSeconds"],
-            idle_cursor_timeout_seconds=data["idleCursorTimeoutSeconds"],
-            permanent_session=data["permanentSession"],
-            origin=data["origin"],
-            session_start_timestamp=_parse_time(data["sessionStartTimestamp"]),
-            session_last_accessed_timestamp=_parse_time(data["sessionLastAccessedTimestamp"]),
-            expires_at=None if data["expiresAt"] is None else _parse_time(data["expiresAt"]),
-            client_address=data["clientAddress"],
-            hostname=data["hostname"],
-            host_uuid=data["hostUuid"],
-            host_ip_addresses=list(data["hostIpAddresses"]),
-            default_retention_policy=data["defaultRetentionPolicy"],
-            default_retention_unit=data["defaultRetentionUnit"],
-            default_retention_period=data["defaultRetentionPeriod"],
-        )
+        return cls(**{
+            **vars(Session.from_wire(data)),
+            "auth_token": data["authToken"],
+        })
 
     def to_wire(self) -> dict[str, Any]:
         """Returns the JSON object of this SessionWithToken."""
-        data: dict[str, Any] = {
-            "authToken": self.auth_token,
-            "sessionId": self.session_id,
-            "username": self.username,
-            "description": self.description,
-            "defaultApi": self.default_api,
-            "defaultDebug": self.default_debug,
-            "defaultDatabaseName": self.default_database_name,
-            "defaultOwnerName": self.default_owner_name,
-            "defaultBinaryFormat": self.default_binary_format,
-            "defaultResponseOptions": self.default_response_options.to_wire(),
-            "idleConnectionTimeoutSeconds": self.idle_connection_timeout_seconds,
-            "idleCursorTimeoutSeconds": self.idle_cursor_timeout_seconds,
-            "permanentSession": self.permanent_session,
-            "origin": self.origin,
-            "sessionStartTimestamp": _format_time(self.session_start_timestamp),
-            "sessionLastAccessedTimestamp": _format_time(self.session_last_accessed_timestamp),
-            "expiresAt": None if self.expires_at is None else _format_time(self.expires_at),
-            "clientAddress": self.client_address,
-            "hostname": self.hostname,
-            "hostUuid": self.host_uuid,
-            "hostIpAddresses": list(self.host_ip_addresses),
-            "defaultRetentionPolicy": self.default_retention_policy,
-            "defaultRetentionUnit": self.default_retention_unit,
-            "defaultRetentionPeriod": self.default_retention_period,
-        }
+        data = super().to_wire()
+        data["authToken"] = self.auth_token
         return data
 
 
