@@ -402,7 +402,7 @@ func openStore(o serveOptions, cfg *Config, log *slog.Logger) (engine.Store, str
 // from the configured file (raw 16, 24 or 32 bytes, or base64 of them).
 func encryptionKey(file string) ([]byte, error) {
 	text, source := os.Getenv("SESSIOND_ENCRYPTION_KEY"), "SESSIOND_ENCRYPTION_KEY"
-	if text == "" && file != "" {
+	if keyFromFile(file) {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("storage.encryptionKeyFile: %w", err)
@@ -430,11 +430,17 @@ func encryptionKey(file string) ([]byte, error) {
 	return key, nil
 }
 
+// keyFromFile reports whether the encryption key comes from file: one is named, and
+// SESSIOND_ENCRYPTION_KEY, which overrides it, is not set.
+func keyFromFile(file string) bool {
+	return file != "" && os.Getenv("SESSIOND_ENCRYPTION_KEY") == ""
+}
+
 // warnOpenKeyFile warns when the encryption key file (if the key came from one) can be read by
 // others than its owner: the key opens every session record. Windows permissions are not
 // mode bits, so it says nothing there.
 func warnOpenKeyFile(file string, log *slog.Logger) {
-	if file == "" || os.Getenv("SESSIOND_ENCRYPTION_KEY") != "" || runtime.GOOS == "windows" {
+	if !keyFromFile(file) || runtime.GOOS == "windows" {
 		return
 	}
 	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
