@@ -98,6 +98,7 @@ func (h *hashProcess) startLocked() error {
 	// dies, so it never outlives the server.
 	cmd := exec.Command(h.path, "serve", "--hash-worker")
 	cmd.Stderr = os.Stderr
+	ownProcessGroup(cmd)
 	cmd.Env = helperEnv(os.Environ(), h.idle)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

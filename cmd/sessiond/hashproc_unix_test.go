@@ -212,6 +212,23 @@ func TestHashWorkerIgnoresStopSignals(t *testing.T) {
 	}
 }
 
+// TestHashWorkerOwnProcessGroup checks that the helper leads a process group of its own, so
+// that signals sent to the server's group never reach it, not even while it starts.
+func TestHashWorkerOwnProcessGroup(t *testing.T) {
+	h, _ := startTestHashProcess(t)
+	if _, err := h.derive(context.Background(), []byte("pw"), []byte("salt-salt-salt-4"), enginetest.CheapHash, 32); err != nil {
+		t.Fatal(err)
+	}
+	pid := helperPID(h)
+	group, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if group != pid || group == syscall.Getpgrp() {
+		t.Errorf("the helper %d is in process group %d, this process in %d; want a group of its own", pid, group, syscall.Getpgrp())
+	}
+}
+
 // TestInterruptStopsTheServerQuietly sends SIGINT to the server's process group, as a
 // terminal's Ctrl-C does, and SIGTERM, as a supervisor stopping a whole group does, helper
 // included: the server stops cleanly, and does not report the helper as stopped (and fall
