@@ -25,6 +25,11 @@ const stderrTailBytes = 4 << 10
 // server to exit, to report its exit status and last words.
 const stdioExitWait = time.Second
 
+// stdioOutputAfterExit is the cmd.WaitDelay that StartStdio sets when it is 0: how long, once
+// the server has exited, the transport waits for the end of its standard output and error,
+// which a process it started may hold open.
+const stdioOutputAfterExit = time.Second
+
 // StartStdio starts cmd, a sessiond server serving its standard input and output, and returns
 // a client speaking to it there:
 //
@@ -37,6 +42,11 @@ const stdioExitWait = time.Second
 // it is told to (a data directory locked by another process, a bad config) fails the calls
 // with its exit status and, from those kept logs, the lines it wrote last; Close returns them
 // too. See [StdioTransport.Close] for how the server stops.
+//
+// A process that the server (or cmd: a shell, say) started may hold the server's standard
+// output and error open after the server has exited: the transport reads them for
+// cmd.WaitDelay more, which StartStdio sets to 1 second when it is 0, then takes them as
+// ended, and the calls still waiting fail.
 func StartStdio(cmd *exec.Cmd) (*Client, error) {
 	t, err := StartStdioTransport(cmd)
 	if err != nil {
@@ -53,7 +63,7 @@ type StdioTransport struct {
 	stderr *tailBuffer // the end of the server's standard error; nil when the caller took it
 
 	exited  chan struct{} // closed when the server has exited and exitErr is set
-	exitErr error         // cmd.Wait's
+	exitErr error         // cmd.Wait's, nil for an exit with status 0
 }
 
 // StartStdioTransport starts cmd as StartStdio does and returns the transport, for NewClient;
@@ -66,33 +76,36 @@ func StartStdioTransport(cmd *exec.Cmd) (*StdioTransport, error) {
 	if cmd.Stderr == nil {
 		stderr = &tailBuffer{max: stderrTailBytes}
 		cmd.Stderr = stderr
-		if cmd.WaitDelay == 0 {
-			// A helper the server started may hold its standard error open after it exits:
-			// do not let Wait wait for the helper too.
-			cmd.WaitDelay = time.Second
-		}
+	}
+	if cmd.WaitDelay == 0 {
+		// A process the server started may hold its output open after it exits: do not let
+		// Wait, and the reader, wait for that process too.
+		cmd.WaitDelay = stdioOutputAfterExit
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		stdin.Close()
-		return nil, err
-	}
+	// Not cmd.StdoutPipe: Wait closes it at the exit, losing the replies not read yet, so Wait
+	// had to wait for the end of the output, which a process the server started may hold off
+	// for ever. cmd copies the output to the reader instead, and Wait returns once the copy has
+	// ended, at most cmd.WaitDelay after the exit.
+	stdout, copied := io.Pipe()
+	cmd.Stdout = copied
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("sessiond: starting %s: %w", cmd.Path, err)
 	}
-	// Only the writer is the stream's to close: the server closes its output when it exits.
+	// Only the writer is the stream's to close: the reader ends when Wait has returned.
 	t := &StdioTransport{StreamTransport: NewStreamTransport(readerOnly{stdout}, stdin), cmd: cmd, stderr: stderr,
 		exited: make(chan struct{})}
 	go func() {
-		// Wait closes the server's output once it has exited: not before the reader has read
-		// all of it.
-		<-t.readerDone
-		t.exitErr = cmd.Wait()
+		err := cmd.Wait()
+		if errors.Is(err, exec.ErrWaitDelay) {
+			err = nil // the server exited with status 0; a process it started holds its output
+		}
+		t.exitErr = err
 		close(t.exited)
+		copied.Close() // the reader hands out the replies copied and ends
 	}()
 	return t, nil
 }
@@ -141,8 +154,10 @@ func (t *StdioTransport) withExit(err, exitErr error) error {
 // Close closes the server's standard input, on which sessiond answers the calls in flight and
 // exits. Those calls get their replies; a call the server exits without answering fails with
 // ErrClosed, as do calls made once Close has begun, which are not sent. Close waits for the
-// exit, killing the server if it takes more than 10 seconds, and returns the server's exit
-// error, if any, with the last lines of its standard error when StartStdio kept it.
+// exit, killing the server if it takes more than 10 seconds, and for the end of the server's
+// output, at most cmd.WaitDelay (1 second by default) after the exit: a process the server
+// started may hold it open. It returns the server's exit error, if any, with the last lines of
+// its standard error when StartStdio kept it.
 func (t *StdioTransport) Close() error {
 	// Killing the server also ends a write of the last requests that it does not read.
 	kill := time.AfterFunc(stdioExitTimeout, func() { _ = t.cmd.Process.Kill() })
@@ -151,7 +166,8 @@ func (t *StdioTransport) Close() error {
 	if errors.Is(closeErr, os.ErrClosed) {
 		closeErr = nil // Wait closed the server's input already: the server had exited
 	}
-	<-t.exited // after the reader has handed out the last replies
+	<-t.exited
+	<-t.readerDone // the last replies handed out
 	var exitErr error
 	if t.exitErr != nil {
 		exitErr = t.withExit(fmt.Errorf("sessiond: %w", t.exitErr), nil)
