@@ -72,6 +72,10 @@ type frameReader struct {
 	discarding bool  // newline framing: skipping the rest of an over-long line
 	skipBody   int64 // Content-Length framing: bytes of an over-long body still to skip
 	inHeaders  bool  // Content-Length framing: between the first header line and the body
+	// Content-Length framing, kept across a read error so that next resumes the message: the
+	// length its headers gave so far (-1: none yet), and whether they are all read (inBody).
+	length int64
+	inBody bool
 
 	// arm, when set, is called before every read from src with whether a frame has been
 	// started and not finished; the TCP transport sets its read deadline there. An error
@@ -336,21 +340,53 @@ func (fr *frameReader) nextContentLength() ([]byte, error) {
 			return nil, err
 		}
 	}
-	length := int64(-1)
-	fr.inHeaders = false
+	if !fr.inHeaders { // else a read error interrupted this message: resume it
+		fr.length, fr.inBody = -1, false
+	}
+	if !fr.inBody {
+		if err := fr.readHeaders(); err != nil {
+			return nil, err
+		}
+		if fr.length > int64(fr.max) {
+			fr.skipBody = fr.length
+			if err := fr.skip(); err != nil {
+				return nil, err
+			}
+			return nil, fr.tooLarge(nil)
+		}
+		fr.inHeaders, fr.inBody = true, true // a started body is a partial frame
+	}
+	n := int(fr.length)
+	for fr.w-fr.r < n {
+		if err := fr.fill(); err != nil {
+			if err == io.EOF {
+				fr.inHeaders, fr.inBody = false, false
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	fr.inHeaders, fr.inBody = false, false
+	body := fr.buf[fr.r : fr.r+n]
+	fr.r += n
+	return body, nil
+}
+
+// readHeaders reads a message's header block up to the blank line after it, into fr.length.
+func (fr *frameReader) readHeaders() error {
 	for {
 		line, start, err := fr.readLine(maxHeaderLine)
 		if err != nil {
 			var fe *frameError
 			if errors.As(err, &fe) {
 				fr.inHeaders = false
-				return nil, badHeader("header line too long")
+				return badHeader("header line too long")
 			}
 			if err == io.EOF && fr.inHeaders {
 				fr.inHeaders = false
-				return nil, io.ErrUnexpectedEOF
+				return io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return err
 		}
 		if len(line) == 0 {
 			if !fr.inHeaders {
@@ -365,44 +401,23 @@ func (fr *frameReader) nextContentLength() ([]byte, error) {
 			if i := indexContentLength(line); i > 0 {
 				fr.r = start + i
 			}
-			return nil, badHeader("malformed header line")
+			return badHeader("malformed header line")
 		}
 		if !asciiEqualFold(name, "Content-Length") {
 			continue
 		}
 		n, ok := parseContentLength(value)
-		if !ok || length >= 0 {
+		if !ok || fr.length >= 0 {
 			fr.inHeaders = false
-			return nil, badHeader("bad Content-Length")
+			return badHeader("bad Content-Length")
 		}
-		length = n
+		fr.length = n
 	}
 	fr.inHeaders = false
-	if length < 0 {
-		return nil, badHeader("missing Content-Length")
+	if fr.length < 0 {
+		return badHeader("missing Content-Length")
 	}
-	if length > int64(fr.max) {
-		fr.skipBody = length
-		if err := fr.skip(); err != nil {
-			return nil, err
-		}
-		return nil, fr.tooLarge(nil)
-	}
-	n := int(length)
-	for fr.w-fr.r < n {
-		fr.inHeaders = true // a started body is a partial frame
-		if err := fr.fill(); err != nil {
-			if err == io.EOF {
-				fr.inHeaders = false
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	fr.inHeaders = false
-	body := fr.buf[fr.r : fr.r+n]
-	fr.r += n
-	return body, nil
+	return nil
 }
 
 // skip discards fr.skipBody bytes of an over-long body.

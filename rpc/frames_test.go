@@ -174,6 +174,37 @@ func TestReadResumesAfterTimeout(t *testing.T) {
 	}
 }
 
+// TestContentLengthResumesAfterTimeout checks that a read error other than EOF anywhere in a
+// Content-Length message (in its headers, between them and the body, in the body) loses
+// nothing: reading resumes the message, as a stdio connection's does after a read deadline.
+func TestContentLengthResumesAfterTimeout(t *testing.T) {
+	errTimeout := errors.New("timeout")
+	const first, second = "X-Other: 1\r\nContent-Length: 7\r\n\r\n{\"a\":1}", "Content-Length: 2\r\n\r\n[]"
+	for cut := 1; cut < len(first); cut++ {
+		src := &scriptedReader{chunks: []any{first[:cut], errTimeout, first[cut:] + second}}
+		fr := newFrameReader(src, FramingContentLength, 100)
+		var frames []string
+		timeouts := 0
+		for range 10 {
+			frame, err := fr.next()
+			if err == errTimeout {
+				timeouts++
+				continue
+			}
+			if err != nil {
+				if err != io.EOF {
+					frames = append(frames, "error "+err.Error())
+				}
+				break
+			}
+			frames = append(frames, string(frame))
+		}
+		if got := strings.Join(frames, "|"); got != `{"a":1}|[]` || timeouts != 1 {
+			t.Errorf("timeout after %q: frames %q after %d timeouts, want {\"a\":1}|[] after 1", first[:cut], got, timeouts)
+		}
+	}
+}
+
 // scriptedReader returns its chunks in order: strings as data, errors as errors.
 type scriptedReader struct{ chunks []any }
 
