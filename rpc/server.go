@@ -868,14 +868,17 @@ func (c *conn) retryRead(err error) bool {
 }
 
 // stop makes the reader take no new frame; the frames already taken are still answered.
+// The first stop wakes the reader, under mu: a read deadline set once stop has returned
+// (refuseUnread's) is not undone by a later stop, or by a Shutdown's stop late in waking it.
 func (c *conn) stop() {
 	c.mu.Lock()
-	if !c.stopped {
-		c.stopped = true
-		c.stopping.Store(true)
-		close(c.stopCh)
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
 	}
-	c.mu.Unlock()
+	c.stopped = true
+	c.stopping.Store(true)
+	close(c.stopCh)
 	if c.nc != nil {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	} else if c.poke != nil {
