@@ -288,25 +288,6 @@ func onLoop(t testing.TB, srv *Server, client *tcpClient) {
 	})
 }
 
-// waitConns waits until ok holds for every connection of srv (what it waits for, in words).
-func waitConns(t testing.TB, srv *Server, what string, ok func(*conn) bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		srv.mu.Lock()
-		all := true
-		for c := range srv.conns {
-			all = all && ok(c)
-		}
-		srv.mu.Unlock()
-		if all {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the connections do not %s after 5 s", what)
-		}
-	}
-}
-
 // shutdownDuringWait sends a "wait" call (id 1), then behind, on a connection the loop has,
 // shuts srv down while the call runs, releases it once the connection is stopping, and checks
 // that Shutdown returns and the call is answered. It returns the client.

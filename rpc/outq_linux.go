@@ -19,30 +19,59 @@ func unsentBytes(nc net.Conn) int {
 	return n
 }
 
-// sendRoom returns about how many more bytes a write to nc can queue without waiting for
-// the peer: half the send buffer (the kernel counts its bookkeeping in the other half) less
-// what is queued, or -1 when that cannot be known.
-func sendRoom(nc net.Conn) int {
+// sendRoom returns about how many more bytes a write to w, a socket or a pipe, can queue
+// without waiting for the reader, or -1 when that cannot be known. For a socket that is half
+// the send buffer (the kernel counts its bookkeeping in the other half) less what is queued;
+// for a pipe, its capacity less what its reader has not read.
+func sendRoom(w any) int {
 	room := -1
-	withFD(nc, func(fd int) {
-		queued, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
-		if err != nil {
+	withFD(w, func(fd int) {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
 			return
 		}
-		if size, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil {
-			room = max(size/2-queued, 0)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFSOCK:
+			queued, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+			if err != nil {
+				return
+			}
+			if size, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil {
+				room = max(size/2-queued, 0)
+			}
+		case unix.S_IFIFO:
+			unread, err := unix.IoctlGetInt(fd, unix.TIOCINQ) // FIONREAD, which Linux takes on the writing end
+			if err != nil {
+				return
+			}
+			if size, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil {
+				room = max(size-unread, 0)
+			}
 		}
 	})
 	return room
 }
 
-// withFD runs f with nc's descriptor, if nc has one.
-func withFD(nc net.Conn, f func(fd int)) {
-	sc, ok := nc.(syscall.Conn)
+// withFD runs f with the descriptor of x (a net.Conn, an *os.File), if it has one.
+func withFD(x any, f func(fd int)) {
+	sc, ok := x.(syscall.Conn)
 	if !ok {
 		return
 	}
 	if raw, err := sc.SyscallConn(); err == nil {
 		_ = raw.Control(func(fd uintptr) { f(int(fd)) })
 	}
+}
+
+// nonBlocking reports whether x's descriptor, if it has one, is in non-blocking mode, as Go's
+// deadlines need: an *os.File whose Fd method was called is in blocking mode, and takes a
+// deadline but ignores it.
+func nonBlocking(x any) bool {
+	nonBlock := true
+	withFD(x, func(fd int) {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+			nonBlock = flags&unix.O_NONBLOCK != 0
+		}
+	})
+	return nonBlock
 }

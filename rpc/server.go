@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,6 +360,10 @@ type conn struct {
 	// held is the frame the reader had read when it found the connection stopping: during
 	// a shutdown finish answers it with the frames still unread (refuseUnread).
 	held []byte
+	// A stdio connection's (nil for TCP): out is the output bw writes to, readerDone is
+	// closed when the reader goroutine has returned. Its reader runs apart from finish.
+	out        io.Writer
+	readerDone chan struct{}
 
 	// Replies are written by the goroutine that produced them, one at a time under wmu, into
 	// one buffer. queued counts replies waiting for wmu; whoever writes the last one flushes,
@@ -892,7 +897,7 @@ func (c *conn) finish() {
 	c.finishOnce.Do(func() {
 		c.stop()
 		c.handlers.Wait() // every reply is written and flushed by now
-		if c.nc != nil && c.srv.isClosing() {
+		if c.srv.isClosing() {
 			c.refuseUnread()
 		}
 		c.cancel()
@@ -904,23 +909,29 @@ func (c *conn) finish() {
 	})
 }
 
-// refuseUnread answers the requests that a TCP client sent before the server stopped reading,
+// refuseUnread answers the requests that a client sent before the server stopped reading,
 // during a shutdown, with shuttingDown, so that the client knows they were not run (and may
 // send them again, to another node) rather than find them lost to the close: the frame the
-// reader held (held) and what comes within Server.unreadGrace, up to MaxInFlightPerConn requests.
-// What comes later is discarded by drainAndClose. A notification gets no reply; a batch, even
-// of notifications only, or a frame whose id cannot be read, is answered with id null (which
-// the SDKs take for a refusal of the connection). The refusals are written at once, for at
-// most refusalWriteTimeout: a client that does not read them must not hold up the shutdown.
+// reader held (held), the frames it had buffered and what comes within Server.unreadGrace
+// (readUnread), up to MaxInFlightPerConn requests. What comes later is not answered: over
+// TCP drainAndClose discards it, over stdio it is left unread. A notification gets no reply;
+// a batch, even of notifications only, or a frame whose id cannot be read, is answered with
+// id null (which the SDKs take for a refusal of the connection). The refusals are written at
+// once, for at most refusalWriteTimeout (sendRefusals).
 func (c *conn) refuseUnread() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.unreadGrace))
-	c.rd.arm = nil // the deadline above stays
-	c.readsWait()
+	if !c.readUnread(time.Now().Add(c.srv.unreadGrace)) {
+		return
+	}
 	out := getOut()
 	defer putOut(out)
+	var header [32]byte
 	refuse := func(id []byte) {
+		start := len(out.b)
 		out.appendError(id, errShuttingDown())
-		out.b = append(out.b, '\n')
+		if h := appendFrameHeader(header[:0], c.framing, len(out.b)-start); len(h) > 0 {
+			out.b = slices.Insert(out.b, start, h...)
+		}
+		out.b = append(out.b, frameTrailer(c.framing)...)
 	}
 	frame := c.held
 	c.held = nil
@@ -939,9 +950,34 @@ func (c *conn) refuseUnread() {
 			left--
 		}
 	}
-	// A client behind on reading its replies, whose refusals would wait behind them, gets
-	// none: it finds the connection closed once it has read the replies (drainAndClose).
-	if room := sendRoom(c.nc); len(out.b) == 0 || room >= 0 && room < len(out.b) {
+	if len(out.b) > 0 {
+		c.sendRefusals(out.b)
+	}
+}
+
+// readUnread sets the reader up for refuseUnread to read on until deadline, and reports
+// whether it may read at all: a stdio reader may still be in a Read that does not return
+// (readUnreadStdio).
+func (c *conn) readUnread(deadline time.Time) bool {
+	if c.nc == nil {
+		return c.readUnreadStdio(deadline)
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	c.rd.arm = nil // the deadline above stays
+	c.readsWait()
+	return true
+}
+
+// sendRefusals writes a shutdown's refusals at once, for at most refusalWriteTimeout: a client
+// that does not read them must not hold up the shutdown. A client behind on reading its
+// replies, whose refusals would wait behind them (where the kernel tells: a socket or a pipe
+// on Linux), gets none: it finds the connection closed once it has read the replies.
+func (c *conn) sendRefusals(b []byte) {
+	var dst any = c.nc
+	if c.nc == nil {
+		dst = c.out
+	}
+	if room := sendRoom(dst); room >= 0 && room < len(b) {
 		return
 	}
 	c.wmu.Lock()
@@ -949,14 +985,14 @@ func (c *conn) refuseUnread() {
 	if c.writeErr != nil {
 		return
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
-	_, err := c.bw.Write(out.b)
-	if err == nil {
-		err = c.bw.Flush()
+	if c.nc == nil {
+		c.writeAside(b)
+		return
 	}
-	if err != nil {
-		// Not giveUp: closing at once would reset the replies the client has not read.
-		c.writeErr = err
+	_ = c.nc.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
+	// A failure is not giveUp: closing at once would reset the replies the client has not read.
+	if _, err := c.bw.Write(b); err == nil {
+		_ = c.bw.Flush()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -360,18 +361,65 @@ func (c *tcpClient) call(t testing.TB, frame string) string {
 	return string(reply)
 }
 
-// stdioClient runs ServeStdio over in-process pipes.
+// waitConns waits until ok holds for every connection of srv (what it waits for, in words).
+func waitConns(t testing.TB, srv *Server, what string, ok func(*conn) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		srv.mu.Lock()
+		all := true
+		for c := range srv.conns {
+			all = all && ok(c)
+		}
+		srv.mu.Unlock()
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connections do not %s after 5 s", what)
+		}
+	}
+}
+
+// stdioClient runs ServeStdio over pipes.
 type stdioClient struct {
 	framing Framing
-	in      *io.PipeWriter
+	in      io.WriteCloser
 	out     *bufio.Reader
 	done    chan error // ServeStdio's result
 }
 
+// startStdio runs ServeStdio over in-process pipes (io.Pipe), whose reads take no deadline.
 func startStdio(t testing.TB, srv *Server, framing Framing) *stdioClient {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
+	return serveStdioOver(t, srv, framing, inR, inW, outR, outW)
+}
+
+// startStdioFiles runs ServeStdio over OS pipes (os.Pipe), which take read and write
+// deadlines, unless blocking: then the server's ends are put in blocking mode, as their Fd
+// method does, and ignore the deadlines they take.
+func startStdioFiles(t testing.TB, srv *Server, framing Framing, blocking bool) *stdioClient {
+	t.Helper()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blocking {
+		inR.Fd()
+		outW.Fd()
+	}
+	t.Cleanup(func() { inR.Close() }) // after inW's Cleanup: registered first, run last
+	return serveStdioOver(t, srv, framing, inR, inW, outR, outW)
+}
+
+// serveStdioOver serves the client writing to inW and reading outR; outW is closed once
+// ServeStdio returns, the client's ends when the test ends.
+func serveStdioOver(t testing.TB, srv *Server, framing Framing, inR io.Reader, inW io.WriteCloser, outR io.ReadCloser, outW io.WriteCloser) *stdioClient {
 	c := &stdioClient{framing: framing, in: inW, out: bufio.NewReader(outR), done: make(chan error, 1)}
 	go func() {
 		err := srv.ServeStdio(context.Background(), inR, outW, framing)
@@ -385,12 +433,19 @@ func startStdio(t testing.TB, srv *Server, framing Framing) *stdioClient {
 	return c
 }
 
-func (c *stdioClient) Send(frame []byte) error {
-	if c.framing == FramingContentLength {
-		_, err := fmt.Fprintf(c.in, "Content-Length: %d\r\n\r\n%s", len(frame), frame)
-		return err
+func (c *stdioClient) Send(frame []byte) error { return c.sendAll(string(frame)) }
+
+// sendAll sends frames in one write.
+func (c *stdioClient) sendAll(frames ...string) error {
+	var b []byte
+	for _, frame := range frames {
+		if c.framing == FramingContentLength {
+			b = fmt.Appendf(b, "Content-Length: %d\r\n\r\n%s", len(frame), frame)
+		} else {
+			b = append(append(b, frame...), '\n')
+		}
 	}
-	_, err := c.in.Write(append(slices.Clip(frame), '\n'))
+	_, err := c.in.Write(b)
 	return err
 }
 

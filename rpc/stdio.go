@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -17,9 +18,22 @@ import (
 // ends the same way: the cut message is answered with a parse error (id null), as newline
 // framing answers a last line that is not JSON, and logged as a warning. When ctx is
 // cancelled it stops reading, cancels the calls' contexts, waits for them, flushes and returns
-// ctx.Err(); after Shutdown it returns ErrServerClosed. Neither r nor w is closed. A Read on
-// r that never returns cannot be interrupted unless r has a SetReadDeadline method (as
-// *os.File does for pipes); ServeStdio returns anyway and leaves that one Read behind.
+// ctx.Err(). Neither r nor w is closed. A Read on r that never returns cannot be interrupted
+// unless r takes a read deadline (SetReadDeadline, as an *os.File does for a pipe Go polls,
+// not for a process's inherited stdin); ServeStdio returns anyway and leaves that one Read
+// behind.
+//
+// Shutdown stops the reading too, lets the calls in flight finish and writes their replies.
+// Then, as over TCP, the requests the client sent that were not run are answered with -32000
+// shuttingDown and their ids (a notification gets nothing; a batch, or a request whose id
+// cannot be read, id null), so that the client knows they did not run: up to
+// MaxInFlightPerConn of them, among those read already and those that come within 10 ms of
+// the calls' end. If r takes no read deadline (or ignores it: an *os.File whose Fd method was
+// called), ServeStdio starts no Read on it: only the requests it has buffered, and those the
+// Read it was left in returns within the 10 ms, are answered. Requests beyond those are never
+// read, nor answered. The refusals are written at once, for at most 100 ms, and not at all to
+// a pipe too full to take them (on Linux); a write to w that blocks longer, w taking no write
+// deadline, is left behind. ServeStdio then returns ErrServerClosed.
 //
 // The read and write timeouts of Options do not apply to stdio.
 func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, framing Framing) error {
@@ -29,7 +43,8 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 	defer stopForced()
 
 	c := s.newConn(callCtx, ClientInfo{Addr: TransportStdio, Transport: TransportStdio}, r, w, framing, nil)
-	if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
+	c.out, c.readerDone = w, make(chan struct{})
+	if d, ok := r.(readDeadliner); ok {
 		c.poke = func() { _ = d.SetReadDeadline(aLongTimeAgo) }
 	}
 	if s.track(c) != nil {
@@ -37,7 +52,10 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 		return ErrServerClosed
 	}
 	readDone := make(chan error, 1)
-	go func() { readDone <- c.readLoop() }()
+	go func() {
+		defer close(c.readerDone)
+		readDone <- c.readLoop()
+	}()
 
 	var readErr error
 	select {
@@ -72,5 +90,62 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 		return nil
 	default:
 		return readErr
+	}
+}
+
+// readDeadliner is an input whose Read a deadline can end.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// readUnreadStdio sets a stdio connection's reader up for refuseUnread and reports whether it
+// may read: once the reader goroutine has returned, which it does at once when the input took
+// the read deadline of stop, and otherwise when the Read it was left in returns, until
+// deadline. It then reads on until deadline if the input takes a read deadline, else only
+// what is buffered. A Read still waiting at deadline holds no whole frame unread: nothing is
+// read then.
+func (c *conn) readUnreadStdio(deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-c.readerDone:
+	case <-timer.C:
+		return false
+	case <-c.killed:
+		return false
+	}
+	if d, ok := c.rd.src.(readDeadliner); !ok || !nonBlocking(d) || d.SetReadDeadline(deadline) != nil {
+		c.rd.arm = func(bool) error { return errStopped } // no Read: only what is buffered
+	}
+	return true
+}
+
+// writeAside writes b, a shutdown's refusals, to a stdio output, and waits for the write for at
+// most refusalWriteTimeout. The write is made by a goroutine of its own, left behind if it
+// blocks longer: an output may block for ever, whether it takes no write deadline (the stdout
+// a process inherits) or ignores one. An output that takes one is given it, so that the write
+// ends then, and none after. bw is empty: the handlers are done and the last of them flushed.
+func (c *conn) writeAside(b []byte) {
+	select {
+	case <-c.killed: // ServeStdio has returned: nothing more goes to w
+		return
+	default:
+	}
+	deadline := time.Now().Add(refusalWriteTimeout)
+	b = slices.Clone(b) // the write may outlive the caller's buffer
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		d, ok := c.out.(interface{ SetWriteDeadline(time.Time) error })
+		ok = ok && nonBlocking(d) && d.SetWriteDeadline(deadline) == nil
+		_, _ = c.out.Write(b)
+		if ok {
+			_ = d.SetWriteDeadline(time.Time{}) // the output is left as it was found
+		}
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-written:
+	case <-timer.C:
+	case <-c.killed:
 	}
 }

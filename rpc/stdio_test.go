@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -174,4 +178,211 @@ type pipeConn struct {
 func (p pipeConn) Close() error {
 	p.PipeReader.Close()
 	return p.PipeWriter.Close()
+}
+
+// refusedReply is the reply to a request refused during a shutdown, with id.
+func refusedReply(id string) string {
+	return `{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server unavailable","data":{"reason":"shuttingDown"}},"id":` + id + `}`
+}
+
+// The requests the shutdown tests send behind their calls: three refused (4, the batch with
+// id null, "x"), a notification among them that gets nothing, and one (6) beyond
+// MaxInFlightPerConn 3, which is not answered.
+var (
+	unreadBehind = []string{
+		`{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":4}`,
+		`{"jsonrpc":"2.0","method":"notify_hello","params":[7]}`,
+		`[{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":5}]`,
+		`{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":"x"}`,
+		`{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":6}`,
+	}
+	unreadRefused = []string{refusedReply("4"), refusedReply("null"), refusedReply(`"x"`)}
+)
+
+// TestStdioShutdownRefusesUnread checks, in both framings, with input that takes a read
+// deadline (an OS pipe), one that takes none (io.Pipe) and one that ignores it (an OS pipe in
+// blocking mode), that Shutdown answers the calls in flight, then refuses the requests behind
+// them with shuttingDown and their ids, up to MaxInFlightPerConn, whether they were read
+// before the stop or sent after it.
+func TestStdioShutdownRefusesUnread(t *testing.T) {
+	blocks := []string{
+		`{"jsonrpc":"2.0","method":"block","id":1}`,
+		`{"jsonrpc":"2.0","method":"block","id":2}`,
+		`{"jsonrpc":"2.0","method":"block","id":3}`,
+	}
+	for _, framing := range []Framing{FramingNewline, FramingContentLength} {
+		for _, tc := range []struct {
+			name       string
+			pipes      string // "os", "io" (reads take no deadline), "blocking" (OS pipes that ignore it)
+			readBehind bool   // the requests are read behind the calls, the reader waiting for a slot; else sent after the stop
+		}{
+			{"read behind the calls", "os", true},
+			{"sent after the stop", "os", false},
+			{"read behind the calls, no read deadline", "io", true},
+			{"sent after the stop, no read deadline", "io", false}, // to the Read left waiting
+			{"read behind the calls, deadline ignored", "blocking", true},
+			{"sent after the stop, deadline ignored", "blocking", false},
+		} {
+			t.Run(framing.String()+"/"+tc.name, func(t *testing.T) {
+				ts := newTestServer(t, Options{MaxInFlightPerConn: 3})
+				blocked := make(chan struct{}, 1)
+				ts.hookReaderBlocked = func() {
+					select {
+					case blocked <- struct{}{}:
+					default:
+					}
+				}
+				var client *stdioClient
+				if tc.pipes == "io" {
+					client = startStdio(t, ts.Server, framing)
+				} else {
+					client = startStdioFiles(t, ts.Server, framing, tc.pipes == "blocking")
+				}
+				if tc.readBehind {
+					_ = client.sendAll(append(slices.Clone(blocks), unreadBehind...)...)
+					<-blocked // request 4 is read and waits for a slot
+				} else {
+					_ = client.sendAll(blocks...)
+				}
+				ts.fake.waitEntered(t, len(blocks))
+				shutdown := make(chan error, 1)
+				go func() { shutdown <- ts.Shutdown(context.Background()) }()
+				waitConns(t, ts.Server, "stop", func(c *conn) bool { return c.stopping.Load() })
+				if !tc.readBehind {
+					_ = client.sendAll(unreadBehind...)
+				}
+				for range blocks {
+					ts.fake.releaseOne(t)
+				}
+
+				results := map[string]bool{}
+				for id := 1; id <= len(blocks); id++ {
+					results[fmt.Sprintf(`{"jsonrpc":"2.0","result":"released","id":%d}`, id)] = true
+				}
+				for range blocks { // in any order
+					if got, err := client.Recv(); err != nil || !results[string(got)] {
+						t.Fatalf("a call in flight: %q, %v; want its result", got, err)
+					} else {
+						delete(results, string(got))
+					}
+				}
+				for _, want := range unreadRefused {
+					if got, err := client.Recv(); err != nil || string(got) != want {
+						t.Fatalf("got %q, %v; want %s", got, err, want)
+					}
+				}
+				if got, err := client.Recv(); err != io.EOF {
+					t.Fatalf("after the refusals: %q, %v; want EOF", got, err)
+				}
+				if err := <-shutdown; err != nil {
+					t.Fatalf("Shutdown: %v", err)
+				}
+				if err := client.wait(t); err != ErrServerClosed {
+					t.Fatalf("ServeStdio: %v, want ErrServerClosed", err)
+				}
+			})
+		}
+	}
+}
+
+// TestStdioShutdownRefusesDuringGrace checks, in both framings, with input that takes a read
+// deadline, one that takes none and one that ignores it, that a request sent once the calls in
+// flight are answered, within the grace, is refused too, and that the input is not read
+// further when it cannot be given a deadline.
+func TestStdioShutdownRefusesDuringGrace(t *testing.T) {
+	for _, framing := range []Framing{FramingNewline, FramingContentLength} {
+		for _, pipes := range []string{"os", "io", "blocking"} { // as in TestStdioShutdownRefusesUnread
+			t.Run(framing.String()+"/"+pipes, func(t *testing.T) {
+				ts := newTestServer(t, Options{})
+				ts.unreadGrace = time.Second // instead of 10 ms: the test writes after a round trip
+				var client *stdioClient
+				if pipes == "io" {
+					client = startStdio(t, ts.Server, framing)
+				} else {
+					client = startStdioFiles(t, ts.Server, framing, pipes == "blocking")
+				}
+				_ = client.Send([]byte(`{"jsonrpc":"2.0","method":"block","id":1}`))
+				ts.fake.waitEntered(t, 1)
+				shutdown := make(chan error, 1)
+				go func() { shutdown <- ts.Shutdown(context.Background()) }()
+				waitConns(t, ts.Server, "stop", func(c *conn) bool { return c.stopping.Load() })
+				ts.fake.releaseOne(t)
+				if got, err := client.Recv(); err != nil || string(got) != `{"jsonrpc":"2.0","result":"released","id":1}` {
+					t.Fatalf("the call in flight: %q, %v", got, err)
+				}
+				_ = client.Send([]byte(`{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":2}`))
+				if got, err := client.Recv(); err != nil || string(got) != refusedReply("2") {
+					t.Fatalf("a request sent after the reply: %q, %v; want %s", got, err, refusedReply("2"))
+				}
+				if got, err := client.Recv(); err != io.EOF {
+					t.Fatalf("after the refusal: %q, %v; want EOF", got, err)
+				}
+				if err := <-shutdown; err != nil {
+					t.Fatalf("Shutdown: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestStdioShutdownStuckOutput checks that refusals to a client that has stopped reading its
+// output, which takes no write deadline, hold Shutdown up for about the grace and
+// refusalWriteTimeout only.
+func TestStdioShutdownStuckOutput(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer inW.Close()
+	out := &stuckWriter{stuck: make(chan struct{}), replied: make(chan struct{})}
+	defer close(out.stuck)
+	served := make(chan error, 1)
+	go func() { served <- ts.ServeStdio(context.Background(), inR, out, FramingNewline) }()
+	_, _ = inW.Write([]byte(`{"jsonrpc":"2.0","method":"block","id":1}` + "\n"))
+	ts.fake.waitEntered(t, 1)
+	start := time.Now()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- ts.Shutdown(context.Background()) }()
+	waitConns(t, ts.Server, "stop", func(c *conn) bool { return c.stopping.Load() })
+	_, _ = inW.Write([]byte(subtractFrame + "\n")) // to be refused
+	ts.fake.releaseOne(t)
+	<-out.replied
+	select {
+	case err := <-shutdown:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown waits for a client that does not read")
+	}
+	elapsed := time.Since(start)
+	if err := <-served; err != ErrServerClosed {
+		t.Fatalf("ServeStdio: %v, want ErrServerClosed", err)
+	}
+	if out.writes.Load() != 2 {
+		t.Fatalf("%d writes, want the reply's and the refusal's", out.writes.Load())
+	}
+	if limit := ts.unreadGrace + refusalWriteTimeout + 500*time.Millisecond; elapsed > limit {
+		t.Errorf("Shutdown took %v, want under %v", elapsed, limit)
+	}
+	t.Logf("Shutdown took %v", elapsed)
+}
+
+// stuckWriter takes its first write (closing replied), and blocks every later one until
+// stuck is closed: a client that reads one reply, then stops reading.
+type stuckWriter struct {
+	writes  atomic.Int32
+	stuck   chan struct{}
+	replied chan struct{}
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	if w.writes.Add(1) == 1 {
+		close(w.replied)
+		return len(p), nil
+	}
+	<-w.stuck
+	return 0, io.ErrClosedPipe
 }
