@@ -10,11 +10,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,10 +181,93 @@ func TestStdioSIGTERMDrains(t *testing.T) {
 	}
 }
 
+// TestStdioSIGTERMRefusesUnread checks that at SIGTERM a --stdio server answers its calls in
+// flight, then the requests it had read behind them but not run with -32000 shuttingDown and
+// their ids (a notification with nothing), and exits 0.
+func TestStdioSIGTERMRefusesUnread(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "slow-hash.json")
+	// Hashes of about half a second, and two requests in flight at most: the two logins are
+	// surely in flight at the signal, and the reader waits with the third request read.
+	slow := `{"security": {"passwordHash": {"memoryKiB": 65536, "iterations": 6, "parallelism": 1}},
+		"server": {"maxInFlightPerConnection": 2}}`
+	if err := os.WriteFile(config, []byte(slow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startStdio(t, "--config", config, "--in-memory", "--hash-process=false")
+	cmd, stdin, logs := srv.cmd, srv.stdin, srv.logs
+	replies := bufio.NewReader(srv.stdout)
+	// The server is up once it answers.
+	if _, err := stdin.Write([]byte(`{"jsonrpc":"2.0","method":"pingSession","id":0}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := replies.ReadBytes('\n'); err != nil {
+		t.Fatalf("ping: %q, %v; logs:\n%s", line, err, logs.String())
+	}
+	login := `{"jsonrpc":"2.0","method":"createSession","params":{"username":"admin","password":%q},"id":%d}` + "\n"
+	requests := fmt.Sprintf(login, testAdminPassword, 1) + fmt.Sprintf(login, testAdminPassword, 2) +
+		`{"jsonrpc":"2.0","method":"pingSession","id":3}` + "\n" +
+		`{"jsonrpc":"2.0","method":"pingSession"}` + "\n" + // a notification
+		`{"jsonrpc":"2.0","method":"pingSession","id":"four"}` + "\n"
+	if _, err := stdin.Write([]byte(requests)); err != nil {
+		t.Fatal(err)
+	}
+	// Once stdin is empty the server has read them all: the logins run, request 3 waits.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		unread, err := pipeUnread(stdin)
+		if errors.Is(err, errors.ErrUnsupported) {
+			time.Sleep(200 * time.Millisecond) // no way to tell: the requests are read by now
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unread == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server left %d bytes of stdin unread for 10 s; logs:\n%s", unread, logs.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+
+	var got []string
+	for {
+		line, err := replies.ReadBytes('\n')
+		if err == io.EOF && len(line) == 0 {
+			break
+		}
+		var rep rpcReply
+		if err != nil || json.Unmarshal(line, &rep) != nil {
+			t.Fatalf("after %q: %q, %v; logs:\n%s", got, line, err, logs.String())
+		}
+		switch {
+		case rep.Error == nil && bytes.Contains(rep.Result, []byte(`"authToken"`)):
+			got = append(got, "session "+string(rep.ID))
+		case rep.Error != nil && rep.Error.Code == -32000 && string(rep.Error.Data) == `{"reason":"shuttingDown"}`:
+			got = append(got, "refused "+string(rep.ID))
+		default:
+			got = append(got, string(line))
+		}
+	}
+	// The logins' replies may come in either order.
+	if len(got) == 4 && got[0] > got[1] {
+		got[0], got[1] = got[1], got[0]
+	}
+	if want := []string{"session 1", "session 2", "refused 3", `refused "four"`}; !slices.Equal(got, want) {
+		t.Errorf("replies after SIGTERM: %q, want %q; logs:\n%s", got, want, logs.String())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("sessiond: %v after SIGTERM, want exit status 0; logs:\n%s", err, logs.String())
+	}
+}
+
 // stdioServer is `sessiond serve ARGS --stdio` running, with the admin password set.
 type stdioServer struct {
 	cmd    *exec.Cmd
-	stdin  io.WriteCloser
+	stdin  *os.File // a pipe: pipeUnread tells what the server has not read of it
 	stdout io.ReadCloser
 	logs   *syncbuf.Buffer // written by exec's goroutine while the test reads it on failure
 }
@@ -196,14 +281,18 @@ func startStdio(t *testing.T, args ...string) *stdioServer {
 	cmd.Env = append(os.Environ(), "SESSIOND_ADMIN_PASSWORD="+testAdminPassword)
 	s := &stdioServer{cmd: cmd, logs: &syncbuf.Buffer{}}
 	cmd.Stderr = s.logs
-	var err error
-	if s.stdin, err = cmd.StdinPipe(); err != nil {
+	stdinRead, stdin, err := os.Pipe()
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.stdin, cmd.Stdin = stdin, stdinRead
+	t.Cleanup(func() { stdin.Close() })
 	if s.stdout, err = cmd.StdoutPipe(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	stdinRead.Close() // the server's now
+	if err != nil {
 		t.Fatal(err)
 	}
 	return s
