@@ -305,9 +305,11 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Info("serving stdio", "framing", o.framing)
 		go func() {
 			defer close(stdioDone)
+			in, release := pollableInput(stdin)
+			defer release()
 			// Not ctx: a signal drains stdio's calls through Shutdown, as it does TCP's,
 			// instead of cancelling them.
-			if err := srv.ServeStdio(context.Background(), stdin, stdout, framing); err != nil && ctx.Err() == nil && !errors.Is(err, rpc.ErrServerClosed) {
+			if err := srv.ServeStdio(context.Background(), in, stdout, framing); err != nil && ctx.Err() == nil && !errors.Is(err, rpc.ErrServerClosed) {
 				errs <- fmt.Errorf("stdio: %w", err)
 			}
 		}()
