@@ -248,6 +248,11 @@ class _Connection:
     def _interrupt(self) -> None:
         """Makes a _send that waits for the other end fail, for close."""
 
+    def _reader_wait(self) -> float:
+        """How long close waits, once _interrupt has returned, for the reader to reach the end
+        of the stream."""
+        return 5.0
+
     def _release(self) -> None:
         """Releases the stream once the writer has ended, for close."""
 
@@ -365,8 +370,12 @@ class _Connection:
         self._interrupt()
         self._writer.join(timeout=5)
         self._release()
-        self._reader.join(timeout=5)
-        self._reader_file.close()
+        self._reader.join(timeout=self._reader_wait())
+        if not self._reader.is_alive():
+            self._reader_file.close()
+        # else a read waits in it (a process the server started holds its output open), and
+        # closing the file would wait for that read: the reader, a daemon thread, is left to
+        # end with the stream.
         self._stop(closed)  # the calls left waiting by a reader that has not ended
 
 
@@ -459,8 +468,9 @@ class StdioTransport(_ClosedOnExit):
         """Closes the server's standard input, on which sessiond answers the calls in flight
         and exits. Those calls get their replies; a call the server exits without answering
         raises TransportClosedError, as do calls made once close has begun, which are not
-        sent. Waits for the exit, killing the server if it takes more than 10 seconds, and
-        raises ServerExitedError if its exit status was not 0."""
+        sent. Waits for the exit, killing the server if it takes more than 10 seconds, then at
+        most a second for the end of its output (a process the server started may hold it
+        open), and raises ServerExitedError if its exit status was not 0."""
         with self._lock:
             if self._closed:
                 return
@@ -472,6 +482,10 @@ class StdioTransport(_ClosedOnExit):
 
 _STDIO_EXIT_TIMEOUT = 10.0
 """How long StdioTransport.close waits for the server to exit before killing it."""
+
+_STDIO_OUTPUT_AFTER_EXIT = 1.0
+"""How long StdioTransport.close waits, after the server's exit, for the end of its output and
+stderr, which a process the server started may hold open (as the Go and TypeScript SDKs)."""
 
 _STDIO_EXIT_WAIT = 2.0
 """How long the error of a server whose output ended waits for its exit and the rest of its
@@ -536,6 +550,7 @@ class _StdioConnection(_Connection):
         self._process = process
         self._stdin = process.stdin
         self._stderr_tail = stderr_tail
+        self._output_deadline = 0.0  # set by _interrupt
         super().__init__(process.stdout, timeout=timeout, name="stdio", peer="the stdio server")
 
     def _send(self, data: bytes) -> None:
@@ -570,7 +585,13 @@ class _StdioConnection(_Connection):
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        self._stderr_tail.join(_STDIO_EXIT_WAIT)
+        # The server has exited; its output and stderr end then, unless a process it started
+        # holds them open: the rest of both is waited for at most _STDIO_OUTPUT_AFTER_EXIT.
+        self._output_deadline = time.monotonic() + _STDIO_OUTPUT_AFTER_EXIT
+        self._stderr_tail.join(_STDIO_OUTPUT_AFTER_EXIT)
+
+    def _reader_wait(self) -> float:
+        return max(0.0, self._output_deadline - time.monotonic())
 
     def _release(self) -> None:
         self._stderr_tail.close()

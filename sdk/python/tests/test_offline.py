@@ -9,6 +9,7 @@ import inspect
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -241,6 +242,36 @@ class StdioCloseTest(unittest.TestCase):
             transport.close()
             with self.assertRaises(sessiond.TransportClosedError):
                 unanswered.result()
+
+
+    def test_close_with_a_process_holding_the_output(self) -> None:
+        """close returns about a second after the server's exit even when a process the server
+        started holds its output open, and the call answered before the exit has its reply."""
+        # A server that starts a long-lived child (inheriting its stdout and stderr), writes
+        # the child's pid to the file named by its argument, answers one request, and exits
+        # at the end of its input.
+        script = (
+            "import json, pathlib, subprocess, sys\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "pathlib.Path(sys.argv[1]).write_text(str(child.pid))\n"
+            "request = json.loads(sys.stdin.buffer.readline())\n"
+            "sys.stdout.write(json.dumps({'jsonrpc': '2.0', 'id': request['id'], 'result': {}}) + '\\n')\n"
+            "sys.stdout.flush()\n"
+            "sys.stdin.buffer.read()\n"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            pid_file = os.path.join(tmp, "child.pid")
+            transport = sessiond.StdioTransport([sys.executable, "-c", script, pid_file], timeout=5)
+            try:
+                self.assertEqual(transport.call("pingSession", {}).get("result"), {})
+                closing = threading.Thread(target=transport.close, daemon=True)
+                closing.start()
+                closing.join(10)
+                self.assertFalse(closing.is_alive(), "close has not returned 10 s after it began")
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    with open(pid_file) as f:
+                        os.kill(int(f.read()), signal.SIGTERM)
 
 
 class ErrorsNameWhatFailedTest(unittest.TestCase):
