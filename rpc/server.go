@@ -731,6 +731,11 @@ func (c *conn) handle(frame []byte) {
 func (c *conn) send(out *outBuf) {
 	c.queued.Add(1)
 	c.wmu.Lock()
+	if c.writeErr == nil && c.nc == nil && c.isKilled() {
+		// A forced stop of a stdio connection: ServeStdio has returned, or is returning, and
+		// its output is its caller's again. (A write begun before the stop may end after.)
+		c.writeErr = ErrServerClosed
+	}
 	if c.writeErr == nil {
 		c.armWrite()
 		c.header = appendFrameHeader(c.header[:0], c.framing, len(out.b))
@@ -993,6 +998,16 @@ func (c *conn) sendRefusals(b []byte) {
 	// A failure is not giveUp: closing at once would reset the replies the client has not read.
 	if _, err := c.bw.Write(b); err == nil {
 		_ = c.bw.Flush()
+	}
+}
+
+// isKilled reports whether a forced stop has ended the connection.
+func (c *conn) isKilled() bool {
+	select {
+	case <-c.killed:
+		return true
+	default:
+		return false
 	}
 }
 

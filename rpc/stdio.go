@@ -33,7 +33,8 @@ import (
 // Read it was left in returns within the 10 ms, are answered. Requests beyond those are never
 // read, nor answered. The refusals are written at once, for at most 100 ms, and not at all to
 // a pipe too full to take them (on Linux); a write to w that blocks longer, w taking no write
-// deadline, is left behind. ServeStdio then returns ErrServerClosed.
+// deadline, is left behind. ServeStdio then returns ErrServerClosed. A forced stop (Shutdown's
+// context ended) makes it return at once, and the calls it cancels write nothing more to w.
 //
 // The read and write timeouts of Options do not apply to stdio.
 func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, framing Framing) error {
@@ -124,10 +125,8 @@ func (c *conn) readUnreadStdio(deadline time.Time) bool {
 // a process inherits) or ignores one. An output that takes one is given it, so that the write
 // ends then, and none after. bw is empty: the handlers are done and the last of them flushed.
 func (c *conn) writeAside(b []byte) {
-	select {
-	case <-c.killed: // ServeStdio has returned: nothing more goes to w
+	if c.isKilled() { // ServeStdio has returned: nothing more goes to w
 		return
-	default:
 	}
 	deadline := time.Now().Add(refusalWriteTimeout)
 	b = slices.Clone(b) // the write may outlive the caller's buffer

@@ -112,6 +112,48 @@ func TestStdioContextCancel(t *testing.T) {
 	}
 }
 
+// TestStdioForcedStopWritesNothingAfter checks that once a forced stop has made ServeStdio
+// return, the calls it cancelled write nothing more to its output.
+func TestStdioForcedStopWritesNothingAfter(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	out := &afterReturn{}
+	done := make(chan error, 1)
+	go func() { done <- ts.ServeStdio(context.Background(), inR, out, FramingNewline) }()
+	_, _ = inW.Write([]byte(`{"jsonrpc":"2.0","method":"block","id":1}` + "\n"))
+	ts.fake.waitEntered(t, 1)
+	var c *conn
+	waitConns(t, ts.Server, "the stdio connection", func(x *conn) bool { c = x; return true })
+	if c == nil {
+		t.Fatal("no stdio connection")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // forced at once
+	_ = ts.Shutdown(ctx)
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ServeStdio: %v, want ErrServerClosed", err)
+	}
+	out.returned.Store(true)
+	<-c.done // the cancelled call has ended and its reply was sent, or not
+	if n := out.after.Load(); n != 0 {
+		t.Errorf("%d writes after ServeStdio returned", n)
+	}
+}
+
+// afterReturn is an output that counts the writes made once returned is set.
+type afterReturn struct {
+	returned atomic.Bool
+	after    atomic.Int64
+}
+
+func (w *afterReturn) Write(p []byte) (int, error) {
+	if w.returned.Load() {
+		w.after.Add(1)
+	}
+	return len(p), nil
+}
+
 // TestStdioWriteFailure checks that ServeStdio returns the write error when nobody reads its output.
 func TestStdioWriteFailure(t *testing.T) {
 	ts := newTestServer(t, Options{})
