@@ -183,7 +183,8 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 }
 
 // TestHashWorkerIgnoresStopSignals checks that the helper ignores SIGINT and SIGTERM, which a
-// terminal's Ctrl-C or a supervisor sends to the server's whole process group (or cgroup):
+// terminal's Ctrl-C or a supervisor sends to the server's whole process group (or cgroup),
+// and SIGTTOU, which would stop it, a background job, writing to the terminal (tostop):
 // the server ends the helper itself, by closing its input, once its last hash is done. Linux
 // only (/proc/PID/status).
 func TestHashWorkerIgnoresStopSignals(t *testing.T) {
@@ -205,7 +206,7 @@ func TestHashWorkerIgnoresStopSignals(t *testing.T) {
 			}
 		}
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGTTOU} {
 		if ignored&(1<<(sig-1)) == 0 {
 			t.Errorf("the helper does not ignore %v (SigIgn %x)", sig, ignored)
 		}

@@ -24,6 +24,10 @@ func ownProcessGroup(cmd *exec.Cmd) {
 // executes itself again (lowerPriority), and the new program calls this again: Go's runtime
 // keeps an inherited SIGINT ignored, but installs its own handler for SIGTERM at start, so
 // until the call a SIGTERM would end the new helper (a few milliseconds after each start).
+//
+// It ignores SIGTTOU too: in a process group of its own, the helper is a background job of
+// the server's terminal, and with `stty tostop` set a write to it (a warning on stderr)
+// would stop the helper, and the logins waiting for its hashes with it.
 func ignoreStopSignals() {
-	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGTTOU)
 }
