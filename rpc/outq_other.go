@@ -9,7 +9,3 @@ func unsentBytes(net.Conn) int { return -1 }
 
 // sendRoom cannot tell, off Linux, how much a write can queue without waiting.
 func sendRoom(any) int { return -1 }
-
-// nonBlocking cannot tell, off Linux, whether a descriptor is in blocking mode: it trusts a
-// deadline to be kept.
-func nonBlocking(any) bool { return true }
