@@ -69,9 +69,10 @@ type frameReader struct {
 	r, w int   // unread data is buf[r:w]
 	err  error // read error held back until the data before it is consumed
 
-	discarding bool  // newline framing: skipping the rest of an over-long line
-	skipBody   int64 // Content-Length framing: bytes of an over-long body still to skip
-	inHeaders  bool  // Content-Length framing: between the first header line and the body
+	discarding bool   // newline framing: skipping the rest of an over-long line
+	discardID  []byte // the id of the line discarding skips (leadingID), else nil
+	skipBody   int64  // Content-Length framing: bytes of an over-long body still to skip
+	inHeaders  bool   // Content-Length framing: between the first header line and the body
 	// Content-Length framing, kept across a read error so that next resumes the message: the
 	// length its headers gave so far (-1: none yet), and whether they are all read (inBody).
 	length int64
@@ -216,23 +217,30 @@ func (fr *frameReader) readLine(limit int) (line []byte, start int, err error) {
 // discardLine skips input up to and including the next newline, holding at most one buffer
 // of it, and reports the skipped line as too large.
 func (fr *frameReader) discardLine() error {
-	fr.discarding = true
-	id := slices.Clone(leadingID(fr.buf[fr.r:fr.w])) // the line's start, before it goes
+	if !fr.discarding { // else a read error interrupted it: the line's start is gone
+		fr.discarding = true
+		fr.discardID = slices.Clone(leadingID(fr.buf[fr.r:fr.w])) // the line's start, before it goes
+	}
 	for {
 		if i := bytes.IndexByte(fr.buf[fr.r:fr.w], '\n'); i >= 0 {
 			fr.r += i + 1
-			fr.discarding = false
-			return fr.tooLarge(id)
+			return fr.discarded()
 		}
 		fr.r = fr.w
 		if err := fr.fill(); err != nil {
 			if err == io.EOF {
-				fr.discarding = false
-				return fr.tooLarge(id)
+				return fr.discarded()
 			}
 			return err
 		}
 	}
+}
+
+// discarded ends discardLine: the line was too large.
+func (fr *frameReader) discarded() error {
+	id := fr.discardID
+	fr.discarding, fr.discardID = false, nil
+	return fr.tooLarge(id)
 }
 
 // tooLarge reports a request too large to read, answered with id (nil: null), which must not
@@ -335,6 +343,7 @@ func (fr *frameReader) nextContentLength() ([]byte, error) {
 		if err := fr.discardLine(); err != nil {
 			var fe *frameError
 			if errors.As(err, &fe) {
+				fr.inHeaders = false // as readHeaders: the next header block is a new message
 				return nil, badHeader("header line too long")
 			}
 			return nil, err

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -174,38 +175,65 @@ func TestReadResumesAfterTimeout(t *testing.T) {
 	}
 }
 
-// TestContentLengthResumesAfterTimeout checks that a read error other than EOF anywhere in a
-// Content-Length message (in its headers, between them and the body, in the body) loses
-// nothing: reading resumes the message, as a stdio connection's does after a read deadline.
-func TestContentLengthResumesAfterTimeout(t *testing.T) {
+// TestFramesResumeAfterTimeout checks that a read error at any byte of the input (a
+// deadline, say) changes nothing but that one error: the frames, and the frame errors with
+// the ids they answer, that follow are those of an uninterrupted read, in both framings,
+// whether it falls in a header, a body, a line or header line too long, a body too large or
+// a malformed header.
+func TestFramesResumeAfterTimeout(t *testing.T) {
 	errTimeout := errors.New("timeout")
-	const first, second = "X-Other: 1\r\nContent-Length: 7\r\n\r\n{\"a\":1}", "Content-Length: 2\r\n\r\n[]"
-	for cut := 1; cut < len(first); cut++ {
-		src := &scriptedReader{chunks: []any{first[:cut], errTimeout, first[cut:] + second}}
-		fr := newFrameReader(src, FramingContentLength, 100)
-		var frames []string
-		timeouts := 0
-		for range 10 {
+	const next = "Content-Length: 2\r\n\r\n[]"
+	long := strings.Repeat("z", 150)
+	inputs := []struct {
+		name    string
+		framing Framing
+		input   string
+	}{
+		{"two messages", FramingContentLength, "X-Other: 1\r\nContent-Length: 7\r\n\r\n{\"a\":1}" + next},
+		{"long header line", FramingContentLength, "Content-Length: 7\r\nX-Long: " + strings.Repeat("x", 5000) + "\r\n\r\n{\"a\":1}" + next},
+		{"body too large", FramingContentLength, "Content-Length: 150\r\n\r\n" + long + next},
+		{"malformed header", FramingContentLength, "Bogus\r\n\r\n" + next},
+		{"lines", FramingNewline, "{\"a\":1}\n[]"},
+		{"line too long", FramingNewline, `{"jsonrpc":"2.0","id":7,"params":"` + long + "\"}\n[]"},
+	}
+	read := func(src io.Reader, framing Framing) (frames string, timeouts int) {
+		fr := newFrameReader(src, framing, 100)
+		var got []string
+		for range 20 {
 			frame, err := fr.next()
-			if err == errTimeout {
+			var fe *frameError
+			switch {
+			case err == errTimeout:
 				timeouts++
-				continue
+			case err == io.EOF:
+				return strings.Join(got, "|"), timeouts
+			case errors.As(err, &fe):
+				got = append(got, fmt.Sprintf("error %v, id %s", err, fe.id))
+			case err != nil:
+				got = append(got, "error "+err.Error())
+			default:
+				got = append(got, string(frame))
 			}
-			if err != nil {
-				if err != io.EOF {
-					frames = append(frames, "error "+err.Error())
-				}
+		}
+		return strings.Join(got, "|"), timeouts
+	}
+	for _, in := range inputs {
+		want, _ := read(strings.NewReader(in.input), in.framing)
+		if !strings.HasSuffix(want, "|[]") {
+			t.Fatalf("%s: uninterrupted %q, want it to end with the last message", in.name, want)
+		}
+		for cut := 1; cut < len(in.input); cut++ {
+			got, timeouts := read(&scriptedReader{chunks: []any{in.input[:cut], errTimeout, in.input[cut:]}}, in.framing)
+			if got != want || timeouts != 1 {
+				t.Errorf("%s, timeout after byte %d: %q after %d timeouts, want %q after 1", in.name, cut, got, timeouts, want)
 				break
 			}
-			frames = append(frames, string(frame))
-		}
-		if got := strings.Join(frames, "|"); got != `{"a":1}|[]` || timeouts != 1 {
-			t.Errorf("timeout after %q: frames %q after %d timeouts, want {\"a\":1}|[] after 1", first[:cut], got, timeouts)
 		}
 	}
 }
 
-// scriptedReader returns its chunks in order: strings as data, errors as errors.
+// scriptedReader returns its chunks in order: strings as data (over as many reads as they
+// take), errors as errors.
 type scriptedReader struct{ chunks []any }
 
 func (r *scriptedReader) Read(p []byte) (int, error) {
@@ -217,7 +245,11 @@ func (r *scriptedReader) Read(p []byte) (int, error) {
 	if err, ok := chunk.(error); ok {
 		return 0, err
 	}
-	return copy(p, chunk.(string)), nil
+	n := copy(p, chunk.(string))
+	if rest := chunk.(string)[n:]; rest != "" {
+		r.chunks = append([]any{rest}, r.chunks...)
+	}
+	return n, nil
 }
 
 // TestFrameHeader checks the reply framing for both framings.
