@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -119,28 +120,43 @@ func (c *conn) readUnreadStdio(deadline time.Time) bool {
 	return true
 }
 
-// writeAside writes b, a shutdown's refusals, to a stdio output, and waits for the write for at
-// most refusalWriteTimeout. The write is made by a goroutine of its own, left behind if it
-// blocks longer: an output may block for ever, whether it takes no write deadline (the stdout
-// a process inherits) or ignores one. An output that takes one is given it, so that the write
-// ends then, and none after. bw is empty: the handlers are done and the last of them flushed.
+// writeAside writes b, a shutdown's refusals, to a stdio output, for at most
+// refusalWriteTimeout. An output that takes a write deadline is given one, and a forced stop
+// moves it to now; the write is over when writeAside returns, and the output is left without
+// a deadline, as it was found. Another output, which may block for ever (the stdout a process
+// inherits, or an *os.File in blocking mode, which ignores a deadline), is written by a
+// goroutine of its own, left behind if it blocks longer. bw is empty: the handlers are done
+// and the last of them flushed.
 func (c *conn) writeAside(b []byte) {
 	if c.isKilled() { // ServeStdio has returned: nothing more goes to w
 		return
 	}
-	deadline := time.Now().Add(refusalWriteTimeout)
+	d, ok := c.out.(interface{ SetWriteDeadline(time.Time) error })
+	if ok && nonBlocking(d) && d.SetWriteDeadline(time.Now().Add(refusalWriteTimeout)) == nil {
+		var mu sync.Mutex
+		written := false
+		stop := context.AfterFunc(c.ctx, func() { // a forced stop cancels c.ctx
+			mu.Lock()
+			defer mu.Unlock()
+			if !written {
+				_ = d.SetWriteDeadline(aLongTimeAgo)
+			}
+		})
+		defer stop()
+		_, _ = c.out.Write(b)
+		mu.Lock()
+		defer mu.Unlock()
+		written = true
+		_ = d.SetWriteDeadline(time.Time{})
+		return
+	}
 	b = slices.Clone(b) // the write may outlive the caller's buffer
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		d, ok := c.out.(interface{ SetWriteDeadline(time.Time) error })
-		ok = ok && nonBlocking(d) && d.SetWriteDeadline(deadline) == nil
 		_, _ = c.out.Write(b)
-		if ok {
-			_ = d.SetWriteDeadline(time.Time{}) // the output is left as it was found
-		}
 	}()
-	timer := time.NewTimer(time.Until(deadline))
+	timer := time.NewTimer(refusalWriteTimeout)
 	defer timer.Stop()
 	select {
 	case <-written:

@@ -368,9 +368,16 @@ func TestStdioShutdownRefusesDuringGrace(t *testing.T) {
 }
 
 // TestStdioShutdownStuckOutput checks that refusals to a client that has stopped reading its
-// output, which takes no write deadline, hold Shutdown up for about the grace and
-// refusalWriteTimeout only.
+// output hold Shutdown up for about the grace and refusalWriteTimeout only, whether the output
+// takes no write deadline (the write is left behind) or takes one (the write is over, and
+// the deadline taken off again, before ServeStdio returns).
 func TestStdioShutdownStuckOutput(t *testing.T) {
+	for _, deadline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deadline=%v", deadline), func(t *testing.T) { testStdioShutdownStuckOutput(t, deadline) })
+	}
+}
+
+func testStdioShutdownStuckOutput(t *testing.T, deadline bool) {
 	ts := newTestServer(t, Options{})
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -378,8 +385,12 @@ func TestStdioShutdownStuckOutput(t *testing.T) {
 	}
 	defer inR.Close()
 	defer inW.Close()
-	out := &stuckWriter{stuck: make(chan struct{}), replied: make(chan struct{})}
-	defer close(out.stuck)
+	stuck := &stuckWriter{stuck: make(chan struct{}), replied: make(chan struct{})}
+	defer close(stuck.stuck)
+	var out io.Writer = stuck
+	if deadline {
+		out = &deadlineWriter{stuckWriter: stuck}
+	}
 	served := make(chan error, 1)
 	go func() { served <- ts.ServeStdio(context.Background(), inR, out, FramingNewline) }()
 	_, _ = inW.Write([]byte(`{"jsonrpc":"2.0","method":"block","id":1}` + "\n"))
@@ -390,7 +401,7 @@ func TestStdioShutdownStuckOutput(t *testing.T) {
 	waitConns(t, ts.Server, "stop", func(c *conn) bool { return c.stopping.Load() })
 	_, _ = inW.Write([]byte(subtractFrame + "\n")) // to be refused
 	ts.fake.releaseOne(t)
-	<-out.replied
+	<-stuck.replied
 	select {
 	case err := <-shutdown:
 		if err != nil {
@@ -403,10 +414,15 @@ func TestStdioShutdownStuckOutput(t *testing.T) {
 	if err := <-served; err != ErrServerClosed {
 		t.Fatalf("ServeStdio: %v, want ErrServerClosed", err)
 	}
-	if out.writes.Load() != 2 {
-		t.Fatalf("%d writes, want the reply's and the refusal's", out.writes.Load())
+	if d, ok := out.(*deadlineWriter); ok {
+		if n, set := d.busy.Load(), d.deadline.Load(); n != 0 || set != nil {
+			t.Errorf("ServeStdio returned with %d writes in progress and the deadline %v set", n, set)
+		}
 	}
-	if limit := ts.unreadGrace + refusalWriteTimeout + 500*time.Millisecond; elapsed > limit {
+	if stuck.writes.Load() != 2 {
+		t.Fatalf("%d writes, want the reply's and the refusal's", stuck.writes.Load())
+	}
+	if limit := ts.unreadGrace + refusalWriteTimeout + 1500*time.Millisecond; elapsed > limit {
 		t.Errorf("Shutdown took %v, want under %v", elapsed, limit)
 	}
 	t.Logf("Shutdown took %v", elapsed)
@@ -427,4 +443,40 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 	}
 	<-w.stuck
 	return 0, io.ErrClosedPipe
+}
+
+// deadlineWriter is a stuckWriter that takes a write deadline, and ends a blocked write a
+// little after it, as Go's poller does; busy counts the writes in progress.
+type deadlineWriter struct {
+	*stuckWriter
+	busy     atomic.Int32
+	deadline atomic.Pointer[time.Time] // nil: none
+}
+
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		w.deadline.Store(nil)
+	} else {
+		w.deadline.Store(&t)
+	}
+	return nil
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	if w.stuckWriter.writes.Load() == 0 {
+		return w.stuckWriter.Write(p)
+	}
+	w.stuckWriter.writes.Add(1)
+	for {
+		select {
+		case <-w.stuck:
+			return 0, io.ErrClosedPipe
+		case <-time.After(time.Millisecond):
+		}
+		if d := w.deadline.Load(); d != nil && time.Since(*d) > 5*time.Millisecond {
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
 }
