@@ -305,7 +305,10 @@ func serve(o serveOptions, fs *pflag.FlagSet, stdin io.Reader, stdout, stderr io
 		log.Info("serving stdio", "framing", o.framing)
 		go func() {
 			defer close(stdioDone)
-			in, release := pollableInput(stdin)
+			in, release, err := pollableInput(stdin)
+			if err != nil {
+				log.Debug("stdio: reading stdin as inherited, which takes no read deadline: after a signal, only the read waiting in it is refused", "why", err)
+			}
 			defer release()
 			// Not ctx: a signal drains stdio's calls through Shutdown, as it does TCP's,
 			// instead of cancelling them.

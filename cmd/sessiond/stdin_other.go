@@ -2,9 +2,14 @@
 
 package main
 
-import "io"
+import (
+	"errors"
+	"io"
+)
 
 // pollableInput returns r: only Linux can open an inherited pipe anew (stdin_linux.go), so
 // elsewhere the stdio server reads its input no further, after a signal, than the read it
 // may be waiting in.
-func pollableInput(r io.Reader) (_ io.Reader, release func()) { return r, func() {} }
+func pollableInput(r io.Reader) (in io.Reader, release func(), err error) {
+	return r, func() {}, errors.New("only on Linux")
+}
