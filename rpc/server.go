@@ -361,9 +361,11 @@ type conn struct {
 	// a shutdown finish answers it with the frames still unread (refuseUnread).
 	held []byte
 	// A stdio connection's (nil for TCP): out is the output bw writes to, readerDone is
-	// closed when the reader goroutine has returned. Its reader runs apart from finish.
+	// closed when the reader goroutine has returned, readErr what it returned (set before).
+	// Its reader runs apart from finish.
 	out        io.Writer
 	readerDone chan struct{}
+	readErr    error
 
 	// Replies are written by the goroutine that produced them, one at a time under wmu, into
 	// one buffer. queued counts replies waiting for wmu; whoever writes the last one flushes,

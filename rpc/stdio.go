@@ -53,15 +53,15 @@ func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, frami
 		c.cancel()
 		return ErrServerClosed
 	}
-	readDone := make(chan error, 1)
 	go func() {
-		defer close(c.readerDone)
-		readDone <- c.readLoop()
+		c.readErr = c.readLoop()
+		close(c.readerDone)
 	}()
 
 	var readErr error
 	select {
-	case readErr = <-readDone:
+	case <-c.readerDone:
+		readErr = c.readErr
 		if errors.Is(readErr, io.ErrUnexpectedEOF) {
 			s.log.Warn("rpc: input ended inside a message; answering it with a parse error",
 				"transport", TransportStdio, "framing", framing.String())
