@@ -61,6 +61,7 @@ type hashProcess struct {
 
 	mu      sync.Mutex
 	pid     int           // the helper's process id
+	proc    *os.Process   // the helper, nil while none runs
 	w       *bufio.Writer // nil while no helper runs
 	stdin   io.Closer
 	pending map[uint64]*pendingHash
@@ -114,7 +115,7 @@ func (h *hashProcess) startLocked() error {
 		stdout.Close()
 		return fmt.Errorf("starting the hash helper: %w", err)
 	}
-	h.w, h.stdin, h.pid = bufio.NewWriter(stdin), stdin, cmd.Process.Pid
+	h.w, h.stdin, h.pid, h.proc = bufio.NewWriter(stdin), stdin, cmd.Process.Pid, cmd.Process
 	done := make(chan struct{})
 	h.done = done
 	go h.readReplies(cmd, stdout, done)
@@ -348,19 +349,27 @@ func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen ui
 	return id, reply
 }
 
-// close stops the helper and waits for it.
+// close ends the helper's input and waits for it to exit, for a second before it kills it.
 func (h *hashProcess) close() {
 	h.mu.Lock()
 	h.closed = true
-	stdin, done := h.stdin, h.done
+	stdin, done, proc := h.stdin, h.done, h.proc
 	h.mu.Unlock()
 	if stdin != nil {
 		_ = stdin.Close()
 	}
-	if done != nil {
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		// A helper starved of CPU (the idle one, on a busy machine) may take long to see
+		// the end of its input, and nothing waits for its answers any more.
+		_ = proc.Kill()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +180,31 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 	h.mu.Unlock()
 	if restarted == pid {
 		t.Fatal("no new helper")
+	}
+}
+
+// TestHashProcessCloseKillsAHelperThatStays checks that close ends a helper that does not
+// exit at the end of its input (a starved one, say) about a second after it, and reaps it.
+func TestHashProcessCloseKillsAHelperThatStays(t *testing.T) {
+	helper := filepath.Join(t.TempDir(), "helper")
+	if err := os.WriteFile(helper, []byte("#!/bin/sh\nexec sleep 60\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h := newHashProcess(helper, slog.New(slog.DiscardHandler), false)
+	if err := h.start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := helperPID(h)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // after a failure
+	closed := make(chan struct{})
+	go func() { h.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("close has not returned 10 s after it began")
+	}
+	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+		t.Errorf("the helper %d is still there after close: %v", pid, err)
 	}
 }
 
