@@ -14,12 +14,7 @@ import (
 // TestSendRoomPipe checks that sendRoom tells the room left in a pipe, its capacity less what
 // its reader has not read, and -1 for a writer without a descriptor.
 func TestSendRoomPipe(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
+	_, w := osPipe(t)
 	size := pipeSize(t, w)
 	if _, err := w.Write(make([]byte, 1000)); err != nil {
 		t.Fatal(err)
@@ -37,17 +32,8 @@ func TestSendRoomPipe(t *testing.T) {
 // write's deadline passes, and that Shutdown does not wait for it.
 func TestStdioShutdownNoRoomForRefusals(t *testing.T) {
 	ts := newTestServer(t, Options{})
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inR.Close()
-	defer inW.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outR.Close()
+	inR, inW := osPipe(t)
+	outR, outW := osPipe(t)
 	size := pipeSize(t, outW)
 	// Unread output that leaves a page of the pipe free: room for the reply to the call in
 	// flight, and for part of the refusals.

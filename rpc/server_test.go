@@ -401,20 +401,28 @@ func startStdio(t testing.TB, srv *Server, framing Framing) *stdioClient {
 // method does, and ignore the deadlines they take.
 func startStdioFiles(t testing.TB, srv *Server, framing Framing, blocking bool) *stdioClient {
 	t.Helper()
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW := osPipe(t) // inR closed after inW's Cleanup: registered first, run last
+	outR, outW := osPipe(t)
 	if blocking {
 		inR.Fd()
 		outW.Fd()
 	}
-	t.Cleanup(func() { inR.Close() }) // after inW's Cleanup: registered first, run last
 	return serveStdioOver(t, srv, framing, inR, inW, outR, outW)
+}
+
+// osPipe returns an OS pipe, which takes read and write deadlines; both ends are closed when
+// the test ends, if they are open still.
+func osPipe(t testing.TB) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Close()
+		w.Close()
+	})
+	return r, w
 }
 
 // serveStdioOver serves the client writing to inW and reading outR; outW is closed once

@@ -379,12 +379,7 @@ func TestStdioShutdownStuckOutput(t *testing.T) {
 
 func testStdioShutdownStuckOutput(t *testing.T, deadline bool) {
 	ts := newTestServer(t, Options{})
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inR.Close()
-	defer inW.Close()
+	inR, inW := osPipe(t)
 	stuck := &stuckWriter{stuck: make(chan struct{}), replied: make(chan struct{})}
 	defer close(stuck.stuck)
 	var out io.Writer = stuck
