@@ -35,7 +35,9 @@ import (
 // read, nor answered. The refusals are written at once, for at most 100 ms, and not at all to
 // a pipe too full to take them (on Linux); a write to w that blocks longer, w taking no write
 // deadline, is left behind. ServeStdio then returns ErrServerClosed. A forced stop (Shutdown's
-// context ended) makes it return at once, and the calls it cancels write nothing more to w.
+// context ended) makes it return at once; the calls it cancels begin no more writes to w, but
+// a write already under way (a reply or the refusals, waiting for a client that does not read)
+// may end after the return.
 //
 // The read and write timeouts of Options do not apply to stdio.
 func (s *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, framing Framing) error {
@@ -123,7 +125,8 @@ func (c *conn) readUnreadStdio(deadline time.Time) bool {
 // writeAside writes b, a shutdown's refusals, to a stdio output, for at most
 // refusalWriteTimeout. An output that takes a write deadline is given one, and a forced stop
 // moves it to now; the write is over when writeAside returns, and the output is left without
-// a deadline, as it was found. Another output, which may block for ever (the stdout a process
+// a deadline, as it was found (after a graceful stop, before ServeStdio returns; a forced one
+// does not wait for it). Another output, which may block for ever (the stdout a process
 // inherits, or an *os.File in blocking mode, which ignores a deadline), is written by a
 // goroutine of its own, left behind if it blocks longer. bw is empty: the handlers are done
 // and the last of them flushed.

@@ -353,11 +353,17 @@ func TestStdioShutdownRefusesDuringGrace(t *testing.T) {
 					t.Fatalf("the call in flight: %q, %v", got, err)
 				}
 				_ = client.Send([]byte(`{"jsonrpc":"2.0","method":"subtract","params":[5,1],"id":2}`))
-				if got, err := client.Recv(); err != nil || string(got) != refusedReply("2") {
+				got, err := client.Recv()
+				switch {
+				case pipes == "blocking" && err == io.EOF:
+					// The stop found the reader between two reads: a blocking input gets no
+					// Read after it, so a request sent then is not read (ServeStdio's doc).
+				case err != nil || string(got) != refusedReply("2"):
 					t.Fatalf("a request sent after the reply: %q, %v; want %s", got, err, refusedReply("2"))
-				}
-				if got, err := client.Recv(); err != io.EOF {
-					t.Fatalf("after the refusal: %q, %v; want EOF", got, err)
+				default:
+					if got, err := client.Recv(); err != io.EOF {
+						t.Fatalf("after the refusal: %q, %v; want EOF", got, err)
+					}
 				}
 				if err := <-shutdown; err != nil {
 					t.Fatalf("Shutdown: %v", err)
