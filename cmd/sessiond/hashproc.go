@@ -61,7 +61,7 @@ type hashProcess struct {
 
 	mu      sync.Mutex
 	pid     int           // the helper's process id
-	proc    *os.Process   // the helper, nil while none runs
+	proc    *os.Process   // the last helper started, nil before the first
 	w       *bufio.Writer // nil while no helper runs
 	stdin   io.Closer
 	pending map[uint64]*pendingHash

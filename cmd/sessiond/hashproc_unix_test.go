@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -194,17 +195,21 @@ func TestHashProcessCloseKillsAHelperThatStays(t *testing.T) {
 	if err := h.start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := helperPID(h)
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // after a failure
+	h.mu.Lock()
+	proc := h.proc
+	h.mu.Unlock()
 	closed := make(chan struct{})
 	go func() { h.close(); close(closed) }()
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
+		_ = proc.Kill()
 		t.Fatal("close has not returned 10 s after it began")
 	}
-	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-		t.Errorf("the helper %d is still there after close: %v", pid, err)
+	// Through the process, not its id, which the system may have given another by now.
+	if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
+		_ = proc.Kill()
+		t.Errorf("the helper is still there after close: %v", err)
 	}
 }
 

@@ -188,7 +188,8 @@ func TestStdioSIGTERMRefusesUnread(t *testing.T) {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "slow-hash.json")
 	// Hashes of about half a second, and two requests in flight at most: the two logins are
-	// surely in flight at the signal, and the reader waits with the third request read.
+	// in flight at the signal (but for a moment: below), and the reader waits with the third
+	// request read.
 	slow := `{"security": {"passwordHash": {"memoryKiB": 65536, "iterations": 6, "parallelism": 1}},
 		"server": {"maxInFlightPerConnection": 2}}`
 	if err := os.WriteFile(config, []byte(slow), 0o600); err != nil {
