@@ -10,6 +10,7 @@ All are safe to use from several threads at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import io
 import itertools
@@ -303,6 +304,10 @@ class _Connection:
                 self._refusal = self._unclaimed
             explain = self._error is None and self._refusal is None
         self._stop(self._describe_loss(error) if explain else error)
+        # The stream has ended: nothing reads it any more. (close may have left this thread
+        # waiting in a read that a process the server started held open.)
+        with contextlib.suppress(OSError, ValueError):
+            self._reader_file.close()
 
     def _dispatch(self, line: bytes) -> None:
         """Hands a reply to the call with its id. The server answers with id null a request it
@@ -520,6 +525,8 @@ class _Tail:
                     self._copy.flush()
                 except (OSError, ValueError):
                     self._copy = None  # a closed file: the logs go nowhere, the tail is kept
+        with contextlib.suppress(OSError, ValueError):
+            self._stderr.close()  # ended: close may have left it to this thread
 
     def join(self, timeout: float) -> None:
         """Waits for the end of stderr, at most timeout seconds."""

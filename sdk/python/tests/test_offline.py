@@ -266,8 +266,8 @@ class StdioCloseTest(unittest.TestCase):
                 self.assertEqual(transport.call("pingSession", {}).get("result"), {})
                 closing = threading.Thread(target=transport.close, daemon=True)
                 closing.start()
-                closing.join(10)
-                self.assertFalse(closing.is_alive(), "close has not returned 10 s after it began")
+                closing.join(3)
+                self.assertFalse(closing.is_alive(), "close has not returned 3 s after it began")
             finally:
                 with contextlib.suppress(OSError, ValueError):
                     with open(pid_file) as f:
