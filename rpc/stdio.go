@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -123,33 +122,19 @@ func (c *conn) readUnreadStdio(deadline time.Time) bool {
 }
 
 // writeAside writes b, a shutdown's refusals, to a stdio output, for at most
-// refusalWriteTimeout. An output that takes a write deadline is given one, and a forced stop
-// moves it to now; the write is over when writeAside returns, and the output is left without
-// a deadline, as it was found (after a graceful stop, before ServeStdio returns; a forced one
-// does not wait for it). Another output, which may block for ever (the stdout a process
-// inherits, or an *os.File in blocking mode, which ignores a deadline), is written by a
-// goroutine of its own, left behind if it blocks longer. bw is empty: the handlers are done
-// and the last of them flushed.
+// refusalWriteTimeout. An output that takes a write deadline is given one: the write is over
+// when writeAside returns, and the output is left without a deadline, as it was found (after
+// a graceful stop, before ServeStdio returns; a forced one does not wait for it). Another
+// output, which may block for ever (the stdout a process inherits, or an *os.File in
+// blocking mode, which ignores a deadline), is written by a goroutine of its own, left
+// behind if it blocks longer. bw is empty: the handlers are done and the last of them flushed.
 func (c *conn) writeAside(b []byte) {
 	if c.isKilled() { // ServeStdio has returned: nothing more goes to w
 		return
 	}
 	d, ok := c.out.(interface{ SetWriteDeadline(time.Time) error })
 	if ok && nonBlocking(d) && d.SetWriteDeadline(time.Now().Add(refusalWriteTimeout)) == nil {
-		var mu sync.Mutex
-		written := false
-		stop := context.AfterFunc(c.ctx, func() { // a forced stop cancels c.ctx
-			mu.Lock()
-			defer mu.Unlock()
-			if !written {
-				_ = d.SetWriteDeadline(aLongTimeAgo)
-			}
-		})
-		defer stop()
 		_, _ = c.out.Write(b)
-		mu.Lock()
-		defer mu.Unlock()
-		written = true
 		_ = d.SetWriteDeadline(time.Time{})
 		return
 	}
