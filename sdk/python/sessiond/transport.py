@@ -375,12 +375,10 @@ class _Connection:
         self._interrupt()
         self._writer.join(timeout=5)
         self._release()
+        # The reader closes the stream when it ends. One still waiting in a read (a process
+        # the server started holds the output open) is left to end with the stream: closing
+        # the file here would wait for that read.
         self._reader.join(timeout=self._reader_wait())
-        if not self._reader.is_alive():
-            self._reader_file.close()
-        # else a read waits in it (a process the server started holds its output open), and
-        # closing the file would wait for that read: the reader, a daemon thread, is left to
-        # end with the stream.
         self._stop(closed)  # the calls left waiting by a reader that has not ended
 
 
@@ -532,11 +530,6 @@ class _Tail:
         """Waits for the end of stderr, at most timeout seconds."""
         self._reader.join(timeout)
 
-    def close(self) -> None:
-        """Closes stderr once it has ended (a process the server started may hold it open)."""
-        if not self._reader.is_alive():
-            self._stderr.close()
-
     def text(self) -> str:
         """The last lines of stderr, at most 4 KiB of them, trimmed."""
         with self._lock:
@@ -599,9 +592,6 @@ class _StdioConnection(_Connection):
 
     def _reader_wait(self) -> float:
         return max(0.0, self._output_deadline - time.monotonic())
-
-    def _release(self) -> None:
-        self._stderr_tail.close()
 
 
 class _FromEnvironment:
