@@ -60,7 +60,6 @@ type hashProcess struct {
 	answered func(waited bool, took time.Duration)
 
 	mu      sync.Mutex
-	pid     int           // the helper's process id
 	proc    *os.Process   // the last helper started, nil before the first
 	w       *bufio.Writer // nil while no helper runs
 	stdin   io.Closer
@@ -115,7 +114,7 @@ func (h *hashProcess) startLocked() error {
 		stdout.Close()
 		return fmt.Errorf("starting the hash helper: %w", err)
 	}
-	h.w, h.stdin, h.pid, h.proc = bufio.NewWriter(stdin), stdin, cmd.Process.Pid, cmd.Process
+	h.w, h.stdin, h.proc = bufio.NewWriter(stdin), stdin, cmd.Process
 	done := make(chan struct{})
 	h.done = done
 	go h.readReplies(cmd, stdout, done)
@@ -316,7 +315,7 @@ func (h *hashProcess) send(password, salt []byte, p engine.HashParams, keyLen ui
 		if time.Now().Before(h.retryAt) {
 			return 0, nil
 		}
-		first := h.pid == 0
+		first := h.proc == nil
 		if err := h.startLocked(); err != nil {
 			h.retryAt = time.Now().Add(time.Second)
 			h.log.Warn("cannot start the password hash helper", "err", err, "idle", h.idle)

@@ -53,11 +53,14 @@ func TestHashProcessKeys(t *testing.T) {
 	wg.Wait()
 }
 
-// helperPID is the process id of h's helper.
+// helperPID is the process id of h's helper, 0 before it started one.
 func helperPID(h *hashProcess) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pid
+	if h.proc == nil {
+		return 0
+	}
+	return h.proc.Pid
 }
 
 // startTestHashers starts the two helpers from the sessiond binary the end-to-end tests build.

@@ -152,7 +152,7 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 	password, salt := []byte("secret"), []byte("salt-salt-salt-2")
 	want := wantKey(password, salt, enginetest.CheapHash, 32)
 	h.mu.Lock()
-	pid := h.pid
+	pid := h.proc.Pid
 	h.mu.Unlock()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestHashProcessSurvivesHelperDeath(t *testing.T) {
 	check("while dead")
 	waitLog("restarted the password hash helper", "no restart", 50*time.Millisecond, func() { check("restarting") })
 	h.mu.Lock()
-	restarted := h.pid
+	restarted := h.proc.Pid
 	h.mu.Unlock()
 	if restarted == pid {
 		t.Fatal("no new helper")
